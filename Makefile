@@ -1,0 +1,52 @@
+# cloud-ops: the only set-up a newcomer needs.
+#   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
+#   make test                   set up, lint, type-check, run the whole test suite
+#   make diff ENV=...  /  make deploy ENV=...   (need AWS credentials)
+
+ENV ?= dev
+CONCURRENCY ?= 4
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+CDK_FLAGS := --context env=$(ENV) --no-notices
+
+# Node 20 is what this machine has; jsii prints a banner on every start without these.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: setup synth test lint diff deploy clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+# Re-run only when the pins change: nearly free when everything is in place.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: setup
+	$(CDK) synth $(CDK_FLAGS) --quiet
+	@echo "compliance report: reports/$(ENV)/compliance.md"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+diff: setup
+	$(CDK) diff $(CDK_FLAGS) --all
+
+deploy: setup
+	$(CDK) deploy $(CDK_FLAGS) --all --concurrency $(CONCURRENCY) --require-approval broadening
+
+clean:
+	rm -rf cdk.out reports .pytest_cache .mypy_cache .ruff_cache

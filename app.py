@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""cloud-ops CDK app: ``cdk synth --context env=<name> [--context region=...] [--context account=...]``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from infra.config import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    from aws_cdk import App
+
+    app = App()
+    try:
+        settings = load_settings(
+            app.node.try_get_context("env"),
+            overrides={
+                "region": app.node.try_get_context("region"),
+                "account": app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            },
+        )
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    from infra.compliance.packs import register_rule_packs
+    from infra.compliance.report import synth_with_report
+    from infra.platform import build_platform
+
+    platform = build_platform(app, settings)
+    packs = register_rule_packs(app)
+    return synth_with_report(app, platform, packs, ROOT / "reports" / settings.environment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Acknowledgements of rule findings, recorded so the compliance report can list them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aws_cdk import Acknowledgment, Validations
+from constructs import IConstruct
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    construct_path: str
+    rule_id: str
+    reason: str
+
+
+@dataclass
+class Ledger:
+    """Every acknowledgement goes through :meth:`acknowledge`, on the narrowest construct."""
+
+    entries: list[Acknowledged] = field(default_factory=list)
+
+    def acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
+        if "*" in rule_id or not reason.strip():
+            raise ValueError(f"acknowledgement of {rule_id!r} needs an exact finding id and a reason")
+        Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+        self.entries.append(Acknowledged(construct.node.path, rule_id, reason))

@@ -1,0 +1,17 @@
+"""The rule packs every environment is checked against at synth."""
+
+from __future__ import annotations
+
+from aws_cdk import App, Validations
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks, PCIDSS321Checks
+
+
+def rule_packs(app: App) -> list[NagPack]:
+    return [AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app), PCIDSS321Checks(app)]
+
+
+def register_rule_packs(app: App) -> list[NagPack]:
+    """Any unacknowledged finding of any pack, warnings included, fails synth."""
+    packs = rule_packs(app)
+    Validations.of(app).add_plugins(*packs)
+    return packs

@@ -1,0 +1,256 @@
+"""Typed, validated settings: one YAML file per environment.
+
+Data flows one way: ``environments/<env>.yaml`` -> :class:`Settings` -> stacks. Only
+``app.py`` calls :func:`load_settings`; stacks receive the parts they need as keyword
+arguments. Every error a user can cause surfaces as one :class:`SettingsError` whose
+message names the setting, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from infra.config.regions import AWS_REGIONS, zone_in_region
+
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent / "environments"
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+
+# Interface endpoints a cluster in private subnets commonly needs. Each costs money per AZ,
+# so the list is a setting; the S3 gateway endpoint is free and always created.
+INTERFACE_ENDPOINTS: tuple[str, ...] = (
+    "ecr.api",
+    "ecr.dkr",
+    "sts",
+    "logs",
+    "secretsmanager",
+    "kms",
+    "ec2",
+    "elasticloadbalancing",
+    "autoscaling",
+    "ssm",
+    "eks",
+    "eks-auth",
+)
+
+_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+
+
+class SettingsError(Exception):
+    """A user-facing configuration error: the message is printed as is, without a traceback."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors (a typo must not be silently ignored); settings are immutable.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NetworkSettings(_Model):
+    vpc_cidr: str = "10.0.0.0/16"
+    availability_zones: Annotated[list[str], Field(min_length=2, max_length=6)]
+    nat_gateways: Annotated[int, Field(ge=1)]
+    interface_endpoints: list[str] = []
+    flow_log_retention_days: int
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _private_cidr(cls, value: str) -> str:
+        allowed = "a private RFC 1918 IPv4 network (10/8, 172.16/12, 192.168/16) from /16 to /24 with host bits clear"
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise ValueError(f"must be {allowed}") from None
+        if not isinstance(network, ipaddress.IPv4Network) or not any(network.subnet_of(p) for p in _RFC1918):
+            raise ValueError(f"must be {allowed}")
+        if not 16 <= network.prefixlen <= 24:
+            raise ValueError(f"must be {allowed}")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _unique_zones(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not list a zone twice")
+        return value
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in INTERFACE_ENDPOINTS:
+                raise ValueError(f"unknown endpoint {name!r}; allowed: {', '.join(INTERFACE_ENDPOINTS)}")
+        if len(set(value)) != len(value):
+            raise ValueError("must not list an endpoint twice")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _nat_within_zones(self) -> NetworkSettings:
+        if self.nat_gateways > len(self.availability_zones):
+            raise ValueError(
+                f"nat_gateways = {self.nat_gateways} is more than the {len(self.availability_zones)} "
+                "availability zones; allowed: 1 (shared) up to one per zone"
+            )
+        return self
+
+
+class Settings(_Model):
+    """One environment's settings. ``environment`` comes from the file name, not its content."""
+
+    environment: str
+    project: str
+    region: str
+    account: str | None = None
+    # Prod: stateful resources are retained on delete, stacks have termination protection.
+    retain_data: bool
+    network: NetworkSettings
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 3-20 characters: lowercase letters, digits and hyphens, starting with a letter")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in AWS_REGIONS:
+            raise ValueError(f"is not an AWS region of the aws partition; allowed: {', '.join(sorted(AWS_REGIONS))}")
+        return value
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_is_text(cls, value: object) -> object:
+        if isinstance(value, int):
+            raise ValueError("must be a 12-digit AWS account id in quotes (YAML reads an unquoted id as a number)")
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError("must be a 12-digit AWS account id")
+        return value
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> Settings:
+        for zone in self.network.availability_zones:
+            if not zone_in_region(zone, self.region):
+                raise ValueError(
+                    f"network.availability_zones: zone {zone!r} is not in region {self.region!r}; "
+                    f"allowed: zones of {self.region} such as {self.region}a"
+                )
+        return self
+
+    @property
+    def stack_prefix(self) -> str:
+        return f"{self.project}-{self.environment}"
+
+
+def known_environments(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load_settings(
+    environment: str | None,
+    *,
+    overrides: Mapping[str, str | None] | None = None,
+    directory: Path = ENVIRONMENTS_DIR,
+) -> Settings:
+    """Read and validate ``<directory>/<environment>.yaml``.
+
+    ``overrides`` holds values from the command line (``region``, ``account``); ``None``
+    values are ignored. Raises :class:`SettingsError` with a message for a person.
+    """
+    known = known_environments(directory)
+    if not environment:
+        raise SettingsError(
+            f"setting 'env' is missing: pass --context env=<name> (known environments: {', '.join(known)})"
+        )
+    if environment not in known:
+        raise SettingsError(
+            f"setting 'env' = {environment!r} is not a known environment; allowed: {', '.join(known)} "
+            f"(one file each in {directory})"
+        )
+    path = directory / f"{environment}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: must be a mapping of settings, got {type(raw).__name__}")
+    if "environment" in raw:
+        raise SettingsError(f"{path}: setting 'environment' is not allowed: the environment is the file name")
+    data: dict[str, Any] = {**raw, "environment": environment}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise SettingsError(format_validation_error(path, error, data)) from None
+
+
+def format_validation_error(path: Path, error: ValidationError, data: Mapping[str, Any]) -> str:
+    lines = [f"{path}: invalid settings"]
+    for item in error.errors():
+        location = _dotted(item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(item["loc"])
+            lines.append(f"  setting '{location}' is not a known setting; allowed here: {', '.join(allowed)}")
+        elif item["type"] == "missing":
+            lines.append(f"  setting '{location}' is required but missing")
+        elif not location:
+            lines.append(f"  {message}")
+        else:
+            lines.append(f"  setting '{location}' = {item['input']!r} {_as_clause(message)}")
+    return "\n".join(lines)
+
+
+def _as_clause(message: str) -> str:
+    # pydantic's own messages read "Input should be ..."; ours already read "must be ...".
+    if message.startswith("Input should be"):
+        return "is invalid: " + message.replace("Input should be", "must be", 1)
+    if message.startswith(("must", "is ", "unknown")):
+        return message
+    return "is invalid: " + message
+
+
+def _dotted(location: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in location:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(location: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in location[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return sorted(name for name in model.model_fields if name != "environment")

@@ -1,0 +1,27 @@
+"""A customer-managed KMS key with rotation and a readable alias."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class EncryptionKey(Construct):
+    """Symmetric key, yearly rotation, alias ``alias/<prefix>/<purpose>``.
+
+    ``retain`` keeps the key when its stack is deleted: data encrypted under a deleted key
+    is lost for good, so prod keys outlive their stacks.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, alias_prefix: str, purpose: str, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{alias_prefix} {purpose}",
+            alias=f"alias/{alias_prefix}/{purpose}",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30 if retain else 7),
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )

@@ -1,0 +1,43 @@
+"""Builds one environment's stacks from its settings. Only app.py and tests call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, Tags
+
+from infra.compliance.acknowledgements import acknowledge_platform
+from infra.compliance.ledger import Ledger
+from infra.config.settings import Settings
+from infra.stacks.network import NetworkStack
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    network: NetworkStack
+    ledger: Ledger
+
+
+def build_platform(app: App, settings: Settings) -> Platform:
+    env = Environment(account=settings.account, region=settings.region)
+    prefix = settings.stack_prefix
+
+    network = NetworkStack(
+        app,
+        f"{prefix}-network",
+        stack_name=f"{prefix}-network",
+        description=f"{prefix}: VPC, subnets, NAT gateways, flow logs, endpoints",
+        env=env,
+        termination_protection=settings.retain_data,
+        network=settings.network,
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+
+    for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
+        Tags.of(app).add(key, value)
+
+    platform = Platform(settings=settings, network=network, ledger=Ledger())
+    acknowledge_platform(platform)
+    return platform

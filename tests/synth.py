@@ -1,0 +1,57 @@
+"""In-process synthesis exactly as app.py does it, for tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App
+
+from infra.compliance.packs import register_rule_packs
+from infra.config.settings import Settings
+from infra.platform import Platform, build_platform
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context the CDK CLI passes to app.py, from cdk.json."""
+    config = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))
+    return {**config["context"], "aws:cdk:version-reporting": config["versionReporting"]}
+
+
+@dataclass
+class Synthesized:
+    settings: Settings
+    platform: Platform
+    outdir: Path
+
+    def template(self, stack: str) -> dict[str, Any]:
+        name = f"{self.settings.stack_prefix}-{stack}"
+        return dict(json.loads((self.outdir / f"{name}.template.json").read_text(encoding="utf-8")))
+
+    def manifest(self) -> dict[str, Any]:
+        return dict(json.loads((self.outdir / "manifest.json").read_text(encoding="utf-8")))
+
+    def validation_report(self) -> dict[str, Any]:
+        return dict(json.loads((self.outdir / "validation-report.json").read_text(encoding="utf-8")))
+
+
+def synthesize(settings: Settings, outdir: Path) -> Synthesized:
+    app = App(context=cdk_json_context(), outdir=str(outdir))
+    platform = build_platform(app, settings)
+    register_rule_packs(app)
+    app.synth()
+    return Synthesized(settings=settings, platform=platform, outdir=outdir)
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    found = list(resources(template, resource_type).values())
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return found[0]

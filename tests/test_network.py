@@ -1,0 +1,173 @@
+"""The network stack, per environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.synth import Synthesized, only, resources
+
+
+def _subnets(env: Synthesized, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    template = env.template("network")
+    return [
+        r["Properties"]
+        for r in resources(template, "AWS::EC2::Subnet").values()
+        if {"Key": "aws-cdk:subnet-name", "Value": kind} in r["Properties"]["Tags"]
+    ]
+
+
+def test_vpc_uses_the_cidr_from_settings(env: Synthesized) -> None:
+    vpc = only(env.template("network"), "AWS::EC2::VPC")["Properties"]
+    assert vpc["CidrBlock"] == env.settings.network.vpc_cidr == "10.0.0.0/16"
+    assert vpc["EnableDnsHostnames"] is True
+    assert vpc["EnableDnsSupport"] is True
+
+
+@pytest.mark.parametrize("kind", ["public", "private", "data"])
+def test_one_subnet_of_each_kind_per_zone(env: Synthesized, kind: str) -> None:
+    zones = sorted(s["AvailabilityZone"] for s in _subnets(env, kind))
+    assert zones == sorted(env.settings.network.availability_zones)
+
+
+def test_dev_spans_two_zones_and_prod_three(dev: Synthesized, prod: Synthesized) -> None:
+    assert len({s["AvailabilityZone"] for s in _subnets(dev, "private")}) == 2
+    assert len({s["AvailabilityZone"] for s in _subnets(prod, "private")}) == 3
+
+
+def test_no_subnet_assigns_public_ips(env: Synthesized) -> None:
+    for subnet in resources(env.template("network"), "AWS::EC2::Subnet").values():
+        assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+def test_nat_gateways_match_settings(dev: Synthesized, prod: Synthesized) -> None:
+    assert len(resources(dev.template("network"), "AWS::EC2::NatGateway")) == 1
+    assert len(resources(prod.template("network"), "AWS::EC2::NatGateway")) == 3
+
+
+def test_data_subnets_have_no_route_out(env: Synthesized) -> None:
+    template = env.template("network")
+    data_tables = {
+        k
+        for k, r in resources(template, "AWS::EC2::RouteTable").items()
+        if any(t["Key"] == "Name" and "/data" in t["Value"] for t in r["Properties"]["Tags"])
+    }
+    assert data_tables
+    for route in resources(template, "AWS::EC2::Route").values():
+        assert route["Properties"]["RouteTableId"]["Ref"] not in data_tables
+
+
+def test_private_subnets_route_out_through_nat(env: Synthesized) -> None:
+    template = env.template("network")
+    nat_routes = [r for r in resources(template, "AWS::EC2::Route").values() if "NatGatewayId" in r["Properties"]]
+    assert len(nat_routes) == len(env.settings.network.availability_zones)
+
+
+def test_flow_log_captures_all_traffic_to_the_encrypted_log_group(env: Synthesized) -> None:
+    template = env.template("network")
+    flow_log = only(template, "AWS::EC2::FlowLog")["Properties"]
+    assert flow_log["TrafficType"] == "ALL"
+    assert flow_log["ResourceType"] == "VPC"
+    assert flow_log["LogDestinationType"] == "cloud-watch-logs"
+    log_group_id = flow_log["LogGroupName"]["Ref"]
+    log_group = template["Resources"][log_group_id]["Properties"]
+    key_id = log_group["KmsKeyId"]["Fn::GetAtt"][0]
+    assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+    assert template["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+    assert log_group["RetentionInDays"] == env.settings.network.flow_log_retention_days
+
+
+def test_flow_log_retention_is_longer_in_prod(dev: Synthesized, prod: Synthesized) -> None:
+    assert only(dev.template("network"), "AWS::Logs::LogGroup")["Properties"]["RetentionInDays"] == 30
+    assert only(prod.template("network"), "AWS::Logs::LogGroup")["Properties"]["RetentionInDays"] == 365
+
+
+def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized) -> None:
+    key = only(env.template("network"), "AWS::KMS::Key")["Properties"]
+    service_principals = [
+        s["Principal"]["Service"] for s in key["KeyPolicy"]["Statement"] if "Service" in s.get("Principal", {})
+    ]
+    assert service_principals == [f"logs.{env.settings.region}.amazonaws.com"]
+
+
+def test_flow_log_role_is_trusted_only_by_flow_logs_for_this_account(env: Synthesized) -> None:
+    template = env.template("network")
+    roles = [
+        r
+        for r in resources(template, "AWS::IAM::Role").values()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"].get("Service")
+        == "vpc-flow-logs.amazonaws.com"
+    ]
+    assert len(roles) == 1
+    statement = roles[0]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert set(statement["Condition"]) == {"StringEquals", "ArnLike"}
+    assert "aws:SourceAccount" in statement["Condition"]["StringEquals"]
+    assert "Policies" not in roles[0]["Properties"]
+
+
+def test_retention_of_flow_logs_and_key_follows_the_environment(dev: Synthesized, prod: Synthesized) -> None:
+    for resource_type in ("AWS::Logs::LogGroup", "AWS::KMS::Key"):
+        assert only(dev.template("network"), resource_type)["DeletionPolicy"] == "Delete"
+        assert only(prod.template("network"), resource_type)["DeletionPolicy"] == "Retain"
+        assert only(prod.template("network"), resource_type)["UpdateReplacePolicy"] == "Retain"
+
+
+def test_default_security_group_is_stripped(env: Synthesized) -> None:
+    assert len(resources(env.template("network"), "Custom::VpcRestrictDefaultSG")) == 1
+
+
+def test_s3_gateway_endpoint_always_exists(env: Synthesized) -> None:
+    endpoints = resources(env.template("network"), "AWS::EC2::VPCEndpoint").values()
+    gateways = [e for e in endpoints if e["Properties"].get("VpcEndpointType") == "Gateway"]
+    assert len(gateways) == 1
+    assert "s3" in str(gateways[0]["Properties"]["ServiceName"])
+
+
+def test_interface_endpoints_follow_settings(dev: Synthesized, prod: Synthesized) -> None:
+    def interface_services(env: Synthesized) -> set[str]:
+        endpoints = resources(env.template("network"), "AWS::EC2::VPCEndpoint").values()
+        names = [e["Properties"]["ServiceName"] for e in endpoints if e["Properties"]["VpcEndpointType"] == "Interface"]
+        return {n.removeprefix(f"com.amazonaws.{env.settings.region}.") for n in names}
+
+    assert interface_services(dev) == set()
+    assert interface_services(prod) == set(prod.settings.network.interface_endpoints)
+    for endpoint in resources(prod.template("network"), "AWS::EC2::VPCEndpoint").values():
+        if endpoint["Properties"]["VpcEndpointType"] == "Interface":
+            assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+
+
+def test_endpoint_security_group_opens_only_https_from_the_vpc(prod: Synthesized) -> None:
+    group = only(prod.template("network"), "AWS::EC2::SecurityGroup")["Properties"]
+    assert group["SecurityGroupIngress"] == [
+        {
+            "CidrIp": "10.0.0.0/16",
+            "Description": "HTTPS from the VPC",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+
+
+def test_every_taggable_resource_carries_the_platform_tags(env: Synthesized) -> None:
+    expected = {"project": env.settings.project, "environment": env.settings.environment, "managed-by": "cdk"}
+    tagged = 0
+    for resource in env.template("network")["Resources"].values():
+        tags = resource.get("Properties", {}).get("Tags")
+        if isinstance(tags, list):
+            tagged += 1
+            assert {t["Key"]: t["Value"] for t in tags}.items() >= expected.items(), resource["Type"]
+    assert tagged > 10
+
+
+def test_prod_network_stack_has_termination_protection(dev: Synthesized, prod: Synthesized) -> None:
+    def protected(env: Synthesized) -> bool:
+        artifact = env.manifest()["artifacts"][f"{env.settings.stack_prefix}-network"]
+        return bool(artifact["properties"].get("terminationProtection", False))
+
+    assert protected(prod) is True
+    assert protected(dev) is False
+
+
+def test_synth_needs_no_lookups(env: Synthesized) -> None:
+    assert "missing" not in env.manifest()

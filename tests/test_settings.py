@@ -1,0 +1,191 @@
+"""Bad input stops synth with one message naming the setting, the value and what is allowed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+from tests.synth import ROOT
+
+
+def _base() -> dict[str, Any]:
+    return dict(yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8")))
+
+
+def _load(tmp_path: Path, data: object, **overrides: str | None) -> None:
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    load_settings("qa", directory=tmp_path, overrides=overrides)
+
+
+def _network(**changes: Any) -> dict[str, Any]:
+    data = _base()
+    data["network"] = {**data["network"], **changes}
+    return data
+
+
+def test_both_shipped_environments_load() -> None:
+    assert load_settings("dev").network.nat_gateways == 1
+    assert load_settings("prod").retain_data is True
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(
+        SettingsError, match=r"setting 'env' = 'staging' is not a known environment; allowed: dev, prod"
+    ):
+        load_settings("staging")
+
+
+def test_missing_environment_says_how_to_pass_it() -> None:
+    with pytest.raises(SettingsError, match=r"setting 'env' is missing: pass --context env=<name>"):
+        load_settings(None)
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    data = _base()
+    del data["project"]
+    with pytest.raises(SettingsError, match=r"setting 'project' is required but missing"):
+        _load(tmp_path, data)
+
+
+def test_unknown_field_is_rejected_with_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"setting 'network.nat_gateway' is not a known setting; allowed here: .*nat_gateways"
+    ):
+        _load(tmp_path, _network(nat_gateway=2))
+
+
+def test_malformed_yaml_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "qa.yaml").write_text("project: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"qa.yaml: not valid YAML"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"must be a mapping of settings, got list"):
+        _load(tmp_path, ["project", "x"])
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"setting 'network.nat_gateways' = '2' is invalid: must be a valid integer"
+    ):
+        _load(tmp_path, _network(nat_gateways="2"))
+
+
+def test_region_must_be_an_aws_region(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"setting 'region' = 'us-east-9' is not an AWS region .*allowed: af-south-1"
+    ):
+        _load(tmp_path, _base(), region="us-east-9")
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "abcdefghijkl"])
+def test_account_must_be_twelve_digits(tmp_path: Path, account: str) -> None:
+    with pytest.raises(SettingsError, match=rf"setting 'account' = '{account}' must be a 12-digit AWS account id"):
+        _load(tmp_path, _base(), account=account)
+
+
+def test_unquoted_account_in_yaml_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match=r"setting 'account' = 123456789012 must be a 12-digit AWS account id in quotes"
+    ):
+        _load(tmp_path, {**_base(), "account": 123456789012})
+
+
+def test_account_from_the_command_line_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_base()), encoding="utf-8")
+    assert load_settings("qa", directory=tmp_path, overrides={"account": "123456789012"}).account == "123456789012"
+
+
+@pytest.mark.parametrize(
+    "cidr",
+    [
+        "8.8.0.0/16",  # public
+        "10.0.0.0/8",  # too large
+        "10.0.0.0/25",  # too small
+        "10.0.0.1/16",  # host bits set
+        "172.32.0.0/16",  # just outside 172.16/12
+        "fd00::/48",  # IPv6
+        "not-a-cidr",
+    ],
+)
+def test_vpc_cidr_must_be_private_and_sized(tmp_path: Path, cidr: str) -> None:
+    with pytest.raises(SettingsError, match=rf"setting 'network.vpc_cidr' = '{cidr}' must be a private RFC 1918"):
+        _load(tmp_path, _network(vpc_cidr=cidr))
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/16", "172.16.0.0/20", "192.168.10.0/24"])
+def test_private_cidrs_between_16_and_24_are_accepted(tmp_path: Path, cidr: str) -> None:
+    _load(tmp_path, _network(vpc_cidr=cidr))
+
+
+def test_zone_outside_the_region_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"zone 'eu-west-1a' is not in region 'us-east-1'"):
+        _load(tmp_path, _network(availability_zones=["us-east-1a", "eu-west-1a"]))
+
+
+def test_region_override_checks_the_zones_against_the_new_region(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"zone 'us-east-1a' is not in region 'eu-west-1'"):
+        _load(tmp_path, _base(), region="eu-west-1")
+
+
+def test_local_zones_are_not_availability_zones(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"zone 'us-east-1-bos-1a' is not in region"):
+        _load(tmp_path, _network(availability_zones=["us-east-1a", "us-east-1-bos-1a"]))
+
+
+def test_fewer_than_two_zones_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"setting 'network.availability_zones' = \['us-east-1a'\] .*at least 2"):
+        _load(tmp_path, _network(availability_zones=["us-east-1a"], nat_gateways=1))
+
+
+def test_more_nat_gateways_than_zones_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"nat_gateways = 3 is more than the 2 availability zones"):
+        _load(tmp_path, _network(nat_gateways=3))
+
+
+def test_unknown_interface_endpoint_lists_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"unknown endpoint 'ecr'; allowed: ecr.api, ecr.dkr"):
+        _load(tmp_path, _network(interface_endpoints=["ecr"]))
+
+
+def test_log_retention_must_be_a_cloudwatch_period(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"setting 'network.flow_log_retention_days' = 31 must be one of"):
+        _load(tmp_path, _network(flow_log_retention_days=31))
+
+
+def test_project_name_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"setting 'project' = 'Cloud_Ops' must be 3-20 characters"):
+        _load(tmp_path, {**_base(), "project": "Cloud_Ops"})
+
+
+def test_environment_is_the_file_name_not_a_setting(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"setting 'environment' is not allowed"):
+        _load(tmp_path, {**_base(), "environment": "prod"})
+
+
+def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "env": "staging"})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: setting 'env' = 'staging' is not a known environment; allowed: dev, prod "
+        f"(one file each in {ENVIRONMENTS_DIR})"
+    )
