@@ -32,7 +32,11 @@ def main() -> int:
     from infra.compliance.report import synth_with_report
     from infra.platform import build_platform
 
-    platform = build_platform(app, settings)
+    try:
+        platform = build_platform(app, settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     packs = register_rule_packs(app)
     return synth_with_report(app, platform, packs, ROOT / "reports" / settings.environment)
 

@@ -9,6 +9,7 @@ from aws_cdk import App, Environment, Tags
 from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.settings import Settings
+from infra.stacks.eks import EksStack
 from infra.stacks.network import NetworkStack
 
 
@@ -16,6 +17,7 @@ from infra.stacks.network import NetworkStack
 class Platform:
     settings: Settings
     network: NetworkStack
+    eks: EksStack
     ledger: Ledger
 
 
@@ -35,9 +37,25 @@ def build_platform(app: App, settings: Settings) -> Platform:
         retain_data=settings.retain_data,
     )
 
+    eks = EksStack(
+        app,
+        f"{prefix}-eks",
+        stack_name=f"{prefix}-eks",
+        description=f"{prefix}: EKS cluster, managed nodes, access entries, IRSA per service",
+        env=env,
+        termination_protection=settings.production,
+        vpc=network.vpc,
+        zones=settings.network.availability_zones,
+        eks_settings=settings.eks,
+        services=settings.services,
+        environment_name=settings.environment,
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
 
-    platform = Platform(settings=settings, network=network, ledger=Ledger())
+    platform = Platform(settings=settings, network=network, eks=eks, ledger=Ledger())
     acknowledge_platform(platform)
     return platform

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 from infra.compliance.ledger import Ledger
 
 if TYPE_CHECKING:
+    from constructs import IConstruct
+
     from infra.platform import Platform
+    from infra.stacks.eks import EksStack
     from infra.stacks.network import NetworkStack
 
 # The same control appears in several packs under its own prefix.
@@ -20,6 +23,78 @@ _COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 def acknowledge_platform(platform: Platform) -> None:
     _network(platform.network, platform.ledger)
+    _eks(platform.eks, platform.ledger)
+
+
+def _child(scope: IConstruct, path: str) -> IConstruct:
+    node = scope
+    for part in path.split("/"):
+        node = node.node.find_child(part)
+    return node
+
+
+def _aws_managed(policy: str) -> str:
+    return f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]"
+
+
+def _eks(stack: EksStack, ledger: Ledger) -> None:
+    eks_requires = (
+        "EKS requires this AWS managed policy for this role and AWS keeps it current with the service; "
+        "a customer-managed copy would silently fall behind new EKS features."
+    )
+    ledger.acknowledge(_child(stack, "Cluster/Role/Resource"), _aws_managed("AmazonEKSClusterPolicy"), eks_requires)
+    for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
+        ledger.acknowledge(_child(stack, "NodeRole/Resource"), _aws_managed(policy), eks_requires)
+    ledger.acknowledge(_child(stack, "VpcCniRole/Resource"), _aws_managed("AmazonEKS_CNI_Policy"), eks_requires)
+
+    # The kubectl provider: CDK's own Lambda functions (handler and provider framework) that apply
+    # manifests and Helm charts during deployment. Their code, runtime, roles and log groups are
+    # created inside aws-cdk-lib and are not configurable through KubectlProviderOptions.
+    cdk_owned = (
+        "Created by aws-cdk-lib's EKS kubectl provider, which exposes no option to change it; it runs only "
+        "during deployments (CloudFormation custom resource), not as a workload."
+    )
+    handler = "Cluster/KubectlProvider/Handler"
+    on_event = "Cluster/KubectlProvider/Provider/framework-onEvent"
+    for path in (handler, on_event):
+        role = _child(stack, f"{path}/ServiceRole/Resource")
+        ledger.acknowledge(role, _aws_managed("service-role/AWSLambdaBasicExecutionRole"), cdk_owned)
+        ledger.acknowledge(role, _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"), cdk_owned)
+        inline = _child(stack, f"{path}/ServiceRole/DefaultPolicy/Resource")
+        function = _child(stack, f"{path}/Resource")
+        log_group = _child(stack, f"{path}/LogGroup/Resource")
+        for pack in _COMPLIANCE_PACKS:
+            ledger.acknowledge(inline, f"{pack}-IAMNoInlinePolicy", cdk_owned)
+            ledger.acknowledge(log_group, f"{pack}-CloudWatchLogGroupEncrypted", cdk_owned)
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            ledger.acknowledge(
+                function,
+                f"{pack}-LambdaConcurrency",
+                cdk_owned + " It runs once per deployment change; reserved concurrency would only cap deploys.",
+            )
+            ledger.acknowledge(
+                function,
+                f"{pack}-LambdaDLQ",
+                cdk_owned + " It is invoked synchronously by CloudFormation, which reports failures itself.",
+            )
+    handler_role = _child(stack, f"{handler}/ServiceRole/Resource")
+    ledger.acknowledge(handler_role, _aws_managed("AmazonEC2ContainerRegistryReadOnly"), cdk_owned)
+    ecr_public = (
+        'AwsSolutions-IAM4[Policy::{"Fn::If":["ClusterKubectlProviderHandlerHasEcrPublic69E09706",'
+        '{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},'
+        '{"Ref":"AWS::NoValue"}]}]'
+    )
+    ledger.acknowledge(handler_role, ecr_public, cdk_owned + " Helm pulls public charts from ECR Public.")
+    ledger.acknowledge(
+        _child(stack, f"{handler}/Resource"),
+        "AwsSolutions-L1",
+        cdk_owned + " aws-cdk-lib pins the handler's Python runtime; it moves with aws-cdk-lib upgrades.",
+    )
+    ledger.acknowledge(
+        _child(stack, f"{on_event}/ServiceRole/DefaultPolicy/Resource"),
+        "AwsSolutions-IAM5[Resource::<ClusterKubectlProviderHandler2E05C68A.Arn>:*]",
+        cdk_owned + " The wildcard is the handler function's own versions and aliases (lambda:InvokeFunction).",
+    )
 
 
 def _network(network: NetworkStack, ledger: Ledger) -> None:

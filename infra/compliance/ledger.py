@@ -22,7 +22,9 @@ class Ledger:
     entries: list[Acknowledged] = field(default_factory=list)
 
     def acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
-        if "*" in rule_id or not reason.strip():
+        # Ids match exactly; a '*' in the rule part would read as a blanket acknowledgement. Inside
+        # the brackets it is part of the finding itself (IAM5[Resource::<Arn>:*]).
+        if "*" in rule_id.split("[", 1)[0] or not reason.strip():
             raise ValueError(f"acknowledgement of {rule_id!r} needs an exact finding id and a reason")
         Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
         self.entries.append(Acknowledged(construct.node.path, rule_id, reason))

@@ -114,6 +114,100 @@ class NetworkSettings(_Model):
         return self
 
 
+# EKS standard support windows (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html,
+# checked 2026-11-26). A version outside standard support costs extended-support fees and, once that
+# ends too, can no longer be created; only these are accepted.
+EKS_STANDARD_SUPPORT: dict[str, tuple[str, str]] = {
+    "1.35": ("2026-01-27", "2027-03-27"),
+    "1.36": ("2026-05-26", "2027-07-26"),
+}
+_SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
+
+
+def _support_dates() -> str:
+    return "; ".join(f"{v}: standard support {a} to {b}" for v, (a, b) in EKS_STANDARD_SUPPORT.items())
+
+
+class EndpointSettings(_Model):
+    # Empty: the API server is reachable only from inside the VPC.
+    public_access_cidrs: list[str] = []
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} must be an IPv4 CIDR with host bits clear, e.g. 203.0.113.0/24") from None
+        return value
+
+
+class NodeGroupSettings(_Model):
+    instance_types: Annotated[list[str], Field(min_length=1)]
+    min_size: Annotated[int, Field(ge=0, le=450)]
+    desired_size: Annotated[int, Field(ge=0, le=450)]
+    max_size: Annotated[int, Field(ge=1, le=450)]
+    disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 50
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_types(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", name):
+                raise ValueError(f"{name!r} is not an EC2 instance type such as t3.large")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NodeGroupSettings:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                f"sizes must satisfy min_size <= desired_size <= max_size, got "
+                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
+            )
+        return self
+
+
+class EksSettings(_Model):
+    kubernetes_version: str = "1.35"
+    endpoint: EndpointSettings = EndpointSettings()
+    # IAM role ARNs given cluster-admin through access entries; nobody else is (not the deployer).
+    admin_role_arns: list[str] = []
+    node_group: NodeGroupSettings
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in EKS_STANDARD_SUPPORT:
+            raise ValueError(f"is not in EKS standard support; allowed: {_support_dates()}")
+        return value
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", arn):
+                raise ValueError(f"{arn!r} must be an IAM role ARN: arn:aws:iam::<12 digits>:role/<name>")
+        return value
+
+
+class ServiceSettings(_Model):
+    """One microservice of the catalogue: its namespace is ``<name>-<env>``."""
+
+    name: str
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    ingress: bool
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SERVICE_NAME.match(value):
+            raise ValueError(
+                "must be a DNS label of 1-30 characters: lowercase letters, digits and hyphens, starting with a letter"
+            )
+        return value
+
+
 class Settings(_Model):
     """One environment's settings. ``environment`` comes from the file name, not its content."""
 
@@ -123,7 +217,11 @@ class Settings(_Model):
     account: str | None = None
     # Prod: stateful resources are retained on delete, stacks have termination protection.
     retain_data: bool
+    # Production guardrails: no API endpoint open to the internet, a node in every zone.
+    production: bool
     network: NetworkSettings
+    eks: EksSettings
+    services: Annotated[list[ServiceSettings], Field(min_length=1)]
 
     @field_validator("project")
     @classmethod
@@ -162,6 +260,30 @@ class Settings(_Model):
                     f"allowed: zones of {self.region} such as {self.region}a"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _production_guardrails(self) -> Settings:
+        if self.production:
+            if "0.0.0.0/0" in self.eks.endpoint.public_access_cidrs:
+                raise ValueError(
+                    "eks.endpoint.public_access_cidrs: '0.0.0.0/0' is not allowed in production; "
+                    "allowed: the CIDRs of your offices and CI runners, or [] for a private endpoint"
+                )
+            zones = len(self.network.availability_zones)
+            if self.eks.node_group.min_size < zones:
+                raise ValueError(
+                    f"eks.node_group.min_size = {self.eks.node_group.min_size} is below one node per zone "
+                    f"({zones}) in production"
+                )
+        return self
+
+    @field_validator("services")
+    @classmethod
+    def _unique_services(cls, value: list[ServiceSettings]) -> list[ServiceSettings]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service names must be unique, got {names}")
+        return value
 
     @property
     def stack_prefix(self) -> str:

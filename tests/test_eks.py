@@ -1,0 +1,279 @@
+"""The EKS stack, per environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+from tests.synth import Synthesized, only, resources
+
+
+def _cluster(env: Synthesized) -> dict[str, Any]:
+    return dict(only(env.template("eks"), "AWS::EKS::Cluster")["Properties"])
+
+
+def test_cluster_runs_the_version_from_settings(env: Synthesized) -> None:
+    assert _cluster(env)["Version"] == env.settings.eks.kubernetes_version == "1.35"
+
+
+def test_all_five_control_plane_log_types_are_on(env: Synthesized) -> None:
+    enabled = {t["Type"] for t in _cluster(env)["Logging"]["ClusterLogging"]["EnabledTypes"]}
+    assert enabled == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+
+
+def test_secrets_are_envelope_encrypted_with_a_rotating_customer_key(env: Synthesized) -> None:
+    template = env.template("eks")
+    (config,) = _cluster(env)["EncryptionConfig"]
+    assert config["Resources"] == ["secrets"]
+    key_id = config["Provider"]["KeyArn"]["Fn::GetAtt"][0]
+    assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+    assert template["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_authentication_is_access_entries_only_and_the_deployer_is_not_admin(env: Synthesized) -> None:
+    access = _cluster(env)["AccessConfig"]
+    assert access == {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False}
+
+
+def test_only_the_kubectl_provider_is_cluster_admin_when_no_admins_are_listed(env: Synthesized) -> None:
+    entries = list(resources(env.template("eks"), "AWS::EKS::AccessEntry").values())
+    assert env.settings.eks.admin_role_arns == []
+    assert len(entries) == 1
+    assert entries[0]["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ClusterKubectlProviderHandler")
+
+
+def test_dev_endpoint_is_public_and_private_prod_endpoint_is_private_only(dev: Synthesized, prod: Synthesized) -> None:
+    dev_vpc = _cluster(dev)["ResourcesVpcConfig"]
+    assert dev_vpc["EndpointPrivateAccess"] is True
+    assert dev_vpc["EndpointPublicAccess"] is True
+    assert dev_vpc["PublicAccessCidrs"] == ["0.0.0.0/0"]
+    prod_vpc = _cluster(prod)["ResourcesVpcConfig"]
+    assert prod_vpc["EndpointPrivateAccess"] is True
+    assert prod_vpc["EndpointPublicAccess"] is False
+    assert "PublicAccessCidrs" not in prod_vpc
+
+
+def _private_subnet_outputs(env: Synthesized, subnet_ids: list[dict[str, Any]]) -> list[str]:
+    return [s["Fn::GetStackOutput"]["OutputName"] for s in subnet_ids]
+
+
+def test_control_plane_and_nodes_live_in_the_private_subnets_of_every_zone(env: Synthesized) -> None:
+    zones = len(env.settings.network.availability_zones)
+    nodegroup = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]
+    for subnet_ids in (_cluster(env)["ResourcesVpcConfig"]["SubnetIds"], nodegroup["Subnets"]):
+        outputs = _private_subnet_outputs(env, subnet_ids)
+        assert len(outputs) == zones
+        assert all("privateSubnet" in o for o in outputs)
+
+
+def test_node_group_sizes_follow_settings(dev: Synthesized, prod: Synthesized) -> None:
+    assert only(dev.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"] == {
+        "MinSize": 1,
+        "DesiredSize": 2,
+        "MaxSize": 4,
+    }
+    prod_scaling = only(prod.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"]
+    assert prod_scaling["MinSize"] >= len(prod.settings.network.availability_zones)
+
+
+def test_nodes_run_al2023_with_the_instance_types_from_settings(env: Synthesized) -> None:
+    nodegroup = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]
+    assert nodegroup["AmiType"] == "AL2023_x86_64_STANDARD"
+    assert nodegroup["InstanceTypes"] == env.settings.eks.node_group.instance_types
+
+
+def test_node_group_is_tagged_for_cluster_autoscaler_discovery(env: Synthesized) -> None:
+    tags = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["Tags"]
+    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
+    assert tags[f"k8s.io/cluster-autoscaler/{env.settings.stack_prefix}"] == "owned"
+
+
+def test_launch_template_requires_imdsv2_with_hop_limit_one_and_encrypts_root(env: Synthesized) -> None:
+    data = only(env.template("eks"), "AWS::EC2::LaunchTemplate")["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+    (root,) = data["BlockDeviceMappings"]
+    assert root["Ebs"]["Encrypted"] is True
+    assert root["Ebs"]["VolumeType"] == "gp3"
+    assert root["Ebs"]["VolumeSize"] == env.settings.eks.node_group.disk_size_gib
+
+
+def test_node_role_has_only_what_nodes_need(env: Synthesized) -> None:
+    template = env.template("eks")
+    nodegroup = only(template, "AWS::EKS::Nodegroup")["Properties"]
+    role = template["Resources"][nodegroup["NodeRole"]["Fn::GetAtt"][0]]["Properties"]
+    policies = {json.dumps(p).rsplit("/", 1)[-1].rstrip('"]}') for p in role["ManagedPolicyArns"]}
+    assert policies == {"AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"}
+    assert "Policies" not in role
+
+
+def _trust_conditions(env: Synthesized) -> dict[str, str]:
+    """Role logical id -> the sub condition its CfnJson resolves to (issuer prefix dropped)."""
+    template = env.template("eks")
+    out = {}
+    for role_id, role in resources(template, "AWS::IAM::Role").items():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if "Federated" not in statement["Principal"]:
+            continue
+        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert statement["Principal"]["Federated"]["Ref"].startswith("ClusterOidcProvider")
+        json_id = statement["Condition"]["StringEquals"]["Fn::GetAtt"][0]
+        parts = template["Resources"][json_id]["Properties"]["Value"]["Fn::Join"][1]
+        literal = "".join(p for p in parts if isinstance(p, str))
+        out[role_id] = literal
+    return out
+
+
+def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesized) -> None:
+    conditions = _trust_conditions(env)
+    for service in env.settings.services:
+        namespace = f"{service.name}-{env.settings.environment}"
+        matching = [c for c in conditions.values() if f"system:serviceaccount:{namespace}:{service.name}" in c]
+        assert len(matching) == 1, service.name
+        assert matching[0] == (
+            f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{namespace}:{service.name}"}}'
+        )
+
+
+def test_vpc_cni_uses_irsa_for_aws_node(env: Synthesized) -> None:
+    conditions = _trust_conditions(env)
+    assert sum("system:serviceaccount:kube-system:aws-node" in c for c in conditions.values()) == 1
+    addon = only(env.template("eks"), "AWS::EKS::Addon")["Properties"]
+    assert addon["AddonName"] == "vpc-cni"
+    assert addon["ServiceAccountRoleArn"]["Fn::GetAtt"][0].startswith("VpcCniRole")
+
+
+def test_service_roles_start_with_no_permissions(env: Synthesized) -> None:
+    template = env.template("eks")
+    for role_id in _trust_conditions(env):
+        if role_id.startswith("VpcCniRole"):
+            continue
+        role = template["Resources"][role_id]["Properties"]
+        assert "ManagedPolicyArns" not in role
+        assert "Policies" not in role
+        attached = [
+            p
+            for p in resources(template, "AWS::IAM::Policy").values()
+            if {"Ref": role_id} in p["Properties"].get("Roles", [])
+        ]
+        assert attached == []
+
+
+def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
+    manifests = [
+        json.loads("".join(p for p in _flatten(r["Properties"]["Manifest"]) if isinstance(p, str)))
+        if isinstance(r["Properties"]["Manifest"], dict)
+        else json.loads(r["Properties"]["Manifest"])
+        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-KubernetesResource").values()
+    ]
+    namespaces = {m[0]["metadata"]["name"] for m in manifests if m[0]["kind"] == "Namespace"}
+    accounts = {
+        (m[0]["metadata"]["namespace"], m[0]["metadata"]["name"]) for m in manifests if m[0]["kind"] == "ServiceAccount"
+    }
+    env_name = env.settings.environment
+    assert namespaces == {f"{s.name}-{env_name}" for s in env.settings.services}
+    assert accounts == {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
+    for manifest in manifests:
+        if manifest[0]["kind"] == "ServiceAccount":
+            assert manifest[0]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
+        else:
+            assert manifest[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return [x for part in value["Fn::Join"][1] for x in _flatten(part)]
+    return [value] if isinstance(value, str) else ["<ref>"]
+
+
+def test_outputs_for_people_and_workflows(env: Synthesized) -> None:
+    outputs = env.template("eks")["Outputs"]
+    assert {"ClusterName", "KubeconfigCommand", "OidcIssuer"} <= set(outputs)
+    for service in env.settings.services:
+        assert f"ServiceRoleArn{service.name}" in outputs
+    command = outputs["KubeconfigCommand"]["Value"]["Fn::Join"][1]
+    assert command[0] == "aws eks update-kubeconfig --name "
+    assert command[2] == f" --region {env.settings.region}"
+
+
+def test_no_wildcard_principal_anywhere(env: Synthesized) -> None:
+    for stack in ("network", "eks"):
+        text = json.dumps(env.template(stack))
+        assert '"Principal": "*"' not in text
+        assert '"AWS": "*"' not in text
+
+
+def _write(tmp_path: Path, source: str, edit: dict[str, Any]) -> None:
+    data = yaml.safe_load((ENVIRONMENTS_DIR / f"{source}.yaml").read_text(encoding="utf-8"))
+    for dotted, value in edit.items():
+        *parents, leaf = dotted.split(".")
+        target = data
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+
+
+@pytest.mark.parametrize("version", ["1.29", "1.34", "1.37", "latest"])
+def test_unsupported_kubernetes_version_names_the_support_dates(tmp_path: Path, version: str) -> None:
+    _write(tmp_path, "dev", {"eks.kubernetes_version": version})
+    with pytest.raises(SettingsError, match=r"is not in EKS standard support; allowed: 1.35: standard support"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_missing_kubectl_layer_package_is_a_clear_error() -> None:
+    from aws_cdk import App, Stack
+
+    from infra.stacks.eks import kubectl_layer
+
+    with pytest.raises(SettingsError, match=r"needs the kubectl layer package aws-cdk.lambda-layer-kubectl-v36"):
+        kubectl_layer(Stack(App(), "S"), "1.36")
+
+
+def test_production_refuses_an_api_endpoint_open_to_the_internet(tmp_path: Path) -> None:
+    _write(tmp_path, "prod", {"eks.endpoint.public_access_cidrs": ["0.0.0.0/0"]})
+    with pytest.raises(SettingsError, match=r"'0.0.0.0/0' is not allowed in production"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_endpoint_cidrs_must_be_cidrs(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"eks.endpoint.public_access_cidrs": ["203.0.113.7/24"]})
+    with pytest.raises(SettingsError, match=r"'203.0.113.7/24' must be an IPv4 CIDR with host bits clear"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_production_needs_a_node_per_zone(tmp_path: Path) -> None:
+    _write(tmp_path, "prod", {"eks.node_group.min_size": 2})
+    with pytest.raises(SettingsError, match=r"min_size = 2 is below one node per zone \(3\) in production"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_node_sizes_must_be_ordered(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"eks.node_group.desired_size": 9})
+    with pytest.raises(SettingsError, match=r"min_size <= desired_size <= max_size, got 1 <= 9 <= 4"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_instance_types_are_checked(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"eks.node_group.instance_types": ["large"]})
+    with pytest.raises(SettingsError, match=r"'large' is not an EC2 instance type"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_admin_role_arns_must_be_role_arns(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"eks.admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]})
+    with pytest.raises(SettingsError, match=r"must be an IAM role ARN"):
+        load_settings("qa", directory=tmp_path)
+
+
+def test_service_names_are_dns_labels_and_unique(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"services": [{"name": "Api_1", "ingress": True}]})
+    with pytest.raises(SettingsError, match=r"setting 'services\[0\].name' = 'Api_1' must be a DNS label"):
+        load_settings("qa", directory=tmp_path)
+    _write(tmp_path, "dev", {"services": [{"name": "api", "ingress": True}, {"name": "api", "ingress": False}]})
+    with pytest.raises(SettingsError, match=r"service names must be unique"):
+        load_settings("qa", directory=tmp_path)
