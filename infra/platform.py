@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import App, Environment, Tags
 
@@ -21,7 +23,8 @@ class Platform:
     ledger: Ledger
 
 
-def build_platform(app: App, settings: Settings) -> Platform:
+def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:
+    """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values)."""
     env = Environment(account=settings.account, region=settings.region)
     prefix = settings.stack_prefix
 
@@ -51,6 +54,7 @@ def build_platform(app: App, settings: Settings) -> Platform:
         environment_name=settings.environment,
         name_prefix=prefix,
         retain_data=settings.retain_data,
+        addon_values=addon_values,
     )
 
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):

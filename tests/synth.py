@@ -10,8 +10,10 @@ from typing import Any
 from aws_cdk import App
 
 from infra.compliance.packs import register_rule_packs
+from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
 from infra.platform import Platform, build_platform
+from infra.stacks.eks import HELM_ADDONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +43,8 @@ class Synthesized:
 
 def synthesize(settings: Settings, outdir: Path) -> Synthesized:
     app = App(context=cdk_json_context(), outdir=str(outdir))
-    platform = build_platform(app, settings)
+    addon_values = {a.name: load_addon_values(settings.environment, a.name) for a in HELM_ADDONS}
+    platform = build_platform(app, settings, addon_values=addon_values)
     register_rule_packs(app)
     app.synth()
     return Synthesized(settings=settings, platform=platform, outdir=outdir)

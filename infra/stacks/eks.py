@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import CfnJson, CfnOutput, Fn, RemovalPolicy
@@ -12,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ServiceSettings, SettingsError
 from infra.constructs.encryption_key import EncryptionKey
 from infra.stacks.base import PlatformStack
@@ -24,6 +27,34 @@ ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
+
+
+@dataclass(frozen=True)
+class HelmAddon:
+    """An add-on installed as a Helm chart, with its chart version pinned here."""
+
+    name: str
+    chart: str
+    repository: str
+    version: str
+    namespace: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+# metrics-server feeds the resource metrics API that HorizontalPodAutoscalers read.
+METRICS_SERVER = HelmAddon(
+    name="metrics-server",
+    chart="metrics-server",
+    repository="https://kubernetes-sigs.github.io/metrics-server/",
+    version="3.13.0",
+    namespace="kube-system",
+    defaults={
+        "args": ["--kubelet-preferred-address-types=InternalIP"],
+        "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
+        "podDisruptionBudget": {"enabled": False},
+    },
+)
+HELM_ADDONS = (METRICS_SERVER,)
 
 
 def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVersion:
@@ -59,6 +90,7 @@ class EksStack(PlatformStack):
         environment_name: str,
         name_prefix: str,
         retain_data: bool,
+        addon_values: Mapping[str, Mapping[str, Any]],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
@@ -161,6 +193,9 @@ class EksStack(PlatformStack):
             },
         )
 
+        self.helm_charts: dict[str, eks.HelmChart] = {}
+        self.add_helm_addon(METRICS_SERVER, user_values=addon_values.get(METRICS_SERVER.name, {}), computed={})
+
         self.service_accounts: dict[str, eks.ServiceAccount] = {}
         for service in services:
             namespace = namespace_of(service.name, environment_name)
@@ -210,6 +245,24 @@ class EksStack(PlatformStack):
             value=self.cluster.open_id_connect_provider.open_id_connect_provider_issuer,
             description="IRSA OIDC issuer",
         )
+
+    def add_helm_addon(
+        self, addon: HelmAddon, *, user_values: Mapping[str, Any], computed: Mapping[str, Any]
+    ) -> eks.HelmChart:
+        chart = self.cluster.add_helm_chart(
+            addon.name,
+            chart=addon.chart,
+            repository=addon.repository,
+            version=addon.version,
+            namespace=addon.namespace,
+            release=addon.name,
+            values=layered_values(addon=addon.name, defaults=addon.defaults, user=user_values, computed=computed),
+            wait=True,
+        )
+        # Charts go in after the nodes exist, or their pods would have nowhere to run.
+        chart.node.add_dependency(self.nodegroup)
+        self.helm_charts[addon.name] = chart
+        return chart
 
     def irsa_role(
         self,

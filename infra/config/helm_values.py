@@ -1,0 +1,70 @@
+"""Helm values for the add-ons CDK installs: ``helm_values/<env>/<addon>.yaml``.
+
+Layers, lowest first: the chart defaults pinned in code, the environment's values file, then the
+values the stack computes (cluster name, region, VPC id, role ARNs). A values file may tune the
+add-on but may not contradict what the stack computes: such a key is an error, not an override.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config.settings import SettingsError
+
+HELM_VALUES_DIR = Path(__file__).resolve().parents[2] / "helm_values"
+
+
+def load_addon_values(environment: str, addon: str, directory: Path = HELM_VALUES_DIR) -> dict[str, Any]:
+    path = directory / environment / f"{addon}.yaml"
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: Helm values must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``override`` merged into ``base``, neither input mutated."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def layered_values(
+    *, addon: str, defaults: Mapping[str, Any], user: Mapping[str, Any], computed: Mapping[str, Any]
+) -> dict[str, Any]:
+    conflict = _first_conflict(user, computed, prefix="")
+    if conflict:
+        raise SettingsError(
+            f"helm_values for {addon}: key '{conflict}' is computed by the stack and cannot be set in a values file"
+        )
+    return deep_merge(deep_merge(defaults, user), computed)
+
+
+def _first_conflict(user: Mapping[str, Any], computed: Mapping[str, Any], prefix: str) -> str | None:
+    for key, value in user.items():
+        if key not in computed:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(computed[key], Mapping):
+            found = _first_conflict(value, computed[key], prefix=f"{path}.")
+            if found:
+                return found
+        else:
+            return path
+    return None
