@@ -30,13 +30,10 @@ def main() -> int:
 
     from infra.compliance.packs import register_rule_packs
     from infra.compliance.report import synth_with_report
-    from infra.config.helm_values import load_addon_values
-    from infra.platform import build_platform
-    from infra.stacks.eks import HELM_ADDONS
+    from infra.platform import addon_values, build_platform
 
     try:
-        addon_values = {a.name: load_addon_values(settings.environment, a.name) for a in HELM_ADDONS}
-        platform = build_platform(app, settings, addon_values=addon_values)
+        platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -10,8 +10,10 @@ from aws_cdk import App, Environment, Tags
 
 from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
+from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
 from infra.stacks.eks import EksStack
+from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
 
 
@@ -21,6 +23,11 @@ class Platform:
     network: NetworkStack
     eks: EksStack
     ledger: Ledger
+
+
+def addon_values(environment: str) -> dict[str, dict[str, Any]]:
+    """Every add-on's ``helm_values/<environment>/<addon>.yaml``, checked against what it may tune."""
+    return {a.name: load_addon_values(environment, a.name, tunable=a.tunable) for a in HELM_ADDONS}
 
 
 def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:

@@ -10,10 +10,8 @@ from typing import Any
 from aws_cdk import App
 
 from infra.compliance.packs import register_rule_packs
-from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
-from infra.platform import Platform, build_platform
-from infra.stacks.eks import HELM_ADDONS
+from infra.platform import Platform, addon_values, build_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +41,7 @@ class Synthesized:
 
 def synthesize(settings: Settings, outdir: Path) -> Synthesized:
     app = App(context=cdk_json_context(), outdir=str(outdir))
-    addon_values = {a.name: load_addon_values(settings.environment, a.name) for a in HELM_ADDONS}
-    platform = build_platform(app, settings, addon_values=addon_values)
+    platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
     register_rule_packs(app)
     app.synth()
     return Synthesized(settings=settings, platform=platform, outdir=outdir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +88,17 @@ def test_nodes_run_al2023_with_the_instance_types_from_settings(env: Synthesized
     assert nodegroup["InstanceTypes"] == env.settings.eks.node_group.instance_types
 
 
-def test_node_group_is_tagged_for_cluster_autoscaler_discovery(env: Synthesized) -> None:
+def test_node_group_carries_the_autoscaler_tags_eks_puts_on_its_auto_scaling_group(env: Synthesized) -> None:
+    # EKS tags the group's ASG with k8s.io/cluster-autoscaler/{enabled,<cluster name>} itself; the
+    # node group's own tags say the same about the same cluster name, which is explicit.
+    cluster_name = _cluster(env)["Name"]
+    assert cluster_name == env.settings.stack_prefix
     tags = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["Tags"]
-    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
-    assert tags[f"k8s.io/cluster-autoscaler/{env.settings.stack_prefix}"] == "owned"
+    autoscaler_tags = {k: v for k, v in tags.items() if k.startswith("k8s.io/")}
+    assert autoscaler_tags == {
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
+    }
 
 
 def test_launch_template_requires_imdsv2_with_hop_limit_one_and_encrypts_root(env: Synthesized) -> None:
@@ -139,19 +147,27 @@ def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesiz
         )
 
 
-def test_vpc_cni_uses_irsa_for_aws_node(env: Synthesized) -> None:
-    conditions = _trust_conditions(env)
-    assert sum("system:serviceaccount:kube-system:aws-node" in c for c in conditions.values()) == 1
-    addon = only(env.template("eks"), "AWS::EKS::Addon")["Properties"]
-    assert addon["AddonName"] == "vpc-cni"
-    assert addon["ServiceAccountRoleArn"]["Fn::GetAtt"][0].startswith("VpcCniRole")
+@pytest.mark.parametrize(
+    ("role", "service_account"),
+    [
+        ("VpcCniRole", "kube-system:aws-node"),
+        ("EbsCsiRole", "kube-system:ebs-csi-controller-sa"),
+        ("ClusterAutoscalerRole", "kube-system:cluster-autoscaler"),
+        ("AlbControlleralbsaRole", "kube-system:aws-load-balancer-controller"),
+    ],
+)
+def test_each_add_on_role_trusts_exactly_its_own_service_account(
+    env: Synthesized, role: str, service_account: str
+) -> None:
+    (condition,) = [c for role_id, c in _trust_conditions(env).items() if role_id.startswith(role)]
+    assert condition == f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{service_account}"}}'
 
 
 def test_service_roles_start_with_no_permissions(env: Synthesized) -> None:
     template = env.template("eks")
-    for role_id in _trust_conditions(env):
-        if role_id.startswith("VpcCniRole"):
-            continue
+    service_roles = [r for r in _trust_conditions(env) if r.startswith("ClusterServiceAccount")]
+    assert len(service_roles) == len(env.settings.services)
+    for role_id in service_roles:
         role = template["Resources"][role_id]["Properties"]
         assert "ManagedPolicyArns" not in role
         assert "Policies" not in role
@@ -176,7 +192,8 @@ def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
     }
     env_name = env.settings.environment
     assert namespaces == {f"{s.name}-{env_name}" for s in env.settings.services}
-    assert accounts == {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
+    service_accounts = {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
+    assert accounts == service_accounts | {("kube-system", "aws-load-balancer-controller")}
     for manifest in manifests:
         if manifest[0]["kind"] == "ServiceAccount":
             assert manifest[0]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
@@ -277,3 +294,60 @@ def test_service_names_are_dns_labels_and_unique(tmp_path: Path) -> None:
     _write(tmp_path, "dev", {"services": [{"name": "api", "ingress": True}, {"name": "api", "ingress": False}]})
     with pytest.raises(SettingsError, match=r"service names must be unique"):
         load_settings("qa", directory=tmp_path)
+
+
+def test_core_add_ons_are_eks_managed_with_the_pinned_versions(env: Synthesized) -> None:
+    from infra.stacks.eks_addons import EKS_MANAGED_ADDONS
+
+    assert _cluster(env)["BootstrapSelfManagedAddons"] is False
+    addons = {a["Properties"]["AddonName"]: a for a in resources(env.template("eks"), "AWS::EKS::Addon").values()}
+    pinned = EKS_MANAGED_ADDONS[env.settings.eks.kubernetes_version]
+    assert {name: a["Properties"]["AddonVersion"] for name, a in addons.items()} == pinned
+    assert set(pinned) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+    roles = {
+        name: a["Properties"].get("ServiceAccountRoleArn", {}).get("Fn::GetAtt", [""])[0] for name, a in addons.items()
+    }
+    assert roles["vpc-cni"].startswith("VpcCniRole")
+    assert roles["aws-ebs-csi-driver"].startswith("EbsCsiRole")
+    assert roles["coredns"] == roles["kube-proxy"] == ""
+    # Networking before nodes; DNS and the CSI driver after them (their pods need somewhere to run).
+    nodegroup_id, nodegroup = next(iter(resources(env.template("eks"), "AWS::EKS::Nodegroup").items()))
+    assert {"VpcCniAddon", "KubeProxyAddon"} <= set(nodegroup["DependsOn"])
+    for name in ("coredns", "aws-ebs-csi-driver"):
+        assert nodegroup_id in addons[name]["DependsOn"]
+
+
+def test_every_supported_kubernetes_version_has_its_add_ons_pinned() -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+    from infra.stacks.eks_addons import CLUSTER_AUTOSCALER_IMAGE, EKS_MANAGED_ADDONS
+
+    assert set(EKS_MANAGED_ADDONS) == set(CLUSTER_AUTOSCALER_IMAGE) == set(EKS_STANDARD_SUPPORT)
+    for version, addons in EKS_MANAGED_ADDONS.items():
+        # kube-proxy and cluster-autoscaler must match the control plane's minor version.
+        assert addons["kube-proxy"].startswith(f"v{version}.")
+        assert CLUSTER_AUTOSCALER_IMAGE[version].startswith(f"v{version}.")
+        for pinned in addons.values():
+            assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", pinned), pinned
+
+
+def test_control_plane_logs_go_to_an_encrypted_log_group_created_first(env: Synthesized) -> None:
+    template = env.template("eks")
+    groups = {
+        k: v for k, v in resources(template, "AWS::Logs::LogGroup").items() if k.startswith("ControlPlaneLogGroup")
+    }
+    assert len(groups) == 1
+    group_id, group = next(iter(groups.items()))
+    assert group["Properties"]["LogGroupName"] == f"/aws/eks/{env.settings.stack_prefix}/cluster"
+    assert group["Properties"]["RetentionInDays"] == env.settings.eks.control_plane_log_retention_days
+    assert group["Properties"]["KmsKeyId"]["Fn::GetAtt"][0].startswith("ControlPlaneLogKey")
+    expected = "Retain" if env.settings.retain_data else "Delete"
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == expected
+    cluster_id = next(iter(resources(template, "AWS::EKS::Cluster")))
+    assert group_id in template["Resources"][cluster_id]["DependsOn"]
+
+
+def test_load_balancer_controller_is_installed_after_the_nodes(env: Synthesized) -> None:
+    charts = resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart")
+    (chart,) = [c for c in charts.values() if c["Properties"]["Release"] == "aws-load-balancer-controller"]
+    assert any(d.startswith("ClusterNodegroupNodes") for d in chart["DependsOn"])
+    assert any(d.startswith("ClusterOidcProvider") for d in chart["DependsOn"])

@@ -10,7 +10,7 @@ import pytest
 
 from infra.config.helm_values import deep_merge, layered_values, load_addon_values
 from infra.config.settings import SettingsError
-from infra.stacks.eks import METRICS_SERVER
+from infra.stacks.eks_addons import ALB_CONTROLLER, CLUSTER_AUTOSCALER, METRICS_SERVER
 from tests.synth import Synthesized, resources
 
 
@@ -82,18 +82,143 @@ def test_a_values_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None
     (tmp_path / "qa").mkdir()
     (tmp_path / "qa" / "metrics-server.yaml").write_text("- replicas: 2\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"metrics-server.yaml: Helm values must be a mapping .* got list"):
-        load_addon_values("qa", "metrics-server", directory=tmp_path)
+        load_addon_values("qa", "metrics-server", tunable=METRICS_SERVER.tunable, directory=tmp_path)
 
 
 def test_a_malformed_values_file_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "qa").mkdir()
     (tmp_path / "qa" / "metrics-server.yaml").write_text("replicas: [2\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"metrics-server.yaml: not valid YAML"):
-        load_addon_values("qa", "metrics-server", directory=tmp_path)
+        load_addon_values("qa", "metrics-server", tunable=METRICS_SERVER.tunable, directory=tmp_path)
 
 
 def test_a_missing_or_empty_values_file_means_no_overrides(tmp_path: Path) -> None:
-    assert load_addon_values("qa", "metrics-server", directory=tmp_path) == {}
+    assert load_addon_values("qa", "metrics-server", tunable=METRICS_SERVER.tunable, directory=tmp_path) == {}
     (tmp_path / "qa").mkdir()
     (tmp_path / "qa" / "metrics-server.yaml").write_text("# nothing\n", encoding="utf-8")
-    assert load_addon_values("qa", "metrics-server", directory=tmp_path) == {}
+    assert load_addon_values("qa", "metrics-server", tunable=METRICS_SERVER.tunable, directory=tmp_path) == {}
+
+
+def test_an_unknown_top_level_key_is_rejected_with_what_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / "metrics-server.yaml").write_text("replica: 2\n", encoding="utf-8")
+    with pytest.raises(
+        SettingsError, match=r"key 'replica' is not a tunable value of metrics-server; allowed: .*replicas"
+    ):
+        load_addon_values("qa", "metrics-server", tunable=METRICS_SERVER.tunable, directory=tmp_path)
+
+
+def test_every_committed_values_file_belongs_to_an_add_on_or_a_service() -> None:
+    root = Path(__file__).resolve().parent.parent / "helm_values"
+    addons = {a.name for a in (METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER)}
+    for path in root.glob("*/*.yaml"):
+        assert path.stem in addons, f"{path} matches no add-on"
+
+
+def _values(env: Synthesized, release: str) -> dict[str, Any]:
+    """The chart's values with CloudFormation references replaced by '<ref:LogicalId>'."""
+    raw = _chart(env, release)["Properties"]["Values"]
+    if isinstance(raw, str):
+        return dict(json.loads(raw))
+    text = "".join(
+        p if isinstance(p, str) else f"<ref:{(p.get('Fn::GetAtt') or [p.get('Ref', 'output')])[0]}>"
+        for p in raw["Fn::Join"][1]
+    )
+    return dict(json.loads(text))
+
+
+@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER], ids=lambda a: a.name)
+def test_every_add_on_chart_is_pinned_and_waits_for_the_nodes(env: Synthesized, addon: Any) -> None:
+    chart = _chart(env, addon.name)
+    assert chart["Properties"]["Chart"] == addon.chart
+    assert chart["Properties"]["Version"] == addon.version
+    assert chart["Properties"]["Repository"] == addon.repository
+    assert chart["Properties"]["Namespace"] == "kube-system"
+    assert chart["Properties"]["Wait"] is True
+    assert any(d.startswith("ClusterNodegroupNodes") for d in chart["DependsOn"])
+
+
+def test_cluster_autoscaler_discovers_this_clusters_groups_through_irsa(env: Synthesized) -> None:
+    values = _values(env, "cluster-autoscaler")
+    cluster_name = env.settings.stack_prefix
+    assert values["autoDiscovery"] == {"clusterName": cluster_name}
+    assert values["awsRegion"] == env.settings.region
+    assert values["cloudProvider"] == "aws"
+    # The autoscaler's minor version follows the cluster's.
+    assert values["image"] == {"tag": "v" + env.settings.eks.kubernetes_version + ".2"}
+    account = values["rbac"]["serviceAccount"]
+    assert account["create"] is True
+    assert account["name"] == "cluster-autoscaler"
+    assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("<ref:ClusterAutoscalerRole")
+
+
+def test_cluster_autoscaler_expander_and_scale_down_come_from_the_values_files(
+    dev: Synthesized, prod: Synthesized
+) -> None:
+    dev_args = _values(dev, "cluster-autoscaler")["extraArgs"]
+    prod_args = _values(prod, "cluster-autoscaler")["extraArgs"]
+    assert dev_args["expander"] == prod_args["expander"] == "least-waste"
+    assert dev_args["scale-down-unneeded-time"] == "5m"
+    assert prod_args["scale-down-unneeded-time"] == "15m"
+    assert prod_args["scale-down-utilization-threshold"] == 0.5
+    # Defaults from code survive where a file says nothing.
+    assert dev_args["balance-similar-node-groups"] is True
+    assert dev_args["skip-nodes-with-system-pods"] is False
+
+
+def test_cluster_autoscaler_may_resize_only_groups_tagged_for_this_cluster(env: Synthesized) -> None:
+    template = env.template("eks")
+    (policy,) = [
+        p["Properties"]
+        for k, p in resources(template, "AWS::IAM::ManagedPolicy").items()
+        if k.startswith("ClusterAutoscalerPolicy")
+    ]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    resize = statements["ResizeThisClustersNodeGroups"]
+    assert sorted(resize["Action"]) == [
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+    assert resize["Condition"] == {
+        "StringEquals": {
+            f"aws:ResourceTag/k8s.io/cluster-autoscaler/{env.settings.stack_prefix}": "owned",
+            "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+        }
+    }
+    describe = statements["DescribeScalingInputs"]
+    assert all(":Describe" in a or ":Get" in a for a in describe["Action"])
+    assert "Condition" not in describe
+    nodegroups = statements["DescribeThisClustersNodeGroups"]
+    assert nodegroups["Action"] == "eks:DescribeNodegroup"
+    assert nodegroups["Resource"]["Fn::Join"][1][-1].endswith(f":nodegroup/{env.settings.stack_prefix}/*")
+    assert set(statements) == {
+        "ResizeThisClustersNodeGroups",
+        "DescribeScalingInputs",
+        "DescribeThisClustersNodeGroups",
+    }
+
+
+def test_load_balancer_controller_values_per_environment(dev: Synthesized, prod: Synthesized) -> None:
+    for env, replicas in ((dev, 1), (prod, 2)):
+        values = _values(env, "aws-load-balancer-controller")
+        assert values["clusterName"].startswith("<ref:Cluster")
+        assert values["serviceAccount"] == {"create": False, "name": "aws-load-balancer-controller"}
+        assert values["region"] == env.settings.region
+        assert values["vpcId"] == "<ref:output>"
+        assert values["image"]["tag"] == "v" + ALB_CONTROLLER.version
+        assert values["defaultTargetType"] == "ip"
+        assert values["replicaCount"] == replicas
+    zones = _values(prod, "aws-load-balancer-controller")["topologySpreadConstraints"]
+    assert zones[0]["topologyKey"] == "topology.kubernetes.io/zone"
+
+
+def test_load_balancer_controller_values_may_not_override_what_the_stack_sets(tmp_path: Path) -> None:
+    from aws_cdk import App
+
+    from infra.config.settings import load_settings
+    from infra.platform import addon_values, build_platform
+
+    values = addon_values("dev")
+    values["aws-load-balancer-controller"] = {**values["aws-load-balancer-controller"], "vpcId": "vpc-123"}
+    with pytest.raises(SettingsError, match=r"aws-load-balancer-controller: key 'vpcId' is computed by the stack"):
+        build_platform(App(outdir=str(tmp_path)), load_settings("dev"), addon_values=values)

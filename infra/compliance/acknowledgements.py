@@ -46,6 +46,10 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
     for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
         ledger.acknowledge(_child(stack, "NodeRole/Resource"), _aws_managed(policy), eks_requires)
     ledger.acknowledge(_child(stack, "VpcCniRole/Resource"), _aws_managed("AmazonEKS_CNI_Policy"), eks_requires)
+    ledger.acknowledge(
+        _child(stack, "EbsCsiRole/Resource"), _aws_managed("service-role/AmazonEBSCSIDriverPolicy"), eks_requires
+    )
+    _eks_addon_policies(stack, ledger)
 
     # The kubectl provider: CDK's own Lambda functions (handler and provider framework) that apply
     # manifests and Helm charts during deployment. Their code, runtime, roles and log groups are
@@ -95,6 +99,51 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         "AwsSolutions-IAM5[Resource::<ClusterKubectlProviderHandler2E05C68A.Arn>:*]",
         cdk_owned + " The wildcard is the handler function's own versions and aliases (lambda:InvokeFunction).",
     )
+
+
+def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
+    autoscaler = _child(stack, "ClusterAutoscalerPolicy/Resource")
+    ledger.acknowledge(
+        autoscaler,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Auto Scaling groups of managed node groups are named by EKS at creation (eks-<group>-<uuid>), so the "
+        "resize actions name no ARN; instead they are conditioned on the aws:ResourceTag keys EKS puts on this "
+        "cluster's groups only. The Describe* actions in the same policy support no resource-level permissions.",
+    )
+    ledger.acknowledge(
+        autoscaler,
+        f"AwsSolutions-IAM5[Resource::arn:aws:eks:{stack.region}:<AWS::AccountId>:nodegroup/{stack.cluster_name}/*]",
+        "eks:DescribeNodegroup on this cluster's node groups only; the wildcard is the node group name and id, "
+        "which EKS generates.",
+    )
+
+    alb = "AlbController/alb-sa/Role/DefaultPolicy/Resource"
+    upstream = (
+        "The AWS Load Balancer Controller's own IAM policy for the pinned version, as published upstream and "
+        "shipped by aws-cdk-lib. Load balancers, target groups, listeners and security groups are created at run "
+        "time with generated names, so resources cannot be listed; every mutating statement is conditioned on "
+        "the elbv2.k8s.aws/cluster tag the controller puts on what it owns."
+    )
+    wildcard_resources = (
+        "*",
+        "arn:<AWS::Partition>:ec2:*:*:security-group/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:loadbalancer/net/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:targetgroup/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener/app/*/*/*",
+        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener/net/*/*/*",
+    )
+    for resource in wildcard_resources:
+        ledger.acknowledge(_child(stack, alb), f"AwsSolutions-IAM5[Resource::{resource}]", upstream)
+    inline = (
+        "aws_eks_v2.AlbController attaches the controller's policy to its service-account role with "
+        "addToPrincipalPolicy, which CDK renders as the role's default inline policy; the role serves only "
+        "kube-system/aws-load-balancer-controller."
+    )
+    for pack in _COMPLIANCE_PACKS:
+        ledger.acknowledge(_child(stack, alb), f"{pack}-IAMNoInlinePolicy", inline)
 
 
 def _network(network: NetworkStack, ledger: Ledger) -> None:

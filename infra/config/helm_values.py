@@ -8,7 +8,7 @@ add-on but may not contradict what the stack computes: such a key is an error, n
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,10 @@ from infra.config.settings import SettingsError
 HELM_VALUES_DIR = Path(__file__).resolve().parents[2] / "helm_values"
 
 
-def load_addon_values(environment: str, addon: str, directory: Path = HELM_VALUES_DIR) -> dict[str, Any]:
+def load_addon_values(
+    environment: str, addon: str, *, tunable: Collection[str], directory: Path = HELM_VALUES_DIR
+) -> dict[str, Any]:
+    """``helm_values/<environment>/<addon>.yaml``; only the top-level keys in ``tunable`` are allowed."""
     path = directory / environment / f"{addon}.yaml"
     if not path.exists():
         return {}
@@ -31,6 +34,12 @@ def load_addon_values(environment: str, addon: str, directory: Path = HELM_VALUE
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: Helm values must be a mapping of keys to values, got {type(data).__name__}")
+    for key in data:
+        if key not in tunable:
+            raise SettingsError(
+                f"{path}: key {key!r} is not a tunable value of {addon}; allowed: {', '.join(sorted(tunable))} "
+                "(to tune another chart value, add it to the add-on's `tunable` in infra/stacks/eks_addons.py)"
+            )
     return data
 
 

@@ -174,6 +174,17 @@ class EksSettings(_Model):
     # IAM role ARNs given cluster-admin through access entries; nobody else is (not the deployer).
     admin_role_arns: list[str] = []
     node_group: NodeGroupSettings
+    # /aws/eks/<cluster>/cluster: created by the stack, KMS-encrypted, kept this many days.
+    control_plane_log_retention_days: int
+
+    @field_validator("control_plane_log_retention_days")
+    @classmethod
+    def _log_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
 
     @field_validator("kubernetes_version")
     @classmethod

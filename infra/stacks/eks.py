@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import CfnJson, CfnOutput, Fn, RemovalPolicy
@@ -12,12 +11,22 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ServiceSettings, SettingsError
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.log_retention import retention
 from infra.stacks.base import PlatformStack
+from infra.stacks.eks_addons import (
+    ALB_CONTROLLER,
+    CLUSTER_AUTOSCALER,
+    CLUSTER_AUTOSCALER_IMAGE,
+    EKS_MANAGED_ADDONS,
+    METRICS_SERVER,
+    HelmAddon,
+)
 from infra.stacks.network import PRIVATE_SUBNETS
 
 ALL_CONTROL_PLANE_LOGS = [
@@ -27,34 +36,6 @@ ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
-
-
-@dataclass(frozen=True)
-class HelmAddon:
-    """An add-on installed as a Helm chart, with its chart version pinned here."""
-
-    name: str
-    chart: str
-    repository: str
-    version: str
-    namespace: str
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-
-
-# metrics-server feeds the resource metrics API that HorizontalPodAutoscalers read.
-METRICS_SERVER = HelmAddon(
-    name="metrics-server",
-    chart="metrics-server",
-    repository="https://kubernetes-sigs.github.io/metrics-server/",
-    version="3.13.0",
-    namespace="kube-system",
-    defaults={
-        "args": ["--kubelet-preferred-address-types=InternalIP"],
-        "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
-        "podDisruptionBudget": {"enabled": False},
-    },
-)
-HELM_ADDONS = (METRICS_SERVER,)
 
 
 def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVersion:
@@ -101,15 +82,34 @@ class EksStack(PlatformStack):
         ).key
         cidrs = eks_settings.endpoint.public_access_cidrs
         endpoint = eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cidrs) if cidrs else eks.EndpointAccess.PRIVATE
+        # An explicit name: EKS writes control-plane logs to /aws/eks/<name>/cluster, which this stack
+        # creates first (encrypted, with retention), and the autoscaler discovers nodes by it.
+        self.cluster_name = name_prefix
+        self.log_key = EncryptionKey(
+            self, "ControlPlaneLogKey", alias_prefix=name_prefix, purpose="eks-logs", retain=retain_data
+        ).key
+        self.log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+        self.log_group = logs.LogGroup(
+            self,
+            "ControlPlaneLogGroup",
+            log_group_name=f"/aws/eks/{self.cluster_name}/cluster",
+            encryption_key=self.log_key,
+            retention=retention(eks_settings.control_plane_log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+        )
 
         self.cluster = eks.Cluster(
             self,
             "Cluster",
+            cluster_name=self.cluster_name,
             version=eks.KubernetesVersion.of(eks_settings.kubernetes_version),
             vpc=vpc,
             vpc_subnets=[private_subnets],
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
+            # vpc-cni, kube-proxy and coredns are EKS managed add-ons below, with pinned versions,
+            # instead of the unmanaged copies EKS would otherwise install.
+            bootstrap_self_managed_addons=False,
             cluster_logging=ALL_CONTROL_PLANE_LOGS,
             secrets_encryption_key=self.secrets_key,
             endpoint_access=endpoint,
@@ -121,6 +121,7 @@ class EksStack(PlatformStack):
             ),
             output_config_command=False,
         )
+        self.cluster.node.add_dependency(self.log_group)
         admin = eks.AccessPolicy.from_access_policy_name(
             "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
         )
@@ -146,14 +147,33 @@ class EksStack(PlatformStack):
             description="Amazon VPC CNI (aws-node) through IRSA",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy")],
         )
-        eks.CfnAddon(
-            self,
-            "VpcCniAddon",
-            addon_name="vpc-cni",
-            cluster_name=self.cluster.cluster_name,
-            service_account_role_arn=self.vpc_cni_role.role_arn,
-            resolve_conflicts="OVERWRITE",
+        self.ebs_csi_role = self.irsa_role(
+            "EbsCsiRole",
+            namespace="kube-system",
+            service_account="ebs-csi-controller-sa",
+            description="Amazon EBS CSI driver controller through IRSA",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
         )
+        versions = EKS_MANAGED_ADDONS[eks_settings.kubernetes_version]
+        self.managed_addons = {
+            name: eks.CfnAddon(
+                self,
+                construct_id,
+                addon_name=name,
+                addon_version=versions[name],
+                cluster_name=self.cluster.cluster_name,
+                service_account_role_arn=role.role_arn if role else None,
+                # EKS owns these add-ons' configuration; a manual edit is overwritten on update.
+                resolve_conflicts="OVERWRITE",
+                preserve_on_delete=False,
+            )
+            for name, construct_id, role in (
+                ("vpc-cni", "VpcCniAddon", self.vpc_cni_role),
+                ("kube-proxy", "KubeProxyAddon", None),
+                ("coredns", "CoreDnsAddon", None),
+                ("aws-ebs-csi-driver", "EbsCsiAddon", self.ebs_csi_role),
+            )
+        }
         node_group = eks_settings.node_group
         self.launch_template = ec2.LaunchTemplate(
             self,
@@ -186,15 +206,38 @@ class EksStack(PlatformStack):
                 id=self.launch_template.launch_template_id or "",
                 version=self.launch_template.latest_version_number,
             ),
-            # Cluster autoscaler discovers the group by these tags.
+            # EKS tags the group's Auto Scaling group with these same two keys; the autoscaler
+            # discovers it by them and its IAM policy only touches groups carrying them.
             tags={
                 "k8s.io/cluster-autoscaler/enabled": "true",
-                f"k8s.io/cluster-autoscaler/{name_prefix}": "owned",
+                f"k8s.io/cluster-autoscaler/{self.cluster_name}": "owned",
             },
         )
+        # Nodes join once pod networking is in place; DNS and the CSI driver need nodes to run on.
+        self.nodegroup.node.add_dependency(self.managed_addons["vpc-cni"], self.managed_addons["kube-proxy"])
+        for name in ("coredns", "aws-ebs-csi-driver"):
+            self.managed_addons[name].node.add_dependency(self.nodegroup)
 
         self.helm_charts: dict[str, eks.HelmChart] = {}
         self.add_helm_addon(METRICS_SERVER, user_values=addon_values.get(METRICS_SERVER.name, {}), computed={})
+        self.autoscaler_role = self._cluster_autoscaler_role()
+        self.add_helm_addon(
+            CLUSTER_AUTOSCALER,
+            user_values=addon_values.get(CLUSTER_AUTOSCALER.name, {}),
+            computed={
+                "autoDiscovery": {"clusterName": self.cluster_name},
+                "awsRegion": self.region,
+                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE[eks_settings.kubernetes_version]},
+                "rbac": {
+                    "serviceAccount": {
+                        "create": True,
+                        "name": "cluster-autoscaler",
+                        "annotations": {"eks.amazonaws.com/role-arn": self.autoscaler_role.role_arn},
+                    }
+                },
+            },
+        )
+        self.alb_controller = self._alb_controller(addon_values.get(ALB_CONTROLLER.name, {}))
 
         self.service_accounts: dict[str, eks.ServiceAccount] = {}
         for service in services:
@@ -263,6 +306,83 @@ class EksStack(PlatformStack):
         chart.node.add_dependency(self.nodegroup)
         self.helm_charts[addon.name] = chart
         return chart
+
+    def _cluster_autoscaler_role(self) -> iam.Role:
+        """IRSA role that can resize only the Auto Scaling groups EKS tagged for this cluster."""
+        asg_tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{self.cluster_name}"
+        policy = iam.ManagedPolicy(
+            self,
+            "ClusterAutoscalerPolicy",
+            description=f"cluster-autoscaler of {self.cluster_name}: resize only this cluster's node groups",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ResizeThisClustersNodeGroups",
+                    actions=["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            asg_tag: "owned",
+                            "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+                        }
+                    },
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeScalingInputs",
+                    # Describe calls support no resource-level permissions.
+                    actions=[
+                        "autoscaling:DescribeAutoScalingGroups",
+                        "autoscaling:DescribeAutoScalingInstances",
+                        "autoscaling:DescribeLaunchConfigurations",
+                        "autoscaling:DescribeScalingActivities",
+                        "autoscaling:DescribeTags",
+                        "ec2:DescribeImages",
+                        "ec2:DescribeInstanceTypes",
+                        "ec2:DescribeLaunchTemplateVersions",
+                        "ec2:GetInstanceTypesFromInstanceRequirements",
+                    ],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeThisClustersNodeGroups",
+                    actions=["eks:DescribeNodegroup"],
+                    resources=[
+                        self.format_arn(service="eks", resource="nodegroup", resource_name=f"{self.cluster_name}/*")
+                    ],
+                ),
+            ],
+        )
+        return self.irsa_role(
+            "ClusterAutoscalerRole",
+            namespace=CLUSTER_AUTOSCALER.namespace,
+            service_account="cluster-autoscaler",
+            description="cluster-autoscaler through IRSA",
+            managed_policies=[policy],
+        )
+
+    def _alb_controller(self, user_values: Mapping[str, Any]) -> eks.AlbController:
+        """The AWS Load Balancer Controller with the IAM policy aws-cdk-lib ships for its version."""
+        computed_by_cdk = {
+            # Set by aws_eks_v2.AlbController itself; a values file may not contradict them.
+            "clusterName": self.cluster_name,
+            "region": self.region,
+            "vpcId": self.cluster.vpc.vpc_id,
+            "serviceAccount": {"create": False, "name": "aws-load-balancer-controller"},
+            "image": {"tag": "v" + ALB_CONTROLLER.version},
+        }
+        layered = layered_values(
+            addon=ALB_CONTROLLER.name, defaults=ALB_CONTROLLER.defaults, user=user_values, computed=computed_by_cdk
+        )
+        controller = eks.AlbController(
+            self,
+            "AlbController",
+            cluster=self.cluster,
+            version=eks.AlbControllerVersion.V3_2_2,
+            # AlbController spreads these over its own values at the top level only; none of the
+            # keys it computes is passed, so its computed values always win.
+            additional_helm_chart_values={k: v for k, v in layered.items() if k not in computed_by_cdk},
+        )
+        controller.node.add_dependency(self.nodegroup)
+        return controller
 
     def irsa_role(
         self,
