@@ -12,6 +12,9 @@ from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
+from infra.stacks.access import AccessStack
+from infra.stacks.cache import CacheStack
+from infra.stacks.database import DatabaseStack
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
@@ -22,6 +25,9 @@ class Platform:
     settings: Settings
     network: NetworkStack
     eks: EksStack
+    database: DatabaseStack
+    cache: CacheStack
+    access: AccessStack
     ledger: Ledger
 
 
@@ -55,6 +61,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         env=env,
         termination_protection=settings.production,
         vpc=network.vpc,
+        workload_security_group=network.workload_security_group,
         zones=settings.network.availability_zones,
         eks_settings=settings.eks,
         services=settings.services,
@@ -64,9 +71,53 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         addon_values=addon_values,
     )
 
+    database = DatabaseStack(
+        app,
+        f"{prefix}-database",
+        stack_name=f"{prefix}-database",
+        description=f"{prefix}: Aurora PostgreSQL, its keys, logs and security group",
+        env=env,
+        termination_protection=settings.retain_data,
+        vpc=network.vpc,
+        workload_security_group=network.workload_security_group,
+        zones=settings.network.availability_zones,
+        database=settings.database,
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+    cache = CacheStack(
+        app,
+        f"{prefix}-cache",
+        stack_name=f"{prefix}-cache",
+        description=f"{prefix}: ElastiCache Serverless (Valkey), its key, users and security group",
+        env=env,
+        termination_protection=settings.retain_data,
+        vpc=network.vpc,
+        workload_security_group=network.workload_security_group,
+        zones=settings.network.availability_zones,
+        cache=settings.cache,
+        clients=[s.name for s in settings.services if "cache" in s.uses],
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+    access = AccessStack(
+        app,
+        f"{prefix}-access",
+        stack_name=f"{prefix}-access",
+        description=f"{prefix}: each service's grants on the data stores, on its IRSA role",
+        env=env,
+        zones=settings.network.availability_zones,
+        services=settings.services,
+        service_roles={name: account.role for name, account in eks.service_accounts.items()},
+        database=database,
+        cache=cache,
+    )
+
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
 
-    platform = Platform(settings=settings, network=network, eks=eks, ledger=Ledger())
+    platform = Platform(
+        settings=settings, network=network, eks=eks, database=database, cache=cache, access=access, ledger=Ledger()
+    )
     acknowledge_platform(platform)
     return platform

@@ -137,7 +137,8 @@ def test_interface_endpoints_follow_settings(dev: Synthesized, prod: Synthesized
 
 
 def test_endpoint_security_group_opens_only_https_from_the_vpc(prod: Synthesized) -> None:
-    group = only(prod.template("network"), "AWS::EC2::SecurityGroup")["Properties"]
+    groups = resources(prod.template("network"), "AWS::EC2::SecurityGroup")
+    (group,) = [g["Properties"] for k, g in groups.items() if k.startswith("EndpointSecurityGroup")]
     assert group["SecurityGroupIngress"] == [
         {
             "CidrIp": "10.0.0.0/16",
@@ -171,3 +172,12 @@ def test_prod_network_stack_has_termination_protection(dev: Synthesized, prod: S
 
 def test_synth_needs_no_lookups(env: Synthesized) -> None:
     assert "missing" not in env.manifest()
+
+
+def test_workload_security_group_admits_nothing_itself(env: Synthesized) -> None:
+    # Nodes get their inbound rules from the EKS cluster security group; this group only marks
+    # the workloads as a source for the data stores.
+    groups = resources(env.template("network"), "AWS::EC2::SecurityGroup")
+    (group,) = [g["Properties"] for k, g in groups.items() if k.startswith("WorkloadSecurityGroup")]
+    assert "SecurityGroupIngress" not in group
+    assert not resources(env.template("network"), "AWS::EC2::SecurityGroupIngress")

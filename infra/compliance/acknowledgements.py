@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from constructs import Construct
+
 from infra.compliance.ledger import Ledger
 
 if TYPE_CHECKING:
     from constructs import IConstruct
 
     from infra.platform import Platform
+    from infra.stacks.database import DatabaseStack
     from infra.stacks.eks import EksStack
     from infra.stacks.network import NetworkStack
 
@@ -24,6 +27,7 @@ _COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 def acknowledge_platform(platform: Platform) -> None:
     _network(platform.network, platform.ledger)
     _eks(platform.eks, platform.ledger)
+    _database(platform.database, platform.ledger)
 
 
 def _child(scope: IConstruct, path: str) -> IConstruct:
@@ -144,6 +148,51 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
     )
     for pack in _COMPLIANCE_PACKS:
         ledger.acknowledge(_child(stack, alb), f"{pack}-IAMNoInlinePolicy", inline)
+
+
+def _database(stack: DatabaseStack, ledger: Ledger) -> None:
+    cluster_level = (
+        "Aurora DB instances hold no data of their own: storage and backups belong to the cluster. The "
+        "cluster has continuous automated backups with point-in-time recovery over the configured retention, "
+        "and in production the cluster itself is selected by an AWS Backup plan (daily, encrypted vault kept "
+        "when the stack is deleted). AWS Backup cannot select an Aurora instance, which is what this rule "
+        "looks for."
+    )
+    for instance in stack.cluster.node.children:
+        if not isinstance(instance, Construct) or instance.node.id not in _instance_ids(stack):
+            continue
+        resource = instance.node.find_child("Resource")
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            ledger.acknowledge(resource, f"{pack}-RDSInBackupPlan", cluster_level)
+    if not stack.deletion_protection:
+        destroyable = (
+            "Non-production environments are destroyable by design (DESIGN.md decision 9): `cdk destroy` must "
+            "remove the database with the rest. Production sets deletion protection, a snapshot on delete and "
+            "termination protection; the settings refuse to turn them off there."
+        )
+        cluster = _child(stack, "Cluster/Resource")
+        ledger.acknowledge(cluster, "AwsSolutions-RDS10", destroyable)
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            ledger.acknowledge(cluster, f"{pack}-RDSInstanceDeletionProtectionEnabled", destroyable)
+    monitoring = stack.cluster.node.try_find_child("MonitoringRole")
+    if monitoring is not None:
+        ledger.acknowledge(
+            monitoring.node.find_child("Resource"),
+            _aws_managed("service-role/AmazonRDSEnhancedMonitoringRole"),
+            "RDS enhanced monitoring assumes this role with its AWS service-role policy, which only lets RDS "
+            "write OS metrics to the RDSOSMetrics log group; AWS maintains it with the monitoring agent.",
+        )
+    if stack.backup_plan is not None:
+        ledger.acknowledge(
+            _child(stack, "BackupPlan/Cluster/Role/Resource"),
+            _aws_managed("service-role/AWSBackupServiceRolePolicyForBackup"),
+            "AWS Backup's own service-role policy for taking and copying snapshots of the selected resources; "
+            "AWS keeps it in step with the services AWS Backup supports. Only the Aurora cluster is selected.",
+        )
+
+
+def _instance_ids(stack: DatabaseStack) -> set[str]:
+    return {"writer", *(f"reader{i + 1}" for i in range(stack.readers))}
 
 
 def _network(network: NetworkStack, ledger: Ledger) -> None:

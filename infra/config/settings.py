@@ -202,12 +202,137 @@ class EksSettings(_Model):
         return value
 
 
+# Aurora PostgreSQL versions accepted: current minors of the supported majors, none deprecated
+# (tests check this list against cfn-lint's deprecated-version data). 16.6 and older are deprecated.
+AURORA_POSTGRES_VERSIONS: tuple[str, ...] = ("16.9", "16.10", "16.11", "16.13", "17.5", "17.6", "17.7", "17.9")
+_INSTANCE_CLASS = re.compile(r"^(db\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+class ServerlessCapacity(_Model):
+    """Aurora Serverless v2 capacity per instance, in ACUs (0.5 steps; 0 lets the writer auto-pause)."""
+
+    min_acu: float
+    max_acu: float
+
+    @field_validator("min_acu", "max_acu", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("min_acu", "max_acu")
+    @classmethod
+    def _steps(cls, value: float) -> float:
+        if not 0 <= value <= 256 or (value * 2) != int(value * 2):
+            raise ValueError("must be between 0 and 256 ACUs in steps of 0.5")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ServerlessCapacity:
+        if self.max_acu < max(self.min_acu, 1):
+            raise ValueError(f"max_acu = {self.max_acu} must be at least 1 and at least min_acu ({self.min_acu})")
+        return self
+
+
+class DatabaseSettings(_Model):
+    engine_version: str
+    # Serverless v2 (default) or, for teams that need them, provisioned instances of this class.
+    capacity: ServerlessCapacity | None = None
+    instance_class: str | None = None
+    readers: Annotated[int, Field(ge=0, le=15)]
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
+    # Enhanced monitoring (OS metrics) interval; 0 turns it off.
+    monitoring_interval_seconds: int
+    performance_insights: bool
+    log_retention_days: int
+    database_name: str = "app"
+
+    @field_validator("engine_version")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in AURORA_POSTGRES_VERSIONS:
+            raise ValueError(
+                f"is not an accepted Aurora PostgreSQL version; allowed: {', '.join(AURORA_POSTGRES_VERSIONS)}"
+            )
+        return value
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_CLASS.match(value):
+            raise ValueError("must be a DB instance class such as r7g.large")
+        return value
+
+    @field_validator("monitoring_interval_seconds")
+    @classmethod
+    def _interval(cls, value: int) -> int:
+        if value not in (0, 1, 5, 10, 15, 30, 60):
+            raise ValueError("must be one of 0 (off), 1, 5, 10, 15, 30, 60")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _log_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
+    @field_validator("database_name")
+    @classmethod
+    def _database_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", value):
+            raise ValueError("must be a PostgreSQL identifier: lowercase letters, digits, underscores")
+        return value
+
+    @model_validator(mode="after")
+    def _one_capacity_model(self) -> DatabaseSettings:
+        if (self.capacity is None) == (self.instance_class is None):
+            raise ValueError(
+                "set exactly one of database.capacity (Serverless v2: min_acu/max_acu) or "
+                "database.instance_class (provisioned instances)"
+            )
+        return self
+
+
+class CacheSettings(_Model):
+    """ElastiCache Serverless (Valkey) usage limits and snapshots."""
+
+    # ElastiCache Serverless bounds: 1-5000 GB of data, 1000-15,000,000 ECPU per second.
+    max_data_storage_gb: Annotated[int, Field(ge=1, le=5000)]
+    max_ecpu_per_second: Annotated[int, Field(ge=1000, le=15_000_000)]
+    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)]
+    daily_snapshot_time: str = "03:00"
+
+    @field_validator("daily_snapshot_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("must be a UTC time HH:MM, e.g. 03:00")
+        return value
+
+
+DATA_STORES = ("database", "cache")
+
+
 class ServiceSettings(_Model):
     """One microservice of the catalogue: its namespace is ``<name>-<env>``."""
 
     name: str
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     ingress: bool
+    # Data stores the service connects to; its IRSA role gets exactly the grants for these.
+    uses: list[str] = []
+
+    @field_validator("uses")
+    @classmethod
+    def _uses(cls, value: list[str]) -> list[str]:
+        for store in value:
+            if store not in DATA_STORES:
+                raise ValueError(f"unknown data store {store!r}; allowed: {', '.join(DATA_STORES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("must not list a data store twice")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -232,6 +357,8 @@ class Settings(_Model):
     production: bool
     network: NetworkSettings
     eks: EksSettings
+    database: DatabaseSettings
+    cache: CacheSettings
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
 
     @field_validator("project")
@@ -275,10 +402,33 @@ class Settings(_Model):
     @model_validator(mode="after")
     def _production_guardrails(self) -> Settings:
         if self.production:
+            if not self.retain_data:
+                raise ValueError(
+                    "retain_data = False is not allowed in production: data stores would be deleted with their "
+                    "stacks; allowed: true"
+                )
             if "0.0.0.0/0" in self.eks.endpoint.public_access_cidrs:
                 raise ValueError(
                     "eks.endpoint.public_access_cidrs: '0.0.0.0/0' is not allowed in production; "
                     "allowed: the CIDRs of your offices and CI runners, or [] for a private endpoint"
+                )
+            capacity = self.database.capacity
+            if capacity is not None and capacity.min_acu < 0.5:
+                raise ValueError(
+                    f"database.capacity.min_acu = {capacity.min_acu} is not allowed in production "
+                    "(auto-pause would make the first query after idle wait for the database); allowed: 0.5 or more"
+                )
+            if self.database.backup_retention_days < 14:
+                raise ValueError(
+                    f"database.backup_retention_days = {self.database.backup_retention_days} is below the "
+                    "production minimum; allowed: 14 to 35"
+                )
+            if self.database.readers < 1:
+                raise ValueError("database.readers = 0: production needs a reader in another zone; allowed: 1 to 15")
+            if self.cache.snapshot_retention_days < 7:
+                raise ValueError(
+                    f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
+                    "production minimum; allowed: 7 to 35"
                 )
             zones = len(self.network.availability_zones)
             if self.eks.node_group.min_size < zones:

@@ -65,6 +65,7 @@ class EksStack(PlatformStack):
         construct_id: str,
         *,
         vpc: ec2.IVpc,
+        workload_security_group: ec2.ISecurityGroup,
         zones: list[str],
         eks_settings: EksSettings,
         services: list[ServiceSettings],
@@ -180,6 +181,9 @@ class EksStack(PlatformStack):
             "NodeLaunchTemplate",
             # IMDSv2 only, one hop: containers cannot reach the metadata service to borrow the node role.
             require_imdsv2=True,
+            # The workload group is what the data stores admit. Naming groups here replaces the
+            # cluster security group EKS would attach, so it is added back below.
+            security_group=workload_security_group,
             http_put_response_hop_limit=1,
             block_devices=[
                 ec2.BlockDevice(
@@ -192,6 +196,11 @@ class EksStack(PlatformStack):
                     ),
                 )
             ],
+        )
+        self.launch_template.add_security_group(
+            ec2.SecurityGroup.from_security_group_id(
+                self, "ClusterSecurityGroup", self.cluster.cluster_security_group_id, mutable=False
+            )
         )
         self.nodegroup = self.cluster.add_nodegroup_capacity(
             "Nodes",

@@ -127,6 +127,17 @@ class NetworkStack(PlatformStack):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
+        # Attached to every EKS node (and so to every pod on the VPC CNI's default networking). The
+        # data stores admit this group and nothing else: they need no reference to the EKS stack,
+        # so the database and cache deploy in parallel with the cluster.
+        self.workload_security_group = ec2.SecurityGroup(
+            self,
+            "WorkloadSecurityGroup",
+            vpc=self.vpc,
+            description="EKS nodes and pods: the only source the data stores admit",
+            allow_all_outbound=True,
+        )
+
         if network.interface_endpoints:
             # One group for all endpoints: HTTPS from inside the VPC, nothing else. The CIDR is the
             # literal from settings so the rule packs can evaluate it (a token would defeat them).

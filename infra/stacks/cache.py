@@ -1,0 +1,71 @@
+"""Cache stack: ElastiCache Serverless (Valkey) in the isolated data subnets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from infra.config.settings import CacheSettings
+from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.valkey_cache import VALKEY_PORT, ServerlessValkey
+from infra.stacks.base import PlatformStack
+from infra.stacks.network import DATA_SUBNETS
+
+
+class CacheStack(PlatformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        workload_security_group: ec2.ISecurityGroup,
+        zones: list[str],
+        cache: CacheSettings,
+        clients: list[str],
+        name_prefix: str,
+        retain_data: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="valkey", retain=retain_data).key
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"Valkey {name_prefix}-cache: from the EKS workloads only",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_ingress_rule(
+            workload_security_group, ec2.Port.tcp(VALKEY_PORT), "Valkey from EKS workloads"
+        )
+        self.valkey = ServerlessValkey(
+            self,
+            "Valkey",
+            cache_name=f"{name_prefix}-cache",
+            subnets=vpc.select_subnets(subnet_group_name=DATA_SUBNETS).subnets,
+            security_group=self.security_group,
+            key=self.key,
+            max_data_storage_gb=cache.max_data_storage_gb,
+            max_ecpu_per_second=cache.max_ecpu_per_second,
+            snapshot_retention_days=cache.snapshot_retention_days,
+            daily_snapshot_time=cache.daily_snapshot_time,
+            clients=clients,
+            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+        )
+        CfnOutput(self, "Endpoint", value=self.valkey.endpoint_address, description="Valkey endpoint")
+        CfnOutput(
+            self,
+            "Port",
+            value=str(VALKEY_PORT),
+            description="Valkey port. TLS is always on for serverless caches: clients must connect with TLS",
+        )
+        CfnOutput(
+            self,
+            "Authentication",
+            value="IAM: user id <cache name>-<service>, token signed by the service's IRSA role",
+            description="How clients authenticate; the default user is disabled",
+        )

@@ -1,0 +1,205 @@
+"""Database stack: Aurora PostgreSQL (Serverless v2 or provisioned) in the isolated data subnets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy
+from aws_cdk import aws_backup as backup
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from infra.config.settings import DatabaseSettings
+from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.log_retention import retention
+from infra.stacks.base import PlatformStack
+from infra.stacks.network import DATA_SUBNETS
+
+POSTGRES_PORT = 5432
+MASTER_USERNAME = "postgres"
+
+
+class DatabaseStack(PlatformStack):
+    """Aurora PostgreSQL reachable only from the workload security group, on 5432, over TLS.
+
+    Applications authenticate with IAM database authentication as their own database user (named
+    after the service); the master password is generated, stored and rotated by RDS in Secrets
+    Manager under a customer-managed key, and no workload is granted it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        workload_security_group: ec2.ISecurityGroup,
+        zones: list[str],
+        database: DatabaseSettings,
+        name_prefix: str,
+        retain_data: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.cluster_identifier = f"{name_prefix}-db"
+        self.readers = database.readers
+        self.deletion_protection = retain_data
+        self.storage_key = EncryptionKey(
+            self, "StorageKey", alias_prefix=name_prefix, purpose="aurora-storage", retain=retain_data
+        ).key
+        self.secret_key = EncryptionKey(
+            self, "SecretKey", alias_prefix=name_prefix, purpose="aurora-master-secret", retain=retain_data
+        ).key
+        log_key = EncryptionKey(self, "LogKey", alias_prefix=name_prefix, purpose="aurora-logs", retain=retain_data).key
+        log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
+        # RDS exports to /aws/rds/cluster/<id>/postgresql; created here first, encrypted and with a
+        # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda.
+        self.log_group = logs.LogGroup(
+            self,
+            "PostgresLogGroup",
+            log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
+            encryption_key=log_key,
+            retention=retention(database.log_retention_days),
+            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"Aurora {self.cluster_identifier}: PostgreSQL from the EKS workloads only",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_ingress_rule(
+            workload_security_group, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from EKS workloads"
+        )
+
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=self.engine(database.engine_version),
+            description=f"{self.cluster_identifier}: TLS only, statement and connection logging",
+            parameters={
+                "rds.force_ssl": "1",
+                "ssl_min_protocol_version": "TLSv1.2",
+                "log_connections": "1",
+                "log_disconnections": "1",
+                "log_min_duration_statement": "1000",
+            },
+        )
+
+        self.cluster = rds.DatabaseCluster(
+            self,
+            "Cluster",
+            cluster_identifier=self.cluster_identifier,
+            engine=self.engine(database.engine_version),
+            writer=self._instance("writer", database, reader=False),
+            readers=[self._instance(f"reader{i + 1}", database, reader=True) for i in range(database.readers)],
+            serverless_v2_min_capacity=database.capacity.min_acu if database.capacity else None,
+            serverless_v2_max_capacity=database.capacity.max_acu if database.capacity else None,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS),
+            security_groups=[self.security_group],
+            port=POSTGRES_PORT,
+            default_database_name=database.database_name,
+            credentials=rds.Credentials.from_username(MASTER_USERNAME, encryption_key=self.secret_key),
+            manage_master_user_password=True,
+            iam_authentication=True,
+            storage_encrypted=True,
+            storage_encryption_key=self.storage_key,
+            parameter_group=parameters,
+            cloudwatch_logs_exports=["postgresql"],
+            monitoring_interval=(
+                Duration.seconds(database.monitoring_interval_seconds) if database.monitoring_interval_seconds else None
+            ),
+            enable_performance_insights=database.performance_insights or None,
+            performance_insight_encryption_key=self.storage_key if database.performance_insights else None,
+            backup=rds.BackupProps(
+                retention=Duration.days(database.backup_retention_days), preferred_window="02:00-03:00"
+            ),
+            preferred_maintenance_window="sun:04:00-sun:05:00",
+            copy_tags_to_snapshot=True,
+            deletion_protection=self.deletion_protection,
+            # Prod: a final snapshot on delete or replacement. Dev: gone with the stack.
+            removal_policy=RemovalPolicy.SNAPSHOT if retain_data else RemovalPolicy.DESTROY,
+            delete_automated_backups=not retain_data,
+        )
+        self.cluster.node.add_dependency(self.log_group)
+        self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
+        self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
+
+        CfnOutput(self, "Endpoint", value=self.cluster.cluster_endpoint.hostname, description="Writer endpoint")
+        CfnOutput(
+            self, "ReaderEndpoint", value=self.cluster.cluster_read_endpoint.hostname, description="Reader endpoint"
+        )
+        CfnOutput(self, "Port", value=str(POSTGRES_PORT), description="PostgreSQL port (TLS required)")
+        CfnOutput(
+            self,
+            "MasterSecretArn",
+            value=self.master_secret_arn,
+            description="Master credentials (RDS-managed, rotated); for administrators, not workloads",
+        )
+
+    def _backup_plan(self, name_prefix: str, database: DatabaseSettings) -> backup.BackupPlan:
+        """Daily AWS Backup snapshots of the cluster in an encrypted vault that outlives the stack.
+
+        Aurora's own automated backups (point-in-time recovery) are deleted with the cluster after
+        its final snapshot; these recovery points are independent of it.
+        """
+        vault = backup.BackupVault(
+            self,
+            "BackupVault",
+            backup_vault_name=f"{name_prefix}-database",
+            encryption_key=EncryptionKey(
+                self, "BackupKey", alias_prefix=name_prefix, purpose="aurora-backups", retain=True
+            ).key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        plan = backup.BackupPlan(self, "BackupPlan", backup_plan_name=f"{name_prefix}-database", backup_vault=vault)
+        plan.add_rule(
+            backup.BackupPlanRule(
+                rule_name="daily",
+                schedule_expression=events.Schedule.cron(hour="5", minute="0"),
+                delete_after=Duration.days(max(35, database.backup_retention_days)),
+            )
+        )
+        plan.add_selection("Cluster", resources=[backup.BackupResource.from_rds_database_cluster(self.cluster)])
+        return plan
+
+    @staticmethod
+    def engine(version: str) -> rds.IClusterEngine:
+        constant = getattr(rds.AuroraPostgresEngineVersion, "VER_" + version.replace(".", "_"))
+        return rds.DatabaseClusterEngine.aurora_postgres(version=constant)
+
+    @staticmethod
+    def _instance(name: str, database: DatabaseSettings, *, reader: bool) -> rds.IClusterInstance:
+        insights = database.performance_insights or None
+        if database.instance_class:
+            return rds.ClusterInstance.provisioned(
+                name,
+                instance_type=ec2.InstanceType(database.instance_class.removeprefix("db.")),
+                publicly_accessible=False,
+                auto_minor_version_upgrade=True,
+                enable_performance_insights=insights,
+            )
+        # Readers scale with the writer so a failover lands on an instance of the same size.
+        return rds.ClusterInstance.serverless_v2(
+            name,
+            scale_with_writer=reader,
+            publicly_accessible=False,
+            auto_minor_version_upgrade=True,
+            enable_performance_insights=insights,
+        )
+
+    def resource_id(self) -> str:
+        return self.cluster.cluster_resource_identifier
+
+    def connect_arn(self, db_user: str) -> str:
+        """``rds-db:connect`` resource for one database user of this cluster."""
+        return self.format_arn(
+            service="rds-db", resource="dbuser", resource_name=f"{self.cluster.cluster_resource_identifier}/{db_user}"
+        )
