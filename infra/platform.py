@@ -14,10 +14,12 @@ from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
 from infra.stacks.access import AccessStack
 from infra.stacks.cache import CacheStack
+from infra.stacks.cicd import CicdStack
 from infra.stacks.database import DatabaseStack
-from infra.stacks.eks import EksStack
+from infra.stacks.eks import EksStack, namespace_of
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
+from infra.stacks.registry import RegistryStack
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Platform:
     database: DatabaseStack
     cache: CacheStack
     access: AccessStack
+    registry: RegistryStack
+    cicd: CicdStack
     ledger: Ledger
 
 
@@ -113,11 +117,46 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         cache=cache,
     )
 
+    registry = RegistryStack(
+        app,
+        f"{prefix}-registry",
+        stack_name=f"{prefix}-registry",
+        description=f"{prefix}: one ECR repository per service",
+        env=env,
+        termination_protection=settings.retain_data,
+        zones=settings.network.availability_zones,
+        services=settings.services,
+        registry=settings.registry,
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+    cicd = CicdStack(
+        app,
+        f"{prefix}-cicd",
+        stack_name=f"{prefix}-cicd",
+        description=f"{prefix}: GitHub OIDC deploy role and its access to the cluster",
+        env=env,
+        zones=settings.network.availability_zones,
+        github=settings.github,
+        environment_name=settings.environment,
+        cluster=eks.cluster,
+        namespaces=[namespace_of(s.name, settings.environment) for s in settings.services],
+        repositories=list(registry.repositories.values()),
+    )
+
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
 
     platform = Platform(
-        settings=settings, network=network, eks=eks, database=database, cache=cache, access=access, ledger=Ledger()
+        settings=settings,
+        network=network,
+        eks=eks,
+        database=database,
+        cache=cache,
+        access=access,
+        registry=registry,
+        cicd=cicd,
+        ledger=Ledger(),
     )
     acknowledge_platform(platform)
     return platform

@@ -11,7 +11,7 @@ import pytest
 from infra.config.helm_values import deep_merge, layered_values, load_addon_values
 from infra.config.settings import SettingsError
 from infra.stacks.eks_addons import ALB_CONTROLLER, CLUSTER_AUTOSCALER, METRICS_SERVER
-from tests.synth import Synthesized, resources
+from tests.synth import Synthesized, cdk_json_context, resources
 
 
 def _chart(env: Synthesized, release: str) -> dict[str, Any]:
@@ -221,4 +221,4 @@ def test_load_balancer_controller_values_may_not_override_what_the_stack_sets(tm
     values = addon_values("dev")
     values["aws-load-balancer-controller"] = {**values["aws-load-balancer-controller"], "vpcId": "vpc-123"}
     with pytest.raises(SettingsError, match=r"aws-load-balancer-controller: key 'vpcId' is computed by the stack"):
-        build_platform(App(outdir=str(tmp_path)), load_settings("dev"), addon_values=values)
+        build_platform(App(outdir=str(tmp_path), context=cdk_json_context()), load_settings("dev"), addon_values=values)

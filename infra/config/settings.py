@@ -312,6 +312,48 @@ class CacheSettings(_Model):
         return value
 
 
+class RegistrySettings(_Model):
+    """ECR lifecycle: untagged images go after a few days, only the newest tagged ones are kept."""
+
+    untagged_image_days: Annotated[int, Field(ge=1, le=90)]
+    keep_tagged_images: Annotated[int, Field(ge=1, le=1000)]
+
+
+class GithubSettings(_Model):
+    """The repository whose GitHub Actions may deploy, through OIDC (no long-lived keys)."""
+
+    owner: str
+    repository: str
+    # There is one GitHub OIDC provider per account: import it by ARN if it exists, else it is created.
+    oidc_provider_arn: str | None = None
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?", value):
+            raise ValueError("must be a GitHub user or organisation name: letters, digits, inner hyphens, no wildcards")
+        return value
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value) or value in (".", ".."):
+            raise ValueError("must be a GitHub repository name: letters, digits, '.', '_', '-', no wildcards")
+        return value
+
+    @field_validator("oidc_provider_arn")
+    @classmethod
+    def _provider(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            r"arn:aws:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com", value
+        ):
+            raise ValueError(
+                "must be the ARN of the GitHub OIDC provider: "
+                "arn:aws:iam::<12 digits>:oidc-provider/token.actions.githubusercontent.com"
+            )
+        return value
+
+
 DATA_STORES = ("database", "cache")
 
 
@@ -359,6 +401,8 @@ class Settings(_Model):
     eks: EksSettings
     database: DatabaseSettings
     cache: CacheSettings
+    registry: RegistrySettings
+    github: GithubSettings
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
 
     @field_validator("project")

@@ -1,0 +1,120 @@
+"""CI/CD stack: the GitHub OIDC provider and this environment's deploy role with its EKS access entry."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from aws_cdk import CfnOutput
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.config.settings import GithubSettings
+from infra.stacks.base import PlatformStack
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+
+ECR_PUSH_PULL = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+def github_subject(github: GithubSettings, environment: str) -> str:
+    """The only token subject the deploy role trusts: jobs bound to this GitHub environment."""
+    return f"repo:{github.owner}/{github.repository}:environment:{environment}"
+
+
+class CicdStack(PlatformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zones: list[str],
+        github: GithubSettings,
+        environment_name: str,
+        cluster: eks.Cluster,
+        namespaces: list[str],
+        repositories: list[ecr.IRepository],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        if github.oidc_provider_arn:
+            provider: iam.IOidcProvider | iam.IOpenIdConnectProvider = (
+                iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(
+                    self, "GithubOidc", github.oidc_provider_arn
+                )
+            )
+            provider_arn = github.oidc_provider_arn
+        else:
+            native = iam.OidcProviderNative(
+                self, "GithubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=["sts.amazonaws.com"]
+            )
+            provider, provider_arn = native, native.oidc_provider_arn
+
+        self.deploy_role = iam.Role(
+            self,
+            "DeployRole",
+            description=f"GitHub Actions deploys to {environment_name}: push images, helm upgrade in its namespaces",
+            assumed_by=iam.FederatedPrincipal(
+                provider_arn,
+                conditions={
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": github_subject(github, environment_name),
+                    }
+                },
+                assume_role_action="sts:AssumeRoleWithWebIdentity",
+            ),
+        )
+        iam.ManagedPolicy(
+            self,
+            "DeployPolicy",
+            description=f"Push/pull this environment's ({environment_name}) images, find its cluster",
+            roles=[self.deploy_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="PushAndPullThisEnvironmentsImages",
+                    actions=ECR_PUSH_PULL,
+                    resources=[r.repository_arn for r in repositories],
+                ),
+                iam.PolicyStatement(
+                    sid="LogInToEcr",
+                    # GetAuthorizationToken supports no resource-level permissions.
+                    actions=["ecr:GetAuthorizationToken"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="FindThisCluster", actions=["eks:DescribeCluster"], resources=[cluster.cluster_arn]
+                ),
+            ],
+        )
+        # Inside the cluster: edit (not admin) in this environment's service namespaces only.
+        self.access_entry = eks.AccessEntry(
+            self,
+            "DeployAccess",
+            # jsii's Python stubs miss a protocol member on Cluster; it is an ICluster at runtime.
+            cluster=cast(eks.ICluster, cluster),
+            principal=self.deploy_role.role_arn,
+            access_policies=[
+                eks.AccessPolicy.from_access_policy_name(
+                    "AmazonEKSEditPolicy", access_scope_type=eks.AccessScopeType.NAMESPACE, namespaces=namespaces
+                )
+            ],
+        )
+        self.provider = provider
+        CfnOutput(
+            self,
+            "DeployRoleArn",
+            value=self.deploy_role.role_arn,
+            description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
+        )

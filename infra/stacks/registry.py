@@ -1,0 +1,70 @@
+"""Registry stack: one ECR repository per catalogue service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy
+from aws_cdk import aws_ecr as ecr
+from constructs import Construct
+
+from infra.config.settings import RegistrySettings, ServiceSettings
+from infra.constructs.encryption_key import EncryptionKey
+from infra.stacks.base import PlatformStack
+
+
+def repository_name(name_prefix: str, service: str) -> str:
+    return f"{name_prefix}/{service}"
+
+
+class RegistryStack(PlatformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zones: list[str],
+        services: list[ServiceSettings],
+        registry: RegistrySettings,
+        name_prefix: str,
+        retain_data: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="ecr", retain=retain_data).key
+        self.repositories: dict[str, ecr.Repository] = {}
+        for service in services:
+            repository = ecr.Repository(
+                self,
+                f"Repository-{service.name}",
+                repository_name=repository_name(name_prefix, service.name),
+                # A tag names one image forever: a deploy of tag X is reproducible and auditable.
+                image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+                image_scan_on_push=True,
+                encryption=ecr.RepositoryEncryption.KMS,
+                encryption_key=self.key,
+                lifecycle_rules=[
+                    ecr.LifecycleRule(
+                        rule_priority=1,
+                        description=f"expire untagged images after {registry.untagged_image_days} days",
+                        tag_status=ecr.TagStatus.UNTAGGED,
+                        max_image_age=Duration.days(registry.untagged_image_days),
+                    ),
+                    ecr.LifecycleRule(
+                        rule_priority=2,
+                        description=f"keep the newest {registry.keep_tagged_images} tagged images",
+                        tag_status=ecr.TagStatus.TAGGED,
+                        tag_pattern_list=["*"],
+                        max_image_count=registry.keep_tagged_images,
+                    ),
+                ],
+                removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+                empty_on_delete=not retain_data,
+            )
+            self.repositories[service.name] = repository
+            CfnOutput(
+                self,
+                f"RepositoryUri-{service.name}",
+                value=repository.repository_uri,
+                description=f"ECR repository of {service.name}",
+            )
