@@ -37,7 +37,7 @@ def main() -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    packs = register_rule_packs(app)
+    packs = register_rule_packs(app, production=settings.production)
     return synth_with_report(app, platform, packs, ROOT / "reports" / settings.environment)
 
 

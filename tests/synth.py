@@ -42,7 +42,7 @@ class Synthesized:
 def synthesize(settings: Settings, outdir: Path) -> Synthesized:
     app = App(context=cdk_json_context(), outdir=str(outdir))
     platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
-    register_rule_packs(app)
+    register_rule_packs(app, production=settings.production)
     app.synth()
     return Synthesized(settings=settings, platform=platform, outdir=outdir)
 

@@ -58,7 +58,7 @@ def test_gate_fails_synth_on_a_finding(tmp_path: Path) -> None:
     app = App(context=cdk_json_context(), outdir=str(tmp_path))
     stack = Stack(app, "Broken")
     logs.LogGroup(stack, "Unencrypted", retention=logs.RetentionDays.ONE_WEEK)
-    register_rule_packs(app)
+    register_rule_packs(app, production=True)
     with pytest.raises(RuntimeError, match=r"CloudWatchLogGroupEncrypted"):
         app.synth()
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks, PCIDSS321Checks
 
+from infra.compliance.platform_rules import PLUGIN_NAME, PlatformRules
+
 
 def rule_packs(app: App) -> list[NagPack]:
     return [AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app), PCIDSS321Checks(app)]
 
 
-def register_rule_packs(app: App) -> list[NagPack]:
-    """Any unacknowledged finding of any pack, warnings included, fails synth."""
+def register_rule_packs(app: App, *, production: bool) -> list[str]:
+    """Registers cdk-nag's packs and our own rules; returns the pack names in report order.
+
+    Any unacknowledged finding of any pack, warnings included, fails synth.
+    """
     packs = rule_packs(app)
-    Validations.of(app).add_plugins(*packs)
-    return packs
+    Validations.of(app).add_plugins(*packs, PlatformRules(production=production))
+    return [pack.read_pack_name for pack in packs] + [PLUGIN_NAME]

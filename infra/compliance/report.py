@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aws_cdk import App
-from cdk_nag import NagPack
 from jsii.errors import JSIIError
 
 from infra.compliance.ledger import Acknowledged
+from infra.compliance.platform_rules import PLUGIN_NAME, Rule, rules_for
 
 if TYPE_CHECKING:
     from infra.platform import Platform
@@ -28,7 +29,7 @@ CFN_VALIDATE = "CloudFormation Validate"
 CFN_VALIDATE_PREFIX = "CloudFormation-Validate::"
 
 
-def synth_with_report(app: App, platform: Platform, packs: list[NagPack], report_dir: Path) -> int:
+def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir: Path) -> int:
     """Synthesize; always write the report; return a process exit code."""
     failure: str | None = None
     try:
@@ -39,8 +40,9 @@ def synth_with_report(app: App, platform: Platform, packs: list[NagPack], report
     report = build_report(
         environment=platform.settings.environment,
         validation=read_validation_report(outdir),
-        packs=[pack.read_pack_name for pack in packs],
+        packs=packs,
         acknowledgements=platform.ledger.entries,
+        rules=rules_for(production=platform.settings.production),
     )
     write_report(report, report_dir)
     if failure or report["summary"]["findings"]:
@@ -67,7 +69,9 @@ def build_report(
     validation: dict[str, Any],
     packs: list[str],
     acknowledgements: list[Acknowledged],
+    rules: Sequence[Rule] = (),
 ) -> dict[str, Any]:
+    """``rules``: our own rules (infra.compliance.platform_rules), listed in their pack's section."""
     findings_by_plugin: dict[str, list[dict[str, Any]]] = {}
     for plugin in validation.get("pluginReports", []):
         findings = findings_by_plugin.setdefault(plugin["pluginName"], [])
@@ -86,8 +90,14 @@ def build_report(
     known = [*packs, CFN_VALIDATE]
     for pack_name in [*known, *sorted(set(findings_by_plugin) - set(known))]:
         acks = [a for a in acknowledgements if _section_of_rule(a.rule_id) == pack_name]
+        section: dict[str, Any] = {}
+        if pack_name == PLUGIN_NAME:
+            section["rules"] = [
+                {"id": r.id, "requirement": r.requirement, "reason": r.reason, "link": r.link} for r in rules
+            ]
         sections.append(
             {
+                **section,
                 "pack": pack_name,
                 "findings": findings_by_plugin.get(pack_name, []),
                 "acknowledgements": [
@@ -130,7 +140,20 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {section['pack']} | {len(section['findings'])} | {len(section['acknowledgements'])} |")
     lines.append(f"| **total** | **{report['summary']['findings']}** | **{report['summary']['acknowledgements']}** |")
     for section in report["packs"]:
-        lines += ["", f"## {section['pack']}", "", "### Findings", ""]
+        lines += ["", f"## {section['pack']}", ""]
+        if "rules" in section:
+            lines += [
+                "Our own rules, for what cdk-nag cannot see (infra/compliance/platform_rules.py):",
+                "",
+                "| rule | requires | why | guideline |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['id']} | {_cell(r['requirement'])} | {_cell(r['reason'])} | {r['link']} |"
+                for r in section["rules"]
+            ]
+            lines.append("")
+        lines += ["### Findings", ""]
         if section["findings"]:
             lines += ["| rule | severity | construct | description |", "|---|---|---|---|"]
             lines += [

@@ -1,0 +1,542 @@
+"""Our own rules for what cdk-nag 3.0.2 cannot see (DESIGN.md decision 4), run on every synth.
+
+cdk-nag's EKS rules do not match ``aws_eks_v2`` clusters, it has no rule for ElastiCache Serverless,
+and for ECR it only checks public access. These rules read the synthesized CloudFormation templates
+(the thing that gets deployed, whichever construct produced it), follow references between stacks
+(``Fn::GetStackOutput``) and report through CDK's validation-plugin interface, so a violation fails
+synth and shows up in ``validation-report.json`` and in the compliance report like any other pack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    IPolicyValidationContext,
+    IPolicyValidationPlugin,
+    PolicyValidationPluginReport,
+    PolicyViolatingResource,
+    PolicyViolation,
+)
+
+from infra.config.settings import AURORA_POSTGRES_VERSIONS
+
+PLUGIN_NAME = "CloudOps"
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+Template = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource of one synthesized template, with the other templates of the assembly at hand."""
+
+    stack: str
+    logical_id: str
+    body: Mapping[str, Any]
+    templates: Mapping[str, Template]
+
+    @property
+    def props(self) -> Mapping[str, Any]:
+        return dict(self.body.get("Properties", {}))
+
+    def target(self, value: Any) -> Resource | None:
+        """The resource a ``Ref``/``Fn::GetAtt``/``Fn::GetStackOutput`` points at, in whichever stack."""
+        stack, node = self.stack, value
+        for _ in range(5):
+            if not isinstance(node, dict):
+                return None
+            if "Fn::GetStackOutput" in node:
+                ref = node["Fn::GetStackOutput"]
+                stack = ref["StackName"]
+                outputs = self.templates.get(stack, {}).get("Outputs", {})
+                if ref["OutputName"] not in outputs:
+                    return None
+                node = outputs[ref["OutputName"]]["Value"]
+                continue
+            logical_id = node.get("Ref") or (node.get("Fn::GetAtt") or [None])[0]
+            body = self.templates.get(stack, {}).get("Resources", {}).get(logical_id)
+            return Resource(stack, logical_id, body, self.templates) if body else None
+        return None
+
+    def resources_of_type(self, resource_type: str) -> Iterator[Resource]:
+        for logical_id, body in self.templates[self.stack].get("Resources", {}).items():
+            if body.get("Type") == resource_type:
+                yield Resource(self.stack, logical_id, body, self.templates)
+
+
+Check = Callable[[Resource], str | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    resource_type: str
+    requirement: str
+    reason: str
+    link: str
+    check: Check
+    production_only: bool = False
+
+
+def _literal_text(value: Any) -> str:
+    """The literal strings inside a value (``Fn::Join`` parts included), joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(_literal_text(v) for v in value)
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            return _literal_text(value["Fn::Join"][1])
+        return ""
+    return ""
+
+
+def _customer_key(resource: Resource, value: Any) -> bool:
+    """A KMS key this app manages, or a key ARN (not an alias, not absent)."""
+    if isinstance(value, str):
+        return ":key/" in value
+    target = resource.target(value)
+    return target is not None and target.body.get("Type") == "AWS::KMS::Key"
+
+
+# --- EKS cluster ---------------------------------------------------------------------------------
+
+
+def _all_logs(r: Resource) -> str | None:
+    enabled = {t.get("Type") for t in r.props.get("Logging", {}).get("ClusterLogging", {}).get("EnabledTypes", [])}
+    missing = [t for t in CONTROL_PLANE_LOG_TYPES if t not in enabled]
+    return f"control-plane log types off: {', '.join(missing)}" if missing else None
+
+
+def _secrets_cmk(r: Resource) -> str | None:
+    for config in r.props.get("EncryptionConfig", []):
+        if "secrets" in config.get("Resources", []) and _customer_key(r, config.get("Provider", {}).get("KeyArn")):
+            return None
+    return "Kubernetes secrets are not envelope-encrypted with a customer-managed KMS key"
+
+
+def _endpoint(r: Resource) -> str | None:
+    vpc = r.props.get("ResourcesVpcConfig", {})
+    if vpc.get("EndpointPublicAccess", True) is False:
+        return None
+    cidrs = vpc.get("PublicAccessCidrs")
+    if not cidrs:
+        return "the public API endpoint is open to 0.0.0.0/0 (no PublicAccessCidrs)"
+    if "0.0.0.0/0" in cidrs:
+        return "the public API endpoint allows 0.0.0.0/0"
+    return None
+
+
+def _api_auth(r: Resource) -> str | None:
+    mode = r.props.get("AccessConfig", {}).get("AuthenticationMode", "CONFIG_MAP")
+    return None if mode == "API" else f"authentication mode is {mode}, not API (access entries only)"
+
+
+# --- EKS node groups -----------------------------------------------------------------------------
+
+
+def _launch_template(r: Resource) -> Resource | None:
+    spec = r.props.get("LaunchTemplate", {})
+    return r.target(spec.get("Id")) or r.target(spec.get("Name"))
+
+
+def _imdsv2(r: Resource) -> str | None:
+    template = _launch_template(r)
+    if template is None:
+        return "no launch template of this app: IMDSv2 and the hop limit cannot be enforced"
+    options = template.props.get("LaunchTemplateData", {}).get("MetadataOptions", {})
+    if options.get("HttpTokens") != "required" or options.get("HttpPutResponseHopLimit") != 1:
+        return f"launch template {template.logical_id} does not require IMDSv2 with hop limit 1"
+    return None
+
+
+def _encrypted_root(r: Resource) -> str | None:
+    template = _launch_template(r)
+    if template is None:
+        return "no launch template of this app: root volume encryption cannot be enforced"
+    mappings = template.props.get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
+    if not mappings or not all(m.get("Ebs", {}).get("Encrypted") is True for m in mappings):
+        return f"launch template {template.logical_id} has an unencrypted (or default) root volume"
+    return None
+
+
+def _private_subnets(r: Resource) -> str | None:
+    for value in r.props.get("Subnets", []):
+        subnet = r.target(value)
+        if subnet is None or subnet.body.get("Type") != "AWS::EC2::Subnet":
+            return "a node group subnet is not a subnet of this app, so it cannot be shown to be private"
+        if subnet.props.get("MapPublicIpOnLaunch") is True or _routes_to_internet_gateway(subnet):
+            return f"node group subnet {subnet.logical_id} is public (route to an internet gateway)"
+    return None
+
+
+def _routes_to_internet_gateway(subnet: Resource) -> bool:
+    tables = {
+        json.dumps(a.props.get("RouteTableId"))
+        for a in subnet.resources_of_type("AWS::EC2::SubnetRouteTableAssociation")
+        if a.props.get("SubnetId") == {"Ref": subnet.logical_id}
+    }
+    for route in subnet.resources_of_type("AWS::EC2::Route"):
+        if json.dumps(route.props.get("RouteTableId")) in tables:
+            gateway = route.target(route.props.get("GatewayId"))
+            if gateway is not None and gateway.body.get("Type") == "AWS::EC2::InternetGateway":
+                return True
+    return False
+
+
+# --- ElastiCache Serverless ----------------------------------------------------------------------
+
+
+def _cache_cmk(r: Resource) -> str | None:
+    return None if _customer_key(r, r.props.get("KmsKeyId")) else "not encrypted with a customer-managed KMS key"
+
+
+def _cache_snapshots(r: Resource) -> str | None:
+    kept = r.props.get("SnapshotRetentionLimit", 0)
+    return None if isinstance(kept, int) and kept >= 7 else f"keeps {kept} days of snapshots, fewer than 7"
+
+
+def _cache_security_groups(r: Resource) -> str | None:
+    return None if r.props.get("SecurityGroupIds") else "no security groups: the VPC default group applies"
+
+
+def _cache_default_user_off(r: Resource) -> str | None:
+    group_id = r.props.get("UserGroupId")
+    if not group_id:
+        return "no user group: the default user connects without a password"
+    groups = [
+        g
+        for g in r.resources_of_type("AWS::ElastiCache::UserGroup")
+        if g.props.get("UserGroupId") == group_id or {"Ref": g.logical_id} == group_id
+    ]
+    for group in groups:
+        for user in r.resources_of_type("AWS::ElastiCache::User"):
+            in_group = user.props.get("UserId") in group.props.get("UserIds", [])
+            enabled = not str(user.props.get("AccessString", "")).startswith("off")
+            if in_group and user.props.get("UserName") == "default" and enabled:
+                return f"the default user {user.props.get('UserId')} of the user group is not switched off"
+    return None
+
+
+# --- ECR -----------------------------------------------------------------------------------------
+
+
+def _ecr_immutable(r: Resource) -> str | None:
+    return None if r.props.get("ImageTagMutability") == "IMMUTABLE" else "image tags are mutable"
+
+
+def _ecr_scan(r: Resource) -> str | None:
+    scanning = r.props.get("ImageScanningConfiguration", {}).get("ScanOnPush")
+    return None if scanning is True else "images are not scanned on push"
+
+
+def _ecr_kms(r: Resource) -> str | None:
+    encryption = r.props.get("EncryptionConfiguration", {})
+    return None if encryption.get("EncryptionType") == "KMS" else "not encrypted with KMS (AES256 default)"
+
+
+# --- Aurora --------------------------------------------------------------------------------------
+
+
+def _aurora_version(r: Resource) -> str | None:
+    if r.props.get("Engine") != "aurora-postgresql":
+        return None
+    version = str(r.props.get("EngineVersion", ""))
+    if version in AURORA_POSTGRES_VERSIONS:
+        return None
+    return f"engine version {version or '(engine default)'} is deprecated or not vetted; allowed: " + ", ".join(
+        AURORA_POSTGRES_VERSIONS
+    )
+
+
+def _aurora_iam_auth(r: Resource) -> str | None:
+    return None if r.props.get("EnableIAMDatabaseAuthentication") is True else "IAM database authentication is off"
+
+
+def _aurora_deletion_protection(r: Resource) -> str | None:
+    return None if r.props.get("DeletionProtection") is True else "deletion protection is off"
+
+
+# --- IAM -----------------------------------------------------------------------------------------
+
+
+def _federated_sub(r: Resource) -> str | None:
+    for statement in r.props.get("AssumeRolePolicyDocument", {}).get("Statement", []):
+        if statement.get("Effect") != "Allow" or "Federated" not in statement.get("Principal", {}):
+            continue
+        keys = ""
+        for operator in ("StringEquals", "StringLike"):
+            condition = statement.get("Condition", {}).get(operator)
+            if isinstance(condition, dict) and "Fn::GetAtt" in condition:
+                # CDK's CfnJson: the keys are only known once the issuer URL resolves.
+                source = r.target(condition)
+                keys += _literal_text(source.props.get("Value")) if source else ""
+            elif isinstance(condition, dict):
+                keys += " ".join(f"{k}={_literal_text(v)}" for k, v in condition.items())
+        if ':sub"' not in keys and ":sub=" not in keys:
+            return (
+                "trusted by a federated principal with no `sub` condition: any identity of that provider may assume it"
+            )
+    return None
+
+
+def _statements(r: Resource) -> Iterator[Mapping[str, Any]]:
+    if r.body.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        yield from r.props.get("PolicyDocument", {}).get("Statement", [])
+    for policy in r.props.get("Policies", []):
+        yield from policy.get("PolicyDocument", {}).get("Statement", [])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _admin_star(r: Resource) -> str | None:
+    for statement in _statements(r):
+        allow = statement.get("Effect") == "Allow"
+        if allow and "*" in _as_list(statement.get("Action")) and "*" in _as_list(statement.get("Resource")):
+            return "allows action * on resource *"
+    return None
+
+
+_BP = "https://docs.aws.amazon.com/eks/latest/best-practices"
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "CloudOps-EKS1",
+        "AWS::EKS::Cluster",
+        "all five control-plane log types on",
+        "Audit and authenticator logs are the only record of who did what to the cluster (CIS EKS 2.1.1).",
+        f"{_BP}/auditing-and-logging.html",
+        _all_logs,
+    ),
+    Rule(
+        "CloudOps-EKS2",
+        "AWS::EKS::Cluster",
+        "Kubernetes secrets envelope-encrypted with a customer-managed KMS key",
+        "Secrets in etcd are otherwise protected only by AWS-owned disk encryption (CIS EKS 5.3.1).",
+        f"{_BP}/data-encryption-and-secrets-management.html",
+        _secrets_cmk,
+    ),
+    Rule(
+        "CloudOps-EKS3",
+        "AWS::EKS::Cluster",
+        "public API endpoint off, or limited to listed CIDRs (never 0.0.0.0/0) in production",
+        "An API server open to the internet is one credential leak away from the cluster (CIS EKS 5.4.2).",
+        "https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html",
+        _endpoint,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-EKS4",
+        "AWS::EKS::Cluster",
+        "authentication mode API (access entries only)",
+        "Access entries are auditable IAM resources; the aws-auth ConfigMap is an unvalidated file that a "
+        "typo can lock everyone out of.",
+        "https://docs.aws.amazon.com/eks/latest/userguide/access-entries.html",
+        _api_auth,
+    ),
+    Rule(
+        "CloudOps-EKS5",
+        "AWS::EKS::Nodegroup",
+        "a launch template that requires IMDSv2 with hop limit 1",
+        "With a hop limit above 1, every pod can take the node role's credentials from the metadata service "
+        "(CIS EKS 4.x; EKS Best Practices, restrict access to the instance profile).",
+        f"{_BP}/identity-and-access-management.html#_restrict_access_to_the_instance_profile_assigned_to_the_worker_node",
+        _imdsv2,
+    ),
+    Rule(
+        "CloudOps-EKS6",
+        "AWS::EKS::Nodegroup",
+        "encrypted root volumes (launch template)",
+        "Node disks hold container images, logs and emptyDir data.",
+        f"{_BP}/data-encryption-and-secrets-management.html",
+        _encrypted_root,
+    ),
+    Rule(
+        "CloudOps-EKS7",
+        "AWS::EKS::Nodegroup",
+        "nodes in private subnets only",
+        "Nodes in a public subnet are reachable from the internet through any security-group mistake.",
+        f"{_BP}/subnets.html",
+        _private_subnets,
+    ),
+    Rule(
+        "CloudOps-EC1",
+        "AWS::ElastiCache::ServerlessCache",
+        "encrypted with a customer-managed KMS key",
+        "A customer key lets the data be made unreadable by disabling the key and shows every use in CloudTrail.",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/at-rest-encryption.html",
+        _cache_cmk,
+    ),
+    Rule(
+        "CloudOps-EC2",
+        "AWS::ElastiCache::ServerlessCache",
+        "at least 7 days of snapshots in production",
+        "A serverless cache has no replica to fall back on after a bad write or a deleted key space.",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups.html",
+        _cache_snapshots,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-EC3",
+        "AWS::ElastiCache::ServerlessCache",
+        "security groups set",
+        "Without them the VPC's default security group decides who connects.",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/VPCs.html",
+        _cache_security_groups,
+    ),
+    Rule(
+        "CloudOps-EC4",
+        "AWS::ElastiCache::ServerlessCache",
+        "a user group whose default user is switched off",
+        "Without a user group the default user connects with no password.",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html",
+        _cache_default_user_off,
+    ),
+    Rule(
+        "CloudOps-ECR1",
+        "AWS::ECR::Repository",
+        "immutable image tags",
+        "A mutable tag can be repointed after review: what was approved is not what runs.",
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-tag-mutability.html",
+        _ecr_immutable,
+    ),
+    Rule(
+        "CloudOps-ECR2",
+        "AWS::ECR::Repository",
+        "scan on push",
+        "The build fails on critical findings only if there are findings to read.",
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-scanning-basic.html",
+        _ecr_scan,
+    ),
+    Rule(
+        "CloudOps-ECR3",
+        "AWS::ECR::Repository",
+        "KMS encryption",
+        "Images carry code and configuration; a customer key makes their use auditable and revocable.",
+        "https://docs.aws.amazon.com/AmazonECR/latest/userguide/encryption-at-rest.html",
+        _ecr_kms,
+    ),
+    Rule(
+        "CloudOps-RDS1",
+        "AWS::RDS::DBCluster",
+        "a current, vetted Aurora PostgreSQL engine version (none deprecated)",
+        "Deprecated minors are upgraded by AWS on its schedule, not ours, and stop receiving fixes.",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraPostgreSQLReleaseNotes/aurorapostgresql-release-calendar.html",
+        _aurora_version,
+    ),
+    Rule(
+        "CloudOps-RDS2",
+        "AWS::RDS::DBCluster",
+        "IAM database authentication on",
+        "Services connect with short-lived IAM tokens from their IRSA role instead of stored passwords.",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/UsingWithRDS.IAMDBAuth.html",
+        _aurora_iam_auth,
+    ),
+    Rule(
+        "CloudOps-RDS3",
+        "AWS::RDS::DBCluster",
+        "deletion protection in production",
+        "A mistaken `cdk destroy` or a replaced construct must not delete production data.",
+        "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_DeleteCluster.html#USER_DeletionProtection",
+        _aurora_deletion_protection,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-IAM1",
+        "AWS::IAM::Role",
+        "a role trusted by a federated principal has a `sub` condition",
+        "Without `sub`, every workload of the OIDC provider (any GitHub repository, any service account) can "
+        "assume the role.",
+        "https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/"
+        "configuring-openid-connect-in-amazon-web-services",
+        _federated_sub,
+    ),
+    Rule(
+        "CloudOps-IAM2",
+        "*",
+        "no statement allows action * on resource *",
+        "That is administrator access; no identity of the platform needs it.",
+        "https://docs.aws.amazon.com/IAM/latest/UserGuide/best-practices.html#grant-least-privilege",
+        _admin_star,
+    ),
+)
+_IAM_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role")
+
+
+def rules_for(*, production: bool) -> list[Rule]:
+    return [r for r in RULES if production or not r.production_only]
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: Rule
+    stack: str
+    logical_id: str
+    message: str
+
+
+def evaluate(templates: Mapping[str, Template], *, production: bool) -> list[Finding]:
+    """Every violation of the rules in these templates (stack name -> template)."""
+    findings = []
+    for rule in rules_for(production=production):
+        for stack, template in templates.items():
+            for logical_id, body in template.get("Resources", {}).items():
+                kind = body.get("Type")
+                if kind != rule.resource_type and not (rule.resource_type == "*" and kind in _IAM_TYPES):
+                    continue
+                message = rule.check(Resource(stack, logical_id, body, templates))
+                if message:
+                    findings.append(Finding(rule, stack, logical_id, message))
+    return findings
+
+
+@jsii.implements(IPolicyValidationPlugin)
+class PlatformRules:
+    """CDK validation plugin running :data:`RULES` over the synthesized templates."""
+
+    def __init__(self, *, production: bool) -> None:
+        self.production = production
+
+    @property
+    def name(self) -> str:
+        return PLUGIN_NAME
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [r.id for r in rules_for(production=self.production)]
+
+    @property
+    def version(self) -> str:
+        return "1.0.0"
+
+    def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        paths = {
+            Path(s.template_path).name.removesuffix(".template.json"): s.template_path for s in context.stack_templates
+        }
+        templates = {name: json.loads(Path(path).read_text(encoding="utf-8")) for name, path in paths.items()}
+        findings = evaluate(templates, production=self.production)
+        violations = [
+            PolicyViolation(
+                rule_name=rule.id,
+                description=f"{rule.requirement}. {rule.reason}",
+                fix=rule.link,
+                severity="error",
+                violating_resources=[
+                    PolicyViolatingResource(
+                        resource_logical_id=f.logical_id, template_path=paths[f.stack], locations=[f.message]
+                    )
+                    for f in findings
+                    if f.rule is rule
+                ],
+            )
+            for rule in rules_for(production=self.production)
+            if any(f.rule is rule for f in findings)
+        ]
+        return PolicyValidationPluginReport(success=not violations, violations=violations)
