@@ -12,14 +12,15 @@ from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
-from infra.stacks.access import AccessStack
 from infra.stacks.cache import CacheStack
 from infra.stacks.cicd import CicdStack
 from infra.stacks.database import DatabaseStack
-from infra.stacks.eks import EksStack, namespace_of
+from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
 from infra.stacks.registry import RegistryStack
+from infra.stacks.services import ServicesStack, namespace_of
+from infra.stacks.sharding import by_shard
 
 
 @dataclass
@@ -29,8 +30,8 @@ class Platform:
     eks: EksStack
     database: DatabaseStack
     cache: CacheStack
-    access: AccessStack
-    registry: RegistryStack
+    registries: list[RegistryStack]
+    services: list[ServicesStack]
     cicd: CicdStack
     ledger: Ledger
 
@@ -61,15 +62,13 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         app,
         f"{prefix}-eks",
         stack_name=f"{prefix}-eks",
-        description=f"{prefix}: EKS cluster, managed nodes, access entries, IRSA per service",
+        description=f"{prefix}: EKS cluster, managed nodes, core add-ons, access entries, in-cluster add-ons",
         env=env,
         termination_protection=settings.production,
         vpc=network.vpc,
         workload_security_group=network.workload_security_group,
         zones=settings.network.availability_zones,
         eks_settings=settings.eks,
-        services=settings.services,
-        environment_name=settings.environment,
         name_prefix=prefix,
         retain_data=settings.retain_data,
         addon_values=addon_values,
@@ -104,32 +103,40 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         name_prefix=prefix,
         retain_data=settings.retain_data,
     )
-    access = AccessStack(
-        app,
-        f"{prefix}-access",
-        stack_name=f"{prefix}-access",
-        description=f"{prefix}: each service's grants on the data stores, on its IRSA role",
-        env=env,
-        zones=settings.network.availability_zones,
-        services=settings.services,
-        service_roles={name: account.role for name, account in eks.service_accounts.items()},
-        database=database,
-        cache=cache,
-    )
-
-    registry = RegistryStack(
-        app,
-        f"{prefix}-registry",
-        stack_name=f"{prefix}-registry",
-        description=f"{prefix}: one ECR repository per service",
-        env=env,
-        termination_protection=settings.retain_data,
-        zones=settings.network.availability_zones,
-        services=settings.services,
-        registry=settings.registry,
-        name_prefix=prefix,
-        retain_data=settings.retain_data,
-    )
+    names = [s.name for s in settings.services]
+    registries = [
+        RegistryStack(
+            app,
+            f"{prefix}-registry-{shard}",
+            stack_name=f"{prefix}-registry-{shard}",
+            description=f"{prefix}: ECR repositories of the services in shard {shard}",
+            env=env,
+            termination_protection=settings.retain_data,
+            zones=settings.network.availability_zones,
+            services=group,
+            registry=settings.registry,
+            name_prefix=prefix,
+            retain_data=settings.retain_data,
+        )
+        for shard, group in by_shard(names, settings.services).items()
+    ]
+    services = [
+        ServicesStack(
+            app,
+            f"{prefix}-services-{shard}",
+            stack_name=f"{prefix}-services-{shard}",
+            description=f"{prefix}: namespaces, IRSA service accounts and grants of the services in shard {shard}",
+            env=env,
+            zones=settings.network.availability_zones,
+            cluster=eks.cluster,
+            services=group,
+            environment_name=settings.environment,
+            name_prefix=prefix,
+            database=database,
+            cache=cache,
+        )
+        for shard, group in by_shard(names, settings.services).items()
+    ]
     cicd = CicdStack(
         app,
         f"{prefix}-cicd",
@@ -140,8 +147,8 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         github=settings.github,
         environment_name=settings.environment,
         cluster=eks.cluster,
-        namespaces=[namespace_of(s.name, settings.environment) for s in settings.services],
-        repositories=list(registry.repositories.values()),
+        namespaces=[namespace_of(name, settings.environment) for name in names],
+        repository_groups=[list(r.repositories.values()) for r in registries],
     )
 
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
@@ -153,8 +160,8 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         eks=eks,
         database=database,
         cache=cache,
-        access=access,
-        registry=registry,
+        registries=registries,
+        services=services,
         cicd=cicd,
         ledger=Ledger(),
     )

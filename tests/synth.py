@@ -32,6 +32,14 @@ class Synthesized:
         name = f"{self.settings.stack_prefix}-{stack}"
         return dict(json.loads((self.outdir / f"{name}.template.json").read_text(encoding="utf-8")))
 
+    def shards(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Templates of the sharded stacks ``<prefix>-<kind>-<n>`` (registry, services), by stack name."""
+        prefix = f"{self.settings.stack_prefix}-{kind}-"
+        return {
+            p.name.removesuffix(".template.json"): dict(json.loads(p.read_text(encoding="utf-8")))
+            for p in sorted(self.outdir.glob(f"{prefix}*.template.json"))
+        }
+
     def manifest(self) -> dict[str, Any]:
         return dict(json.loads((self.outdir / "manifest.json").read_text(encoding="utf-8")))
 

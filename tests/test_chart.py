@@ -73,7 +73,7 @@ def test_pods_meet_the_restricted_pod_security_profile(helm: Helm, environment: 
 def test_release_uses_the_irsa_service_account_and_namespace_of_the_eks_stack(
     helm: Helm, environment: str, service: str
 ) -> None:
-    from infra.stacks.eks import namespace_of
+    from infra.stacks.services import namespace_of
 
     rendered = _rendered(helm, environment, service)
     assert "ServiceAccount" not in rendered

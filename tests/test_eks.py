@@ -120,31 +120,23 @@ def test_node_role_has_only_what_nodes_need(env: Synthesized) -> None:
 
 
 def _trust_conditions(env: Synthesized) -> dict[str, str]:
+    return trust_conditions(env.template("eks"))
+
+
+def trust_conditions(template: dict[str, Any]) -> dict[str, str]:
     """Role logical id -> the sub condition its CfnJson resolves to (issuer prefix dropped)."""
-    template = env.template("eks")
     out = {}
     for role_id, role in resources(template, "AWS::IAM::Role").items():
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         if "Federated" not in statement["Principal"]:
             continue
         assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-        assert statement["Principal"]["Federated"]["Ref"].startswith("ClusterOidcProvider")
+        assert "ClusterOidcProvider" in json.dumps(statement["Principal"]["Federated"])
         json_id = statement["Condition"]["StringEquals"]["Fn::GetAtt"][0]
         parts = template["Resources"][json_id]["Properties"]["Value"]["Fn::Join"][1]
         literal = "".join(p for p in parts if isinstance(p, str))
         out[role_id] = literal
     return out
-
-
-def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesized) -> None:
-    conditions = _trust_conditions(env)
-    for service in env.settings.services:
-        namespace = f"{service.name}-{env.settings.environment}"
-        matching = [c for c in conditions.values() if f"system:serviceaccount:{namespace}:{service.name}" in c]
-        assert len(matching) == 1, service.name
-        assert matching[0] == (
-            f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{namespace}:{service.name}"}}'
-        )
 
 
 @pytest.mark.parametrize(
@@ -163,55 +155,9 @@ def test_each_add_on_role_trusts_exactly_its_own_service_account(
     assert condition == f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{service_account}"}}'
 
 
-def test_service_roles_start_with_no_permissions(env: Synthesized) -> None:
-    template = env.template("eks")
-    service_roles = [r for r in _trust_conditions(env) if r.startswith("ClusterServiceAccount")]
-    assert len(service_roles) == len(env.settings.services)
-    for role_id in service_roles:
-        role = template["Resources"][role_id]["Properties"]
-        assert "ManagedPolicyArns" not in role
-        assert "Policies" not in role
-        attached = [
-            p
-            for p in resources(template, "AWS::IAM::Policy").values()
-            if {"Ref": role_id} in p["Properties"].get("Roles", [])
-        ]
-        assert attached == []
-
-
-def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
-    manifests = [
-        json.loads("".join(p for p in _flatten(r["Properties"]["Manifest"]) if isinstance(p, str)))
-        if isinstance(r["Properties"]["Manifest"], dict)
-        else json.loads(r["Properties"]["Manifest"])
-        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-KubernetesResource").values()
-    ]
-    namespaces = {m[0]["metadata"]["name"] for m in manifests if m[0]["kind"] == "Namespace"}
-    accounts = {
-        (m[0]["metadata"]["namespace"], m[0]["metadata"]["name"]) for m in manifests if m[0]["kind"] == "ServiceAccount"
-    }
-    env_name = env.settings.environment
-    assert namespaces == {f"{s.name}-{env_name}" for s in env.settings.services}
-    service_accounts = {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
-    assert accounts == service_accounts | {("kube-system", "aws-load-balancer-controller")}
-    for manifest in manifests:
-        if manifest[0]["kind"] == "ServiceAccount":
-            assert manifest[0]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
-        else:
-            assert manifest[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-
-
-def _flatten(value: Any) -> list[Any]:
-    if isinstance(value, dict) and "Fn::Join" in value:
-        return [x for part in value["Fn::Join"][1] for x in _flatten(part)]
-    return [value] if isinstance(value, str) else ["<ref>"]
-
-
 def test_outputs_for_people_and_workflows(env: Synthesized) -> None:
     outputs = env.template("eks")["Outputs"]
     assert {"ClusterName", "KubeconfigCommand", "OidcIssuer"} <= set(outputs)
-    for service in env.settings.services:
-        assert f"ServiceRoleArn{service.name}" in outputs
     command = outputs["KubeconfigCommand"]["Value"]["Fn::Join"][1]
     assert command[0] == "aws eks update-kubeconfig --name "
     assert command[2] == f" --region {env.settings.region}"

@@ -14,27 +14,33 @@ from tests.synth import Synthesized, cdk_json_context, only, resources
 
 
 def _repositories(env: Synthesized) -> dict[str, dict[str, Any]]:
-    found = resources(env.template("registry"), "AWS::ECR::Repository")
-    return {r["Properties"]["RepositoryName"]: r for r in found.values()}
+    return {
+        r["Properties"]["RepositoryName"]: r
+        for template in env.shards("registry").values()
+        for r in resources(template, "AWS::ECR::Repository").values()
+    }
 
 
 def test_one_repository_per_catalogue_service(env: Synthesized) -> None:
     prefix = env.settings.stack_prefix
     assert set(_repositories(env)) == {f"{prefix}/{s.name}" for s in env.settings.services}
-    outputs = env.template("registry")["Outputs"]
+    outputs = {k for t in env.shards("registry").values() for k in t["Outputs"]}
     for service in env.settings.services:
         assert f"RepositoryUri{service.name}" in outputs
 
 
 def test_repositories_are_immutable_scanned_and_encrypted_with_a_customer_key(env: Synthesized) -> None:
-    template = env.template("registry")
-    (key_id,) = resources(template, "AWS::KMS::Key")
-    assert template["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
-    for repository in _repositories(env).values():
-        props = repository["Properties"]
-        assert props["ImageTagMutability"] == "IMMUTABLE"
-        assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
-        assert props["EncryptionConfiguration"] == {"EncryptionType": "KMS", "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]}}
+    for template in env.shards("registry").values():
+        (key_id,) = resources(template, "AWS::KMS::Key")
+        assert template["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
+        for repository in resources(template, "AWS::ECR::Repository").values():
+            props = repository["Properties"]
+            assert props["ImageTagMutability"] == "IMMUTABLE"
+            assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+            assert props["EncryptionConfiguration"] == {
+                "EncryptionType": "KMS",
+                "KmsKey": {"Fn::GetAtt": [key_id, "Arn"]},
+            }
 
 
 def test_lifecycle_rules_follow_settings(env: Synthesized) -> None:
@@ -97,28 +103,33 @@ def test_github_oidc_provider_is_native_and_for_sts(env: Synthesized) -> None:
 
 
 def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster(env: Synthesized) -> None:
-    template = env.template("cicd")
-    (policy,) = resources(template, "AWS::IAM::ManagedPolicy").values()
-    assert policy["Properties"]["Roles"] == [
-        {"Ref": next(k for k in template["Resources"] if k.startswith("DeployRole"))}
-    ]
-    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"PushAndPullThisEnvironmentsImages", "LogInToEcr", "FindThisCluster"}
-    push = statements["PushAndPullThisEnvironmentsImages"]
     from infra.stacks.cicd import ECR_PUSH_PULL
 
-    assert push["Action"] == ECR_PUSH_PULL
-    names = [r["Fn::GetStackOutput"]["OutputName"] for r in push["Resource"]]
+    template = env.template("cicd")
+    role_id = next(k for k in template["Resources"] if k.startswith("DeployRole"))
+    policies = resources(template, "AWS::IAM::ManagedPolicy")
+    for policy in policies.values():
+        assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
+    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    by_sid: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        by_sid.setdefault(statement["Sid"], []).append(statement)
+    assert set(by_sid) == {"PushAndPullThisEnvironmentsImages", "LogInToEcr", "FindThisCluster"}
+    # One push/pull policy per registry shard, each naming that shard's repositories exactly.
+    pushes = by_sid["PushAndPullThisEnvironmentsImages"]
+    assert len(pushes) == len(env.shards("registry"))
+    names = []
+    for push in pushes:
+        assert push["Action"] == ECR_PUSH_PULL
+        resources_ = push["Resource"] if isinstance(push["Resource"], list) else [push["Resource"]]
+        names += [r["Fn::GetStackOutput"]["OutputName"] for r in resources_]
     assert len(names) == len(env.settings.services)
     for service in env.settings.services:
-        assert any(f"Repository{service.name}" in n for n in names)
-    assert statements["LogInToEcr"] == {
-        "Action": "ecr:GetAuthorizationToken",
-        "Effect": "Allow",
-        "Resource": "*",
-        "Sid": "LogInToEcr",
-    }
-    cluster = statements["FindThisCluster"]
+        assert sum(f"Repository{service.name}" in n for n in names) == 1
+    assert by_sid["LogInToEcr"] == [
+        {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*", "Sid": "LogInToEcr"}
+    ]
+    (cluster,) = by_sid["FindThisCluster"]
     assert cluster["Action"] == "eks:DescribeCluster"
     assert cluster["Resource"]["Fn::GetStackOutput"]["StackName"] == f"{env.settings.stack_prefix}-eks"
 
@@ -137,10 +148,10 @@ def test_deploy_role_edits_only_this_environments_service_namespaces(env: Synthe
 
 
 def test_no_long_lived_access_keys_anywhere(env: Synthesized) -> None:
-    for stack in ("network", "eks", "database", "cache", "access", "registry", "cicd"):
-        template = env.template(stack)
-        assert not resources(template, "AWS::IAM::AccessKey"), stack
-        assert not resources(template, "AWS::IAM::User"), stack
+    for path in env.outdir.glob("*.template.json"):
+        template = json.loads(path.read_text(encoding="utf-8"))
+        assert not resources(template, "AWS::IAM::AccessKey"), path.name
+        assert not resources(template, "AWS::IAM::User"), path.name
 
 
 def test_deploy_role_arn_is_an_output(env: Synthesized) -> None:

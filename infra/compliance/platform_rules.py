@@ -346,7 +346,7 @@ RULES: tuple[Rule, ...] = (
         "AWS::EKS::Nodegroup",
         "a launch template that requires IMDSv2 with hop limit 1",
         "With a hop limit above 1, every pod can take the node role's credentials from the metadata service "
-        "(CIS EKS 4.x; EKS Best Practices, restrict access to the instance profile).",
+        "(EKS Best Practices: restrict access to the instance profile assigned to the worker node).",
         f"{_BP}/identity-and-access-management.html#_restrict_access_to_the_instance_profile_assigned_to_the_worker_node",
         _imdsv2,
     ),

@@ -44,7 +44,7 @@ class CicdStack(PlatformStack):
         environment_name: str,
         cluster: eks.Cluster,
         namespaces: list[str],
-        repositories: list[ecr.IRepository],
+        repository_groups: list[list[ecr.IRepository]],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
@@ -79,14 +79,9 @@ class CicdStack(PlatformStack):
         iam.ManagedPolicy(
             self,
             "DeployPolicy",
-            description=f"Push/pull this environment's ({environment_name}) images, find its cluster",
+            description=f"Log in to ECR and find the {environment_name} cluster",
             roles=[self.deploy_role],
             statements=[
-                iam.PolicyStatement(
-                    sid="PushAndPullThisEnvironmentsImages",
-                    actions=ECR_PUSH_PULL,
-                    resources=[r.repository_arn for r in repositories],
-                ),
                 iam.PolicyStatement(
                     sid="LogInToEcr",
                     # GetAuthorizationToken supports no resource-level permissions.
@@ -98,6 +93,22 @@ class CicdStack(PlatformStack):
                 ),
             ],
         )
+        # One policy per registry shard: a managed policy holds at most 6,144 characters, so a
+        # single list of every repository ARN would not fit a large catalogue.
+        for index, repositories in enumerate(repository_groups):
+            iam.ManagedPolicy(
+                self,
+                f"ImagesPolicy{index}",
+                description=f"Push and pull {environment_name} images (registry group {index})",
+                roles=[self.deploy_role],
+                statements=[
+                    iam.PolicyStatement(
+                        sid="PushAndPullThisEnvironmentsImages",
+                        actions=ECR_PUSH_PULL,
+                        resources=[r.repository_arn for r in repositories],
+                    )
+                ],
+            )
         # Inside the cluster: edit (not admin) in this environment's service namespaces only.
         self.access_entry = eks.AccessEntry(
             self,

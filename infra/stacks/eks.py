@@ -1,4 +1,4 @@
-"""EKS stack: the cluster, its managed node group, access entries, and an IRSA identity per service."""
+"""EKS stack: the cluster, its managed node group, core add-ons, access entries and in-cluster add-ons."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
-from infra.config.settings import EksSettings, ServiceSettings, SettingsError
+from infra.config.settings import EksSettings, SettingsError
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.log_retention import retention
 from infra.stacks.base import PlatformStack
@@ -54,10 +54,6 @@ def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVe
     return layer
 
 
-def namespace_of(service: str, environment: str) -> str:
-    return f"{service}-{environment}"
-
-
 class EksStack(PlatformStack):
     def __init__(
         self,
@@ -68,8 +64,6 @@ class EksStack(PlatformStack):
         workload_security_group: ec2.ISecurityGroup,
         zones: list[str],
         eks_settings: EksSettings,
-        services: list[ServiceSettings],
-        environment_name: str,
         name_prefix: str,
         retain_data: bool,
         addon_values: Mapping[str, Mapping[str, Any]],
@@ -247,40 +241,6 @@ class EksStack(PlatformStack):
             },
         )
         self.alb_controller = self._alb_controller(addon_values.get(ALB_CONTROLLER.name, {}))
-
-        self.service_accounts: dict[str, eks.ServiceAccount] = {}
-        for service in services:
-            namespace = namespace_of(service.name, environment_name)
-            manifest = self.cluster.add_manifest(
-                f"Namespace-{service.name}",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Namespace",
-                    "metadata": {
-                        "name": namespace,
-                        "labels": {
-                            "app.kubernetes.io/part-of": name_prefix,
-                            # Pod Security admission: the chart's pods meet the restricted profile.
-                            "pod-security.kubernetes.io/enforce": "restricted",
-                        },
-                    },
-                },
-            )
-            account = self.cluster.add_service_account(
-                f"ServiceAccount-{service.name}",
-                name=service.name,
-                namespace=namespace,
-                identity_type=eks.IdentityType.IRSA,
-                removal_policy=RemovalPolicy.DESTROY,
-            )
-            account.node.add_dependency(manifest)
-            self.service_accounts[service.name] = account
-            CfnOutput(
-                self,
-                f"ServiceRoleArn-{service.name}",
-                value=account.role.role_arn,
-                description=f"IRSA role of {namespace}/{service.name}",
-            )
 
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(

@@ -1,0 +1,98 @@
+"""Per-service stacks: namespaces, IRSA service accounts, grants; sharded by a stable hash."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.stacks.sharding import SHARDS, by_shard, shard_of
+from tests.synth import Synthesized, resources
+from tests.test_eks import trust_conditions
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, dict) and "Fn::Join" in value:
+        return [x for part in value["Fn::Join"][1] for x in _flatten(part)]
+    return [value] if isinstance(value, str) else ["<ref>"]
+
+
+def _manifests(template: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for resource in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").values():
+        manifest = resource["Properties"]["Manifest"]
+        text = manifest if isinstance(manifest, str) else "".join(_flatten(manifest))
+        (document,) = json.loads(text)
+        out.append(document)
+    return out
+
+
+def test_services_are_sharded_by_a_stable_hash_of_their_name(env: Synthesized) -> None:
+    prefix = env.settings.stack_prefix
+    shards = env.shards("services")
+    expected = {shard_of(s.name) for s in env.settings.services}
+    assert set(shards) == {f"{prefix}-services-{n}" for n in expected}
+    assert set(env.shards("registry")) == {f"{prefix}-registry-{n}" for n in expected}
+    for service in env.settings.services:
+        outputs = shards[f"{prefix}-services-{shard_of(service.name)}"]["Outputs"]
+        assert f"ServiceRoleArn{service.name}" in outputs
+
+
+def test_sharding_never_moves_a_service_when_another_is_added_or_removed() -> None:
+    names = [f"svc-{i}" for i in range(200)]
+    before = {n: shard_of(n) for n in names}
+    after = {n: shard_of(n) for n in [*names[:50], *names[51:], "new-service"] if n != "new-service"}
+    assert all(after[n] == before[n] for n in after)
+    groups = by_shard(names, names)
+    assert sorted(groups) == list(range(SHARDS))
+    assert max(len(g) for g in groups.values()) < 50
+
+
+def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
+    env_name = env.settings.environment
+    documents = [d for t in env.shards("services").values() for d in _manifests(t)]
+    namespaces = {d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"}
+    accounts = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents if d["kind"] == "ServiceAccount"}
+    assert namespaces == {f"{s.name}-{env_name}" for s in env.settings.services}
+    assert accounts == {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
+    for document in documents:
+        if document["kind"] == "ServiceAccount":
+            assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
+        else:
+            assert document["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesized) -> None:
+    conditions = {k: v for t in env.shards("services").values() for k, v in trust_conditions(t).items()}
+    assert len(conditions) == len(env.settings.services)
+    for service in env.settings.services:
+        namespace = f"{service.name}-{env.settings.environment}"
+        matching = [c for c in conditions.values() if f"system:serviceaccount:{namespace}:{service.name}" in c]
+        assert matching == [f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{namespace}:{service.name}"}}']
+
+
+def test_service_roles_have_no_permissions_but_their_declared_grants(env: Synthesized) -> None:
+    for template in env.shards("services").values():
+        for role_id in trust_conditions(template):
+            role = template["Resources"][role_id]["Properties"]
+            assert "ManagedPolicyArns" not in role
+            assert "Policies" not in role
+            assert not [
+                p
+                for p in resources(template, "AWS::IAM::Policy").values()
+                if {"Ref": role_id} in p["Properties"]["Roles"]
+            ]
+            attached = [
+                p
+                for p in resources(template, "AWS::IAM::ManagedPolicy").values()
+                if {"Ref": role_id} in p["Properties"]["Roles"]
+            ]
+            assert len(attached) <= 1
+
+
+def test_services_stacks_wait_for_the_cluster_and_data_stores_only(env: Synthesized) -> None:
+    prefix = env.settings.stack_prefix
+    artifacts = env.manifest()["artifacts"]
+    for name in env.shards("services"):
+        deps = {d for d in artifacts[name].get("dependencies", []) if not d.endswith(".assets")}
+        assert f"{prefix}-eks" in deps
+        assert deps <= {f"{prefix}-eks", f"{prefix}-database", f"{prefix}-cache"}
