@@ -8,7 +8,7 @@ outputs, 1 MB) and adding or removing a service never moves another one between 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import CfnOutput, RemovalPolicy
 from aws_cdk import aws_eks_v2 as eks
@@ -49,6 +49,8 @@ class ServicesStack(PlatformStack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
+        # jsii's Python stubs miss a protocol member on Cluster; it is an ICluster at runtime.
+        icluster = cast(eks.ICluster, cluster)
         self.service_accounts: dict[str, eks.ServiceAccount] = {}
         self.grants: dict[str, iam.ManagedPolicy] = {}
         for service in services:
@@ -56,7 +58,7 @@ class ServicesStack(PlatformStack):
             manifest = eks.KubernetesManifest(
                 self,
                 f"Namespace-{service.name}",
-                cluster=cluster,
+                cluster=icluster,
                 manifest=[
                     {
                         "apiVersion": "v1",
@@ -75,7 +77,7 @@ class ServicesStack(PlatformStack):
             account = eks.ServiceAccount(
                 self,
                 f"ServiceAccount-{service.name}",
-                cluster=cluster,
+                cluster=icluster,
                 name=service.name,
                 namespace=namespace,
                 identity_type=eks.IdentityType.IRSA,
