@@ -1,6 +1,7 @@
 # cloud-ops: the only set-up a newcomer needs.
 #   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
 #   make test                   set up, lint, type-check, run the whole test suite
+#   make bench                  speed and scale figures (see scripts/bench.py)
 #   make diff ENV=...  /  make deploy ENV=...   (need AWS credentials)
 
 ENV ?= dev
@@ -16,7 +17,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test lint diff deploy clean
+.PHONY: setup synth test lint bench diff deploy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +42,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# Synth and test speed against the CDK floor, stack limits for large catalogues, deploy graph.
+bench: setup
+	$(BIN)/python scripts/bench.py
 
 diff: setup
 	$(CDK) diff $(CDK_FLAGS) --all

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.config import SettingsError, load_settings
+from infra.config.settings import ENVIRONMENTS_DIR
 
 ROOT = Path(__file__).resolve().parent
 
@@ -16,9 +17,13 @@ def main() -> int:
     from aws_cdk import App
 
     app = App()
+    # For `make bench` and experiments: another settings directory, and where reports go.
+    settings_dir = app.node.try_get_context("settings_dir")
+    reports_dir = Path(app.node.try_get_context("reports_dir") or ROOT / "reports")
     try:
         settings = load_settings(
             app.node.try_get_context("env"),
+            directory=Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR,
             overrides={
                 "region": app.node.try_get_context("region"),
                 "account": app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
@@ -38,7 +43,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     packs = register_rule_packs(app, production=settings.production)
-    return synth_with_report(app, platform, packs, ROOT / "reports" / settings.environment)
+    return synth_with_report(app, platform, packs, reports_dir / settings.environment)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from infra.stacks.database import DatabaseStack
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
-from infra.stacks.registry import RegistryStack
+from infra.stacks.registry import RegistryStack, repository_name
 from infra.stacks.services import ServicesStack, namespace_of
 from infra.stacks.sharding import by_shard
 
@@ -148,7 +148,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         environment_name=settings.environment,
         cluster=eks.cluster,
         namespaces=[namespace_of(name, settings.environment) for name in names],
-        repository_groups=[list(r.repositories.values()) for r in registries],
+        repository_groups=[[repository_name(prefix, s) for s in r.repositories] for r in registries],
     )
 
     for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):

@@ -232,7 +232,7 @@ def test_services_get_exactly_the_grants_their_catalogue_entry_declares(env: Syn
     grants = _grants(env)
     prefix = env.settings.stack_prefix
     for service in env.settings.services:
-        matching = [v for k, v in grants.items() if k.startswith(f"ServiceAccount{service.name}Role")]
+        matching = [v for k, v in grants.items() if k == f"Role{service.name}"]
         if not service.uses:
             assert matching == [], service.name
             continue
@@ -243,16 +243,28 @@ def test_services_get_exactly_the_grants_their_catalogue_entry_declares(env: Syn
             expected.add("ConnectAsItsOwnDatabaseUser")
             rds = by_sid["ConnectAsItsOwnDatabaseUser"]
             assert rds["Action"] == "rds-db:connect"
-            parts = rds["Resource"]["Fn::Join"][1]
-            assert parts[-1] == f"/{service.name}"
-            assert "DBClusterResourceId" in parts[-2]["Fn::GetStackOutput"]["OutputName"]
+            # arn:aws:rds-db:<region>:<account>:dbuser:<cluster resource id>/<service>
+            region = env.settings.region
+            head, account, dbuser, resource_id, user = rds["Resource"]["Fn::Join"][1]
+            assert (head, account, dbuser, user) == (
+                f"arn:aws:rds-db:{region}:",
+                {"Ref": "AWS::AccountId"},
+                ":dbuser:",
+                f"/{service.name}",
+            )
+            assert "DBClusterResourceId" in resource_id["Fn::GetStackOutput"]["OutputName"]
         if "cache" in service.uses:
             expected.add("ConnectAsItsOwnCacheUser")
             cache = by_sid["ConnectAsItsOwnCacheUser"]
             assert cache["Action"] == "elasticache:Connect"
             cache_arn, user_arn = cache["Resource"]
             assert "Valkey" in cache_arn["Fn::GetStackOutput"]["OutputName"]
-            assert user_arn["Fn::Join"][1][-1] == f":user/{prefix}-cache-{service.name}"
+            # arn:aws:elasticache:<region>:<account>:user:<user id>
+            assert user_arn["Fn::Join"][1] == [
+                f"arn:aws:elasticache:{env.settings.region}:",
+                {"Ref": "AWS::AccountId"},
+                f":user:{prefix}-cache-{service.name}",
+            ]
         assert set(by_sid) == expected
         assert "*" not in json.dumps(statements)
 

@@ -122,10 +122,12 @@ def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster
     for push in pushes:
         assert push["Action"] == ECR_PUSH_PULL
         resources_ = push["Resource"] if isinstance(push["Resource"], list) else [push["Resource"]]
-        names += [r["Fn::GetStackOutput"]["OutputName"] for r in resources_]
-    assert len(names) == len(env.settings.services)
-    for service in env.settings.services:
-        assert sum(f"Repository{service.name}" in n for n in names) == 1
+        # arn:aws:ecr:<region>:<account>:repository/<prefix>/<service>, built from the name.
+        for arn in resources_:
+            head, account, tail = arn["Fn::Join"][1]
+            assert (head, account) == (f"arn:aws:ecr:{env.settings.region}:", {"Ref": "AWS::AccountId"})
+            names.append(tail.removeprefix(":repository/"))
+    assert sorted(names) == sorted(_repositories(env))
     assert by_sid["LogInToEcr"] == [
         {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*", "Sid": "LogInToEcr"}
     ]

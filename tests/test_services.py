@@ -21,8 +21,11 @@ def _manifests(template: dict[str, Any]) -> list[dict[str, Any]]:
     for resource in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").values():
         manifest = resource["Properties"]["Manifest"]
         text = manifest if isinstance(manifest, str) else "".join(_flatten(manifest))
-        (document,) = json.loads(text)
-        out.append(document)
+        # One manifest per service: its namespace first, then its service account.
+        namespace, account = json.loads(text)
+        assert (namespace["kind"], account["kind"]) == ("Namespace", "ServiceAccount")
+        assert account["metadata"]["namespace"] == namespace["metadata"]["name"]
+        out += [namespace, account]
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_kms as kms
@@ -108,4 +108,10 @@ class ServerlessValkey(Construct):
         return self.cache.attr_endpoint_address
 
     def user_arn(self, client: str) -> str:
-        return self._stack.format_arn(service="elasticache", resource="user", resource_name=self.user_id(client))
+        # arn:<partition>:elasticache:<region>:<account>:user:<user id>
+        return self._stack.format_arn(
+            service="elasticache",
+            resource="user",
+            resource_name=self.user_id(client),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from aws_cdk import CfnOutput
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -44,7 +43,7 @@ class CicdStack(PlatformStack):
         environment_name: str,
         cluster: eks.Cluster,
         namespaces: list[str],
-        repository_groups: list[list[ecr.IRepository]],
+        repository_groups: list[list[str]],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
@@ -105,7 +104,12 @@ class CicdStack(PlatformStack):
                     iam.PolicyStatement(
                         sid="PushAndPullThisEnvironmentsImages",
                         actions=ECR_PUSH_PULL,
-                        resources=[r.repository_arn for r in repositories],
+                        # ARNs from the names (fixed by convention): no reference to the registry
+                        # stacks, so this stack does not wait for them.
+                        resources=[
+                            self.format_arn(service="ecr", resource="repository", resource_name=name)
+                            for name in repositories
+                        ],
                     )
                 ],
             )

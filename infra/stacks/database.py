@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -200,6 +200,10 @@ class DatabaseStack(PlatformStack):
 
     def connect_arn(self, db_user: str) -> str:
         """``rds-db:connect`` resource for one database user of this cluster."""
+        # arn:<partition>:rds-db:<region>:<account>:dbuser:<cluster resource id>/<user>
         return self.format_arn(
-            service="rds-db", resource="dbuser", resource_name=f"{self.cluster.cluster_resource_identifier}/{db_user}"
+            service="rds-db",
+            resource="dbuser",
+            resource_name=f"{self.cluster.cluster_resource_identifier}/{db_user}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )

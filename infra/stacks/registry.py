@@ -33,38 +33,44 @@ class RegistryStack(PlatformStack):
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="ecr", retain=retain_data).key
         self.repositories: dict[str, ecr.Repository] = {}
+        # Shared by every repository of the stack (built once: each is a call into the CDK engine).
+        lifecycle_rules = [
+            ecr.LifecycleRule(
+                rule_priority=1,
+                description=f"expire untagged images after {registry.untagged_image_days} days",
+                tag_status=ecr.TagStatus.UNTAGGED,
+                max_image_age=Duration.days(registry.untagged_image_days),
+            ),
+            ecr.LifecycleRule(
+                rule_priority=2,
+                description=f"keep the newest {registry.keep_tagged_images} tagged images",
+                tag_status=ecr.TagStatus.TAGGED,
+                tag_pattern_list=["*"],
+                max_image_count=registry.keep_tagged_images,
+            ),
+        ]
+        kms = ecr.RepositoryEncryption.KMS
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
         for service in services:
+            name = repository_name(name_prefix, service.name)
             repository = ecr.Repository(
                 self,
                 f"Repository-{service.name}",
-                repository_name=repository_name(name_prefix, service.name),
+                repository_name=name,
                 # A tag names one image forever: a deploy of tag X is reproducible and auditable.
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 image_scan_on_push=True,
-                encryption=ecr.RepositoryEncryption.KMS,
+                encryption=kms,
                 encryption_key=self.key,
-                lifecycle_rules=[
-                    ecr.LifecycleRule(
-                        rule_priority=1,
-                        description=f"expire untagged images after {registry.untagged_image_days} days",
-                        tag_status=ecr.TagStatus.UNTAGGED,
-                        max_image_age=Duration.days(registry.untagged_image_days),
-                    ),
-                    ecr.LifecycleRule(
-                        rule_priority=2,
-                        description=f"keep the newest {registry.keep_tagged_images} tagged images",
-                        tag_status=ecr.TagStatus.TAGGED,
-                        tag_pattern_list=["*"],
-                        max_image_count=registry.keep_tagged_images,
-                    ),
-                ],
-                removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+                lifecycle_rules=lifecycle_rules,
+                removal_policy=removal,
                 empty_on_delete=not retain_data,
             )
             self.repositories[service.name] = repository
             CfnOutput(
                 self,
                 f"RepositoryUri-{service.name}",
-                value=repository.repository_uri,
+                value=f"{registry_host}/{name}",
                 description=f"ECR repository of {service.name}",
             )

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""`make bench`: synth and test speed against the CDK floor, CloudFormation limits, growth, deploy graph.
+
+Every figure is measured in this run on this machine, except the creation times used to estimate
+the deploy's critical path (see CREATION_MINUTES).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+RUNS = 3
+ENV = {
+    **os.environ,
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "CDK_DISABLE_CLI_TELEMETRY": "true",
+}
+
+# CloudFormation quotas: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html
+MAX_RESOURCES, MAX_TEMPLATE_BYTES, MAX_OUTPUTS = 500, 1_000_000, 200
+TARGET_RESOURCES, TARGET_TEMPLATE_BYTES = 400, 800_000
+
+# Typical creation times in minutes, for the critical-path estimate. Not measured here (no AWS):
+# - eks: 10-15 min for the control plane (EKS user guide, "Create a cluster"), + managed node group
+#   (~3-5) + managed add-ons and Helm charts waiting for pods (~3-5).
+# - database: Aurora cluster (~5) then the serverless writer and reader instances (~8 each, the
+#   reader waits for the writer), as commonly observed with CloudFormation.
+# - cache: ElastiCache Serverless is created in a few minutes (ElastiCache docs: "in under a minute"
+#   for the cache itself; CloudFormation adds stabilization).
+# - network: NAT gateways take 1-2 min; the VPC endpoints a few more.
+# - services: namespaces and service accounts through the kubectl Lambda, IAM roles (~1 min each batch).
+CREATION_MINUTES = {
+    "network": 4,
+    "eks": 22,
+    "database": 18,
+    "cache": 6,
+    "registry": 1,
+    "services": 3,
+    "cicd": 2,
+}
+
+
+def run(command: list[str], cwd: Path = ROOT) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"bench: {' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def median_of(command: list[str], cwd: Path = ROOT, runs: int = RUNS) -> float:
+    run(command, cwd)  # warm-up: caches, compiled bytecode, jsii's node_modules
+    return statistics.median(run(command, cwd) for _ in range(runs))
+
+
+def floor_app(directory: Path) -> Path:
+    (directory / "app.py").write_text(
+        "from aws_cdk import App, Stack\napp = App()\nStack(app, 'Floor')\napp.synth()\n", encoding="utf-8"
+    )
+    (directory / "cdk.json").write_text(json.dumps({"app": f"{PYTHON} app.py", "versionReporting": False}))
+    return directory
+
+
+def synth_command(environment: str, outdir: Path, settings_dir: Path | None = None) -> list[str]:
+    command = [str(CDK), "synth", "--quiet", "--no-notices", "--context", f"env={environment}", "--output", str(outdir)]
+    command += ["--context", f"reports_dir={outdir / 'reports'}"]
+    if settings_dir is not None:
+        command += ["--context", f"settings_dir={settings_dir}"]
+    return command
+
+
+def catalogue(settings_dir: Path, services: int) -> Path:
+    """A temporary copy of the dev settings with a generated catalogue of `services` services."""
+    settings_dir.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load((ROOT / "infra/config/environments/dev.yaml").read_text(encoding="utf-8"))
+    uses = [["database", "cache"], ["database"], []]
+    data["services"] = [
+        {"name": f"svc-{i:03d}", "port": 8080, "ingress": i % 3 != 2, "uses": uses[i % 3]} for i in range(services)
+    ]
+    (settings_dir / "dev.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return settings_dir
+
+
+def stack_sizes(outdir: Path) -> list[tuple[str, int, int, int]]:
+    rows = []
+    for path in sorted(outdir.glob("*.template.json")):
+        template = json.loads(path.read_text(encoding="utf-8"))
+        rows.append(
+            (
+                path.name.removesuffix(".template.json"),
+                len(template.get("Resources", {})),
+                len(template.get("Outputs", {})),
+                path.stat().st_size,
+            )
+        )
+    return rows
+
+
+def kind_of(stack: str) -> str:
+    for kind in CREATION_MINUTES:
+        if f"-{kind}" in stack:
+            return kind
+    raise ValueError(stack)
+
+
+def critical_path(outdir: Path) -> tuple[dict[str, list[str]], list[str], float]:
+    artifacts = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))["artifacts"]
+    stacks = {k: v for k, v in artifacts.items() if v["type"] == "aws:cloudformation:stack"}
+    graph = {k: sorted(d for d in v.get("dependencies", []) if d in stacks) for k, v in stacks.items()}
+    finish: dict[str, tuple[float, list[str]]] = {}
+
+    def done(stack: str) -> tuple[float, list[str]]:
+        if stack not in finish:
+            start, path = max((done(d) for d in graph[stack]), default=(0.0, []))
+            finish[stack] = (start + CREATION_MINUTES[kind_of(stack)], [*path, stack])
+        return finish[stack]
+
+    minutes, path = max(done(s) for s in graph)
+    return graph, path, minutes
+
+
+def mark(ok: bool) -> str:
+    return "ok  " if ok else "MISS"
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def speed(work: Path) -> float:
+    floor = median_of([str(CDK), "synth", "--quiet", "--no-notices"], cwd=floor_app(work / "floor"))
+    say("## Synth speed (warm `cdk synth`, same pinned CLI and virtualenv)")
+    say(f"  floor (bare one-stack app)   {floor:6.2f} s")
+    for environment in ("dev", "prod"):
+        seconds = median_of(synth_command(environment, work / f"out-{environment}"))
+        ratio = seconds / floor
+        say(f"  {environment:<28} {seconds:6.2f} s   {ratio:4.2f}x floor   target <= 2.00x  {mark(ratio <= 2)}")
+    say()
+    say("## Test speed (warm `make test`: ruff, mypy, pytest)")
+    test = median_of(["make", "test"])
+    ratio = test / floor
+    say(f"  make test                    {test:6.2f} s   {ratio:4.2f}x floor   target <= 10.0x  {mark(ratio <= 10)}")
+    say()
+    return floor
+
+
+def limits(work: Path) -> dict[int, float]:
+    """Stack sizes for the real catalogues and generated ones; synth time of the generated ones."""
+    say("## Limits per stack (CloudFormation: 500 resources, 200 outputs, 1 MB; our target: 400, 800 KB)")
+    growth: dict[int, float] = {}
+    cases: list[tuple[str, str, int | None]] = [
+        ("dev, real catalogue", "dev", None),
+        ("prod, real catalogue", "prod", None),
+    ]
+    cases += [(f"dev, {n} services", "dev", n) for n in (3, 10, 50, 150)]
+    for label, environment, services in cases:
+        outdir = work / f"limits-{environment}-{services}"
+        settings_dir = catalogue(work / f"settings-{services}", services) if services else None
+        if services in (3, 50, 150):
+            growth[services] = median_of(synth_command(environment, outdir, settings_dir))
+        else:
+            run(synth_command(environment, outdir, settings_dir))
+        rows = stack_sizes(outdir)
+        within = all(r[1] <= TARGET_RESOURCES and r[3] <= TARGET_TEMPLATE_BYTES and r[2] <= MAX_OUTPUTS for r in rows)
+        biggest = max(rows, key=lambda r: r[1])
+        say(f"  {label}: {len(rows)} stacks, biggest {biggest[0]} with {biggest[1]} resources  {mark(within)}")
+        for name, resources, outputs, size in rows:
+            say(f"    {name:<34} {resources:4d} resources  {outputs:3d} outputs  {size / 1000:7.1f} KB")
+    say()
+    return growth
+
+
+def growth_report(growth: dict[int, float]) -> None:
+    say("## Growth (warm `cdk synth` of dev with a generated catalogue)")
+    for n, seconds in sorted(growth.items()):
+        say(f"  {n:4d} services   {seconds:6.2f} s   {seconds / growth[3]:4.2f}x the 3-service synth")
+    ratio = growth[150] / growth[3]
+    say(f"  150 vs 3 services: {ratio:4.2f}x   target <= 1.50x  {mark(ratio <= 1.5)}")
+    say()
+
+
+def deploy_graph(outdir: Path) -> None:
+    say("## Deploy graph (prod's cdk.out/manifest.json; minutes from CREATION_MINUTES in scripts/bench.py)")
+    graph, path, minutes = critical_path(outdir)
+    for stack, deps in graph.items():
+        minutes_here = CREATION_MINUTES[kind_of(stack)]
+        say(f"  {stack:<34} <- {', '.join(deps) if deps else '(nothing)'}   ~{minutes_here} min")
+    say(f"  critical path: {' -> '.join(path)}  ~{minutes:.0f} min with enough concurrency")
+    shape = [kind_of(s) for s in path] == ["network", "eks", "services"]
+    off = not [s for s in path if kind_of(s) in ("database", "cache", "registry")]
+    say(f"  network -> eks -> services: {mark(shape)}   database, cache, registry off the path: {mark(off)}")
+    serial = sum(CREATION_MINUTES[kind_of(s)] for s in graph)
+    say(f"  (one stack at a time: ~{serial} min)")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        (work / "floor").mkdir()
+        say(f"cloud-ops bench: {RUNS} timed runs per figure after one warm-up, median; {os.cpu_count()} CPUs")
+        say()
+        speed(work)
+        growth_report(limits(work))
+        deploy_graph(work / "out-prod")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
