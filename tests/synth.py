@@ -27,6 +27,7 @@ class Synthesized:
     settings: Settings
     platform: Platform
     outdir: Path
+    packs: list[str]
 
     def template(self, stack: str) -> dict[str, Any]:
         name = f"{self.settings.stack_prefix}-{stack}"
@@ -50,9 +51,9 @@ class Synthesized:
 def synthesize(settings: Settings, outdir: Path) -> Synthesized:
     app = App(context=cdk_json_context(), outdir=str(outdir))
     platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
-    register_rule_packs(app, production=settings.production)
+    packs = register_rule_packs(app, production=settings.production)
     app.synth()
-    return Synthesized(settings=settings, platform=platform, outdir=outdir)
+    return Synthesized(settings=settings, platform=platform, outdir=outdir, packs=packs)
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

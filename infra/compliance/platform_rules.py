@@ -24,51 +24,11 @@ from aws_cdk import (
     PolicyViolation,
 )
 
+from infra.assembly import Resource, Template
 from infra.config.settings import AURORA_POSTGRES_VERSIONS
 
 PLUGIN_NAME = "CloudOps"
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-
-Template = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Resource:
-    """One resource of one synthesized template, with the other templates of the assembly at hand."""
-
-    stack: str
-    logical_id: str
-    body: Mapping[str, Any]
-    templates: Mapping[str, Template]
-
-    @property
-    def props(self) -> Mapping[str, Any]:
-        return dict(self.body.get("Properties", {}))
-
-    def target(self, value: Any) -> Resource | None:
-        """The resource a ``Ref``/``Fn::GetAtt``/``Fn::GetStackOutput`` points at, in whichever stack."""
-        stack, node = self.stack, value
-        for _ in range(5):
-            if not isinstance(node, dict):
-                return None
-            if "Fn::GetStackOutput" in node:
-                ref = node["Fn::GetStackOutput"]
-                stack = ref["StackName"]
-                outputs = self.templates.get(stack, {}).get("Outputs", {})
-                if ref["OutputName"] not in outputs:
-                    return None
-                node = outputs[ref["OutputName"]]["Value"]
-                continue
-            logical_id = node.get("Ref") or (node.get("Fn::GetAtt") or [None])[0]
-            body = self.templates.get(stack, {}).get("Resources", {}).get(logical_id)
-            return Resource(stack, logical_id, body, self.templates) if body else None
-        return None
-
-    def resources_of_type(self, resource_type: str) -> Iterator[Resource]:
-        for logical_id, body in self.templates[self.stack].get("Resources", {}).items():
-            if body.get("Type") == resource_type:
-                yield Resource(self.stack, logical_id, body, self.templates)
-
 
 Check = Callable[[Resource], str | None]
 

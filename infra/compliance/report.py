@@ -45,6 +45,8 @@ def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir
         rules=rules_for(production=platform.settings.production),
     )
     write_report(report, report_dir)
+    if (outdir / "manifest.json").exists():
+        write_environment_reports(outdir, report_dir, platform)
     if failure or report["summary"]["findings"]:
         print(
             f"error: compliance gate failed for {platform.settings.environment}: "
@@ -54,6 +56,19 @@ def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir
         )
         return 1
     return 0
+
+
+def write_environment_reports(outdir: Path, report_dir: Path, platform: Platform) -> None:
+    """``cost.{md,json}`` and ``architecture.md`` beside the compliance report, from the assembly."""
+    from infra.assembly import load_templates, stack_dependencies
+    from infra.reports.architecture import write_architecture
+    from infra.reports.cost import estimate, load_prices, write_cost_report
+
+    templates = load_templates(outdir)
+    settings = platform.settings
+    cost = estimate(templates, environment=settings.environment, region=settings.region, prices=load_prices())
+    write_cost_report(cost, report_dir)
+    write_architecture(templates, stack_dependencies(outdir), settings.environment, report_dir)
 
 
 def read_validation_report(outdir: Path) -> dict[str, Any]:

@@ -1,0 +1,179 @@
+"""A Mermaid diagram of one environment, generated from its cloud assembly.
+
+Stacks (as boxes) with their main resources, which stack waits for which (from ``manifest.json``),
+and who may connect to what on which port (from the security-group rules in the templates). Being
+generated on every ``make synth``, it cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from infra.assembly import Resource, Template, resources_of
+
+
+def _id(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts))
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "'")
+
+
+def _summary(stack: str, template: Template, templates: Mapping[str, Template]) -> list[tuple[str, str]]:
+    """(node id, label) of the resources worth drawing in one stack."""
+    resources = [Resource(stack, k, v, templates) for k, v in template.get("Resources", {}).items()]
+    kinds = Counter(str(r.body.get("Type")) for r in resources)
+    nodes: list[tuple[str, str]] = []
+
+    def add(key: str, text: str) -> None:
+        nodes.append((_id(stack, key), text))
+
+    for r in resources:
+        describe = _DESCRIBE.get(str(r.body.get("Type")))
+        if describe is not None:
+            add(r.logical_id, describe(r.props, kinds))
+    counted = {
+        "AWS::EC2::NatGateway": "NAT gateways",
+        "AWS::EC2::VPCEndpoint": "VPC endpoints",
+        "AWS::EC2::Subnet": "subnets",
+        "AWS::ECR::Repository": "ECR repositories",
+        "AWS::KMS::Key": "KMS keys",
+        "AWS::EKS::Addon": "EKS managed add-ons",
+        "AWS::ElastiCache::User": "cache users",
+    }
+    for kind, text in counted.items():
+        if kinds.get(kind):
+            add(kind, f"{text} x{kinds[kind]}")
+    charts = sorted(
+        str(r.props.get("Release")) for r in resources if r.body.get("Type") == "Custom::AWSCDK-EKS-HelmChart"
+    )
+    if charts:
+        add("charts", "Helm: " + ", ".join(charts))
+    namespaces = [r for r in resources if r.body.get("Type") == "Custom::AWSCDK-EKS-KubernetesResource"]
+    if namespaces and "-services-" in stack:
+        add("namespaces", f"namespaces + IRSA service accounts x{len(namespaces)}")
+    return nodes
+
+
+def _nodegroup(props: Mapping[str, Any], _: Counter[str]) -> str:
+    scaling = props.get("ScalingConfig", {})
+    return (
+        f"managed nodes {', '.join(props.get('InstanceTypes', []))} ({scaling.get('MinSize')}-{scaling.get('MaxSize')})"
+    )
+
+
+_DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
+    "AWS::EC2::VPC": lambda props, _: f"VPC {props.get('CidrBlock', '')}",
+    "AWS::EKS::Cluster": lambda props, _: f"EKS cluster {props.get('Name', '')} (Kubernetes {props.get('Version')})",
+    "AWS::EKS::Nodegroup": _nodegroup,
+    "AWS::RDS::DBCluster": lambda props, kinds: (
+        f"Aurora PostgreSQL {props.get('EngineVersion')}, {kinds.get('AWS::RDS::DBInstance', 0)} instance(s)"
+    ),
+    "AWS::ElastiCache::ServerlessCache": lambda props, _: (
+        f"ElastiCache Serverless {props.get('Engine')} {props.get('MajorEngineVersion')}"
+    ),
+    "AWS::Backup::BackupPlan": lambda props, _: "AWS Backup daily plan",
+    "AWS::IAM::OIDCProvider": lambda props, _: "OIDC provider " + str(props.get("Url", "(EKS, for IRSA)")),
+    "AWS::EKS::AccessEntry": lambda props, _: "access entry",
+}
+
+_SG_USERS = {
+    "AWS::RDS::DBCluster": "VpcSecurityGroupIds",
+    "AWS::ElastiCache::ServerlessCache": "SecurityGroupIds",
+    "AWS::EC2::VPCEndpoint": "SecurityGroupIds",
+    "AWS::EC2::LaunchTemplate": "LaunchTemplateData.SecurityGroupIds",
+}
+
+
+def _users_of_groups(templates: Mapping[str, Template]) -> dict[tuple[str, str], list[str]]:
+    """Security group -> diagram nodes of what carries it (the node group stands for its launch template)."""
+    users: dict[tuple[str, str], list[str]] = {}
+    for kind, path in _SG_USERS.items():
+        for r in resources_of(templates, kind):
+            value: object = r.props
+            for part in path.split("."):
+                value = value.get(part, []) if isinstance(value, dict) else []
+            node = _id(r.stack, r.logical_id)
+            if kind == "AWS::EC2::LaunchTemplate":
+                node = next(
+                    (
+                        _id(g.stack, g.logical_id)
+                        for g in resources_of(templates, "AWS::EKS::Nodegroup")
+                        if g.target(g.props.get("LaunchTemplate", {}).get("Id")) == r
+                    ),
+                    node,
+                )
+            elif kind == "AWS::EC2::VPCEndpoint":
+                node = _id(r.stack, "AWS::EC2::VPCEndpoint")
+            for ref in value if isinstance(value, list) else []:
+                group = r.target(ref)
+                if group is not None:
+                    users.setdefault((group.stack, group.logical_id), []).append(node)
+    return users
+
+
+def _traffic(templates: Mapping[str, Template]) -> list[tuple[str, str, str]]:
+    users = _users_of_groups(templates)
+    edges: set[tuple[str, str, str]] = set()
+    rules: list[tuple[Resource, dict[str, object]]] = []
+    for ingress in resources_of(templates, "AWS::EC2::SecurityGroupIngress"):
+        group = ingress.target(ingress.props.get("GroupId"))
+        if group is not None:
+            rules.append((group, dict(ingress.props)))
+    for group in resources_of(templates, "AWS::EC2::SecurityGroup"):
+        rules += [(group, dict(rule)) for rule in group.props.get("SecurityGroupIngress", [])]
+    for group, rule in rules:
+        port = f"{rule.get('IpProtocol')} {rule.get('FromPort')}"
+        if "SourceSecurityGroupId" in rule:
+            source = group.target(rule["SourceSecurityGroupId"])
+            sources = users.get((source.stack, source.logical_id), []) if source else []
+        else:
+            sources = [f"cidr:{rule.get('CidrIp')}"]
+        for target in users.get((group.stack, group.logical_id), []):
+            edges.update((s, target, port) for s in sources)
+    return sorted(edges)
+
+
+def mermaid(templates: Mapping[str, Template], dependencies: Mapping[str, list[str]]) -> str:
+    lines = ["flowchart LR"]
+    for stack in dependencies:
+        lines.append(f'  subgraph {_id(stack)}["{stack}"]')
+        for node, text in _summary(stack, templates.get(stack, {}), templates):
+            lines.append(f'    {node}["{_label(text)}"]')
+        lines.append("  end")
+    for stack, deps in dependencies.items():
+        lines += [f"  {_id(stack)} -. waits for .-> {_id(dep)}" for dep in deps]
+    for source, target, port in _traffic(templates):
+        node = source
+        if source.startswith("cidr:"):
+            cidr = source.removeprefix("cidr:")
+            node = _id("cidr", cidr)
+            lines.append(f'  {node}(["{cidr}"])')
+        lines.append(f"  {node} -->|{port}| {target}")
+    return "\n".join(lines)
+
+
+def write_architecture(
+    templates: Mapping[str, Template], dependencies: Mapping[str, list[str]], environment: str, directory: Path
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(
+        [
+            f"# Architecture: {environment}",
+            "",
+            "Generated by `make synth` from the cloud assembly: the stacks and their main resources, dotted "
+            "arrows for which stack waits for which at deploy, solid arrows for who may connect to what on "
+            "which port (security-group rules).",
+            "",
+            "```mermaid",
+            mermaid(templates, dependencies),
+            "```",
+            "",
+        ]
+    )
+    (directory / "architecture.md").write_text(text, encoding="utf-8")

@@ -1,0 +1,347 @@
+"""Monthly cost estimate of one environment, read from its synthesized templates.
+
+Two columns: **idle** (minimum capacity: node groups at their desired size, Aurora at its minimum
+ACUs, the cache at its minimum billed storage, little traffic) and **busy** (maximum capacity: node
+groups at their maximum, Aurora at its maximum ACUs on every instance, the cache at its usage
+limits). Prices come from ``prices.yaml`` (dated, with sources); volumes the templates cannot know
+(GB through NAT, log GB, database storage) are the explicit assumptions in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.assembly import Resource, Template, resources_of
+from infra.config.settings import EKS_STANDARD_SUPPORT
+
+PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
+
+
+def load_prices(path: Path = PRICES_FILE) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    idle: float
+    busy: float
+    basis: str
+
+
+@dataclass
+class CostEstimate:
+    environment: str
+    region: str
+    prices_date: str
+    lines: list[Line] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    assumptions: dict[str, Any] = field(default_factory=dict)
+    not_included: list[str] = field(default_factory=list)
+
+    @property
+    def idle(self) -> float:
+        return round(sum(line.idle for line in self.lines), 2)
+
+    @property
+    def busy(self) -> float:
+        return round(sum(line.busy for line in self.lines), 2)
+
+
+class _Prices:
+    def __init__(self, prices: Mapping[str, Any], region: str) -> None:
+        self.region = prices["regions"][region]
+        self.hours = float(prices["hours_per_month"])
+        self.assume = prices["assumptions"]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.region[key]
+
+
+NOT_INCLUDED = [
+    "Application Load Balancers: created at run time by the AWS Load Balancer Controller for each ingress "
+    "group (about $16-18 a month each plus LCUs), not in the templates.",
+    "Data transfer out to the internet and between zones.",
+    "The RDS-managed master secret in Secrets Manager ($0.40 a month) and AWS Backup snapshot storage.",
+    "Lambda invocations of the kubectl and custom-resource providers (deploy time only).",
+]
+
+
+def estimate(
+    templates: Mapping[str, Template], *, environment: str, region: str, prices: Mapping[str, Any]
+) -> CostEstimate:
+    result = CostEstimate(environment, region, str(prices["date"]), assumptions=dict(prices["assumptions"]))
+    result.not_included = list(NOT_INCLUDED)
+    if region not in prices["regions"]:
+        known = ", ".join(sorted(prices["regions"]))
+        result.unknown.append(
+            f"No prices for region {region} in {PRICES_FILE.name} (known: {known}); add them from the source "
+            "pages listed there. Nothing is estimated rather than guessed."
+        )
+        return result
+    p = _Prices(prices, region)
+    for add in (_eks, _nat, _endpoints, _nodes, _aurora, _cache, _kms, _logs, _ecr):
+        add(templates, p, result)
+    return result
+
+
+def _month(p: _Prices, hourly: float) -> float:
+    return round(hourly * p.hours, 2)
+
+
+def _eks(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    for cluster in resources_of(templates, "AWS::EKS::Cluster"):
+        version = str(cluster.props.get("Version"))
+        support = "standard" if version in EKS_STANDARD_SUPPORT else "extended"
+        rates = p["eks_cluster_hour"]
+        cost = _month(p, rates[support])
+        out.lines.append(
+            Line(
+                f"EKS control plane ({version}, {support} support)",
+                cost,
+                cost,
+                f"${rates[support]}/h; extended support would be ${_month(p, rates['extended'])}/month",
+            )
+        )
+
+
+def _nat(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    count = sum(1 for _ in resources_of(templates, "AWS::EC2::NatGateway"))
+    if not count:
+        return
+    gb = p.assume["nat_gb_per_month"]
+    hourly = p["nat_gateway_hour"] + p["public_ipv4_hour"]  # each NAT gateway holds an Elastic IP
+    fixed = count * _month(p, hourly)
+    out.lines.append(
+        Line(
+            f"NAT gateways x{count}",
+            round(fixed + count * gb["idle"] * p["nat_gateway_gb"], 2),
+            round(fixed + count * gb["busy"] * p["nat_gateway_gb"], 2),
+            f"${p['nat_gateway_hour']}/h + public IPv4 ${p['public_ipv4_hour']}/h each, "
+            f"${p['nat_gateway_gb']}/GB at {gb['idle']} / {gb['busy']} GB each (assumed)",
+        )
+    )
+
+
+def _endpoints(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    endpoints = [
+        e for e in resources_of(templates, "AWS::EC2::VPCEndpoint") if e.props.get("VpcEndpointType") == "Interface"
+    ]
+    if not endpoints:
+        return
+    zones = sum(len(e.props.get("SubnetIds", [])) for e in endpoints)
+    gb = p.assume["endpoint_gb_per_month"]
+    fixed = _month(p, p["interface_endpoint_az_hour"] * zones)
+    out.lines.append(
+        Line(
+            f"Interface endpoints x{len(endpoints)} ({zones} endpoint-zones)",
+            round(fixed + len(endpoints) * gb["idle"] * p["interface_endpoint_gb"], 2),
+            round(fixed + len(endpoints) * gb["busy"] * p["interface_endpoint_gb"], 2),
+            f"${p['interface_endpoint_az_hour']}/h per zone, ${p['interface_endpoint_gb']}/GB at "
+            f"{gb['idle']} / {gb['busy']} GB each (assumed)",
+        )
+    )
+
+
+def _nodes(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    for group in resources_of(templates, "AWS::EKS::Nodegroup"):
+        scaling = group.props.get("ScalingConfig", {})
+        instance = (group.props.get("InstanceTypes") or ["?"])[0]
+        price = p["ec2_hour"].get(instance)
+        if price is None:
+            out.unknown.append(f"No EC2 price for {instance} in prices.yaml: node group {group.logical_id}")
+            continue
+        disk = _root_volume_gb(group)
+        per_node = _month(p, price) + disk * p["ebs_gp3_gb_month"]
+        desired, maximum = int(scaling.get("DesiredSize", 0)), int(scaling.get("MaxSize", 0))
+        out.lines.append(
+            Line(
+                f"EKS nodes {instance} ({desired} desired, {maximum} max) + {disk} GB gp3 each",
+                round(desired * per_node, 2),
+                round(maximum * per_node, 2),
+                f"${price}/h + ${p['ebs_gp3_gb_month']}/GB-month; idle at the desired size, busy at the maximum; "
+                "priced at the first instance type listed",
+            )
+        )
+
+
+def _root_volume_gb(group: Resource) -> int:
+    template = group.target(group.props.get("LaunchTemplate", {}).get("Id"))
+    if template is None:
+        return 20  # EKS's default root volume
+    mappings = template.props.get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
+    return sum(int(m.get("Ebs", {}).get("VolumeSize", 0)) for m in mappings) or 20
+
+
+def _aurora(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    for cluster in resources_of(templates, "AWS::RDS::DBCluster"):
+        instances = [
+            i
+            for i in resources_of(templates, "AWS::RDS::DBInstance")
+            if i.props.get("DBClusterIdentifier") == {"Ref": cluster.logical_id} and i.stack == cluster.stack
+        ]
+        scaling = cluster.props.get("ServerlessV2ScalingConfiguration", {})
+        serverless = [i for i in instances if i.props.get("DBInstanceClass") == "db.serverless"]
+        if serverless:
+            low, high = float(scaling.get("MinCapacity", 0.5)), float(scaling.get("MaxCapacity", 1))
+            n = len(serverless)
+            acu = p["aurora_acu_hour"]
+            paused = " (min 0 ACU: the writer pauses when idle, compute $0)" if low == 0 else ""
+            out.lines.append(
+                Line(
+                    f"Aurora Serverless v2 x{n} instances ({low}-{high} ACU){paused}",
+                    round(n * low * _month(p, acu), 2),
+                    round(n * high * _month(p, acu), 2),
+                    f"${acu}/ACU-hour; idle at the minimum ACUs, busy at the maximum on every instance",
+                )
+            )
+        for instance in instances:
+            if instance in serverless:
+                continue
+            klass = str(instance.props.get("DBInstanceClass"))
+            price = p["aurora_instance_hour"].get(klass)
+            if price is None:
+                out.unknown.append(f"No Aurora price for {klass} in prices.yaml: instance {instance.logical_id}")
+                continue
+            out.lines.append(Line(f"Aurora instance {klass}", _month(p, price), _month(p, price), f"${price}/h"))
+        retention = int(cluster.props.get("BackupRetentionPeriod", 1))
+        storage, io = p.assume["aurora_storage_gb"], p.assume["aurora_io_millions_per_month"]
+        change = float(p.assume["aurora_daily_change_fraction"])
+        out.lines.append(
+            Line(
+                f"Aurora storage, I/O and backups ({retention}-day retention)",
+                round(_aurora_data(p, "idle", retention), 2),
+                round(_aurora_data(p, "busy", retention), 2),
+                f"{storage['idle']} / {storage['busy']} GB and {io['idle']} / {io['busy']} million I/Os (assumed); "
+                f"backup beyond the free amount (the cluster's size) at {change:.0%} daily change",
+            )
+        )
+
+
+def _aurora_data(p: _Prices, level: str, retention: int) -> float:
+    gb = float(p.assume["aurora_storage_gb"][level])
+    change = float(p.assume["aurora_daily_change_fraction"])
+    backup_beyond_free = max(0.0, gb * change * retention - gb)  # backup up to the cluster's size is free
+    return float(
+        gb * p["aurora_storage_gb_month"]
+        + float(p.assume["aurora_io_millions_per_month"][level]) * p["aurora_io_million"]
+        + backup_beyond_free * p["aurora_backup_gb_month"]
+    )
+
+
+def _cache(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    for cache in resources_of(templates, "AWS::ElastiCache::ServerlessCache"):
+        limits = cache.props.get("CacheUsageLimits", {})
+        max_gb = float(limits.get("DataStorage", {}).get("Maximum", 0))
+        max_ecpu = float(limits.get("ECPUPerSecond", {}).get("Maximum", 0))
+        minimum = float(p["valkey_serverless_minimum_gb"])
+        idle_gb = max(minimum, float(p.assume["cache_data_gb"]["idle"]))
+        idle_ecpu = float(p.assume["cache_ecpu_per_second"]["idle"])
+        ecpu = p["valkey_serverless_million_ecpu"]
+        out.lines.append(
+            Line(
+                f"ElastiCache Serverless (Valkey), limits {max_gb:g} GB, {max_ecpu:,.0f} ECPU/s",
+                round(_cache_month(p, idle_gb, idle_ecpu), 2),
+                round(_cache_month(p, max_gb, max_ecpu), 2),
+                f"${p['valkey_serverless_gb_hour']}/GB-hour (minimum {minimum} GB), ${ecpu}/million ECPU; "
+                "busy: both usage limits used all month",
+            )
+        )
+
+
+def _cache_month(p: _Prices, gb: float, ecpu_per_second: float) -> float:
+    seconds = p.hours * 3600
+    return float(
+        gb * _month(p, p["valkey_serverless_gb_hour"])
+        + ecpu_per_second * seconds / 1e6 * p["valkey_serverless_million_ecpu"]
+    )
+
+
+def _kms(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    count = sum(1 for _ in resources_of(templates, "AWS::KMS::Key"))
+    cost = round(count * p["kms_key_month"], 2)
+    out.lines.append(Line(f"KMS keys x{count}", cost, cost, f"${p['kms_key_month']}/key-month (requests not included)"))
+
+
+def _logs(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    count = sum(1 for _ in resources_of(templates, "AWS::Logs::LogGroup"))
+    gb = p.assume["log_gb_per_group_month"]
+    per_gb = p["logs_ingest_gb"] + p["logs_store_gb_month"]
+    out.lines.append(
+        Line(
+            f"CloudWatch Logs, {count} log groups",
+            round(count * gb["idle"] * per_gb, 2),
+            round(count * gb["busy"] * per_gb, 2),
+            f"${p['logs_ingest_gb']}/GB ingested + ${p['logs_store_gb_month']}/GB-month at {gb['idle']} / "
+            f"{gb['busy']} GB per group (assumed)",
+        )
+    )
+
+
+def _ecr(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    repositories = list(resources_of(templates, "AWS::ECR::Repository"))
+    if not repositories:
+        return
+    image_gb = float(p.assume["image_gb"])
+    kept = [_tagged_images_kept(r) for r in repositories]
+    idle = len(repositories) * image_gb * p["ecr_gb_month"]
+    busy = sum(kept) * image_gb * p["ecr_gb_month"]
+    out.lines.append(
+        Line(
+            f"ECR storage, {len(repositories)} repositories",
+            round(idle, 2),
+            round(busy, 2),
+            f"${p['ecr_gb_month']}/GB-month, {image_gb} GB per image (assumed); idle one image each, busy the "
+            "lifecycle rule's maximum of tagged images",
+        )
+    )
+
+
+def _tagged_images_kept(repository: Resource) -> int:
+    text = repository.props.get("LifecyclePolicy", {}).get("LifecyclePolicyText", '{"rules": []}')
+    for rule in json.loads(text)["rules"]:
+        if (
+            rule["selection"].get("tagStatus") == "tagged"
+            and rule["selection"].get("countType") == "imageCountMoreThan"
+        ):
+            return int(rule["selection"]["countNumber"])
+    return 1
+
+
+def write_cost_report(estimate_: CostEstimate, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {**asdict(estimate_), "total": {"idle": estimate_.idle, "busy": estimate_.busy}}
+    (directory / "cost.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (directory / "cost.md").write_text(render_markdown(estimate_), encoding="utf-8")
+
+
+def render_markdown(e: CostEstimate) -> str:
+    lines = [
+        f"# Monthly cost estimate: {e.environment} ({e.region})",
+        "",
+        f"Read from the synthesized templates by `make synth`; on-demand list prices of {e.prices_date} "
+        "from [infra/reports/prices.yaml](../../infra/reports/prices.yaml), which names its sources. An estimate, "
+        "not a quote.",
+        "",
+    ]
+    if e.unknown:
+        lines += ["**Not estimated:**", ""] + [f"- {u}" for u in e.unknown] + [""]
+    if e.lines:
+        lines += ["| item | idle (USD/month) | busy (USD/month) | basis |", "|---|---:|---:|---|"]
+        lines += [f"| {line.item} | {line.idle:,.2f} | {line.busy:,.2f} | {line.basis} |" for line in e.lines]
+        lines.append(f"| **total** | **{e.idle:,.2f}** | **{e.busy:,.2f}** | |")
+        lines += [
+            "",
+            "Idle: minimum capacity (node groups at their desired size, Aurora at its minimum ACUs, the cache at "
+            "its minimum billed storage, little traffic). Busy: maximum capacity (node groups at their maximum, "
+            "Aurora at its maximum ACUs on every instance, the cache at its usage limits).",
+        ]
+    lines += ["", "## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in e.assumptions.items()]
+    lines += ["", "## Not included", ""] + [f"- {n}" for n in e.not_included]
+    return "\n".join(lines) + "\n"

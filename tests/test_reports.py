@@ -1,0 +1,220 @@
+"""reports/<env>/: cost estimate arithmetic and behaviour, the architecture diagram, and freshness."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.assembly import load_templates, stack_dependencies
+from infra.reports.architecture import _id, mermaid
+from infra.reports.cost import estimate, load_prices
+from tests.synth import ROOT, Synthesized, cdk_json_context
+
+PRICES: dict[str, Any] = {
+    "date": "2026-01-01",
+    "hours_per_month": 100,
+    "assumptions": {
+        "nat_gb_per_month": {"idle": 10, "busy": 100},
+        "endpoint_gb_per_month": {"idle": 0, "busy": 0},
+        "log_gb_per_group_month": {"idle": 1, "busy": 2},
+        "aurora_storage_gb": {"idle": 10, "busy": 100},
+        "aurora_io_millions_per_month": {"idle": 0, "busy": 0},
+        "aurora_daily_change_fraction": 0.0,
+        "cache_data_gb": {"idle": 0.1, "busy": "max"},
+        "cache_ecpu_per_second": {"idle": 0, "busy": "max"},
+        "image_gb": 1.0,
+        "images_per_repository": {"idle": 1, "busy": "max"},
+    },
+    "regions": {
+        "xx-test-1": {
+            "eks_cluster_hour": {"standard": 0.1, "extended": 0.6},
+            "nat_gateway_hour": 1.0,
+            "nat_gateway_gb": 0.5,
+            "public_ipv4_hour": 0.25,
+            "interface_endpoint_az_hour": 0.01,
+            "interface_endpoint_gb": 0.01,
+            "ec2_hour": {"t3.large": 2.0},
+            "ebs_gp3_gb_month": 0.1,
+            "aurora_acu_hour": 0.5,
+            "aurora_instance_hour": {},
+            "aurora_storage_gb_month": 1.0,
+            "aurora_io_million": 0.0,
+            "aurora_backup_gb_month": 0.0,
+            "valkey_serverless_gb_hour": 1.0,
+            "valkey_serverless_minimum_gb": 0.1,
+            "valkey_serverless_million_ecpu": 1.0,
+            "kms_key_month": 1.0,
+            "logs_ingest_gb": 0.5,
+            "logs_store_gb_month": 0.5,
+            "ecr_gb_month": 0.1,
+        }
+    },
+}
+
+SMALL: dict[str, dict[str, Any]] = {
+    "s": {
+        "Resources": {
+            "Cluster": {"Type": "AWS::EKS::Cluster", "Properties": {"Version": "1.35"}},
+            "Nat": {"Type": "AWS::EC2::NatGateway"},
+            "Lt": {
+                "Type": "AWS::EC2::LaunchTemplate",
+                "Properties": {"LaunchTemplateData": {"BlockDeviceMappings": [{"Ebs": {"VolumeSize": 20}}]}},
+            },
+            "Nodes": {
+                "Type": "AWS::EKS::Nodegroup",
+                "Properties": {
+                    "InstanceTypes": ["t3.large"],
+                    "ScalingConfig": {"MinSize": 1, "DesiredSize": 2, "MaxSize": 3},
+                    "LaunchTemplate": {"Id": {"Ref": "Lt"}},
+                },
+            },
+            "Db": {
+                "Type": "AWS::RDS::DBCluster",
+                "Properties": {"ServerlessV2ScalingConfiguration": {"MinCapacity": 0.5, "MaxCapacity": 4}},
+            },
+            "Writer": {
+                "Type": "AWS::RDS::DBInstance",
+                "Properties": {"DBClusterIdentifier": {"Ref": "Db"}, "DBInstanceClass": "db.serverless"},
+            },
+            "Cache": {
+                "Type": "AWS::ElastiCache::ServerlessCache",
+                "Properties": {
+                    "CacheUsageLimits": {
+                        "DataStorage": {"Maximum": 2, "Unit": "GB"},
+                        "ECPUPerSecond": {"Maximum": 1000},
+                    }
+                },
+            },
+            "Key": {"Type": "AWS::KMS::Key"},
+            "Logs": {"Type": "AWS::Logs::LogGroup"},
+        }
+    }
+}
+
+
+def test_cost_arithmetic_on_a_small_template_with_known_prices() -> None:
+    result = estimate(SMALL, environment="t", region="xx-test-1", prices=PRICES)
+    lines = {line.item.split(" (")[0].split(" x")[0]: (line.idle, line.busy) for line in result.lines}
+    assert lines["EKS control plane"] == (10.0, 10.0)  # 0.1 x 100 h
+    assert lines["NAT gateways"] == (130.0, 175.0)  # (1.0 + 0.25) x 100 + 0.5 x 10 / x 100
+    assert lines["EKS nodes t3.large"] == (404.0, 606.0)  # (2.0 x 100 + 20 GB x 0.1) x 2 / x 3
+    assert lines["Aurora Serverless v2"] == (25.0, 200.0)  # 1 x 0.5 / 4 ACU x 0.5 x 100
+    assert lines["Aurora storage, I/O and backups"] == (10.0, 100.0)  # 10 / 100 GB x 1.0
+    # max(0.1 GB minimum, 0.1) x 1.0 x 100 / 2 GB x 100 + 1000 ECPU/s x 360000 s / 1e6 x 1.0
+    assert lines["ElastiCache Serverless"] == (10.0, 560.0)
+    assert lines["KMS keys"] == (1.0, 1.0)
+    assert lines["CloudWatch Logs, 1 log groups"] == (1.0, 2.0)
+    assert result.idle == 591.0
+    assert result.busy == 1654.0
+    assert result.unknown == []
+
+
+def test_extended_support_is_priced_when_the_version_has_left_standard_support() -> None:
+    old = copy.deepcopy(SMALL)
+    old["s"]["Resources"]["Cluster"]["Properties"]["Version"] = "1.29"
+    (line,) = [
+        x for x in estimate(old, environment="t", region="xx-test-1", prices=PRICES).lines if "EKS control" in x.item
+    ]
+    assert line.item == "EKS control plane (1.29, extended support)"
+    assert line.idle == 60.0
+
+
+def test_an_unknown_region_says_so_instead_of_guessing() -> None:
+    result = estimate(SMALL, environment="t", region="ap-south-2", prices=load_prices())
+    assert result.lines == []
+    (message,) = result.unknown
+    assert "No prices for region ap-south-2" in message
+    assert "us-east-1" in message
+
+
+def test_the_price_file_is_dated_and_sourced_for_both_regions() -> None:
+    prices = load_prices()
+    assert prices["date"]
+    assert set(prices["regions"]) >= {"us-east-1", "eu-west-1"}
+    assert all(url.startswith("https://aws.amazon.com/") for url in prices["sources"].values())
+    assert set(prices["regions"]["us-east-1"]) == set(prices["regions"]["eu-west-1"])
+
+
+def test_dev_costs_less_than_prod(dev: Synthesized, prod: Synthesized) -> None:
+    prices = load_prices()
+    costs = {
+        e.settings.environment: estimate(
+            load_templates(e.outdir), environment=e.settings.environment, region=e.settings.region, prices=prices
+        )
+        for e in (dev, prod)
+    }
+    assert costs["dev"].idle < costs["prod"].idle
+    assert costs["dev"].busy < costs["prod"].busy
+    assert costs["dev"].unknown == costs["prod"].unknown == []
+
+
+def test_one_more_nat_gateway_raises_the_estimate_by_exactly_its_price(tmp_path: Path) -> None:
+    from aws_cdk import App, Environment
+
+    from infra.config.settings import load_settings
+    from infra.stacks.network import NetworkStack
+
+    settings = load_settings("dev")
+    prices = load_prices()
+
+    def cost(nat_gateways: int) -> tuple[float, float]:
+        # The network stack alone, without the platform's acknowledgements: findings must not stop synth.
+        context = {**cdk_json_context(), "@aws-cdk/core:failSynthOnValidationErrors": False}
+        app = App(outdir=str(tmp_path / str(nat_gateways)), context=context)
+        network = settings.network.model_copy(update={"nat_gateways": nat_gateways})
+        NetworkStack(
+            app, "n", env=Environment(region=settings.region), network=network, name_prefix="t", retain_data=False
+        )
+        outdir = Path(app.synth().directory)
+        result = estimate(load_templates(outdir), environment="t", region=settings.region, prices=prices)
+        return result.idle, result.busy
+
+    (idle1, busy1), (idle2, busy2) = cost(1), cost(2)
+    region, gb = prices["regions"][settings.region], prices["assumptions"]["nat_gb_per_month"]
+    fixed = round((region["nat_gateway_hour"] + region["public_ipv4_hour"]) * prices["hours_per_month"], 2)
+    assert round(idle2 - idle1, 2) == round(fixed + gb["idle"] * region["nat_gateway_gb"], 2)
+    assert round(busy2 - busy1, 2) == round(fixed + gb["busy"] * region["nat_gateway_gb"], 2)
+
+
+def test_the_diagram_names_every_stack_and_every_dependency(env: Synthesized) -> None:
+    dependencies = stack_dependencies(env.outdir)
+    diagram = mermaid(load_templates(env.outdir), dependencies)
+    assert diagram.startswith("flowchart LR")
+    for stack, deps in dependencies.items():
+        assert f'subgraph {_id(stack)}["{stack}"]' in diagram
+        for dep in deps:
+            assert f"{_id(stack)} -. waits for .-> {_id(dep)}" in diagram
+    assert sum(len(d) for d in dependencies.values()) == diagram.count("-. waits for .->")
+
+
+def test_the_diagram_shows_who_reaches_the_data_stores_on_which_port(env: Synthesized) -> None:
+    diagram = mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
+    prefix = env.settings.stack_prefix
+    nodes = _id(f"{prefix}-eks", "ClusterNodegroupNodes417D2EBB")
+    assert f"{nodes} -->|tcp 5432| {_id(f'{prefix}-database', 'ClusterEB0386A7')}" in diagram
+    assert f"{nodes} -->|tcp 6379| {_id(f'{prefix}-cache', 'Valkey26DD46EF')}" in diagram
+
+
+@pytest.mark.parametrize("name", ["compliance.md", "cost.md", "architecture.md"])
+def test_committed_reports_are_what_make_synth_writes(env: Synthesized, tmp_path: Path, name: str) -> None:
+    """The README links these files; they must never drift from the code. Run `make synth` to refresh."""
+    from infra.compliance.platform_rules import rules_for
+    from infra.compliance.report import build_report, write_environment_reports, write_report
+
+    report = build_report(
+        environment=env.settings.environment,
+        validation=env.validation_report(),
+        packs=env.packs,
+        acknowledgements=env.platform.ledger.entries,
+        rules=rules_for(production=env.settings.production),
+    )
+    write_report(report, tmp_path)
+    write_environment_reports(env.outdir, tmp_path, env.platform)
+    committed = ROOT / "reports" / env.settings.environment / name
+    assert committed.exists(), f"{committed} is missing: run make synth ENV={env.settings.environment}"
+    assert committed.read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), (
+        f"{committed} is stale: run make synth ENV={env.settings.environment} and commit it"
+    )
