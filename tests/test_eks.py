@@ -193,7 +193,10 @@ def test_missing_kubectl_layer_package_is_a_clear_error() -> None:
 
     from infra.stacks.eks import kubectl_layer
 
-    with pytest.raises(SettingsError, match=r"needs the kubectl layer package aws-cdk.lambda-layer-kubectl-v36"):
+    with pytest.raises(
+        SettingsError,
+        match=r"needs the kubectl layer package aws-cdk.lambda-layer-kubectl-v36.*EKS versions: 1.35: standard support",
+    ):
         kubectl_layer(Stack(App(), "S"), "1.36")
 
 
@@ -297,3 +300,26 @@ def test_load_balancer_controller_is_installed_after_the_nodes(env: Synthesized)
     (chart,) = [c for c in charts.values() if c["Properties"]["Release"] == "aws-load-balancer-controller"]
     assert any(d.startswith("ClusterNodegroupNodes") for d in chart["DependsOn"])
     assert any(d.startswith("ClusterOidcProvider") for d in chart["DependsOn"])
+
+
+def test_network_policies_are_enforced_by_the_vpc_cni(env: Synthesized) -> None:
+    addons = {
+        a["Properties"]["AddonName"]: a["Properties"]
+        for a in resources(env.template("eks"), "AWS::EKS::Addon").values()
+    }
+    assert json.loads(addons["vpc-cni"]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}
+
+
+def test_the_default_storage_class_is_encrypted_gp3_through_the_ebs_csi_driver(env: Synthesized) -> None:
+    template = env.template("eks")
+    manifests = [
+        (k, r)
+        for k, r in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").items()
+        if "StorageClass" in json.dumps(r["Properties"]["Manifest"])
+    ]
+    ((_, resource),) = manifests
+    (storage_class,) = json.loads(resource["Properties"]["Manifest"])
+    assert storage_class["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
+    assert storage_class["provisioner"] == "ebs.csi.aws.com"
+    assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert "EbsCsiAddon" in resource["DependsOn"]

@@ -124,7 +124,7 @@ EKS_STANDARD_SUPPORT: dict[str, tuple[str, str]] = {
 _SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
 
 
-def _support_dates() -> str:
+def support_dates() -> str:
     return "; ".join(f"{v}: standard support {a} to {b}" for v, (a, b) in EKS_STANDARD_SUPPORT.items())
 
 
@@ -190,7 +190,7 @@ class EksSettings(_Model):
     @classmethod
     def _supported(cls, value: str) -> str:
         if value not in EKS_STANDARD_SUPPORT:
-            raise ValueError(f"is not in EKS standard support; allowed: {_support_dates()}")
+            raise ValueError(f"is not in EKS standard support; allowed: {support_dates()}")
         return value
 
     @field_validator("admin_role_arns")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
-from infra.config.settings import EksSettings, SettingsError
+from infra.config.settings import EksSettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.log_retention import retention
 from infra.stacks.base import PlatformStack
@@ -48,7 +49,7 @@ def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVe
         raise SettingsError(
             f"setting 'eks.kubernetes_version' = {kubernetes_version!r} needs the kubectl layer package "
             f"{package}, which is not installed; pin it in requirements.txt (kubectl supports one minor "
-            "version of skew, so the layer must match the cluster)"
+            f"version of skew, so the layer must match the cluster). EKS versions: {support_dates()}"
         ) from None
     layer: lambda_.ILayerVersion = getattr(module, f"KubectlV{minor}Layer")(scope, "KubectlLayer")
     return layer
@@ -158,15 +159,18 @@ class EksStack(PlatformStack):
                 addon_version=versions[name],
                 cluster_name=self.cluster.cluster_name,
                 service_account_role_arn=role.role_arn if role else None,
+                configuration_values=json.dumps(config) if config else None,
                 # EKS owns these add-ons' configuration; a manual edit is overwritten on update.
                 resolve_conflicts="OVERWRITE",
                 preserve_on_delete=False,
             )
-            for name, construct_id, role in (
-                ("vpc-cni", "VpcCniAddon", self.vpc_cni_role),
-                ("kube-proxy", "KubeProxyAddon", None),
-                ("coredns", "CoreDnsAddon", None),
-                ("aws-ebs-csi-driver", "EbsCsiAddon", self.ebs_csi_role),
+            for name, construct_id, role, config in (
+                # The VPC CNI enforces Kubernetes NetworkPolicies (the service chart ships one):
+                # without this they would be accepted and silently ignored.
+                ("vpc-cni", "VpcCniAddon", self.vpc_cni_role, {"enableNetworkPolicy": "true"}),
+                ("kube-proxy", "KubeProxyAddon", None, None),
+                ("coredns", "CoreDnsAddon", None, None),
+                ("aws-ebs-csi-driver", "EbsCsiAddon", self.ebs_csi_role, None),
             )
         }
         node_group = eks_settings.node_group
@@ -220,6 +224,26 @@ class EksStack(PlatformStack):
         self.nodegroup.node.add_dependency(self.managed_addons["vpc-cni"], self.managed_addons["kube-proxy"])
         for name in ("coredns", "aws-ebs-csi-driver"):
             self.managed_addons[name].node.add_dependency(self.nodegroup)
+
+        # Volumes are gp3 and encrypted unless a claim asks otherwise: the default class of the
+        # cluster, provisioned by the EBS CSI driver (EKS no longer marks its in-tree gp2 class default).
+        storage_class = self.cluster.add_manifest(
+            "DefaultStorageClass",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": "gp3-encrypted",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "ebs.csi.aws.com",
+                "parameters": {"type": "gp3", "encrypted": "true"},
+                "volumeBindingMode": "WaitForFirstConsumer",
+                "allowVolumeExpansion": True,
+                "reclaimPolicy": "Delete",
+            },
+        )
+        storage_class.node.add_dependency(self.managed_addons["aws-ebs-csi-driver"])
 
         self.helm_charts: dict[str, eks.HelmChart] = {}
         self.add_helm_addon(METRICS_SERVER, user_values=addon_values.get(METRICS_SERVER.name, {}), computed={})
