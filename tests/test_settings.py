@@ -189,3 +189,9 @@ def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
         "error: setting 'env' = 'staging' is not a known environment; allowed: dev, prod "
         f"(one file each in {ENVIRONMENTS_DIR})"
     )
+
+
+def test_environment_file_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "Staging_EU.yaml").write_text(yaml.safe_dump(_base()), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"setting 'env' = 'Staging_EU' \(file Staging_EU.yaml\) is not a valid"):
+        load_settings("Staging_EU", directory=tmp_path)

@@ -46,6 +46,7 @@ INTERFACE_ENDPOINTS: tuple[str, ...] = (
 
 _RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+_ENVIRONMENT_NAME = re.compile(r"[a-z][a-z0-9]{1,9}")
 
 
 class SettingsError(Exception):
@@ -521,6 +522,12 @@ def load_settings(
             f"(one file each in {directory})"
         )
     path = directory / f"{environment}.yaml"
+    if not _ENVIRONMENT_NAME.fullmatch(environment):
+        # It names stacks, the cluster, namespaces (<service>-<env>) and the cache (limited lengths).
+        raise SettingsError(
+            f"setting 'env' = {environment!r} (file {path.name}) is not a valid environment name; allowed: "
+            "2-10 lowercase letters and digits, starting with a letter"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
