@@ -71,6 +71,8 @@ def test_aurora_storage_secret_and_insights_use_rotating_customer_keys(env: Synt
     assert props["MasterUserSecret"]["KmsKeyId"] != props["KmsKeyId"]
     if env.settings.database.performance_insights:
         assert props["PerformanceInsightsKmsKeyId"] == props["KmsKeyId"]
+        for instance in resources(template, "AWS::RDS::DBInstance").values():
+            assert instance["Properties"]["PerformanceInsightsKMSKeyId"] == props["KmsKeyId"]
 
 
 def test_aurora_credentials_are_generated_and_rotated_by_rds_and_iam_auth_is_on(env: Synthesized) -> None:

@@ -9,6 +9,7 @@ from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
@@ -97,8 +98,11 @@ class DatabaseStack(PlatformStack):
             "Cluster",
             cluster_identifier=self.cluster_identifier,
             engine=self.engine(database.engine_version),
-            writer=self._instance("writer", database, reader=False),
-            readers=[self._instance(f"reader{i + 1}", database, reader=True) for i in range(database.readers)],
+            writer=self._instance("writer", database, reader=False, key=self.storage_key),
+            readers=[
+                self._instance(f"reader{i + 1}", database, reader=True, key=self.storage_key)
+                for i in range(database.readers)
+            ],
             serverless_v2_min_capacity=database.capacity.min_acu if database.capacity else None,
             serverless_v2_max_capacity=database.capacity.max_acu if database.capacity else None,
             vpc=vpc,
@@ -176,8 +180,10 @@ class DatabaseStack(PlatformStack):
         return rds.DatabaseClusterEngine.aurora_postgres(version=constant)
 
     @staticmethod
-    def _instance(name: str, database: DatabaseSettings, *, reader: bool) -> rds.IClusterInstance:
+    def _instance(name: str, database: DatabaseSettings, *, reader: bool, key: kms.IKey) -> rds.IClusterInstance:
+        # Performance Insights on every instance, under the same customer key as the cluster's.
         insights = database.performance_insights or None
+        insights_key = key if database.performance_insights else None
         if database.instance_class:
             return rds.ClusterInstance.provisioned(
                 name,
@@ -185,6 +191,7 @@ class DatabaseStack(PlatformStack):
                 publicly_accessible=False,
                 auto_minor_version_upgrade=True,
                 enable_performance_insights=insights,
+                performance_insight_encryption_key=insights_key,
             )
         # Readers scale with the writer so a failover lands on an instance of the same size.
         return rds.ClusterInstance.serverless_v2(
@@ -193,6 +200,7 @@ class DatabaseStack(PlatformStack):
             publicly_accessible=False,
             auto_minor_version_upgrade=True,
             enable_performance_insights=insights,
+            performance_insight_encryption_key=insights_key,
         )
 
     def resource_id(self) -> str:
