@@ -323,3 +323,19 @@ def test_the_default_storage_class_is_encrypted_gp3_through_the_ebs_csi_driver(e
     assert storage_class["provisioner"] == "ebs.csi.aws.com"
     assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true"}
     assert "EbsCsiAddon" in resource["DependsOn"]
+
+
+def test_load_balancer_controller_service_account_carries_its_irsa_role(env: Synthesized) -> None:
+    accounts = [
+        r["Properties"]["Manifest"]
+        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-KubernetesResource").values()
+        if "aws-load-balancer-controller" in json.dumps(r["Properties"]["Manifest"])
+    ]
+    (manifest,) = accounts
+    parts = manifest["Fn::Join"][1]
+    (document,) = json.loads("".join(p if isinstance(p, str) else '"ROLE"' if False else "ROLE" for p in parts))
+    assert document["kind"] == "ServiceAccount"
+    assert document["metadata"]["namespace"] == "kube-system"
+    assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "ROLE"}
+    (role_ref,) = [p for p in parts if not isinstance(p, str)]
+    assert role_ref["Fn::GetAtt"][0].startswith("AlbControlleralbsaRole")
