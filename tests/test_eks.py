@@ -333,7 +333,7 @@ def test_load_balancer_controller_service_account_carries_its_irsa_role(env: Syn
     ]
     (manifest,) = accounts
     parts = manifest["Fn::Join"][1]
-    (document,) = json.loads("".join(p if isinstance(p, str) else '"ROLE"' if False else "ROLE" for p in parts))
+    (document,) = json.loads("".join(p if isinstance(p, str) else "ROLE" for p in parts))
     assert document["kind"] == "ServiceAccount"
     assert document["metadata"]["namespace"] == "kube-system"
     assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "ROLE"}
