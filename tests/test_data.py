@@ -437,3 +437,11 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
     assert [i["Properties"]["DBInstanceClass"] for i in instances] == ["db.r7g.large"] * (1 + database.readers)
     cluster = next(r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBCluster")
     assert "ServerlessV2ScalingConfiguration" not in cluster["Properties"]
+
+
+def test_a_service_may_not_list_a_data_store_twice(tmp_path: Path) -> None:
+    data = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8"))
+    data["services"][0]["uses"] = ["cache", "cache"]
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"'services\[0\].uses' = \['cache', 'cache'\] must not list the same data"):
+        load_settings("qa", directory=tmp_path)

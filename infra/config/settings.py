@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from infra.config.regions import AWS_REGIONS, zone_in_region
 
@@ -49,6 +49,27 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
 _ENVIRONMENT_NAME = re.compile(r"[a-z][a-z0-9]{1,9}")
 
 
+def _check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
+    return value
+
+
+# Days a log group keeps its events: one of the periods CloudWatch Logs accepts.
+LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
+
+
+def _distinct_members(value: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    for item in value:
+        if item not in allowed:
+            raise ValueError(f"unknown {what} {item!r}; allowed: {', '.join(allowed)}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"must not list the same {what} twice")
+    return value
+
+
 class SettingsError(Exception):
     """A user-facing configuration error: the message is printed as is, without a traceback."""
 
@@ -63,7 +84,7 @@ class NetworkSettings(_Model):
     availability_zones: Annotated[list[str], Field(min_length=2, max_length=6)]
     nat_gateways: Annotated[int, Field(ge=1)]
     interface_endpoints: list[str] = []
-    flow_log_retention_days: int
+    flow_log_retention_days: LogRetentionDays
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -89,21 +110,7 @@ class NetworkSettings(_Model):
     @field_validator("interface_endpoints")
     @classmethod
     def _known_endpoints(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in INTERFACE_ENDPOINTS:
-                raise ValueError(f"unknown endpoint {name!r}; allowed: {', '.join(INTERFACE_ENDPOINTS)}")
-        if len(set(value)) != len(value):
-            raise ValueError("must not list an endpoint twice")
-        return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
-        return value
+        return _distinct_members(value, INTERFACE_ENDPOINTS, "endpoint")
 
     @model_validator(mode="after")
     def _nat_within_zones(self) -> NetworkSettings:
@@ -176,16 +183,7 @@ class EksSettings(_Model):
     admin_role_arns: list[str] = []
     node_group: NodeGroupSettings
     # /aws/eks/<cluster>/cluster: created by the stack, KMS-encrypted, kept this many days.
-    control_plane_log_retention_days: int
-
-    @field_validator("control_plane_log_retention_days")
-    @classmethod
-    def _log_retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
-        return value
+    control_plane_log_retention_days: LogRetentionDays
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -244,7 +242,7 @@ class DatabaseSettings(_Model):
     # Enhanced monitoring (OS metrics) interval; 0 turns it off.
     monitoring_interval_seconds: int
     performance_insights: bool
-    log_retention_days: int
+    log_retention_days: LogRetentionDays
     database_name: str = "app"
 
     @field_validator("engine_version")
@@ -268,15 +266,6 @@ class DatabaseSettings(_Model):
     def _interval(cls, value: int) -> int:
         if value not in (0, 1, 5, 10, 15, 30, 60):
             raise ValueError("must be one of 0 (off), 1, 5, 10, 15, 30, 60")
-        return value
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _log_retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"must be one of CloudWatch Logs' retention periods: {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
         return value
 
     @field_validator("database_name")
@@ -370,12 +359,7 @@ class ServiceSettings(_Model):
     @field_validator("uses")
     @classmethod
     def _uses(cls, value: list[str]) -> list[str]:
-        for store in value:
-            if store not in DATA_STORES:
-                raise ValueError(f"unknown data store {store!r}; allowed: {', '.join(DATA_STORES)}")
-        if len(set(value)) != len(value):
-            raise ValueError("must not list a data store twice")
-        return value
+        return _distinct_members(value, DATA_STORES, "data store")
 
     @field_validator("name")
     @classmethod

@@ -1,10 +1,15 @@
-"""Days from settings to CDK's retention enum."""
+"""Log groups the platform creates itself: encrypted with their own key, with a retention."""
 
 from __future__ import annotations
 
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 from infra.config.settings import LOG_RETENTION_DAYS
+from infra.constructs.encryption_key import EncryptionKey
 
 # The enum lists the same periods in the same ascending order, then INFINITE.
 _BY_DAYS = dict(
@@ -14,3 +19,33 @@ _BY_DAYS = dict(
 
 def retention(days: int) -> logs.RetentionDays:
     return _BY_DAYS[days]
+
+
+def encrypted_log_group(
+    scope: Construct,
+    *,
+    key_id: str,
+    group_id: str,
+    purpose: str,
+    alias_prefix: str,
+    retention_days: int,
+    retain: bool,
+    log_group_name: str | None = None,
+) -> tuple[kms.IKey, logs.LogGroup]:
+    """A customer-managed key (alias ``<prefix>/<purpose>``) and a log group encrypted with it.
+
+    The key is usable by the regional CloudWatch Logs service principal, which encrypts with it.
+    Pass ``log_group_name`` when a service writes to a fixed name (EKS, RDS), so that the group
+    exists, encrypted and with its retention, before the service would create it unencrypted.
+    """
+    key = EncryptionKey(scope, key_id, alias_prefix=alias_prefix, purpose=purpose, retain=retain).key
+    key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{Stack.of(scope).region}.amazonaws.com"))
+    group = logs.LogGroup(
+        scope,
+        group_id,
+        log_group_name=log_group_name,
+        encryption_key=key,
+        retention=retention(retention_days),
+        removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+    )
+    return key, group

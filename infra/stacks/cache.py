@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from infra.config.settings import CacheSettings
+from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.valkey_cache import VALKEY_PORT, ServerlessValkey
 from infra.stacks.base import PlatformStack
@@ -32,15 +33,13 @@ class CacheStack(PlatformStack):
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="valkey", retain=retain_data).key
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = security_group_admitting(
             self,
-            "SecurityGroup",
             vpc=vpc,
+            source=workload_security_group,
+            port=VALKEY_PORT,
+            what="Valkey",
             description=f"Valkey {name_prefix}-cache: from the EKS workloads only",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_ingress_rule(
-            workload_security_group, ec2.Port.tcp(VALKEY_PORT), "Valkey from EKS workloads"
         )
         self.valkey = ServerlessValkey(
             self,

@@ -8,15 +8,14 @@ from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from infra.config.settings import DatabaseSettings
+from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.log_retention import retention
+from infra.constructs.log_retention import encrypted_log_group
 from infra.stacks.base import PlatformStack
 from infra.stacks.network import DATA_SUBNETS
 
@@ -55,28 +54,26 @@ class DatabaseStack(PlatformStack):
         self.secret_key = EncryptionKey(
             self, "SecretKey", alias_prefix=name_prefix, purpose="aurora-master-secret", retain=retain_data
         ).key
-        log_key = EncryptionKey(self, "LogKey", alias_prefix=name_prefix, purpose="aurora-logs", retain=retain_data).key
-        log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
         # RDS exports to /aws/rds/cluster/<id>/postgresql; created here first, encrypted and with a
         # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda.
-        self.log_group = logs.LogGroup(
+        _, self.log_group = encrypted_log_group(
             self,
-            "PostgresLogGroup",
+            key_id="LogKey",
+            group_id="PostgresLogGroup",
+            purpose="aurora-logs",
+            alias_prefix=name_prefix,
+            retention_days=database.log_retention_days,
+            retain=retain_data,
             log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
-            encryption_key=log_key,
-            retention=retention(database.log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
 
-        self.security_group = ec2.SecurityGroup(
+        self.security_group = security_group_admitting(
             self,
-            "SecurityGroup",
             vpc=vpc,
+            source=workload_security_group,
+            port=POSTGRES_PORT,
+            what="PostgreSQL",
             description=f"Aurora {self.cluster_identifier}: PostgreSQL from the EKS workloads only",
-            allow_all_outbound=False,
-        )
-        self.security_group.add_ingress_rule(
-            workload_security_group, ec2.Port.tcp(POSTGRES_PORT), "PostgreSQL from EKS workloads"
         )
 
         parameters = rds.ParameterGroup(

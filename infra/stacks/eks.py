@@ -7,18 +7,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import CfnJson, CfnOutput, Fn, RemovalPolicy
+from aws_cdk import CfnJson, CfnOutput, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.log_retention import retention
+from infra.constructs.log_retention import encrypted_log_group
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
     ALB_CONTROLLER,
@@ -81,17 +80,15 @@ class EksStack(PlatformStack):
         # An explicit name: EKS writes control-plane logs to /aws/eks/<name>/cluster, which this stack
         # creates first (encrypted, with retention), and the autoscaler discovers nodes by it.
         self.cluster_name = name_prefix
-        self.log_key = EncryptionKey(
-            self, "ControlPlaneLogKey", alias_prefix=name_prefix, purpose="eks-logs", retain=retain_data
-        ).key
-        self.log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
-        self.log_group = logs.LogGroup(
+        self.log_key, self.log_group = encrypted_log_group(
             self,
-            "ControlPlaneLogGroup",
+            key_id="ControlPlaneLogKey",
+            group_id="ControlPlaneLogGroup",
+            purpose="eks-logs",
+            alias_prefix=name_prefix,
+            retention_days=eks_settings.control_plane_log_retention_days,
+            retain=retain_data,
             log_group_name=f"/aws/eks/{self.cluster_name}/cluster",
-            encryption_key=self.log_key,
-            retention=retention(eks_settings.control_plane_log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
 
         self.cluster = eks.Cluster(

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import CfnOutput
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.settings import NetworkSettings
-from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.log_retention import retention
+from infra.constructs.log_retention import encrypted_log_group
 from infra.stacks.base import PlatformStack
 
 PUBLIC_SUBNETS = "public"
@@ -76,17 +74,14 @@ class NetworkStack(PlatformStack):
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
         )
 
-        self.flow_log_key = EncryptionKey(
-            self, "FlowLogKey", alias_prefix=name_prefix, purpose="vpc-flow-logs", retain=retain_data
-        ).key
-        # CloudWatch Logs encrypts with the key itself, as the regional service principal.
-        self.flow_log_key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com"))
-        self.flow_log_group = logs.LogGroup(
+        self.flow_log_key, self.flow_log_group = encrypted_log_group(
             self,
-            "FlowLogGroup",
-            encryption_key=self.flow_log_key,
-            retention=retention(network.flow_log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+            key_id="FlowLogKey",
+            group_id="FlowLogGroup",
+            purpose="vpc-flow-logs",
+            alias_prefix=name_prefix,
+            retention_days=network.flow_log_retention_days,
+            retain=retain_data,
         )
         # The delivery role trusts the flow-logs service only on behalf of this account
         # (confused-deputy guard); its permissions live in a managed policy, not inline.
