@@ -339,3 +339,37 @@ def test_load_balancer_controller_service_account_carries_its_irsa_role(env: Syn
     assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "ROLE"}
     (role_ref,) = [p for p in parts if not isinstance(p, str)]
     assert role_ref["Fn::GetAtt"][0].startswith("AlbControlleralbsaRole")
+
+
+def test_load_balancer_controller_policy_is_upstreams_narrowed_to_this_region_and_account(env: Synthesized) -> None:
+    import tarfile
+
+    import aws_cdk
+
+    from infra.stacks.eks import ALB_CONTROLLER_POLICY, alb_controller_policy
+    from infra.stacks.eks_addons import ALB_CONTROLLER
+
+    (tarball,) = (Path(aws_cdk.__file__).parent / "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile(f"package/aws-eks-v2/lib/addons/alb-iam_policy-v{ALB_CONTROLLER.version}.json")
+        assert member is not None
+        upstream = json.loads(member.read())
+    assert json.loads(ALB_CONTROLLER_POLICY.read_text(encoding="utf-8")) == upstream
+
+    narrowed = alb_controller_policy(region="r-1", account="123")
+    arns = [
+        a
+        for s in narrowed["Statement"]
+        for a in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
+    assert not [a for a in arns if ":*:*:" in a]
+    assert all(a == "*" or ":r-1:123:" in a for a in arns)
+    # Everything but the resources is upstream's, statement by statement.
+    strip = [{k: v for k, v in s.items() if k != "Resource"} for s in upstream["Statement"]]
+    assert strip == [{k: v for k, v in s.items() if k != "Resource"} for s in narrowed["Statement"]]
+
+    policies = resources(env.template("eks"), "AWS::IAM::Policy")
+    (document,) = [
+        p["Properties"]["PolicyDocument"] for k, p in policies.items() if k.startswith("AlbControlleralbsaRole")
+    ]
+    assert ":*:*:" not in json.dumps(document)

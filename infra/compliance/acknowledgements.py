@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from constructs import Construct
 
 from infra.compliance.ledger import Ledger
+from infra.stacks.eks import alb_controller_policy
 
 if TYPE_CHECKING:
     from constructs import IConstruct
@@ -131,20 +132,20 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
     alb = "AlbController/alb-sa/Role/DefaultPolicy/Resource"
     upstream = (
         "The AWS Load Balancer Controller's own IAM policy for the pinned version, as published upstream and "
-        "shipped by aws-cdk-lib. Load balancers, target groups, listeners and security groups are created at run "
-        "time with generated names, so resources cannot be listed; every mutating statement is conditioned on "
-        "the elbv2.k8s.aws/cluster tag the controller puts on what it owns."
+        "shipped by aws-cdk-lib, narrowed to this region and account. Load balancers, target groups, listeners "
+        "and security groups are created at run time with generated names, so resources cannot be listed; "
+        "every mutating statement is conditioned on the elbv2.k8s.aws/cluster tag the controller puts on what "
+        "it owns, and the Describe* calls support no resource-level permissions."
     )
-    wildcard_resources = (
-        "*",
-        "arn:<AWS::Partition>:ec2:*:*:security-group/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:loadbalancer/app/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:loadbalancer/net/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:targetgroup/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener-rule/app/*/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener/app/*/*/*",
-        "arn:<AWS::Partition>:elasticloadbalancing:*:*:listener/net/*/*/*",
+    # The finding ids name each wildcard resource as cdk-nag renders it (partition and account as tokens).
+    policy = alb_controller_policy(region=stack.region, account="<AWS::AccountId>")
+    wildcard_resources = sorted(
+        {
+            arn.replace("arn:aws:", "arn:<AWS::Partition>:", 1)
+            for statement in policy["Statement"]
+            for arn in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+            if "*" in arn
+        }
     )
     for resource in wildcard_resources:
         ledger.acknowledge(_child(stack, alb), f"AwsSolutions-IAM5[Resource::{resource}]", upstream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnJson, CfnOutput, Fn
@@ -36,6 +37,32 @@ ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
+
+
+ALB_CONTROLLER_POLICY = (
+    Path(__file__).resolve().parent / "policies" / f"aws-load-balancer-controller-v{ALB_CONTROLLER.version}.json"
+)
+
+
+def alb_controller_policy(*, region: str, account: str) -> dict[str, Any]:
+    """The controller's upstream policy (as aws-cdk-lib ships it for this version) with its ARNs'
+    ``*`` region and account replaced by this stack's: the controller manages load balancers,
+    target groups and security groups of this account and region only."""
+    policy: dict[str, Any] = json.loads(ALB_CONTROLLER_POLICY.read_text(encoding="utf-8"))
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        narrowed = [
+            _narrow(arn, region, account) for arn in (resources if isinstance(resources, list) else [resources])
+        ]
+        statement["Resource"] = narrowed if isinstance(resources, list) else narrowed[0]
+    return policy
+
+
+def _narrow(arn: str, region: str, account: str) -> str:
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[3] == "*" and parts[4] == "*":
+        parts[3], parts[4] = region, account
+    return ":".join(parts)
 
 
 def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVersion:
@@ -350,7 +377,7 @@ class EksStack(PlatformStack):
         )
 
     def _alb_controller(self, user_values: Mapping[str, Any]) -> eks.AlbController:
-        """The AWS Load Balancer Controller with the IAM policy aws-cdk-lib ships for its version."""
+        """The AWS Load Balancer Controller with its upstream IAM policy, narrowed to this region and account."""
         computed_by_cdk = {
             # Set by aws_eks_v2.AlbController itself; a values file may not contradict them.
             "clusterName": self.cluster_name,
@@ -367,6 +394,7 @@ class EksStack(PlatformStack):
             "AlbController",
             cluster=self.cluster,
             version=eks.AlbControllerVersion.V3_2_2,
+            policy=alb_controller_policy(region=self.region, account=self.account),
             # AlbController spreads these over its own values at the top level only; none of the
             # keys it computes is passed, so its computed values always win.
             additional_helm_chart_values={k: v for k, v in layered.items() if k not in computed_by_cdk},
