@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import CfnJson, CfnOutput, Stack
+from aws_cdk import CfnJson, CfnOutput
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -58,7 +58,7 @@ class ServicesStack(PlatformStack):
         provider_arn = provider.open_id_connect_provider_arn
         # Per-service resources are L1 with plain JSON: one call into the CDK engine each instead of
         # a dozen, which keeps synth of a 150-service catalogue close to a 3-service one (make bench).
-        arns = _DataStoreArns(self, database=database, cache=cache)
+        arns = _DataStoreArns(database=database, cache=cache)
         for service in services:
             namespace = namespace_of(service.name, environment_name)
             # The trust condition's keys contain the issuer, a token: CfnJson resolves them at deploy.
@@ -139,7 +139,7 @@ class ServicesStack(PlatformStack):
 class _DataStoreArns:
     """The resources a service may connect to, resolved once per stack."""
 
-    def __init__(self, stack: Stack, *, database: DatabaseStack, cache: CacheStack) -> None:
+    def __init__(self, *, database: DatabaseStack, cache: CacheStack) -> None:
         self.db_user_prefix = database.connect_arn("")
         self.cache_arn = cache.valkey.arn
         self.cache_user_prefix = cache.valkey.user_arn("")
