@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnJson, CfnOutput, Fn
+from aws_cdk import CfnOutput, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.irsa import service_account_condition
 from infra.constructs.log_retention import encrypted_log_group
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
@@ -413,13 +414,8 @@ class EksStack(PlatformStack):
     ) -> iam.Role:
         """A role only ``system:serviceaccount:<namespace>:<service_account>`` can assume, for STS."""
         issuer = self.cluster.open_id_connect_provider.open_id_connect_provider_issuer
-        conditions = CfnJson(
-            self,
-            f"{construct_id}Conditions",
-            value={
-                f"{issuer}:aud": "sts.amazonaws.com",
-                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-            },
+        conditions = service_account_condition(
+            self, f"{construct_id}Conditions", issuer=issuer, namespace=namespace, service_account=service_account
         )
         return iam.Role(
             self,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import CfnJson, CfnOutput
+from aws_cdk import CfnOutput
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config.settings import ServiceSettings
+from infra.constructs.irsa import service_account_condition
 from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
 from infra.stacks.database import DatabaseStack
@@ -61,14 +62,8 @@ class ServicesStack(PlatformStack):
         arns = _DataStoreArns(database=database, cache=cache)
         for service in services:
             namespace = namespace_of(service.name, environment_name)
-            # The trust condition's keys contain the issuer, a token: CfnJson resolves them at deploy.
-            conditions = CfnJson(
-                self,
-                f"Trust-{service.name}",
-                value={
-                    f"{issuer}:aud": "sts.amazonaws.com",
-                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service.name}",
-                },
+            conditions = service_account_condition(
+                self, f"Trust-{service.name}", issuer=issuer, namespace=namespace, service_account=service.name
             )
             role = iam.CfnRole(
                 self,
