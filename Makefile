@@ -2,7 +2,7 @@
 #   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
 #   make test                   set up, lint, type-check, run the whole test suite
 #   make bench                  speed and scale figures (see scripts/bench.py)
-#   make diff ENV=...  /  make deploy ENV=...   (need AWS credentials)
+#   make diff ENV=...  /  make deploy ENV=...  /  make destroy ENV=dev   (need AWS credentials)
 
 ENV ?= dev
 CONCURRENCY ?= 4
@@ -17,7 +17,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test lint bench diff deploy clean
+.PHONY: setup synth test lint bench diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -47,11 +47,18 @@ test: lint
 bench: setup
 	$(BIN)/python scripts/bench.py
 
+# `cdk diff` compares every stack of the app when none is named (it has no --all).
 diff: setup
-	$(CDK) diff $(CDK_FLAGS) --all
+	$(CDK) diff $(CDK_FLAGS)
 
 deploy: setup
 	$(CDK) deploy $(CDK_FLAGS) --all --concurrency $(CONCURRENCY) --require-approval broadening
 
+# Refuses an environment whose settings say production: true, before the CLI asks anything.
+destroy: setup
+	$(BIN)/python -m infra.destroyable $(ENV)
+	$(CDK) destroy $(CDK_FLAGS) --all
+
+# Only what is generated and not committed: reports/ is committed and stays.
 clean:
-	rm -rf cdk.out reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

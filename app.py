@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.config import SettingsError, load_settings
-from infra.config.settings import ENVIRONMENTS_DIR
+from infra.config.settings import ENVIRONMENTS_DIR, command_line_overrides
 
 ROOT = Path(__file__).resolve().parent
 
@@ -19,15 +19,16 @@ def main() -> int:
     app = App()
     # For `make bench` and experiments: another settings directory, and where reports go.
     settings_dir = app.node.try_get_context("settings_dir")
-    reports_dir = Path(app.node.try_get_context("reports_dir") or ROOT / "reports")
+    region = app.node.try_get_context("region")
+    # The committed reports/<env>/ describe the settings file as it is; a synth for another region
+    # (--context region=...) reports beside its templates instead.
+    default_reports = Path(app.outdir) / "reports" if region else ROOT / "reports"
+    reports_dir = Path(app.node.try_get_context("reports_dir") or default_reports)
     try:
         settings = load_settings(
             app.node.try_get_context("env"),
             directory=Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR,
-            overrides={
-                "region": app.node.try_get_context("region"),
-                "account": app.node.try_get_context("account") or os.environ.get("CDK_DEFAULT_ACCOUNT"),
-            },
+            overrides=command_line_overrides(app.node.try_get_context, os.environ),
         )
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)

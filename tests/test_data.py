@@ -171,7 +171,7 @@ def test_every_node_carries_the_workload_security_group_and_the_cluster_one(env:
 
 
 def test_data_stores_live_in_the_isolated_data_subnets(env: Synthesized) -> None:
-    zones = len(env.settings.network.availability_zones)
+    zones = len(env.settings.availability_zones)
     subnet_group = only(env.template("database"), "AWS::RDS::DBSubnetGroup")["Properties"]["SubnetIds"]
     cache_subnets = _cache(env)["Properties"]["SubnetIds"]
     for subnets in (subnet_group, cache_subnets):
@@ -420,14 +420,16 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
     database = settings.database.model_copy(update={"capacity": None, "instance_class": "r7g.large"})
     app = App(outdir=str(tmp_path))
     env = Environment(region=settings.region)
-    network = NetworkStack(app, "n", env=env, network=settings.network, name_prefix="t", retain_data=False)
+    network = NetworkStack(
+        app, "n", env=env, zones=settings.availability_zones, network=settings.network, name_prefix="t", retain_data=False
+    )
     stack = DatabaseStack(
         app,
         "d",
         env=env,
         vpc=network.vpc,
         workload_security_group=network.workload_security_group,
-        zones=settings.network.availability_zones,
+        zones=settings.availability_zones,
         database=database,
         name_prefix="t",
         retain_data=True,

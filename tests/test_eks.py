@@ -64,7 +64,7 @@ def _private_subnet_outputs(env: Synthesized, subnet_ids: list[dict[str, Any]]) 
 
 
 def test_control_plane_and_nodes_live_in_the_private_subnets_of_every_zone(env: Synthesized) -> None:
-    zones = len(env.settings.network.availability_zones)
+    zones = len(env.settings.availability_zones)
     nodegroup = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]
     for subnet_ids in (_cluster(env)["ResourcesVpcConfig"]["SubnetIds"], nodegroup["Subnets"]):
         outputs = _private_subnet_outputs(env, subnet_ids)
@@ -79,7 +79,7 @@ def test_node_group_sizes_follow_settings(dev: Synthesized, prod: Synthesized) -
         "MaxSize": 4,
     }
     prod_scaling = only(prod.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"]
-    assert prod_scaling["MinSize"] >= len(prod.settings.network.availability_zones)
+    assert prod_scaling["MinSize"] >= len(prod.settings.availability_zones)
 
 
 def test_nodes_run_al2023_with_the_instance_types_from_settings(env: Synthesized) -> None:

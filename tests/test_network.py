@@ -26,7 +26,7 @@ def test_vpc_uses_the_cidr_from_settings(env: Synthesized) -> None:
 @pytest.mark.parametrize("kind", ["public", "private", "data"])
 def test_one_subnet_of_each_kind_per_zone(env: Synthesized, kind: str) -> None:
     zones = sorted(s["AvailabilityZone"] for s in _subnets(env, kind))
-    assert zones == sorted(env.settings.network.availability_zones)
+    assert zones == sorted(env.settings.availability_zones)
 
 
 def test_dev_spans_two_zones_and_prod_three(dev: Synthesized, prod: Synthesized) -> None:
@@ -59,7 +59,7 @@ def test_data_subnets_have_no_route_out(env: Synthesized) -> None:
 def test_private_subnets_route_out_through_nat(env: Synthesized) -> None:
     template = env.template("network")
     nat_routes = [r for r in resources(template, "AWS::EC2::Route").values() if "NatGatewayId" in r["Properties"]]
-    assert len(nat_routes) == len(env.settings.network.availability_zones)
+    assert len(nat_routes) == len(env.settings.availability_zones)
 
 
 def test_flow_log_captures_all_traffic_to_the_encrypted_log_group(env: Synthesized) -> None:

@@ -166,7 +166,13 @@ def test_one_more_nat_gateway_raises_the_estimate_by_exactly_its_price(tmp_path:
         app = App(outdir=str(tmp_path / str(nat_gateways)), context=context)
         network = settings.network.model_copy(update={"nat_gateways": nat_gateways})
         NetworkStack(
-            app, "n", env=Environment(region=settings.region), network=network, name_prefix="t", retain_data=False
+            app,
+            "n",
+            env=Environment(region=settings.region),
+            zones=settings.availability_zones,
+            network=network,
+            name_prefix="t",
+            retain_data=False,
         )
         outdir = Path(app.synth().directory)
         result = estimate(load_templates(outdir), environment="t", region=settings.region, prices=prices)

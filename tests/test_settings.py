@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config.regions import ACCOUNT_DEPENDENT_ZONES, ZONE_LETTERS
 from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
 from tests.synth import ROOT
 
@@ -127,24 +128,87 @@ def test_private_cidrs_between_16_and_24_are_accepted(tmp_path: Path, cidr: str)
     _load(tmp_path, _network(vpc_cidr=cidr))
 
 
-def test_zone_outside_the_region_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"zone 'eu-west-1a' is not in region 'us-east-1'"):
-        _load(tmp_path, _network(availability_zones=["us-east-1a", "eu-west-1a"]))
+def test_zone_names_follow_from_the_region_and_a_count(tmp_path: Path) -> None:
+    assert load_settings("dev").availability_zones == ["us-east-1a", "us-east-1b"]
+    assert load_settings("prod", overrides={"region": "eu-west-1"}).availability_zones == [
+        "eu-west-1a",
+        "eu-west-1b",
+        "eu-west-1c",
+    ]
 
 
-def test_region_override_checks_the_zones_against_the_new_region(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"zone 'us-east-1a' is not in region 'eu-west-1'"):
-        _load(tmp_path, _base(), region="eu-west-1")
+def test_zone_letters_skip_the_ones_a_region_does_not_have() -> None:
+    # ap-northeast-1 has no zone b: a count takes the zones that exist.
+    assert load_settings("prod", overrides={"region": "ap-northeast-1"}).availability_zones == [
+        "ap-northeast-1a",
+        "ap-northeast-1c",
+        "ap-northeast-1d",
+    ]
 
 
-def test_local_zones_are_not_availability_zones(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"zone 'us-east-1-bos-1a' is not in region"):
-        _load(tmp_path, _network(availability_zones=["us-east-1a", "us-east-1-bos-1a"]))
+def test_zone_letters_are_taken_as_given(tmp_path: Path) -> None:
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_network(zones=["a", "c"])), encoding="utf-8")
+    assert load_settings("qa", directory=tmp_path).availability_zones == ["us-east-1a", "us-east-1c"]
 
 
-def test_fewer_than_two_zones_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"setting 'network.availability_zones' = \['us-east-1a'\] .*at least 2"):
-        _load(tmp_path, _network(availability_zones=["us-east-1a"], nat_gateways=1))
+def test_a_letter_the_region_does_not_have_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError,
+        match=r"setting 'network.zones' = \['a', 'b'\]: ap-northeast-1 has no zone ap-northeast-1b; its zones are "
+        r"ap-northeast-1a, ap-northeast-1c, ap-northeast-1d",
+    ):
+        _load(tmp_path, _network(zones=["a", "b"]), region="ap-northeast-1")
+
+
+def test_a_region_with_too_few_zones_for_the_count_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"setting 'network.zones' = 4: 4 zones asked for, but eu-west-1 has 3 \(a, b, c\)"):
+        _load(tmp_path, _network(zones=4, nat_gateways=1), region="eu-west-1")
+
+
+def test_a_region_whose_zones_depend_on_the_account_needs_letters(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"a zone count is not enough in us-west-1: .*list the letters instead"):
+        _load(tmp_path, _base(), region="us-west-1")
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_network(zones=["a", "c"])), encoding="utf-8")
+    assert load_settings("qa", directory=tmp_path, overrides={"region": "us-west-1"}).availability_zones == [
+        "us-west-1a",
+        "us-west-1c",
+    ]
+
+
+def test_an_unknown_region_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, _base(), region="eu-west-9")
+    assert str(caught.value).count("\n") == 1
+    assert "setting 'region' = 'eu-west-9' is not an AWS region of the aws partition; allowed: af-south-1" in str(
+        caught.value
+    )
+
+
+@pytest.mark.parametrize("region", sorted(set(ZONE_LETTERS) - set(ACCOUNT_DEPENDENT_ZONES)))
+def test_prod_settings_work_unchanged_in_every_region_with_three_zones(region: str) -> None:
+    zones = load_settings("prod", overrides={"region": region}).availability_zones
+    assert [zone.removeprefix(region) for zone in zones] == list(ZONE_LETTERS[region][:3])
+
+
+@pytest.mark.parametrize(
+    ("zones", "message"),
+    [
+        (1, r"must be 2 to 6 zones"),
+        (["a"], r"must be 2 to 6 zones"),
+        (["a", "a"], r"must not list a zone twice"),
+        (["us-east-1a", "us-east-1b"], r"'us-east-1a' is not a zone letter"),
+    ],
+)
+def test_malformed_zones_are_rejected(tmp_path: Path, zones: object, message: str) -> None:
+    with pytest.raises(SettingsError, match=rf"setting 'network.zones' = .* {message}"):
+        _load(tmp_path, _network(zones=zones, nat_gateways=1))
+
+
+def test_the_old_zone_setting_says_what_replaced_it(tmp_path: Path) -> None:
+    data = _network(availability_zones=["us-east-1a", "us-east-1b"])
+    del data["network"]["zones"]
+    with pytest.raises(SettingsError, match=r"network.availability_zones was replaced by network.zones"):
+        _load(tmp_path, data)
 
 
 def test_more_nat_gateways_than_zones_is_rejected(tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
     )
     ledger.acknowledge(
         autoscaler,
-        f"AwsSolutions-IAM5[Resource::arn:aws:eks:{stack.region}:<AWS::AccountId>:nodegroup/{stack.cluster_name}/*]",
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:eks:<AWS::Region>:<AWS::AccountId>:nodegroup/"
+        f"{stack.cluster_name}/*]",
         "eks:DescribeNodegroup on this cluster's node groups only; the wildcard is the node group name and id, "
         "which EKS generates.",
     )
@@ -137,8 +138,9 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
         "every mutating statement is conditioned on the elbv2.k8s.aws/cluster tag the controller puts on what "
         "it owns, and the Describe* calls support no resource-level permissions."
     )
-    # The finding ids name each wildcard resource as cdk-nag renders it (partition and account as tokens).
-    policy = alb_controller_policy(region=stack.region, account="<AWS::AccountId>")
+    # The finding ids name each wildcard resource as cdk-nag renders it: partition, region and account
+    # are pseudo parameters in the template (never literals), so the ids hold for any account and region.
+    policy = alb_controller_policy(region="<AWS::Region>", account="<AWS::AccountId>")
     wildcard_resources = sorted(
         {
             arn.replace("arn:aws:", "arn:<AWS::Partition>:", 1)

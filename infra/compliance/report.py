@@ -30,32 +30,57 @@ CFN_VALIDATE_PREFIX = "CloudFormation-Validate::"
 
 
 def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir: Path) -> int:
-    """Synthesize; always write the report; return a process exit code."""
+    """Synthesize and return a process exit code.
+
+    A passing synth writes its reports to ``report_dir``. A failing one leaves ``report_dir`` as it
+    was (the committed reports describe a passing platform) and writes its compliance report into
+    the cloud assembly instead; the console lists every unacknowledged finding.
+    """
     failure: str | None = None
     try:
         outdir = Path(app.synth().directory)
     except JSIIError as error:
         failure = str(error).strip().splitlines()[0] if str(error).strip() else "synthesis failed"
         outdir = Path(app.outdir)
+    environment = platform.settings.environment
     report = build_report(
-        environment=platform.settings.environment,
+        environment=environment,
         validation=read_validation_report(outdir),
         packs=packs,
         acknowledgements=platform.ledger.entries,
         rules=rules_for(production=platform.settings.production),
     )
-    write_report(report, report_dir)
-    if (outdir / "manifest.json").exists():
+    if not failure and not report["summary"]["findings"]:
+        write_report(report, report_dir)
         write_environment_reports(outdir, report_dir, platform)
-    if failure or report["summary"]["findings"]:
-        print(
-            f"error: compliance gate failed for {platform.settings.environment}: "
-            f"{report['summary']['findings']} unacknowledged finding(s); see {report_dir / 'compliance.md'}"
-            + (f"\n  {failure}" if failure else ""),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        return 0
+    failed_dir = outdir / FAILED_REPORTS / environment
+    write_report(report, failed_dir)
+    print(gate_failure_message(report, failed_dir / "compliance.md", failure), file=sys.stderr)
+    return 1
+
+
+# Where a failing synth's compliance report goes: inside the cloud assembly, never over the committed one.
+FAILED_REPORTS = "failed-reports"
+
+
+def gate_failure_message(report: dict[str, Any], report_path: Path, failure: str | None) -> str:
+    """One line per unacknowledged finding (rule, construct, the rule's one-line message), then the report."""
+    findings = [f for section in report["packs"] for f in section["findings"]]
+    lines = [f"error: compliance gate failed for {report['environment']}: {len(findings)} unacknowledged finding(s)"]
+    for finding in findings:
+        lines.append(f"  {finding['rule']}  {finding['construct_path'] or '(no construct)'}")
+        lines.append(f"      {_first_line(finding['description'])}")
+    if failure and not findings:
+        lines.append(f"  {failure}")
+    lines.append(f"full report: {report_path}")
+    return "\n".join(lines)
+
+
+def _first_line(text: str) -> str:
+    words = " ".join(text.split())
+    sentence = words.split(". ", 1)[0]
+    return sentence if len(sentence) <= 200 else sentence[:197] + "..."
 
 
 def write_environment_reports(outdir: Path, report_dir: Path, platform: Platform) -> None:

@@ -8,51 +8,85 @@ validating settings needs neither the jsii runtime nor AWS credentials.
 
 from __future__ import annotations
 
-import re
+ZONES_CHECKED = "2026-11-27"
 
-AWS_REGIONS: frozenset[str] = frozenset(
-    {
-        "af-south-1",
-        "ap-east-1",
-        "ap-east-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-6",
-        "ap-southeast-7",
-        "ca-central-1",
-        "ca-west-1",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "il-central-1",
-        "me-central-1",
-        "me-south-1",
-        "mx-central-1",
-        "sa-east-1",
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-    }
-)
+# The Availability Zone letters of each region (us-east-1 -> us-east-1a ... us-east-1f), so that
+# zone names follow from the region with no lookup at synth. Letters are not contiguous everywhere
+# (ap-northeast-1 has no b, ca-central-1 no c for accounts created in recent years). Local and
+# Wavelength Zones are not listed: they cannot hold EKS control-plane subnets. Sources, as of
+# ZONES_CHECKED: cfn-lint 1.58.0's AVAILABILITY_ZONES (cfnlint/helpers.py), the AZ ids per region in
+# the AWS "AWS Availability Zones" page, and public `describe-availability-zones` output; where they
+# differ, the zones a new account sees win (ap-northeast-1b and ca-central-1c exist only in old
+# accounts; eu-west-2d opened in August 2026).
+ZONE_LETTERS: dict[str, str] = {
+    "af-south-1": "abc",
+    "ap-east-1": "abc",
+    "ap-east-2": "abc",
+    "ap-northeast-1": "acd",
+    "ap-northeast-2": "abcd",
+    "ap-northeast-3": "abc",
+    "ap-south-1": "abc",
+    "ap-south-2": "abc",
+    "ap-southeast-1": "abc",
+    "ap-southeast-2": "abc",
+    "ap-southeast-3": "abc",
+    "ap-southeast-4": "abc",
+    "ap-southeast-5": "abc",
+    "ap-southeast-6": "abc",
+    "ap-southeast-7": "abc",
+    "ca-central-1": "abd",
+    "ca-west-1": "abc",
+    "eu-central-1": "abc",
+    "eu-central-2": "abc",
+    "eu-north-1": "abc",
+    "eu-south-1": "abc",
+    "eu-south-2": "abc",
+    "eu-west-1": "abc",
+    "eu-west-2": "abcd",
+    "eu-west-3": "abc",
+    "il-central-1": "abc",
+    "me-central-1": "abc",
+    "me-south-1": "abc",
+    "mx-central-1": "abc",
+    "sa-east-1": "abc",
+    "us-east-1": "abcdef",
+    "us-east-2": "abc",
+    "us-west-1": "abc",
+    "us-west-2": "abcd",
+}
 
-# A zone name is its region followed by one letter (us-east-1a). Local Zones and
-# Wavelength Zones (us-west-2-lax-1a) are not valid homes for EKS control-plane subnets.
-_ZONE_SUFFIX = re.compile(r"[a-z]")
+# Regions where an account sees only some of the letters, and which ones depends on the account
+# (us-west-1: two of a, b, c). A zone count cannot be turned into names there; letters must be given.
+ACCOUNT_DEPENDENT_ZONES: dict[str, int] = {"us-west-1": 2}
 
 
-def zone_in_region(zone: str, region: str) -> bool:
-    return zone.startswith(region) and bool(_ZONE_SUFFIX.fullmatch(zone[len(region) :]))
+class ZoneError(ValueError):
+    """The zones asked for do not exist in the region; the message says which do."""
+
+
+def zone_names(region: str, zones: int | list[str]) -> list[str]:
+    """Zone names of ``region`` for a zone count (the region's first zones) or a list of letters."""
+    letters = ZONE_LETTERS[region]
+    if isinstance(zones, int):
+        if region in ACCOUNT_DEPENDENT_ZONES:
+            raise ZoneError(
+                f"a zone count is not enough in {region}: which {ACCOUNT_DEPENDENT_ZONES[region]} of its zones "
+                f"({', '.join(letters)}) an account has depends on the account; list the letters instead, "
+                "e.g. [a, c], as `aws ec2 describe-availability-zones` shows them"
+            )
+        if zones > len(letters):
+            raise ZoneError(
+                f"{zones} zones asked for, but {region} has {len(letters)} ({', '.join(letters)}); "
+                f"allowed: 2 to {len(letters)}, or another region"
+            )
+        return [region + letter for letter in letters[:zones]]
+    unknown = [letter for letter in zones if letter not in letters]
+    if unknown:
+        raise ZoneError(
+            f"{region} has no zone {', '.join(region + u for u in unknown)}; its zones are "
+            f"{', '.join(region + letter for letter in letters)}"
+        )
+    return [region + letter for letter in zones]
+
+
+AWS_REGIONS: frozenset[str] = frozenset(ZONE_LETTERS)

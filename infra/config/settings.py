@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from infra.config.regions import AWS_REGIONS, zone_in_region
+from infra.config.regions import AWS_REGIONS, ZoneError, zone_names
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent / "environments"
 
@@ -81,7 +81,9 @@ class _Model(BaseModel):
 
 class NetworkSettings(_Model):
     vpc_cidr: str = "10.0.0.0/16"
-    availability_zones: Annotated[list[str], Field(min_length=2, max_length=6)]
+    # A zone count (the region's first zones) or zone letters such as [a, c, d]; the names follow
+    # from the region (infra/config/regions.py), so another region needs no edit and no lookup.
+    zones: int | list[str]
     nat_gateways: Annotated[int, Field(ge=1)]
     interface_endpoints: list[str] = []
     flow_log_retention_days: LogRetentionDays
@@ -100,12 +102,33 @@ class NetworkSettings(_Model):
             raise ValueError(f"must be {allowed}")
         return value
 
-    @field_validator("availability_zones")
+    @model_validator(mode="before")
     @classmethod
-    def _unique_zones(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("must not list a zone twice")
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "availability_zones" in data:
+            raise ValueError(
+                "network.availability_zones was replaced by network.zones: a zone count such as 3, or zone "
+                "letters such as [a, b, c]; the names follow from the region"
+            )
+        return data
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, value: int | list[str]) -> int | list[str]:
+        count = value if isinstance(value, int) else len(value)
+        if not 2 <= count <= 6:
+            raise ValueError("must be 2 to 6 zones: a count such as 3, or zone letters such as [a, b, c]")
+        if isinstance(value, list):
+            for letter in value:
+                if not re.fullmatch(r"[a-z]", letter):
+                    raise ValueError(f"{letter!r} is not a zone letter; allowed: one letter each, e.g. [a, b, c]")
+            if len(set(value)) != len(value):
+                raise ValueError("must not list a zone twice")
         return value
+
+    @property
+    def zone_count(self) -> int:
+        return self.zones if isinstance(self.zones, int) else len(self.zones)
 
     @field_validator("interface_endpoints")
     @classmethod
@@ -114,9 +137,9 @@ class NetworkSettings(_Model):
 
     @model_validator(mode="after")
     def _nat_within_zones(self) -> NetworkSettings:
-        if self.nat_gateways > len(self.availability_zones):
+        if self.nat_gateways > self.zone_count:
             raise ValueError(
-                f"nat_gateways = {self.nat_gateways} is more than the {len(self.availability_zones)} "
+                f"nat_gateways = {self.nat_gateways} is more than the {self.zone_count} "
                 "availability zones; allowed: 1 (shared) up to one per zone"
             )
         return self
@@ -420,13 +443,16 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> Settings:
-        for zone in self.network.availability_zones:
-            if not zone_in_region(zone, self.region):
-                raise ValueError(
-                    f"network.availability_zones: zone {zone!r} is not in region {self.region!r}; "
-                    f"allowed: zones of {self.region} such as {self.region}a"
-                )
+        try:
+            zone_names(self.region, self.network.zones)
+        except ZoneError as error:
+            raise ValueError(f"setting 'network.zones' = {self.network.zones!r}: {error}") from None
         return self
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The zone names: from the region and ``network.zones``, never from a lookup."""
+        return zone_names(self.region, self.network.zones)
 
     @model_validator(mode="after")
     def _production_guardrails(self) -> Settings:
@@ -459,7 +485,7 @@ class Settings(_Model):
                     f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
                     "production minimum; allowed: 7 to 35"
                 )
-            zones = len(self.network.availability_zones)
+            zones = self.network.zone_count
             if self.eks.node_group.min_size < zones:
                 raise ValueError(
                     f"eks.node_group.min_size = {self.eks.node_group.min_size} is below one node per zone "
@@ -478,6 +504,17 @@ class Settings(_Model):
     @property
     def stack_prefix(self) -> str:
         return f"{self.project}-{self.environment}"
+
+
+def command_line_overrides(
+    context: Callable[[str], Any], environ: Mapping[str, str]
+) -> dict[str, str | None]:
+    """``region`` and ``account`` from ``--context``; the account falls back to ``CDK_DEFAULT_ACCOUNT``,
+    which the CDK CLI sets whenever it finds credentials. A context value wins over the variable."""
+    return {
+        "region": context("region"),
+        "account": context("account") or environ.get("CDK_DEFAULT_ACCOUNT") or None,
+    }
 
 
 def known_environments(directory: Path = ENVIRONMENTS_DIR) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn
+from aws_cdk import Aws, CfnOutput, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -39,6 +39,13 @@ ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.SCHEDULER,
 ]
 
+
+OIDC_ISSUER_OUTPUT = "OidcIssuer"
+
+# ARNs whose resource part is a wildcard carry the pseudo parameters, never the literal account or
+# region: the template (and the rule findings that name these ARNs) are then the same for every
+# account and region the stack is synthesized for.
+_PSEUDO_ARN_PARTS = {"partition": Aws.PARTITION, "region": Aws.REGION, "account": Aws.ACCOUNT_ID}
 
 ALB_CONTROLLER_POLICY = (
     Path(__file__).resolve().parent / "policies" / f"aws-load-balancer-controller-v{ALB_CONTROLLER.version}.json"
@@ -300,12 +307,22 @@ class EksStack(PlatformStack):
             ),
             description="Adds this cluster to your kubeconfig",
         )
-        CfnOutput(
+        issuer_output = CfnOutput(
             self,
-            "OidcIssuer",
+            OIDC_ISSUER_OUTPUT,
             value=self.cluster.open_id_connect_provider.open_id_connect_provider_issuer,
             description="IRSA OIDC issuer",
         )
+        issuer_output.override_logical_id(OIDC_ISSUER_OUTPUT)
+
+    def oidc_issuer_for(self, consumer: Stack) -> str:
+        """The IRSA issuer as another stack reads it: this stack's whole ``OidcIssuer`` output.
+
+        CDK's own reference would cut the issuer out of the provider ARN in the consumer, putting
+        ``Fn::GetStackOutput`` inside ``Fn::Split``, a position CloudFormation does not document for it.
+        """
+        consumer.add_stack_dependency(self, "reads the OIDC issuer output")
+        return Fn.get_stack_output(self.stack_name, OIDC_ISSUER_OUTPUT)
 
     def add_helm_addon(
         self, addon: HelmAddon, *, user_values: Mapping[str, Any], computed: Mapping[str, Any]
@@ -364,7 +381,12 @@ class EksStack(PlatformStack):
                     sid="DescribeThisClustersNodeGroups",
                     actions=["eks:DescribeNodegroup"],
                     resources=[
-                        self.format_arn(service="eks", resource="nodegroup", resource_name=f"{self.cluster_name}/*")
+                        self.format_arn(
+                            service="eks",
+                            resource="nodegroup",
+                            resource_name=f"{self.cluster_name}/*",
+                            **_PSEUDO_ARN_PARTS,
+                        )
                     ],
                 ),
             ],
@@ -395,7 +417,7 @@ class EksStack(PlatformStack):
             "AlbController",
             cluster=self.cluster,
             version=eks.AlbControllerVersion.V3_2_2,
-            policy=alb_controller_policy(region=self.region, account=self.account),
+            policy=alb_controller_policy(region=Aws.REGION, account=Aws.ACCOUNT_ID),
             # AlbController spreads these over its own values at the top level only; none of the
             # keys it computes is passed, so its computed values always win.
             additional_helm_chart_values={k: v for k, v in layered.items() if k not in computed_by_cdk},

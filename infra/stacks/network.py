@@ -42,7 +42,7 @@ class NetworkStack(PlatformStack):
         retain_data: bool,
         **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, zones=network.availability_zones, **kwargs)
+        super().__init__(scope, construct_id, **kwargs)
         prefix = int(network.vpc_cidr.split("/")[1])
         masks = subnet_masks(prefix)
 
@@ -50,7 +50,7 @@ class NetworkStack(PlatformStack):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(network.vpc_cidr),
-            availability_zones=network.availability_zones,
+            availability_zones=self.availability_zones,
             nat_gateways=network.nat_gateways,
             restrict_default_security_group=True,
             subnet_configuration=[

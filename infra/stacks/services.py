@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from aws_cdk import CfnOutput
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -20,6 +20,7 @@ from infra.constructs.irsa import service_account_condition
 from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
 from infra.stacks.database import DatabaseStack
+from infra.stacks.eks import EksStack
 
 
 def namespace_of(service: str, environment: str) -> str:
@@ -54,9 +55,8 @@ class ServicesStack(PlatformStack):
         icluster = cast(eks.ICluster, cluster)
         self.roles: dict[str, iam.CfnRole] = {}
         self.grants: dict[str, iam.CfnManagedPolicy] = {}
-        provider = cluster.open_id_connect_provider
-        issuer = provider.open_id_connect_provider_issuer
-        provider_arn = provider.open_id_connect_provider_arn
+        provider_arn = cluster.open_id_connect_provider.open_id_connect_provider_arn
+        issuer = cast(EksStack, Stack.of(cluster)).oidc_issuer_for(self)
         # Per-service resources are L1 with plain JSON: one call into the CDK engine each instead of
         # a dozen, which keeps synth of a 150-service catalogue close to a 3-service one (make bench).
         arns = _DataStoreArns(database=database, cache=cache)
