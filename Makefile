@@ -2,6 +2,7 @@
 #   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
 #   make test                   set up, lint, type-check, run the whole test suite
 #   make bench                  speed and scale figures (see scripts/bench.py)
+#   make forms                  every environment with and without an account, in another region: gate + cfn-lint
 #   make diff ENV=...  /  make deploy ENV=...  /  make destroy ENV=dev   (need AWS credentials)
 
 ENV ?= dev
@@ -17,7 +18,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test lint bench diff deploy destroy clean
+.PHONY: setup synth test lint bench forms diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -48,6 +49,11 @@ bench: setup
 	$(BIN)/python scripts/bench.py
 
 # `cdk diff` compares every stack of the app when none is named (it has no --all).
+# Each environment as users synthesize it (scripts/forms.py): no account, --context account=,
+# CDK_DEFAULT_ACCOUNT, and an account in another region; each through the gate and cfn-lint.
+forms: setup
+	$(BIN)/python scripts/forms.py
+
 diff: setup
 	$(CDK) diff $(CDK_FLAGS)
 

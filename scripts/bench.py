@@ -153,7 +153,7 @@ def speed(work: Path) -> float:
     say("## Test speed (warm `make test`: ruff, mypy, pytest)")
     test = median_of(["make", "test"])
     ratio = test / floor
-    say(f"  make test                    {test:6.2f} s   {ratio:4.2f}x floor   target <= 10.0x  {mark(ratio <= 10)}")
+    say(f"  make test                    {test:6.2f} s   {ratio:4.2f}x floor   target <= 8.0x  {mark(ratio <= 8)}")
     say()
     return floor
 

@@ -1,4 +1,14 @@
-"""Each environment is synthesized once per test session (CDK synth is slow)."""
+"""Each form of each environment is synthesized once per test session (CDK synth is slow).
+
+The forms a user synthesizes (scripts/forms.py) are chosen so that each proves something the
+others cannot, and split for speed. In this process: dev and prod environment-agnostic, and dev
+with an account from --context in ap-northeast-1 (a region without zone b). Through the real CDK
+CLI, on the pinned Node LTS, in the background while the other tests run: prod with its account
+from CDK_DEFAULT_ACCOUNT (as the CLI sets it when it finds credentials) in eu-west-1. An account
+alone in the settings file's region proves nothing an account in another region does not; `make
+forms` still runs all ten. cfn-lint runs over each form's templates in a background process as
+soon as they exist.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +18,117 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from collections.abc import Callable
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from infra.config.settings import load_settings
+from infra.config.settings import command_line_overrides, load_settings
+from scripts.forms import Form, cfn_lint_command, cli_synth_command
 from tests.synth import Synthesized, synthesize
 
 Synth = Callable[[str], Synthesized]
-_CACHE: dict[str, Synthesized] = {}
+
+IN_PROCESS_FORMS = (Form("dev"), Form("prod"), Form("dev", "context", "ap-northeast-1"))
+CLI_FORMS = (Form("prod", "environment", "eu-west-1"),)
+
+
+@dataclass
+class Linted:
+    """cfn-lint over one form's templates, started in the background."""
+
+    process: subprocess.Popen[str]
+    _stdout: str | None = field(default=None)
+
+    def stdout(self) -> str:
+        if self._stdout is None:
+            self._stdout, _ = self.process.communicate(timeout=600)
+        return self._stdout
+
+
+def lint_in_background(outdir: Path, region: str) -> Linted:
+    command = cfn_lint_command(sorted(outdir.glob("*.template.json")), region)
+    return Linted(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+
+
+@dataclass
+class CliSynth:
+    form: Form
+    outdir: Path
+    result: subprocess.CompletedProcess[str] | None = None
+    lint: Linted | None = None
+
+
+class Background:
+    """The CLI forms, synthesized one after the other in a thread, each linted as it lands."""
+
+    def __init__(self, work: Path) -> None:
+        self.synths = {form: CliSynth(form, work / form.name) for form in CLI_FORMS}
+        self.thread = threading.Thread(target=self._run, name="cli-forms", daemon=True)
+
+    def _run(self) -> None:
+        for job in self.synths.values():
+            command, environ = cli_synth_command(job.form, job.outdir)
+            job.result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=600, check=False)
+            if job.result.returncode == 0 and job.form.region:
+                job.lint = lint_in_background(job.outdir, job.form.region)
+
+    def get(self, form: Form) -> CliSynth:
+        self.thread.join(timeout=900)
+        return self.synths[form]
+
+
+_BACKGROUND: Background | None = None
+_WORK = Path(tempfile.mkdtemp(prefix="cloud-ops-tests-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cli_forms: waits for the CDK CLI synths of CLI_FORMS (run last)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the CLI forms now if any test needs them, and run those tests last, when they are done."""
+    global _BACKGROUND  # noqa: PLW0603
+    waiting = [item for item in items if item.get_closest_marker("cli_forms")]
+    if waiting:
+        _BACKGROUND = Background(_WORK)
+        _BACKGROUND.thread.start()
+        items[:] = [item for item in items if item not in waiting] + waiting
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def cli_forms() -> Background:
+    assert _BACKGROUND is not None, "mark the test with @pytest.mark.cli_forms"
+    return _BACKGROUND
+
+
+@dataclass
+class FormSynth:
+    synthesized: Synthesized
+    lint: Linted
+
+
+_CACHE: dict[Form, FormSynth] = {}
+
+
+def synth_form(form: Form) -> FormSynth:
+    if form not in _CACHE:
+        outdir = _WORK / form.name
+        overrides = command_line_overrides(form.context().get, form.environ())
+        synthesized = synthesize(load_settings(form.environment, overrides=overrides), outdir)
+        _CACHE[form] = FormSynth(synthesized, lint_in_background(outdir, synthesized.settings.region))
+    return _CACHE[form]
+
+
+@pytest.fixture(scope="session")
+def synth() -> Synth:
     def get(environment: str) -> Synthesized:
-        if environment not in _CACHE:
-            outdir = tmp_path_factory.mktemp(f"cdk.out.{environment}")
-            _CACHE[environment] = synthesize(load_settings(environment), outdir)
-        return _CACHE[environment]
+        return synth_form(Form(environment)).synthesized
 
     return get
 
@@ -43,3 +146,14 @@ def dev(synth: Synth) -> Synthesized:
 @pytest.fixture(scope="session")
 def prod(synth: Synth) -> Synthesized:
     return synth("prod")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_work() -> Iterator[None]:
+    yield
+    for linted in [f.lint for f in _CACHE.values()]:
+        if linted.process.poll() is None:
+            linted.process.kill()
+    if _BACKGROUND is not None:
+        _BACKGROUND.thread.join(timeout=900)
+    shutil.rmtree(_WORK, ignore_errors=True)

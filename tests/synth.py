@@ -17,9 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cdk_json_context() -> dict[str, Any]:
-    """The context the CDK CLI passes to app.py, from cdk.json."""
+    """The context the CDK CLI passes to app.py: cdk.json's, and the CLI's own defaults (path and asset
+    metadata on; cfn-lint, for one, reads the path metadata to tell a CDK template)."""
     config = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))
-    return {**config["context"], "aws:cdk:version-reporting": config["versionReporting"]}
+    return {
+        **config["context"],
+        "aws:cdk:version-reporting": config["versionReporting"],
+        "aws:cdk:enable-path-metadata": True,
+        "aws:cdk:enable-asset-metadata": True,
+    }
 
 
 @dataclass

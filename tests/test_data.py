@@ -421,7 +421,13 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
     app = App(outdir=str(tmp_path))
     env = Environment(region=settings.region)
     network = NetworkStack(
-        app, "n", env=env, zones=settings.availability_zones, network=settings.network, name_prefix="t", retain_data=False
+        app,
+        "n",
+        env=env,
+        zones=settings.availability_zones,
+        network=settings.network,
+        name_prefix="t",
+        retain_data=False,
     )
     stack = DatabaseStack(
         app,

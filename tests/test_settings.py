@@ -161,7 +161,9 @@ def test_a_letter_the_region_does_not_have_is_rejected(tmp_path: Path) -> None:
 
 
 def test_a_region_with_too_few_zones_for_the_count_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"setting 'network.zones' = 4: 4 zones asked for, but eu-west-1 has 3 \(a, b, c\)"):
+    with pytest.raises(
+        SettingsError, match=r"setting 'network.zones' = 4: 4 zones asked for, but eu-west-1 has 3 \(a, b, c\)"
+    ):
         _load(tmp_path, _network(zones=4, nat_gateways=1), region="eu-west-1")
 
 

@@ -187,3 +187,11 @@ def test_infra_ci_tests_synthesizes_and_uploads_the_reports() -> None:
     assert 'make synth ENV="$(basename "$file" .yaml)"' in runs
     (upload,) = [s for s in steps if "upload-artifact" in s.get("uses", "")]
     assert upload["with"]["path"] == "reports/"
+
+
+def test_infra_ci_checks_every_form_with_cfn_lint_on_the_supported_node_lts_lines() -> None:
+    job = _load("infra-ci.yml")["jobs"]["test"]
+    assert job["strategy"]["matrix"]["node"] == ["22", "24"]
+    (setup_node,) = [s for s in job["steps"] if "setup-node" in s.get("uses", "")]
+    assert setup_node["with"]["node-version"] == "${{ matrix.node }}"
+    assert "make forms" in [s.get("run", "") for s in job["steps"]]

@@ -39,7 +39,7 @@ def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir
     failure: str | None = None
     try:
         outdir = Path(app.synth().directory)
-    except JSIIError as error:
+    except (JSIIError, RuntimeError) as error:  # jsii raises the validation failure as a RuntimeError
         failure = str(error).strip().splitlines()[0] if str(error).strip() else "synthesis failed"
         outdir = Path(app.outdir)
     environment = platform.settings.environment

@@ -506,9 +506,7 @@ class Settings(_Model):
         return f"{self.project}-{self.environment}"
 
 
-def command_line_overrides(
-    context: Callable[[str], Any], environ: Mapping[str, str]
-) -> dict[str, str | None]:
+def command_line_overrides(context: Callable[[str], Any], environ: Mapping[str, str]) -> dict[str, str | None]:
     """``region`` and ``account`` from ``--context``; the account falls back to ``CDK_DEFAULT_ACCOUNT``,
     which the CDK CLI sets whenever it finds credentials. A context value wins over the variable."""
     return {

