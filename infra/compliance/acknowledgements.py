@@ -176,9 +176,9 @@ def _database(stack: DatabaseStack, ledger: Ledger) -> None:
             ledger.acknowledge(resource, f"{pack}-RDSInBackupPlan", cluster_level)
     if not stack.deletion_protection:
         destroyable = (
-            "Non-production environments are destroyable by design (DESIGN.md decision 9): `cdk destroy` must "
-            "remove the database with the rest. Production sets deletion protection, a snapshot on delete and "
-            "termination protection; the settings refuse to turn them off there."
+            "Non-production environments are destroyable by design (README, 'Destroying an environment'): "
+            "`cdk destroy` must remove the database with the rest. Production sets deletion protection, a "
+            "snapshot on delete and termination protection; the settings refuse to turn them off there."
         )
         cluster = _child(stack, "Cluster/Resource")
         ledger.acknowledge(cluster, "AwsSolutions-RDS10", destroyable)
@@ -212,9 +212,9 @@ def _network(network: NetworkStack, ledger: Ledger) -> None:
         "instances launch without public IPs, nodes and data live in private and isolated subnets."
     )
     zones = (
-        "Availability zones are explicit settings by design (DESIGN.md decision 6): synth must run offline, "
-        "with no lookup, and not every region has the zone letters a lookup would assume. Each zone is "
-        "validated against the region when the settings load."
+        "Zone names are written into the template by design (ADR 0001, ADR 0006): synth runs offline with no "
+        "lookup, and the VPC needs concrete zones, so they follow from the region and network.zones through "
+        "a dated table of each region's zones, checked when the settings load."
     )
     for subnet in [*network.vpc.public_subnets, *network.vpc.private_subnets, *network.vpc.isolated_subnets]:
         cfn_subnet = subnet.node.default_child

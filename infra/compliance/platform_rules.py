@@ -1,4 +1,4 @@
-"""Our own rules for what cdk-nag 3.0.2 cannot see (DESIGN.md decision 4), run on every synth.
+"""Our own rules for what cdk-nag 3.0.2 cannot see (ADR 0004), run on every synth.
 
 cdk-nag's EKS rules do not match ``aws_eks_v2`` clusters, it has no rule for ElastiCache Serverless,
 and for ECR it only checks public access. These rules read the synthesized CloudFormation templates
