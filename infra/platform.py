@@ -114,6 +114,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
             env=env,
             termination_protection=settings.retain_data,
             zones=settings.availability_zones,
+            shard=shard,
             services=group,
             registry=settings.registry,
             name_prefix=prefix,

@@ -41,11 +41,39 @@ def test_authentication_is_access_entries_only_and_the_deployer_is_not_admin(env
     assert access == {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False}
 
 
-def test_only_the_kubectl_provider_is_cluster_admin_when_no_admins_are_listed(env: Synthesized) -> None:
-    entries = list(resources(env.template("eks"), "AWS::EKS::AccessEntry").values())
-    assert env.settings.eks.admin_role_arns == []
+def test_only_the_kubectl_provider_is_cluster_admin_when_no_admins_are_listed(dev: Synthesized) -> None:
+    entries = list(resources(dev.template("eks"), "AWS::EKS::AccessEntry").values())
+    assert dev.settings.eks.admin_roles == []
     assert len(entries) == 1
     assert entries[0]["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ClusterKubectlProviderHandler")
+
+
+def test_prod_admin_role_of_the_account_is_cluster_admin(prod: Synthesized) -> None:
+    entries = list(resources(prod.template("eks"), "AWS::EKS::AccessEntry").values())
+    admins = [e for e in entries if "Fn::GetAtt" not in e["Properties"]["PrincipalArn"]]
+    assert prod.settings.eks.admin_roles == ["platform-admin"]
+    assert [a["Properties"]["PrincipalArn"] for a in admins] == [
+        {
+            "Fn::Join": [
+                "",
+                ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/platform-admin"],
+            ]
+        }
+    ]
+    assert [p["PolicyArn"] for p in admins[0]["Properties"]["AccessPolicies"]] == [
+        {
+            "Fn::Join": [
+                "",
+                ["arn:", {"Ref": "AWS::Partition"}, ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"],
+            ]
+        }
+    ]
+
+
+def test_production_without_an_admin_role_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "prod", {"eks.admin_roles": []})
+    with pytest.raises(SettingsError, match=r"eks.admin_roles = \[\]: production needs someone who can operate"):
+        load_settings("qa", directory=tmp_path)
 
 
 def test_dev_endpoint_is_public_and_private_prod_endpoint_is_private_only(dev: Synthesized, prod: Synthesized) -> None:
@@ -230,9 +258,10 @@ def test_instance_types_are_checked(tmp_path: Path) -> None:
         load_settings("qa", directory=tmp_path)
 
 
-def test_admin_role_arns_must_be_role_arns(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"eks.admin_role_arns": ["arn:aws:iam::123456789012:user/alice"]})
-    with pytest.raises(SettingsError, match=r"must be an IAM role ARN"):
+@pytest.mark.parametrize("role", ["arn:aws:iam::123456789012:user/alice", "role/with space", "*"])
+def test_admin_roles_must_be_role_names_or_arns(tmp_path: Path, role: str) -> None:
+    _write(tmp_path, "dev", {"eks.admin_roles": [role]})
+    with pytest.raises(SettingsError, match=r"must be an IAM role name of the account deployed to"):
         load_settings("qa", directory=tmp_path)
 
 
@@ -251,7 +280,8 @@ def test_core_add_ons_are_eks_managed_with_the_pinned_versions(env: Synthesized)
     assert _cluster(env)["BootstrapSelfManagedAddons"] is False
     addons = {a["Properties"]["AddonName"]: a for a in resources(env.template("eks"), "AWS::EKS::Addon").values()}
     pinned = EKS_MANAGED_ADDONS[env.settings.eks.kubernetes_version]
-    assert {name: a["Properties"]["AddonVersion"] for name, a in addons.items()} == pinned
+    # An unpinned add-on (None) carries no AddonVersion: EKS installs its default for the minor.
+    assert {name: a["Properties"].get("AddonVersion") for name, a in addons.items()} == pinned
     assert set(pinned) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
     roles = {
         name: a["Properties"].get("ServiceAccountRoleArn", {}).get("Fn::GetAtt", [""])[0] for name, a in addons.items()
@@ -273,10 +303,29 @@ def test_every_supported_kubernetes_version_has_its_add_ons_pinned() -> None:
     assert set(EKS_MANAGED_ADDONS) == set(CLUSTER_AUTOSCALER_IMAGE) == set(EKS_STANDARD_SUPPORT)
     for version, addons in EKS_MANAGED_ADDONS.items():
         # kube-proxy and cluster-autoscaler must match the control plane's minor version.
-        assert addons["kube-proxy"].startswith(f"v{version}.")
+        assert str(addons["kube-proxy"]).startswith(f"v{version}.")
         assert CLUSTER_AUTOSCALER_IMAGE[version].startswith(f"v{version}.")
         for pinned in addons.values():
-            assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", pinned), pinned
+            assert pinned is None or re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", pinned), pinned
+
+
+# Versions the EKS user guide publishes per Kubernetes minor (read 2026-11-27); a pin outside this
+# list is a guess. Extend it when the guide (or `make check-versions`) confirms a newer build.
+DOCUMENTED_ADDON_VERSIONS = {
+    ("1.35", "kube-proxy"): {"v1.35.3-eksbuild.2", "v1.35.3-eksbuild.13"},
+    ("1.35", "coredns"): {"v1.13.2-eksbuild.4", "v1.14.2-eksbuild.4", "v1.14.3-eksbuild.3"},
+    ("1.36", "kube-proxy"): {"v1.36.0-eksbuild.14"},
+    ("1.36", "coredns"): {"v1.14.3-eksbuild.3"},
+}
+
+
+def test_every_pinned_add_on_version_is_one_aws_documents_for_its_minor() -> None:
+    from infra.stacks.eks_addons import EKS_MANAGED_ADDONS
+
+    for version, addons in EKS_MANAGED_ADDONS.items():
+        for name, pinned in addons.items():
+            if pinned is not None:
+                assert pinned in DOCUMENTED_ADDON_VERSIONS.get((version, name), set()), (version, name, pinned)
 
 
 def test_control_plane_logs_go_to_an_encrypted_log_group_created_first(env: Synthesized) -> None:

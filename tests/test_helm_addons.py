@@ -10,7 +10,13 @@ import pytest
 
 from infra.config.helm_values import deep_merge, layered_values, load_addon_values
 from infra.config.settings import SettingsError
-from infra.stacks.eks_addons import ALB_CONTROLLER, CLUSTER_AUTOSCALER, METRICS_SERVER
+from infra.stacks.eks_addons import (
+    ALB_CONTROLLER,
+    CLUSTER_AUTOSCALER,
+    METRICS_SERVER,
+    METRICS_SERVER_DEFAULT_ARGS,
+    eks_image_repository,
+)
 from tests.synth import Synthesized, cdk_json_context, resources
 
 
@@ -47,8 +53,13 @@ def test_metrics_server_values_per_environment(dev: Synthesized, prod: Synthesiz
     assert prod_values["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
     # Defaults from code survive the merge.
     for values in (dev_values, prod_values):
-        assert values["args"] == ["--kubelet-preferred-address-types=InternalIP"]
         assert values["resources"] == {"requests": {"cpu": "100m", "memory": "200Mi"}}
+
+
+def test_metrics_server_is_not_given_a_flag_the_chart_already_passes(env: Synthesized) -> None:
+    values = json.loads(_chart(env, "metrics-server")["Properties"]["Values"])
+    chart_flags = {arg.split("=", 1)[0] for arg in METRICS_SERVER_DEFAULT_ARGS}
+    assert not {arg.split("=", 1)[0] for arg in values.get("args", [])} & chart_flags
 
 
 def test_deep_merge_merges_nested_keys_without_mutating_inputs() -> None:
@@ -136,6 +147,28 @@ def test_every_add_on_chart_is_pinned_and_waits_for_the_nodes(env: Synthesized, 
     assert chart["Properties"]["Namespace"] == "kube-system"
     assert chart["Properties"]["Wait"] is True
     assert any(d.startswith("ClusterNodegroupNodes") for d in chart["DependsOn"])
+    assert "CoreDnsAddon" in chart["DependsOn"]
+
+
+@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER], ids=lambda a: a.name)
+def test_charts_that_create_services_wait_for_the_load_balancer_controller(env: Synthesized, addon: Any) -> None:
+    # Its webhook refuses every new Service while its pods are not ready.
+    charts = resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart")
+    (controller_id,) = [k for k, v in charts.items() if v["Properties"]["Release"] == ALB_CONTROLLER.name]
+    assert controller_id in _chart(env, addon.name)["DependsOn"]
+
+
+def test_load_balancer_controller_image_comes_from_the_clusters_region(env: Synthesized) -> None:
+    image = _values(env, ALB_CONTROLLER.name)["image"]
+    assert image == {
+        "repository": f"602401143452.dkr.ecr.{env.settings.region}.amazonaws.com/amazon/aws-load-balancer-controller",
+        "tag": f"v{ALB_CONTROLLER.version}",
+    }
+
+
+def test_load_balancer_controller_image_registry_per_region() -> None:
+    assert eks_image_repository("eu-west-1", "amazon/x") == "602401143452.dkr.ecr.eu-west-1.amazonaws.com/amazon/x"
+    assert eks_image_repository("af-south-1", "amazon/x") == "877085696533.dkr.ecr.af-south-1.amazonaws.com/amazon/x"
 
 
 def test_cluster_autoscaler_discovers_this_clusters_groups_through_irsa(env: Synthesized) -> None:

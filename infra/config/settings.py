@@ -202,8 +202,9 @@ class NodeGroupSettings(_Model):
 class EksSettings(_Model):
     kubernetes_version: str = "1.35"
     endpoint: EndpointSettings = EndpointSettings()
-    # IAM role ARNs given cluster-admin through access entries; nobody else is (not the deployer).
-    admin_role_arns: list[str] = []
+    # IAM roles given cluster-admin through access entries; nobody else is (not the deployer). A role
+    # name (with its path, if any) is a role of the account deployed to; an ARN names any role.
+    admin_roles: list[str] = []
     node_group: NodeGroupSettings
     # /aws/eks/<cluster>/cluster: created by the stack, KMS-encrypted, kept this many days.
     control_plane_log_retention_days: LogRetentionDays
@@ -215,13 +216,20 @@ class EksSettings(_Model):
             raise ValueError(f"is not in EKS standard support; allowed: {support_dates()}")
         return value
 
-    @field_validator("admin_role_arns")
+    @field_validator("admin_roles")
     @classmethod
-    def _role_arns(cls, value: list[str]) -> list[str]:
-        for arn in value:
-            if not re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+", arn):
-                raise ValueError(f"{arn!r} must be an IAM role ARN: arn:aws:iam::<12 digits>:role/<name>")
+    def _roles(cls, value: list[str]) -> list[str]:
+        for role in value:
+            if not (_ROLE_ARN.fullmatch(role) or _ROLE_NAME.fullmatch(role)):
+                raise ValueError(
+                    f"{role!r} must be an IAM role name of the account deployed to (e.g. platform-admin, with its "
+                    "path if it has one) or a role ARN: arn:aws:iam::<12 digits>:role/<name>"
+                )
         return value
+
+
+_ROLE_NAME = re.compile(r"([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
+_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 # Aurora PostgreSQL versions accepted: current minors of the supported majors, none deprecated
@@ -484,6 +492,11 @@ class Settings(_Model):
                 raise ValueError(
                     f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
                     "production minimum; allowed: 7 to 35"
+                )
+            if not self.eks.admin_roles:
+                raise ValueError(
+                    "eks.admin_roles = []: production needs someone who can operate the cluster (the deployer is "
+                    "not admin); allowed: one or more IAM role names or ARNs, e.g. [platform-admin]"
                 )
             zones = self.network.zone_count
             if self.eks.node_group.min_size < zones:

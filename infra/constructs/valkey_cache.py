@@ -94,7 +94,10 @@ class ServerlessValkey(Construct):
             ),
         )
         self.cache.node.add_dependency(self.user_group)
-        self.cache.apply_removal_policy(removal_policy)
+        # Users and user group share the cache's fate: a retained cache keeps using them, and a stack
+        # delete could not remove a user group that a cache still uses.
+        for resource in (self.cache, self.user_group, disabled_default, *self.users.values()):
+            resource.apply_removal_policy(removal_policy)
 
     def user_id(self, client: str) -> str:
         return f"{self.cache_name}-{client}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy
+from aws_cdk import CfnOutput, CfnResource, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -55,6 +55,11 @@ class CacheStack(PlatformStack):
             clients=clients,
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
+        # The security group and its rule stay with a retained cache, which keeps using them.
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        for child in self.security_group.node.find_all():
+            if isinstance(child, CfnResource):
+                child.apply_removal_policy(removal)
         CfnOutput(self, "Endpoint", value=self.valkey.endpoint_address, description="Valkey endpoint")
         CfnOutput(
             self,

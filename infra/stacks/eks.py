@@ -28,6 +28,7 @@ from infra.stacks.eks_addons import (
     EKS_MANAGED_ADDONS,
     METRICS_SERVER,
     HelmAddon,
+    eks_image_repository,
 )
 from infra.stacks.network import PRIVATE_SUBNETS
 
@@ -152,7 +153,19 @@ class EksStack(PlatformStack):
         admin = eks.AccessPolicy.from_access_policy_name(
             "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
         )
-        for index, arn in enumerate(eks_settings.admin_role_arns):
+        for index, role in enumerate(eks_settings.admin_roles):
+            arn = (
+                role
+                if role.startswith("arn:")
+                else self.format_arn(
+                    service="iam",
+                    region="",
+                    account=Aws.ACCOUNT_ID,
+                    partition=Aws.PARTITION,
+                    resource="role",
+                    resource_name=role,
+                )
+            )
             self.cluster.grant_access(f"Admin{index}", arn, [admin])
 
         self.node_role = iam.Role(
@@ -187,6 +200,7 @@ class EksStack(PlatformStack):
                 self,
                 construct_id,
                 addon_name=name,
+                # None: EKS's default version for the cluster's minor (no documented pin to confirm).
                 addon_version=versions[name],
                 cluster_name=self.cluster.cluster_name,
                 service_account_role_arn=role.role_arn if role else None,
@@ -277,6 +291,9 @@ class EksStack(PlatformStack):
         storage_class.node.add_dependency(self.managed_addons["aws-ebs-csi-driver"])
 
         self.helm_charts: dict[str, eks.HelmChart] = {}
+        # The controller first: its webhook rejects every new Service (any namespace, any type) while
+        # its pods are not ready, and the other charts create Services.
+        self.alb_controller = self._alb_controller(addon_values.get(ALB_CONTROLLER.name, {}))
         self.add_helm_addon(METRICS_SERVER, user_values=addon_values.get(METRICS_SERVER.name, {}), computed={})
         self.autoscaler_role = self._cluster_autoscaler_role()
         self.add_helm_addon(
@@ -295,7 +312,6 @@ class EksStack(PlatformStack):
                 },
             },
         )
-        self.alb_controller = self._alb_controller(addon_values.get(ALB_CONTROLLER.name, {}))
 
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(
@@ -336,8 +352,9 @@ class EksStack(PlatformStack):
             values=layered_values(addon=addon.name, defaults=addon.defaults, user=user_values, computed=computed),
             wait=True,
         )
-        # Charts go in after the nodes exist, or their pods would have nowhere to run.
-        chart.node.add_dependency(self.nodegroup)
+        # Charts go in once their pods can run and resolve names (nodes, CoreDNS), and once the load
+        # balancer controller's webhook admits their Services.
+        chart.node.add_dependency(self.nodegroup, self.managed_addons["coredns"], self.alb_controller)
         self.helm_charts[addon.name] = chart
         return chart
 
@@ -402,13 +419,18 @@ class EksStack(PlatformStack):
 
     def _alb_controller(self, user_values: Mapping[str, Any]) -> eks.AlbController:
         """The AWS Load Balancer Controller with its upstream IAM policy, narrowed to this region and account."""
+        # From the cluster's own region, not aws-cdk-lib's us-west-2 default.
+        repository = eks_image_repository(self.region, "amazon/aws-load-balancer-controller")
         computed_by_cdk = {
             # Set by aws_eks_v2.AlbController itself; a values file may not contradict them.
             "clusterName": self.cluster_name,
             "region": self.region,
             "vpcId": self.cluster.vpc.vpc_id,
             "serviceAccount": {"create": False, "name": "aws-load-balancer-controller"},
-            "image": {"tag": "v" + ALB_CONTROLLER.version},
+            "image": {
+                "repository": repository,
+                "tag": "v" + ALB_CONTROLLER.version,
+            },
         }
         layered = layered_values(
             addon=ALB_CONTROLLER.name, defaults=ALB_CONTROLLER.defaults, user=user_values, computed=computed_by_cdk
@@ -419,11 +441,12 @@ class EksStack(PlatformStack):
             cluster=self.cluster,
             version=eks.AlbControllerVersion.V3_2_2,
             policy=alb_controller_policy(region=Aws.REGION, account=Aws.ACCOUNT_ID),
+            repository=repository,
             # AlbController spreads these over its own values at the top level only; none of the
             # keys it computes is passed, so its computed values always win.
             additional_helm_chart_values={k: v for k, v in layered.items() if k not in computed_by_cdk},
         )
-        controller.node.add_dependency(self.nodegroup)
+        controller.node.add_dependency(self.nodegroup, self.managed_addons["coredns"])
         return controller
 
     def irsa_role(

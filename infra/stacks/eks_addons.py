@@ -11,23 +11,58 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# EKS managed add-ons, per Kubernetes minor. Sources: `aws eks describe-addon-versions
-# --kubernetes-version <v> --addon-name <name>`; the versions below are ones EKS resolved for
-# clusters of that minor (recorded 2026-11). Bump them here; kube-proxy must match the minor.
-EKS_MANAGED_ADDONS: dict[str, dict[str, str]] = {
+# EKS managed add-ons, per Kubernetes minor. A version is pinned only where AWS documentation
+# publishes it for that minor (EKS user guide, "Manage kube-proxy" and "Manage CoreDNS" version
+# tables, read 2026-11-27); None leaves the version to EKS's default for the minor, never a guess:
+# the user guide has no per-minor table for the VPC CNI or the EBS CSI driver. `make check-versions`
+# (scripts/check_versions.py) checks every pin against `aws eks describe-addon-versions` with AWS
+# credentials; kube-proxy must match the minor.
+EKS_MANAGED_ADDONS: dict[str, dict[str, str | None]] = {
     "1.35": {
-        "vpc-cni": "v1.21.1-eksbuild.3",
-        "kube-proxy": "v1.35.0-eksbuild.2",
-        "coredns": "v1.13.2-eksbuild.1",
-        "aws-ebs-csi-driver": "v1.57.1-eksbuild.1",
+        "vpc-cni": None,
+        "kube-proxy": "v1.35.3-eksbuild.13",
+        "coredns": "v1.14.3-eksbuild.3",
+        "aws-ebs-csi-driver": None,
     },
     "1.36": {
-        "vpc-cni": "v1.22.4-eksbuild.3",
-        "kube-proxy": "v1.36.0-eksbuild.21",
-        "coredns": "v1.14.3-eksbuild.16",
-        "aws-ebs-csi-driver": "v1.63.1-eksbuild.1",
+        "vpc-cni": None,
+        "kube-proxy": "v1.36.0-eksbuild.14",
+        "coredns": "v1.14.3-eksbuild.3",
+        "aws-ebs-csi-driver": None,
     },
 }
+
+# The ECR registry account that hosts EKS add-on images (the load balancer controller among them),
+# per region: 602401143452 except where listed. Source: EKS user guide, "View Amazon container image
+# registries for Amazon EKS add-ons" (add-ons-images), read 2026-11-27. Nodes then pull the controller
+# from their own region instead of across regions through NAT (aws-cdk-lib's default is us-west-2).
+EKS_IMAGE_REGISTRY_ACCOUNT: dict[str, str] = {
+    "af-south-1": "877085696533",
+    "ap-east-1": "800184023465",
+    "ap-east-2": "533267051163",
+    "ap-south-2": "900889452093",
+    "ap-southeast-3": "296578399912",
+    "ap-southeast-4": "491585149902",
+    "ap-southeast-5": "151610086707",
+    "ap-southeast-6": "333609536671",
+    "ap-southeast-7": "121268973566",
+    "ca-west-1": "761377655185",
+    "eu-central-2": "900612956339",
+    "eu-south-1": "590381155156",
+    "eu-south-2": "455263428931",
+    "il-central-1": "066635153087",
+    "me-central-1": "759879836304",
+    "me-south-1": "558608220178",
+    "mx-central-1": "730335286997",
+}
+DEFAULT_EKS_IMAGE_REGISTRY_ACCOUNT = "602401143452"
+
+
+def eks_image_repository(region: str, image: str) -> str:
+    """``<account>.dkr.ecr.<region>.amazonaws.com/<image>`` of the EKS add-on registry in ``region``."""
+    account = EKS_IMAGE_REGISTRY_ACCOUNT.get(region, DEFAULT_EKS_IMAGE_REGISTRY_ACCOUNT)
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{image}"
+
 
 # Cluster autoscaler's minor must equal the cluster's (its scheduler simulation is compiled against
 # that Kubernetes release). https://github.com/kubernetes/autoscaler/releases
@@ -69,6 +104,15 @@ class HelmAddon:
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Flags chart 3.13.0 always passes (values.yaml `defaultArgs`); `args` are appended after them, so
+# a flag set here again would be passed twice.
+METRICS_SERVER_DEFAULT_ARGS = (
+    "--cert-dir=/tmp",
+    "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+    "--kubelet-use-node-status-port",
+    "--metric-resolution=15s",
+)
+
 # metrics-server feeds the resource metrics API that HorizontalPodAutoscalers read.
 METRICS_SERVER = HelmAddon(
     name="metrics-server",
@@ -78,7 +122,6 @@ METRICS_SERVER = HelmAddon(
     namespace="kube-system",
     tunable=_PLACEMENT | {"replicas", "args", "podDisruptionBudget", "updateStrategy"},
     defaults={
-        "args": ["--kubelet-preferred-address-types=InternalIP"],
         "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
         "podDisruptionBudget": {"enabled": False},
     },

@@ -24,6 +24,7 @@ class RegistryStack(PlatformStack):
         construct_id: str,
         *,
         zones: list[str],
+        shard: int,
         services: list[ServiceSettings],
         registry: RegistrySettings,
         name_prefix: str,
@@ -31,7 +32,8 @@ class RegistryStack(PlatformStack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
-        self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="ecr", retain=retain_data).key
+        # One key per shard; its alias names the shard, as an alias name is unique in the account and region.
+        self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose=f"ecr-{shard}", retain=retain_data).key
         self.repositories: dict[str, ecr.Repository] = {}
         # Shared by every repository of the stack (built once: each is a call into the CDK engine).
         lifecycle_rules = [
