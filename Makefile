@@ -62,10 +62,11 @@ diff: setup
 deploy: setup
 	$(CDK) deploy $(CDK_FLAGS) --all --concurrency $(CONCURRENCY) --require-approval broadening
 
-# Refuses an environment whose settings say production: true, before the CLI asks anything.
+# Refuses an environment whose settings say production: true, before the CLI asks anything, and
+# names only the environment's stacks: the account stack stays for the other environments.
 destroy: setup
-	$(BIN)/python -m infra.destroyable $(ENV)
-	$(CDK) destroy $(CDK_FLAGS) --all
+	@stacks="$$($(BIN)/python -m infra.destroyable $(ENV))" && \
+	  echo "$(CDK) destroy $(CDK_FLAGS) $$stacks" && $(CDK) destroy $(CDK_FLAGS) "$$stacks"
 
 # Only what is generated and not committed: reports/ is committed and stays.
 clean:

@@ -12,6 +12,7 @@ from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import load_addon_values
 from infra.config.settings import Settings
+from infra.stacks.account import AccountStack
 from infra.stacks.cache import CacheStack
 from infra.stacks.cicd import CicdStack
 from infra.stacks.database import DatabaseStack
@@ -33,6 +34,8 @@ class Platform:
     registries: list[RegistryStack]
     services: list[ServicesStack]
     cicd: CicdStack
+    # None when the account's GitHub OIDC provider exists already (account_stack.github_oidc_provider).
+    account: AccountStack | None
     ledger: Ledger
 
 
@@ -153,8 +156,22 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         repository_groups=[[repository_name(prefix, s) for s in r.repositories] for r in registries],
     )
 
-    for key, value in (("project", settings.project), ("environment", settings.environment), ("managed-by", "cdk")):
+    account: AccountStack | None = None
+    if settings.account_stack.github_oidc_provider == "create":
+        account = AccountStack(
+            app,
+            settings.account_stack_name,
+            stack_name=settings.account_stack_name,
+            description=f"{settings.project}: resources that exist once per AWS account (GitHub OIDC provider)",
+            env=Environment(account=settings.account, region=settings.account_stack_region),
+        )
+        cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
+
+    for key, value in (("project", settings.project), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
+    # Not on the account stack: every environment's app includes it and it must be the same in each.
+    for stack in (network, eks, database, cache, *registries, *services, cicd):
+        Tags.of(stack).add("environment", settings.environment)
 
     platform = Platform(
         settings=settings,
@@ -165,6 +182,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         registries=registries,
         services=services,
         cicd=cicd,
+        account=account,
         ledger=Ledger(),
     )
     acknowledge_platform(platform)

@@ -59,12 +59,11 @@ def test_account_comes_from_the_context_first_then_cdk_default_account() -> None
 def test_in_process_form_targets_its_account_and_passes_the_gate(form: Form) -> None:
     synthesized = synth_form(form).synthesized
     expected = ACCOUNT if form.account_from else "unknown-account"
-    environments = {
-        artifact["environment"]
-        for artifact in synthesized.manifest()["artifacts"].values()
-        if artifact["type"] == "aws:cloudformation:stack"
+    assert _stack_environments(synthesized.manifest()) == {
+        synthesized.settings.stack_prefix: f"aws://{expected}/{form.region or 'us-east-1'}",
+        # The account stack stays in the region of the settings file: one per account, whatever the override.
+        "cloud-ops-account": f"aws://{expected}/us-east-1",
     }
-    assert environments == {f"aws://{expected}/{form.region or 'us-east-1'}"}
     report = synthesized.validation_report()
     violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
     assert violations == []
@@ -97,8 +96,21 @@ def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: B
     assert job.result is not None
     assert job.result.returncode == 0, job.result.stderr[-3000:]
     manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
-    environments = {a["environment"] for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"}
-    assert environments == {f"aws://{ACCOUNT}/{form.region}"}
+    assert _stack_environments(manifest) == {
+        f"cloud-ops-{form.environment}": f"aws://{ACCOUNT}/{form.region}",
+        "cloud-ops-account": f"aws://{ACCOUNT}/us-east-1",
+    }
+
+
+def _stack_environments(manifest: dict[str, Any]) -> dict[str, str]:
+    """Target environment per stack group: the environment's stacks by their prefix, and the account stack."""
+    groups: dict[str, set[str]] = {}
+    for name, artifact in manifest["artifacts"].items():
+        if artifact["type"] == "aws:cloudformation:stack":
+            group = name if name.endswith("-account") else "-".join(name.split("-")[:3])
+            groups.setdefault(group, set()).add(artifact["environment"])
+    assert all(len(environments) == 1 for environments in groups.values()), groups
+    return {group: environments.pop() for group, environments in groups.items()}
 
 
 @pytest.mark.cli_forms
@@ -195,14 +207,16 @@ def test_failed_synth_leaves_the_report_directory_alone_and_lists_each_finding(
 
 
 def test_make_clean_keeps_the_committed_reports() -> None:
-    dry_run = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "rm -rf" in dry_run
     assert "reports" not in dry_run
 
 
 def test_make_diff_passes_no_option_cdk_diff_lacks() -> None:
     dry_run = subprocess.run(
-        ["make", "-n", "diff", "ENV=dev"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "diff", "ENV=dev"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     command = next(line for line in dry_run.splitlines() if " diff " in line)
     assert "--all" not in command
@@ -219,7 +233,9 @@ def test_destroy_refuses_a_production_environment() -> None:
             check=False,
         )
 
-    assert destroyable("dev").returncode == 0
+    allowed = destroyable("dev")
+    assert allowed.returncode == 0
+    assert allowed.stdout == "cloud-ops-dev-*\n"
     refused = destroyable("prod")
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: refusing to destroy 'prod': its settings say production: true")
@@ -228,13 +244,19 @@ def test_destroy_refuses_a_production_environment() -> None:
     assert "setting 'env' = 'staging' is not a known environment" in unknown.stderr
 
 
-def test_make_destroy_checks_before_the_cli_runs() -> None:
+def test_make_destroy_checks_before_the_cli_runs_and_spares_the_account_stack() -> None:
     dry_run = subprocess.run(
-        ["make", "-n", "destroy", "ENV=prod"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    check = next(i for i, line in enumerate(dry_run) if "infra.destroyable prod" in line)
-    cli = next(i for i, line in enumerate(dry_run) if " destroy " in line and "cdk" in line)
-    assert check < cli
+        ["make", "--no-print-directory", "-n", "destroy", "ENV=prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    recipe = " ".join(dry_run[dry_run.index('stacks="$(') :].split())
+    # The CLI runs only if the check passed (&&), on the stacks it printed, never with --all.
+    assert recipe.startswith('stacks="$(.venv/bin/python -m infra.destroyable prod)" && \\')
+    assert recipe.endswith('&& node_modules/.bin/cdk destroy --context env=prod --no-notices "$stacks"')
+    assert "--all" not in recipe
 
 
 # Where CloudFormation documents Fn::GetStackOutput: a whole value, or inside these functions

@@ -81,9 +81,7 @@ def test_deploy_role_is_trusted_only_by_this_environments_github_jobs(env: Synth
     (statement,) = _deploy_role(env)["AssumeRolePolicyDocument"]["Statement"]
     github = env.settings.github
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"] == {
-        "Federated": {"Ref": next(iter(resources(env.template("cicd"), "AWS::IAM::OIDCProvider")))}
-    }
+    assert statement["Principal"] == {"Federated": PROVIDER_ARN}
     assert statement["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
@@ -95,11 +93,46 @@ def test_deploy_role_is_trusted_only_by_this_environments_github_jobs(env: Synth
     assert "*" not in json.dumps(statement["Condition"])
 
 
-def test_github_oidc_provider_is_native_and_for_sts(env: Synthesized) -> None:
-    provider = only(env.template("cicd"), "AWS::IAM::OIDCProvider")["Properties"]
-    assert provider["Url"] == "https://token.actions.githubusercontent.com"
-    assert provider["ClientIdList"] == ["sts.amazonaws.com"]
-    assert not resources(env.template("cicd"), "AWS::Lambda::Function")
+# arn:<partition>:iam::<account>:oidc-provider/token.actions.githubusercontent.com, from the account alone.
+PROVIDER_ARN = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":iam::",
+            {"Ref": "AWS::AccountId"},
+            ":oidc-provider/token.actions.githubusercontent.com",
+        ],
+    ]
+}
+
+
+def _account_stack(env: Synthesized) -> dict[str, Any]:
+    path = env.outdir / f"{env.settings.project}-account.template.json"
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def test_the_github_oidc_provider_lives_once_per_account_in_the_account_stack(env: Synthesized) -> None:
+    account = _account_stack(env)
+    provider = only(account, "AWS::IAM::OIDCProvider")
+    assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
+    assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
+    # Kept when the stack goes: every environment of the account trusts it.
+    assert provider["DeletionPolicy"] == "Retain"
+    assert not resources(account, "AWS::Lambda::Function")
+    for path in env.outdir.glob(f"{env.settings.stack_prefix}-*.template.json"):
+        providers = resources(json.loads(path.read_text(encoding="utf-8")), "AWS::IAM::OIDCProvider").values()
+        assert "token.actions" not in json.dumps(list(providers)), path.name
+
+
+def test_the_account_stack_is_the_same_for_every_environment(dev: Synthesized, prod: Synthesized) -> None:
+    assert _account_stack(dev) == _account_stack(prod)
+    artifacts = dev.manifest()["artifacts"]
+    account = artifacts[f"{dev.settings.project}-account"]
+    assert account["properties"]["terminationProtection"] is True
+    cicd = artifacts[f"{dev.settings.stack_prefix}-cicd"]
+    assert f"{dev.settings.project}-account" in cicd["dependencies"]
 
 
 def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster(env: Synthesized) -> None:
@@ -161,21 +194,75 @@ def test_deploy_role_arn_is_an_output(env: Synthesized) -> None:
     assert outputs["DeployRoleArn"]["Value"]["Fn::GetAtt"][0].startswith("DeployRole")
 
 
-def test_an_existing_oidc_provider_is_imported_not_created(tmp_path: Path) -> None:
+def test_an_account_that_has_the_provider_gets_no_account_stack(tmp_path: Path) -> None:
     from aws_cdk import App
     from aws_cdk.assertions import Template
 
     from infra.platform import addon_values, build_platform
 
-    arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
     settings = load_settings("dev")
-    settings = settings.model_copy(update={"github": settings.github.model_copy(update={"oidc_provider_arn": arn})})
+    existing = settings.account_stack.model_copy(update={"github_oidc_provider": "existing"})
+    settings = settings.model_copy(update={"account_stack": existing})
     app = App(outdir=str(tmp_path), context=cdk_json_context())
     platform = build_platform(app, settings, addon_values=addon_values("dev"))
+    assert platform.account is None
+    assert [s.stack_name for s in app.node.children if hasattr(s, "stack_name")].count("cloud-ops-account") == 0
     template = Template.from_stack(platform.cicd).to_json()
-    assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::OIDCProvider"]
     role = next(r for k, r in template["Resources"].items() if k.startswith("DeployRole"))
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": arn}
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": PROVIDER_ARN}
+
+
+def _environments(tmp_path: Path, **files: dict[str, Any]) -> Path:
+    for name, changes in files.items():
+        data = yaml.safe_load((ENVIRONMENTS_DIR / f"{'prod' if name == 'prod' else 'dev'}.yaml").read_text())
+        for key, value in changes.items():
+            data[key] = value
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return tmp_path
+
+
+def test_environments_sharing_an_account_share_its_stack_with_no_settings_edits(tmp_path: Path) -> None:
+    directory = _environments(tmp_path, dev={}, prod={}, qa={})
+    for name in ("dev", "prod", "qa"):
+        assert load_settings(name, directory=directory).account_stack_name == "cloud-ops-account"
+
+
+@pytest.mark.parametrize(
+    "prod_changes",
+    [
+        {"account_stack": {"region": "eu-west-1"}},
+        {"region": "eu-west-1"},
+        {"project": "other-ops"},
+        {"account_stack": {"github_oidc_provider": "existing"}},
+    ],
+)
+def test_settings_that_would_create_the_provider_twice_are_refused(
+    tmp_path: Path, prod_changes: dict[str, Any]
+) -> None:
+    directory = _environments(tmp_path, dev={}, prod=prod_changes)
+    with pytest.raises(
+        SettingsError, match=r"environments 'dev' and 'prod' may share an AWS account .* created\s+twice"
+    ):
+        load_settings("dev", directory=directory)
+
+
+def test_environments_in_named_different_accounts_may_differ(tmp_path: Path) -> None:
+    directory = _environments(
+        tmp_path, dev={"account": "111111111111"}, prod={"account": "222222222222", "region": "eu-west-1"}
+    )
+    assert load_settings("dev", directory=directory).account_stack_region == "us-east-1"
+    assert load_settings("prod", directory=directory).account_stack_region == "eu-west-1"
+
+
+def test_a_region_override_does_not_move_the_account_stack() -> None:
+    assert load_settings("dev", overrides={"region": "eu-west-1"}).account_stack_region == "us-east-1"
+
+
+def test_immutable_repository_ids_change_the_trusted_subject() -> None:
+    from infra.stacks.cicd import github_subject
+
+    github = load_settings("dev").github.model_copy(update={"owner_id": 123456, "repository_id": 456789})
+    assert github_subject(github, "prod") == "repo:your-org@123456/cloud-ops@456789:environment:prod"
 
 
 @pytest.mark.parametrize(
@@ -183,10 +270,12 @@ def test_an_existing_oidc_provider_is_imported_not_created(tmp_path: Path) -> No
     [
         ({"owner": "*"}, r"'github.owner' = '\*' must be a GitHub user or organisation name"),
         ({"repository": "cloud*"}, r"'github.repository' = 'cloud\*' must be a GitHub repository name"),
-        ({"oidc_provider_arn": "arn:aws:iam::123:oidc-provider/x"}, r"must be the ARN of the GitHub OIDC provider"),
+        ({"oidc_provider_arn": "arn:aws:iam::123:oidc-provider/x"}, r"replaced by account_stack.github_oidc_provider"),
+        ({"owner_id": 123}, r"github.owner_id = 123 and github.repository_id = None: set both"),
+        ({"owner_id": 0, "repository_id": 5}, r"'github.owner_id' = 0 .*greater than or equal to 1"),
     ],
 )
-def test_github_settings_are_checked(tmp_path: Path, changes: dict[str, str], message: str) -> None:
+def test_github_settings_are_checked(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
     data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
     data["github"] = {**data["github"], **changes}
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -345,8 +345,11 @@ class GithubSettings(_Model):
 
     owner: str
     repository: str
-    # There is one GitHub OIDC provider per account: import it by ARN if it exists, else it is created.
-    oidc_provider_arn: str | None = None
+    # GitHub's numeric ids of the owner and the repository. Set both when the repository's OIDC tokens
+    # carry immutable ids (repositories created or renamed after 2026-07-15, or opted in): the subject
+    # is then repo:<owner>@<owner id>/<repo>@<repo id>:..., and the deploy role trusts only that form.
+    owner_id: Annotated[int, Field(ge=1)] | None = None
+    repository_id: Annotated[int, Field(ge=1)] | None = None
 
     @field_validator("owner")
     @classmethod
@@ -362,17 +365,35 @@ class GithubSettings(_Model):
             raise ValueError("must be a GitHub repository name: letters, digits, '.', '_', '-', no wildcards")
         return value
 
-    @field_validator("oidc_provider_arn")
-    @classmethod
-    def _provider(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(
-            r"arn:aws:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com", value
-        ):
+    @model_validator(mode="after")
+    def _both_ids_or_neither(self) -> GithubSettings:
+        if (self.owner_id is None) != (self.repository_id is None):
             raise ValueError(
-                "must be the ARN of the GitHub OIDC provider: "
-                "arn:aws:iam::<12 digits>:oidc-provider/token.actions.githubusercontent.com"
+                f"github.owner_id = {self.owner_id} and github.repository_id = {self.repository_id}: set both "
+                "(`gh api repos/OWNER/REPO --jq '.owner.id, .id'`) or neither"
             )
-        return value
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "oidc_provider_arn" in data:
+            raise ValueError(
+                "github.oidc_provider_arn was replaced by account_stack.github_oidc_provider: existing (the "
+                "provider's ARN follows from the account)"
+            )
+        return data
+
+
+class AccountStackSettings(_Model):
+    """What exists once per AWS account, in the ``<project>-account`` stack (not once per environment)."""
+
+    # Where the account stack lives. IAM is global, so every environment sharing an account must name
+    # the same region. Default: the region in the settings file (never a --context region override).
+    region: str | None = None
+    # create: the account stack creates the GitHub OIDC provider; existing: the account already has one
+    # (another project made it, or someone by hand), referenced by its ARN, which the account determines.
+    github_oidc_provider: Literal["create", "existing"] = "create"
 
 
 DATA_STORES = ("database", "cache")
@@ -419,6 +440,7 @@ class Settings(_Model):
     cache: CacheSettings
     registry: RegistrySettings
     github: GithubSettings
+    account_stack: AccountStackSettings = AccountStackSettings()
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
 
     @field_validator("project")
@@ -431,9 +453,24 @@ class Settings(_Model):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if value not in AWS_REGIONS:
-            raise ValueError(f"is not an AWS region of the aws partition; allowed: {', '.join(sorted(AWS_REGIONS))}")
-        return value
+        return _aws_region(value)
+
+    @model_validator(mode="after")
+    def _account_stack_region(self) -> Settings:
+        if self.account_stack.region is not None:
+            try:
+                _aws_region(self.account_stack.region)
+            except ValueError as error:
+                raise ValueError(f"setting 'account_stack.region' = {self.account_stack.region!r} {error}") from None
+        return self
+
+    @property
+    def account_stack_name(self) -> str:
+        return f"{self.project}-account"
+
+    @property
+    def account_stack_region(self) -> str:
+        return self.account_stack.region or self.region
 
     @field_validator("account", mode="before")
     @classmethod
@@ -519,6 +556,12 @@ class Settings(_Model):
         return f"{self.project}-{self.environment}"
 
 
+def _aws_region(value: str) -> str:
+    if value not in AWS_REGIONS:
+        raise ValueError(f"is not an AWS region of the aws partition; allowed: {', '.join(sorted(AWS_REGIONS))}")
+    return value
+
+
 def command_line_overrides(context: Callable[[str], Any], environ: Mapping[str, str]) -> dict[str, str | None]:
     """``region`` and ``account`` from ``--context``; the account falls back to ``CDK_DEFAULT_ACCOUNT``,
     which the CDK CLI sets whenever it finds credentials. A context value wins over the variable."""
@@ -569,13 +612,60 @@ def load_settings(
     if "environment" in raw:
         raise SettingsError(f"{path}: setting 'environment' is not allowed: the environment is the file name")
     data: dict[str, Any] = {**raw, "environment": environment}
+    data["account_stack"] = _account_stack_of(raw)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as error:
         raise SettingsError(format_validation_error(path, error, data)) from None
+    check_one_provider_per_account(settings, directory)
+    return settings
+
+
+def _account_stack_of(raw: Mapping[str, Any]) -> Any:
+    """``account_stack`` with its region defaulting to the file's own region (not an override)."""
+    section = raw.get("account_stack", {})
+    if isinstance(section, dict) and "region" not in section and isinstance(raw.get("region"), str):
+        return {**section, "region": raw["region"]}
+    return section
+
+
+def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRONMENTS_DIR) -> None:
+    """Refuse settings under which two account stacks would create the account's one GitHub OIDC provider.
+
+    Environments may share an account when they name the same one, or when either names none (the
+    account then comes from the credentials of whoever deploys). Sharing environments that create the
+    provider must agree on the account stack: the same project (stack name) and the same region.
+    """
+    mine = (settings.project, settings.account_stack_region, settings.account_stack.github_oidc_provider)
+    for other in known_environments(directory):
+        if other == settings.environment:
+            continue
+        try:
+            raw = yaml.safe_load((directory / f"{other}.yaml").read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue  # reported when that environment is synthesized
+        if not isinstance(raw, dict):
+            continue
+        account = raw.get("account")
+        if settings.account and account and str(account) != settings.account:
+            continue
+        stack = _account_stack_of(raw)
+        stack = stack if isinstance(stack, dict) else {}
+        theirs = (raw.get("project"), stack.get("region"), stack.get("github_oidc_provider", "create"))
+        if "create" in (mine[2], theirs[2]) and mine != theirs:
+            raise SettingsError(
+                f"environments {settings.environment!r} and {other!r} may share an AWS account "
+                f"({'both name ' + settings.account if settings.account and account else 'one names none'}) "
+                "but disagree on the account stack, so the account's one GitHub OIDC provider would be created "
+                f"twice or deleted: {settings.environment}: project {mine[0]}, account_stack.region {mine[1]}, "
+                f"github_oidc_provider {mine[2]}; {other}: project {theirs[0]}, account_stack.region {theirs[1]}, "
+                f"github_oidc_provider {theirs[2]}. Allowed: the same project, account_stack.region and "
+                "github_oidc_provider in both, or github_oidc_provider: existing in both, or different accounts "
+                "named with `account:`"
+            )
 
 
 def format_validation_error(path: Path, error: ValidationError, data: Mapping[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""CI/CD stack: the GitHub OIDC provider and this environment's deploy role with its EKS access entry."""
+"""CI/CD stack: this environment's deploy role, trusted through the account's GitHub OIDC provider, and
+its EKS access entry."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config.settings import GithubSettings
+from infra.stacks.account import GITHUB_OIDC_HOST, github_oidc_provider_arn
 from infra.stacks.base import PlatformStack
-
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 
 ECR_PUSH_PULL = [
     "ecr:BatchCheckLayerAvailability",
@@ -28,8 +28,17 @@ ECR_PUSH_PULL = [
 
 
 def github_subject(github: GithubSettings, environment: str) -> str:
-    """The only token subject the deploy role trusts: jobs bound to this GitHub environment."""
-    return f"repo:{github.owner}/{github.repository}:environment:{environment}"
+    """The only token subject the deploy role trusts: jobs bound to this GitHub environment.
+
+    With the repository's immutable ids (GitHub docs, "OpenID Connect reference", immutable subject
+    claims) the subject is ``repo:<owner>@<owner id>/<repo>@<repo id>:...``: a repository deleted and
+    re-created under the same name by someone else does not match it.
+    """
+    if github.owner_id is not None and github.repository_id is not None:
+        repository = f"{github.owner}@{github.owner_id}/{github.repository}@{github.repository_id}"
+    else:
+        repository = f"{github.owner}/{github.repository}"
+    return f"repo:{repository}:environment:{environment}"
 
 
 class CicdStack(PlatformStack):
@@ -47,18 +56,9 @@ class CicdStack(PlatformStack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
-        if github.oidc_provider_arn:
-            provider: iam.IOidcProvider | iam.IOpenIdConnectProvider = (
-                iam.OpenIdConnectProvider.from_open_id_connect_provider_arn(
-                    self, "GithubOidc", github.oidc_provider_arn
-                )
-            )
-            provider_arn = github.oidc_provider_arn
-        else:
-            native = iam.OidcProviderNative(
-                self, "GithubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=["sts.amazonaws.com"]
-            )
-            provider, provider_arn = native, native.oidc_provider_arn
+        # The provider belongs to the account (the account stack, or whoever made it before): its ARN
+        # follows from the account, so no reference to another stack is needed.
+        provider_arn = github_oidc_provider_arn(self)
 
         self.deploy_role = iam.Role(
             self,
@@ -126,7 +126,6 @@ class CicdStack(PlatformStack):
                 )
             ],
         )
-        self.provider = provider
         CfnOutput(
             self,
             "DeployRoleArn",
