@@ -390,7 +390,7 @@ def test_load_balancer_controller_service_account_carries_its_irsa_role(env: Syn
     assert role_ref["Fn::GetAtt"][0].startswith("AlbControlleralbsaRole")
 
 
-def test_load_balancer_controller_policy_is_upstreams_narrowed_to_this_region_and_account(env: Synthesized) -> None:
+def test_load_balancer_controller_policy_is_upstreams_narrowed_to_this_region_and_account() -> None:
     import tarfile
 
     import aws_cdk
@@ -417,6 +417,8 @@ def test_load_balancer_controller_policy_is_upstreams_narrowed_to_this_region_an
     strip = [{k: v for k, v in s.items() if k != "Resource"} for s in upstream["Statement"]]
     assert strip == [{k: v for k, v in s.items() if k != "Resource"} for s in narrowed["Statement"]]
 
+
+def test_load_balancer_controller_policy_in_the_template_names_no_other_region_or_account(env: Synthesized) -> None:
     policies = resources(env.template("eks"), "AWS::IAM::Policy")
     (document,) = [
         p["Properties"]["PolicyDocument"] for k, p in policies.items() if k.startswith("AlbControlleralbsaRole")
