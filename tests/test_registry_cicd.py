@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
-from tests.synth import Synthesized, cdk_json_context, only, resources
+from tests.synth import ROOT, Synthesized, cdk_json_context, only, resources
 
 
 def _repositories(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -47,7 +47,14 @@ def test_lifecycle_rules_follow_settings(env: Synthesized) -> None:
     registry = env.settings.registry
     for repository in _repositories(env).values():
         rules = json.loads(repository["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-        untagged, tagged = sorted(rules, key=lambda r: r["rulePriority"])
+        deployed, untagged, tagged = sorted(rules, key=lambda r: r["rulePriority"])
+        # First: images the deploy workflow marked deployed; no later rule may expire them.
+        assert deployed["selection"] == {
+            "tagStatus": "tagged",
+            "tagPrefixList": ["deployed-"],
+            "countType": "imageCountMoreThan",
+            "countNumber": registry.keep_deployed_images,
+        }
         assert untagged["selection"] == {
             "tagStatus": "untagged",
             "countType": "sinceImagePushed",
@@ -60,6 +67,19 @@ def test_lifecycle_rules_follow_settings(env: Synthesized) -> None:
             "countType": "imageCountMoreThan",
             "countNumber": registry.keep_tagged_images,
         }
+
+
+def test_the_deploy_workflow_marks_what_it_deploys_with_the_tag_the_lifecycle_keeps() -> None:
+    from infra.stacks.registry import DEPLOYED_TAG_PREFIX
+
+    workflow = (ROOT / ".github" / "workflows" / "deploy-service.yml").read_text(encoding="utf-8")
+    steps = yaml.safe_load(workflow)["jobs"]["deploy"]["steps"]
+    names = [step["name"] for step in steps]
+    mark = names.index("Mark the image deployed, so the registry lifecycle keeps it")
+    assert mark < next(i for i, name in enumerate(names) if name.startswith("Helm upgrade"))
+    run = steps[mark]["run"]
+    assert f'--image-tag "{DEPLOYED_TAG_PREFIX}' in run
+    assert "aws ecr put-image" in run
 
 
 def test_prod_repositories_are_retained_and_dev_ones_deletable(dev: Synthesized, prod: Synthesized) -> None:

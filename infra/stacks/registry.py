@@ -17,6 +17,10 @@ def repository_name(name_prefix: str, service: str) -> str:
     return f"{name_prefix}/{service}"
 
 
+# The tag prefix the deploy workflow marks deployed images with (.github/workflows/deploy-service.yml).
+DEPLOYED_TAG_PREFIX = "deployed-"
+
+
 class RegistryStack(PlatformStack):
     def __init__(
         self,
@@ -37,15 +41,25 @@ class RegistryStack(PlatformStack):
         self.repositories: dict[str, ecr.Repository] = {}
         # Shared by every repository of the stack (built once: each is a call into the CDK engine).
         lifecycle_rules = [
+            # The deploy workflow adds a deployed-<run> tag to every image it deploys. An image matched
+            # by a rule's tag filter can only be expired by that rule, never by a later one (ECR user
+            # guide, lifecycle policy evaluation), so rule 3 never touches a deployed image.
             ecr.LifecycleRule(
                 rule_priority=1,
+                description=f"keep deployed images: the newest {registry.keep_deployed_images} of them",
+                tag_status=ecr.TagStatus.TAGGED,
+                tag_prefix_list=[DEPLOYED_TAG_PREFIX],
+                max_image_count=registry.keep_deployed_images,
+            ),
+            ecr.LifecycleRule(
+                rule_priority=2,
                 description=f"expire untagged images after {registry.untagged_image_days} days",
                 tag_status=ecr.TagStatus.UNTAGGED,
                 max_image_age=Duration.days(registry.untagged_image_days),
             ),
             ecr.LifecycleRule(
-                rule_priority=2,
-                description=f"keep the newest {registry.keep_tagged_images} tagged images",
+                rule_priority=3,
+                description=f"keep the newest {registry.keep_tagged_images} images never deployed",
                 tag_status=ecr.TagStatus.TAGGED,
                 tag_pattern_list=["*"],
                 max_image_count=registry.keep_tagged_images,
