@@ -297,21 +297,21 @@ def _ecr(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> No
             f"ECR storage, {len(repositories)} repositories",
             round(idle, 2),
             round(busy, 2),
-            f"${p['ecr_gb_month']}/GB-month, {image_gb} GB per image (assumed); idle one image each, busy the "
-            "lifecycle rule's maximum of tagged images",
+            f"${p['ecr_gb_month']}/GB-month, {image_gb} GB per image (assumed); idle one image each, busy every "
+            "tagged image the lifecycle rules keep (deployed and never-deployed counted apart)",
         )
     )
 
 
 def _tagged_images_kept(repository: Resource) -> int:
+    """The most tagged images the lifecycle keeps: each count rule keeps its own images apart."""
     text = repository.props.get("LifecyclePolicy", {}).get("LifecyclePolicyText", '{"rules": []}')
-    for rule in json.loads(text)["rules"]:
-        if (
-            rule["selection"].get("tagStatus") == "tagged"
-            and rule["selection"].get("countType") == "imageCountMoreThan"
-        ):
-            return int(rule["selection"]["countNumber"])
-    return 1
+    counts = [
+        int(rule["selection"]["countNumber"])
+        for rule in json.loads(text)["rules"]
+        if rule["selection"].get("tagStatus") == "tagged" and rule["selection"].get("countType") == "imageCountMoreThan"
+    ]
+    return sum(counts) or 1
 
 
 def write_cost_report(estimate_: CostEstimate, directory: Path) -> None:
