@@ -89,6 +89,47 @@ def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized
     assert service_principals == [f"logs.{env.settings.region}.amazonaws.com"]
 
 
+@pytest.mark.parametrize(
+    ("stack", "group"),
+    [("network", "*"), ("eks", "/aws/eks/{prefix}/cluster"), ("database", "/aws/rds/cluster/{prefix}-db/postgresql")],
+)
+def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(
+    env: Synthesized, stack: str, group: str
+) -> None:
+    statements = [
+        s
+        for key in resources(env.template(stack), "AWS::KMS::Key").values()
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal", {}).get("Service", "").startswith("logs.")
+    ]
+    assert statements
+    for statement in statements:
+        # The actions CloudWatch Logs documents for its key policy statement, nothing else.
+        assert statement["Action"] == [
+            "kms:Decrypt*",
+            "kms:Describe*",
+            "kms:Encrypt*",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        ]
+        (arn,) = statement["Condition"]["ArnLike"].values()
+        assert list(statement["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
+        assert arn == {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":logs:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    ":log-group:" + group.format(prefix=env.settings.stack_prefix),
+                ],
+            ]
+        }
+
+
 def test_flow_log_role_is_trusted_only_by_flow_logs_for_this_account(env: Synthesized) -> None:
     template = env.template("network")
     roles = [

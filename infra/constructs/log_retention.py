@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -39,7 +39,29 @@ def encrypted_log_group(
     exists, encrypted and with its retention, before the service would create it unencrypted.
     """
     key = EncryptionKey(scope, key_id, alias_prefix=alias_prefix, purpose=purpose, retain=retain).key
-    key.grant_encrypt_decrypt(iam.ServicePrincipal(f"logs.{Stack.of(scope).region}.amazonaws.com"))
+    stack = Stack.of(scope)
+    # CloudWatch Logs' documented key policy statement ("Encrypt log data in CloudWatch Logs using AWS
+    # KMS"): the regional service, its actions, and only for log groups of this account and region,
+    # by the encryption context it sends (the group's own name when fixed; a generated name is not
+    # known to the key without a circular reference).
+    log_group_arn = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=log_group_name or "*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        partition=Aws.PARTITION,
+        region=Aws.REGION,
+        account=Aws.ACCOUNT_ID,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchLogsOfThisAccount",
+            principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+        )
+    )
     group = logs.LogGroup(
         scope,
         group_id,
