@@ -3,6 +3,7 @@
 #   make test                   set up, lint, type-check, run the whole test suite
 #   make bench                  speed and scale figures (see scripts/bench.py)
 #   make forms                  every environment with and without an account, in another region: gate + cfn-lint
+#   make check-versions         every pinned add-on and chart version against AWS and the chart repositories
 #   make diff ENV=...  /  make deploy ENV=...  /  make destroy ENV=dev   (need AWS credentials)
 
 ENV ?= dev
@@ -20,7 +21,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test lint bench forms diff deploy destroy clean
+.PHONY: setup synth test lint bench forms check-versions diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -55,6 +56,10 @@ bench: setup
 # CDK_DEFAULT_ACCOUNT, and an account in another region; each through the gate and cfn-lint.
 forms: setup
 	$(BIN)/python scripts/forms.py
+
+# Needs the AWS CLI with read-only credentials (eks:DescribeAddonVersions) and helm.
+check-versions: setup
+	$(BIN)/python scripts/check_versions.py
 
 diff: setup
 	$(CDK) diff $(CDK_FLAGS)

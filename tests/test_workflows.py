@@ -115,10 +115,29 @@ def test_id_token_write_only_where_a_role_is_assumed() -> None:
 
 def test_jobs_that_assume_the_deploy_role_are_bound_to_the_github_environment() -> None:
     for name, job_id, job in _jobs():
-        if any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"]):
+        steps = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        if steps and steps[0]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}":
             assert job["environment"] == "${{ inputs.environment }}", (name, job_id)
-            (step,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
-            assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
+def test_every_role_a_workflow_assumes_is_the_deploy_role_or_the_read_only_one() -> None:
+    roles = {
+        (name, job_id): step["with"]["role-to-assume"]
+        for name, job_id, job in _jobs()
+        for step in job["steps"]
+        if "configure-aws-credentials" in step.get("uses", "")
+    }
+    assert set(roles.values()) == {"${{ vars.AWS_DEPLOY_ROLE_ARN }}", "${{ vars.AWS_READONLY_ROLE_ARN }}"}
+    assert [k for k, v in roles.items() if v == "${{ vars.AWS_READONLY_ROLE_ARN }}"] == [("infra-ci.yml", "versions")]
+
+
+def test_the_version_check_runs_on_a_schedule_only_where_a_read_only_role_is_configured() -> None:
+    workflow = _load("infra-ci.yml")
+    assert workflow["on"]["schedule"]
+    job = workflow["jobs"]["versions"]
+    assert job["if"] == "github.event_name == 'schedule' && vars.AWS_READONLY_ROLE_ARN != ''"
+    assert job["steps"][-1]["run"] == "make check-versions"
+    assert workflow["jobs"]["test"]["if"] == "github.event_name != 'schedule'"
 
 
 def test_no_aws_secret_keys_anywhere() -> None:
