@@ -261,3 +261,20 @@ def test_environment_file_names_are_checked(tmp_path: Path) -> None:
     (tmp_path / "Staging_EU.yaml").write_text(yaml.safe_dump(_base()), encoding="utf-8")
     with pytest.raises(SettingsError, match=r"setting 'env' = 'Staging_EU' \(file Staging_EU.yaml\) is not a valid"):
         load_settings("Staging_EU", directory=tmp_path)
+
+
+def test_prod_with_a_private_endpoint_refuses_github_hosted_deploy_runners(tmp_path: Path) -> None:
+    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    data["github"]["deploy_runs_on"] = ["ubuntu-latest"]
+    with pytest.raises(SettingsError, match=r"GitHub-hosted runners cannot reach a production cluster whose API"):
+        _load(tmp_path, data)
+    # Opening the endpoint to the runners' CIDRs is the other way.
+    data["eks"]["endpoint"]["public_access_cidrs"] = ["203.0.113.0/24"]
+    _load(tmp_path, data)
+
+
+def test_runner_labels_are_checked(tmp_path: Path) -> None:
+    data = _base()
+    data["github"] = {**data["github"], "deploy_runs_on": ["self hosted"]}
+    with pytest.raises(SettingsError, match=r"'self hosted' is not a runner label"):
+        _load(tmp_path, data)

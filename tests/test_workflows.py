@@ -86,7 +86,8 @@ def test_the_image_tag_is_validated_before_anything_runs() -> None:
     workflow = _load("deploy-service.yml")
     validate = workflow["jobs"]["validate"]
     assert workflow["jobs"]["deploy"]["needs"] == "validate"
-    assert validate["permissions"] == {}
+    # It reads the repository (the environment's settings), nothing else, and checks the inputs first.
+    assert validate["permissions"] == {"contents": "read"}
     script = validate["steps"][0]["run"]
     schema = json.loads((ROOT / "charts/microservice/values.schema.json").read_text(encoding="utf-8"))
     pattern = schema["properties"]["image"]["properties"]["tag"]["pattern"]
@@ -94,6 +95,46 @@ def test_the_image_tag_is_validated_before_anything_runs() -> None:
     # The same grammar, exercised: what the workflow accepts is what the chart accepts.
     for tag, ok in (("3f2c1ab", True), ("v1.2.3", True), ("bad tag", False), (".hidden", False), ("a" * 129, False)):
         assert bool(re.fullmatch(pattern.strip("^$"), tag)) is ok, tag
+
+
+def _runner_step() -> dict[str, Any]:
+    (step,) = [s for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"] if s.get("id") == "runner"]
+    return dict(step)
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_the_deploy_job_runs_where_the_environments_settings_say(environment: str, tmp_path: Path) -> None:
+    workflow = _load("deploy-service.yml")
+    assert workflow["jobs"]["deploy"]["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on) }}"
+    assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
+    step = _runner_step()
+    assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
+    # The step's script, run with a yq that answers what the settings file holds.
+    labels = [*load_settings(environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
+    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(labels, separators=(',', ':'))}'\n")
+    (tmp_path / "yq").chmod(0o755)
+    output = tmp_path / "output"
+    subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={
+            "PATH": f"{tmp_path}:/usr/bin:/bin",
+            "SETTINGS": "unused",
+            "GITHUB_RUN_ID": "42",
+            "GITHUB_RUN_ATTEMPT": "2",
+            "GITHUB_OUTPUT": str(output),
+        },
+        check=True,
+        capture_output=True,
+    )
+    key, value = output.read_text(encoding="utf-8").strip().split("=", 1)
+    assert key == "runs_on"
+    assert json.loads(value) == [*load_settings(environment).github.deploy_runs_on, "codebuild-x-42-2"]
+
+
+def test_prod_deploys_run_inside_the_vpc_because_its_endpoint_is_private() -> None:
+    prod = load_settings("prod")
+    assert prod.eks.endpoint.public_access_cidrs == []
+    assert "self-hosted" in prod.github.deploy_runs_on
 
 
 def _jobs() -> list[tuple[str, str, dict[str, Any]]]:

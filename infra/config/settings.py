@@ -343,6 +343,10 @@ class RegistrySettings(_Model):
     keep_deployed_images: Annotated[int, Field(ge=10, le=10000)] = 1000
 
 
+# Labels of GitHub-hosted runners (docs.github.com, "GitHub-hosted runners"): they run outside the VPC.
+GITHUB_HOSTED_LABEL_PREFIXES = ("ubuntu-", "windows-", "macos-")
+
+
 class GithubSettings(_Model):
     """The repository whose GitHub Actions may deploy, through OIDC (no long-lived keys)."""
 
@@ -353,6 +357,22 @@ class GithubSettings(_Model):
     # is then repo:<owner>@<owner id>/<repo>@<repo id>:..., and the deploy role trusts only that form.
     owner_id: Annotated[int, Field(ge=1)] | None = None
     repository_id: Annotated[int, Field(ge=1)] | None = None
+    # The runner labels deploy-service's deploy job runs on (its runs-on). A cluster whose API
+    # endpoint is private is reachable only from inside the VPC: name self-hosted runners there (see
+    # the README). {run_id} and {run_attempt} are replaced, for CodeBuild-hosted runners' labels.
+    deploy_runs_on: Annotated[list[str], Field(min_length=1)] = ["ubuntu-latest"]
+
+    @field_validator("deploy_runs_on")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            if not re.fullmatch(r"[A-Za-z0-9._{}-]{1,100}", label):
+                raise ValueError(f"{label!r} is not a runner label: letters, digits, '.', '_', '-', {{run_id}}")
+        return value
+
+    @property
+    def github_hosted_runner(self) -> bool:
+        return all(label.startswith(GITHUB_HOSTED_LABEL_PREFIXES) for label in self.deploy_runs_on)
 
     @field_validator("owner")
     @classmethod
@@ -532,6 +552,12 @@ class Settings(_Model):
                 raise ValueError(
                     f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
                     "production minimum; allowed: 7 to 35"
+                )
+            if not self.eks.endpoint.public_access_cidrs and self.github.github_hosted_runner:
+                raise ValueError(
+                    f"github.deploy_runs_on = {self.github.deploy_runs_on}: GitHub-hosted runners cannot reach a "
+                    "production cluster whose API endpoint is private (eks.endpoint.public_access_cidrs = []); "
+                    "allowed: labels of self-hosted runners inside the VPC, e.g. [self-hosted, linux, cloud-ops-prod]"
                 )
             if not self.eks.admin_roles:
                 raise ValueError(

@@ -322,6 +322,12 @@ class EksStack(PlatformStack):
             ),
             description="Adds this cluster to your kubeconfig",
         )
+        CfnOutput(
+            self,
+            "ClusterSecurityGroupId",
+            value=self.cluster.cluster_security_group_id,
+            description="EKS cluster security group: admit a deploy runner's group on 443 to reach a private endpoint",
+        )
         issuer_output = CfnOutput(
             self,
             OIDC_ISSUER_OUTPUT,
