@@ -70,3 +70,56 @@ def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     found = list(resources(template, resource_type).values())
     assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
     return found[0]
+
+
+@dataclass
+class ServiceLogGroupCalls:
+    """The Logs API calls of one ``ServiceLogGroup`` (three ``Custom::AWS`` resources), read back."""
+
+    ids: list[str]
+    create: dict[str, Any]
+    key: dict[str, Any]
+    retention: dict[str, Any]
+    delete: dict[str, Any] | None
+
+
+def service_log_group(template: dict[str, Any], construct_id: str) -> ServiceLogGroupCalls:
+    def call(resource: dict[str, Any], event: str) -> dict[str, Any] | None:
+        raw = resource["Properties"].get(event)
+        if raw is None:
+            return None
+        if isinstance(raw, dict):  # Fn::Join around the key ARN
+            raw = "".join(
+                part if isinstance(part, str) else "<ref:" + _logical_id(part) + ">" for part in raw["Fn::Join"][1]
+            )
+        return dict(json.loads(raw))
+
+    by_id = {k: v for k, v in resources(template, "Custom::AWS").items() if k.startswith(construct_id)}
+    (group_id,) = [
+        k
+        for k in by_id
+        if k.startswith(construct_id) and not k.startswith((construct_id + "Key", construct_id + "Retention"))
+    ]
+    (key_id,) = [k for k in by_id if k.startswith(construct_id + "Key")]
+    (retention_id,) = [k for k in by_id if k.startswith(construct_id + "Retention")]
+    create, key, retention = (
+        call(by_id[group_id], "Create"),
+        call(by_id[key_id], "Update"),
+        call(by_id[retention_id], "Update"),
+    )
+    assert create is not None
+    assert key is not None
+    assert retention is not None
+    return ServiceLogGroupCalls(
+        ids=[group_id, key_id, retention_id],
+        create=create,
+        key=key,
+        retention=retention,
+        delete=call(by_id[group_id], "Delete"),
+    )
+
+
+def _logical_id(reference: dict[str, Any]) -> str:
+    if "Ref" in reference:
+        return str(reference["Ref"])
+    return str(reference["Fn::GetAtt"][0])

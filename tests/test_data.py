@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.config.settings import AURORA_POSTGRES_VERSIONS, ENVIRONMENTS_DIR, SettingsError, load_settings
-from tests.synth import Synthesized, only, resources
+from tests.synth import Synthesized, only, resources, service_log_group
 
 # Renaming either construct would replace the database or the cache: these ids are part of the contract.
 AURORA_CLUSTER_ID = "ClusterEB0386A7"
@@ -95,11 +95,16 @@ def test_aurora_logs_go_to_an_encrypted_log_group_with_retention(env: Synthesize
     template = env.template("database")
     props = _db(env)["Properties"]
     assert props["EnableCloudwatchLogsExports"] == ["postgresql"]
-    group_id, group = next(iter(resources(template, "AWS::Logs::LogGroup").items()))
-    assert group["Properties"]["LogGroupName"] == f"/aws/rds/cluster/{props['DBClusterIdentifier']}/postgresql"
-    assert group["Properties"]["RetentionInDays"] == env.settings.database.log_retention_days
-    assert _key_of(template, group["Properties"]["KmsKeyId"])
-    assert group_id in _db(env)["DependsOn"]
+    calls = service_log_group(template, "PostgresLogGroup")
+    name = f"/aws/rds/cluster/{props['DBClusterIdentifier']}/postgresql"
+    assert calls.create["parameters"]["logGroupName"] == name
+    assert calls.retention["parameters"] == {
+        "logGroupName": name,
+        "retentionInDays": env.settings.database.log_retention_days,
+    }
+    key_id = calls.key["parameters"]["kmsKeyId"].removeprefix("<ref:").removesuffix(">")
+    assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+    assert set(calls.ids) <= set(_db(env)["DependsOn"])
 
 
 def test_monitoring_and_backups_per_environment(dev: Synthesized, prod: Synthesized) -> None:
@@ -151,7 +156,10 @@ def test_data_stores_admit_only_the_workload_security_group_on_their_port(
     env: Synthesized, stack: str, port: int
 ) -> None:
     template = env.template(stack)
-    (group,) = resources(template, "AWS::EC2::SecurityGroup").values()
+    # The data store's group (the database stack also has the log-group function's, which admits nothing).
+    (group,) = [
+        g for k, g in resources(template, "AWS::EC2::SecurityGroup").items() if not k.startswith("AWS679f53fac")
+    ]
     assert "SecurityGroupIngress" not in group["Properties"]
     # No egress: the "disallow all" placeholder CDK writes when allow_all_outbound is False.
     assert group["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
-from tests.synth import Synthesized, only, resources
+from tests.synth import Synthesized, only, resources, service_log_group
 
 
 def _cluster(env: Synthesized) -> dict[str, Any]:
@@ -328,20 +328,41 @@ def test_every_pinned_add_on_version_is_one_aws_documents_for_its_minor() -> Non
                 assert pinned in DOCUMENTED_ADDON_VERSIONS.get((version, name), set()), (version, name, pinned)
 
 
-def test_control_plane_logs_go_to_an_encrypted_log_group_created_first(env: Synthesized) -> None:
+def test_control_plane_logs_go_to_an_encrypted_log_group_created_or_adopted_first(env: Synthesized) -> None:
     template = env.template("eks")
-    groups = {
-        k: v for k, v in resources(template, "AWS::Logs::LogGroup").items() if k.startswith("ControlPlaneLogGroup")
+    calls = service_log_group(template, "ControlPlaneLogGroup")
+    name = f"/aws/eks/{env.settings.stack_prefix}/cluster"
+    # Created with its key, or adopted when EKS (or a retained stack) left it behind.
+    assert calls.create["action"] == "createLogGroup"
+    assert calls.create["parameters"] == {"logGroupName": name, "kmsKeyId": calls.key["parameters"]["kmsKeyId"]}
+    assert calls.create["ignoreErrorCodesMatching"] == "ResourceAlreadyExistsException"
+    # Every deploy sets the key and the retention, also on an adopted group.
+    assert calls.key["action"] == "associateKmsKey"
+    assert calls.key["parameters"]["kmsKeyId"].startswith("<ref:ControlPlaneLogKey")
+    assert calls.retention["parameters"] == {
+        "logGroupName": name,
+        "retentionInDays": env.settings.eks.control_plane_log_retention_days,
     }
-    assert len(groups) == 1
-    group_id, group = next(iter(groups.items()))
-    assert group["Properties"]["LogGroupName"] == f"/aws/eks/{env.settings.stack_prefix}/cluster"
-    assert group["Properties"]["RetentionInDays"] == env.settings.eks.control_plane_log_retention_days
-    assert group["Properties"]["KmsKeyId"]["Fn::GetAtt"][0].startswith("ControlPlaneLogKey")
-    expected = "Retain" if env.settings.retain_data else "Delete"
-    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == expected
+    # Dev deletes it with the stack; prod keeps it, and its logs.
+    if env.settings.retain_data:
+        assert calls.delete is None
+    else:
+        assert calls.delete == {
+            "action": "deleteLogGroup",
+            "service": "CloudWatchLogs",
+            "parameters": {"logGroupName": name},
+            "ignoreErrorCodesMatching": "ResourceNotFoundException",
+        }
     cluster_id = next(iter(resources(template, "AWS::EKS::Cluster")))
-    assert group_id in template["Resources"][cluster_id]["DependsOn"]
+    assert set(calls.ids) <= set(template["Resources"][cluster_id]["DependsOn"])
+
+
+def test_the_log_group_function_may_touch_only_the_service_log_groups(env: Synthesized) -> None:
+    template = env.template("eks")
+    policies = [p for k, p in resources(template, "AWS::IAM::ManagedPolicy").items() if k.startswith("ServiceLogGroup")]
+    (policy,) = policies
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Resource"]["Fn::Join"][1][-1] == f":log-group:/aws/eks/{env.settings.stack_prefix}/cluster"
 
 
 def test_load_balancer_controller_is_installed_after_the_nodes(env: Synthesized) -> None:

@@ -103,6 +103,7 @@ def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(
         if s.get("Principal", {}).get("Service", "").startswith("logs.")
     ]
     assert statements
+    suffixes: set[str] = set()
     for statement in statements:
         # The actions CloudWatch Logs documents for its key policy statement, nothing else.
         assert statement["Action"] == [
@@ -114,20 +115,18 @@ def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(
         ]
         (arn,) = statement["Condition"]["ArnLike"].values()
         assert list(statement["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
-        assert arn == {
-            "Fn::Join": [
-                "",
-                [
-                    "arn:",
-                    {"Ref": "AWS::Partition"},
-                    ":logs:",
-                    {"Ref": "AWS::Region"},
-                    ":",
-                    {"Ref": "AWS::AccountId"},
-                    ":log-group:" + group.format(prefix=env.settings.stack_prefix),
-                ],
-            ]
-        }
+        head, tail = arn["Fn::Join"][1][:-1], arn["Fn::Join"][1][-1]
+        assert head == [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":logs:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+        ]
+        suffixes.add(tail)
+    # The service's fixed-name group has a key of its own; groups with generated names ("*") share none.
+    assert suffixes == {":log-group:" + group.format(prefix=env.settings.stack_prefix), ":log-group:*"}
 
 
 def test_flow_log_role_is_trusted_only_by_flow_logs_for_this_account(env: Synthesized) -> None:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 from constructs import Construct
 
 from infra.compliance.ledger import Ledger
+from infra.constructs.service_log_group import AWS_CUSTOM_RESOURCE_FUNCTION
 from infra.stacks.eks import alb_controller_policy
 
 if TYPE_CHECKING:
+    from aws_cdk import Stack
     from constructs import IConstruct
 
     from infra.platform import Platform
@@ -29,6 +31,8 @@ def acknowledge_platform(platform: Platform) -> None:
     _network(platform.network, platform.ledger)
     _eks(platform.eks, platform.ledger)
     _database(platform.database, platform.ledger)
+    for stack in (platform.eks, platform.database):
+        _service_log_groups(stack, platform.ledger)
     platform.ledger.acknowledge(
         _child(platform.cicd, "DeployPolicy/Resource"),
         "AwsSolutions-IAM5[Resource::*]",
@@ -111,6 +115,36 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         "AwsSolutions-IAM5[Resource::<ClusterKubectlProviderHandler2E05C68A.Arn>:*]",
         cdk_owned + " The wildcard is the handler function's own versions and aliases (lambda:InvokeFunction).",
     )
+
+
+def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
+    """aws-cdk-lib's AwsCustomResource function that creates or adopts the log groups EKS and RDS write to."""
+    function = stack.node.try_find_child(AWS_CUSTOM_RESOURCE_FUNCTION)
+    if function is None:
+        return
+    ledger.acknowledge(
+        _child(stack, "ServiceLogGroupProvider/Role/Resource"),
+        _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"),
+        "The function runs in the VPC's private subnets; AWS's managed policy is the documented set of network "
+        "interface and log permissions a Lambda function in a VPC needs. Its own permissions are a separate "
+        "managed policy naming only the service log groups of this stack.",
+    )
+    deploy_only = (
+        "aws-cdk-lib's AwsCustomResource function: CloudFormation invokes it only when this stack is deployed "
+        "or deleted, to create or adopt a service log group and set its key and retention."
+    )
+    for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+        ledger.acknowledge(
+            _child(function, "Resource"),
+            f"{pack}-LambdaConcurrency",
+            deploy_only + " Reserved concurrency would only cap deploys, and cannot be set at all in accounts whose "
+            "concurrency limit is below 100 (new accounts).",
+        )
+        ledger.acknowledge(
+            _child(function, "Resource"),
+            f"{pack}-LambdaDLQ",
+            deploy_only + " CloudFormation waits for its response and fails the deploy itself when it fails.",
+        )
 
 
 def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:

@@ -21,23 +21,11 @@ def retention(days: int) -> logs.RetentionDays:
     return _BY_DAYS[days]
 
 
-def encrypted_log_group(
-    scope: Construct,
-    *,
-    key_id: str,
-    group_id: str,
-    purpose: str,
-    alias_prefix: str,
-    retention_days: int,
-    retain: bool,
-    log_group_name: str | None = None,
-) -> tuple[kms.IKey, logs.LogGroup]:
-    """A customer-managed key (alias ``<prefix>/<purpose>``) and a log group encrypted with it.
-
-    The key is usable by the regional CloudWatch Logs service principal, which encrypts with it.
-    Pass ``log_group_name`` when a service writes to a fixed name (EKS, RDS), so that the group
-    exists, encrypted and with its retention, before the service would create it unencrypted.
-    """
+def log_key(
+    scope: Construct, key_id: str, *, purpose: str, alias_prefix: str, retain: bool, log_group_name: str | None
+) -> kms.IKey:
+    """A customer-managed key (alias ``<prefix>/<purpose>``) that CloudWatch Logs may use for the log
+    group ``log_group_name`` of this account and region (any of them when None)."""
     key = EncryptionKey(scope, key_id, alias_prefix=alias_prefix, purpose=purpose, retain=retain).key
     stack = Stack.of(scope)
     # CloudWatch Logs' documented key policy statement ("Encrypt log data in CloudWatch Logs using AWS
@@ -62,10 +50,27 @@ def encrypted_log_group(
             conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
         )
     )
+    return key
+
+
+def encrypted_log_group(
+    scope: Construct,
+    *,
+    key_id: str,
+    group_id: str,
+    purpose: str,
+    alias_prefix: str,
+    retention_days: int,
+    retain: bool,
+) -> tuple[kms.IKey, logs.LogGroup]:
+    """A log group with a generated name, encrypted with its own key (see :func:`log_key`).
+
+    For a group an AWS service names and writes to itself, use ``ServiceLogGroup``.
+    """
+    key = log_key(scope, key_id, purpose=purpose, alias_prefix=alias_prefix, retain=retain, log_group_name=None)
     group = logs.LogGroup(
         scope,
         group_id,
-        log_group_name=log_group_name,
         encryption_key=key,
         retention=retention(retention_days),
         removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,

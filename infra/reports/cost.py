@@ -270,7 +270,11 @@ def _kms(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> No
 
 
 def _logs(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
-    count = sum(1 for _ in resources_of(templates, "AWS::Logs::LogGroup"))
+    # Log groups of the stacks, and those a custom resource creates for a service (EKS, RDS).
+    created_by_api = sum(
+        1 for r in resources_of(templates, "Custom::AWS") if "createLogGroup" in json.dumps(r.props.get("Create"))
+    )
+    count = sum(1 for _ in resources_of(templates, "AWS::Logs::LogGroup")) + created_by_api
     gb = p.assume["log_gb_per_group_month"]
     per_gb = p["logs_ingest_gb"] + p["logs_store_gb_month"]
     out.lines.append(

@@ -15,9 +15,9 @@ from constructs import Construct
 from infra.config.settings import DatabaseSettings
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.log_retention import encrypted_log_group
+from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
-from infra.stacks.network import DATA_SUBNETS
+from infra.stacks.network import DATA_SUBNETS, PRIVATE_SUBNETS
 
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "postgres"
@@ -56,15 +56,17 @@ class DatabaseStack(PlatformStack):
         ).key
         # RDS exports to /aws/rds/cluster/<id>/postgresql; created here first, encrypted and with a
         # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda.
-        _, self.log_group = encrypted_log_group(
+        self.log_group = ServiceLogGroup(
             self,
+            "PostgresLogGroup",
+            name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
             key_id="LogKey",
-            group_id="PostgresLogGroup",
             purpose="aurora-logs",
             alias_prefix=name_prefix,
             retention_days=database.log_retention_days,
             retain=retain_data,
-            log_group_name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
         )
 
         self.security_group = security_group_admitting(

@@ -19,7 +19,7 @@ from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
-from infra.constructs.log_retention import encrypted_log_group
+from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
     ALB_CONTROLLER,
@@ -115,16 +115,19 @@ class EksStack(PlatformStack):
         # An explicit name: EKS writes control-plane logs to /aws/eks/<name>/cluster, which this stack
         # creates first (encrypted, with retention), and the autoscaler discovers nodes by it.
         self.cluster_name = name_prefix
-        self.log_key, self.log_group = encrypted_log_group(
+        self.log_group = ServiceLogGroup(
             self,
+            "ControlPlaneLogGroup",
+            name=f"/aws/eks/{self.cluster_name}/cluster",
             key_id="ControlPlaneLogKey",
-            group_id="ControlPlaneLogGroup",
             purpose="eks-logs",
             alias_prefix=name_prefix,
             retention_days=eks_settings.control_plane_log_retention_days,
             retain=retain_data,
-            log_group_name=f"/aws/eks/{self.cluster_name}/cluster",
+            vpc=vpc,
+            subnets=private_subnets,
         )
+        self.log_key = self.log_group.key
 
         self.cluster = eks.Cluster(
             self,
