@@ -83,6 +83,12 @@ def test_aurora_credentials_are_generated_and_rotated_by_rds_and_iam_auth_is_on(
     assert not resources(env.template("database"), "AWS::SecretsManager::Secret")
 
 
+def test_aurora_master_user_is_not_a_well_known_name(env: Synthesized) -> None:
+    username = _db(env)["Properties"]["MasterUsername"]
+    assert username == "platform_admin"
+    assert username not in {"postgres", "admin", "root", "master", "rdsadmin"}
+
+
 def test_aurora_parameter_group_forces_tls(env: Synthesized) -> None:
     template = env.template("database")
     group = template["Resources"][_db(env)["Properties"]["DBClusterParameterGroupName"]["Ref"]]

@@ -191,11 +191,21 @@ def test_outputs_for_people_and_workflows(env: Synthesized) -> None:
     assert command[2] == f" --region {env.settings.region}"
 
 
-def test_no_wildcard_principal_anywhere(env: Synthesized) -> None:
-    for stack in ("network", "eks"):
-        text = json.dumps(env.template(stack))
-        assert '"Principal": "*"' not in text
-        assert '"AWS": "*"' not in text
+def _statements(node: object) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        found = [node] if "Effect" in node and ("Principal" in node or "NotPrincipal" in node) else []
+        return found + [s for v in node.values() for s in _statements(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _statements(v)]
+    return []
+
+
+def test_no_statement_allows_a_wildcard_principal_anywhere(env: Synthesized) -> None:
+    # A Deny to everyone (the keys' grant guard) is fine; an Allow to everyone never is.
+    for path in env.outdir.glob("*.template.json"):
+        for statement in _statements(json.loads(path.read_text(encoding="utf-8"))):
+            if statement["Effect"] == "Allow":
+                assert statement["Principal"] not in ("*", {"AWS": "*"}), (path.name, statement)
 
 
 def _write(tmp_path: Path, source: str, edit: dict[str, Any]) -> None:

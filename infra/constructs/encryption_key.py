@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
@@ -24,4 +25,17 @@ class EncryptionKey(Construct):
             enable_key_rotation=True,
             pending_window=Duration.days(30 if retain else 7),
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )
+        # Grants only for AWS resources: the services that use these keys (EKS, RDS, ElastiCache, ECR,
+        # Secrets Manager, AWS Backup, EBS) create their grants through the integration, where KMS sets
+        # kms:GrantIsForAWSResource; a principal handing out a grant directly (to anyone) is refused.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="GrantsOnlyForAwsResources",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "false"}},
+            )
         )
