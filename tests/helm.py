@@ -32,6 +32,10 @@ def extract_helm(kubernetes_version: str, into: Path) -> Path:
     return target
 
 
+# What the deploy workflow passes from the GitHub environment variable INGRESS_CERTIFICATE_ARN.
+TEST_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
+
+
 def image_repository(environment: str, service: str) -> str:
     """What the deploy workflow passes as image.repository: the service's ECR URI in this environment."""
     settings = load_settings(environment)
@@ -59,6 +63,10 @@ class Helm:
             f"image.repository={image_repository(environment, service)}",
             "--set-string",
             f"image.tag={tag}",
+            # As the workflow deploys: by digest, and in production with the environment's certificate.
+            "--set-string",
+            f"image.digest=sha256:{'ab' * 32}",
+            *(("--set-string", f"ingress.certificateArn={TEST_CERTIFICATE}") if environment == "prod" else ()),
             *extra,
         ]
 

@@ -81,8 +81,26 @@ def test_release_uses_the_irsa_service_account_and_namespace_of_the_eks_stack(
     for document in rendered.values():
         assert document["metadata"]["namespace"] == namespace_of(service, environment)
         assert document["metadata"]["labels"]["app.kubernetes.io/name"] == service
-    (container,) = rendered["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"{image_repository(environment, service)}:0123abc"
+    pod = rendered["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # By digest, as the deploy workflow resolves it; the tag it came from stays as the version label.
+    assert container["image"] == f"{image_repository(environment, service)}@sha256:{'ab' * 32}"
+    assert rendered["Deployment"]["metadata"]["labels"]["app.kubernetes.io/version"] == "0123abc"
+    # IRSA mounts its own token; the Kubernetes API token is not mounted unless a service asks.
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_a_service_that_calls_the_kubernetes_api_may_mount_its_token(helm: Helm) -> None:
+    docs = helm.template("dev", "api", extra=("--set", "serviceAccount.automountToken=true"))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+def test_without_a_digest_pods_run_the_immutable_tag(helm: Helm) -> None:
+    docs = helm.template("dev", "api", extra=("--set-string", "image.digest="))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{image_repository('dev', 'api')}:0123abc"
 
 
 def test_dev_is_small_with_debug_logging_and_prod_is_replicated_and_autoscaled(helm: Helm) -> None:
@@ -132,14 +150,85 @@ def test_a_certificate_turns_on_https_with_a_redirect(helm: Helm) -> None:
     annotations = ingress["metadata"]["annotations"]
     assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == arn
     assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
+    # TLS 1.2 and 1.3 only (ELB predefined policy).
+    assert annotations["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
-def test_prod_network_policy_admits_only_the_service_port(helm: Helm) -> None:
+def test_prod_network_policy_admits_the_load_balancer_subnets_and_its_own_namespace_only(
+    helm: Helm, prod_network: dict[str, Any]
+) -> None:
+    public = _cidrs(prod_network, "public")
     api = _rendered(helm, "prod", "api")["NetworkPolicy"]["spec"]
-    assert api["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
-    assert api["ingress"][0]["from"] == [{"ipBlock": {"cidr": load_settings("prod").network.vpc_cidr}}]
+    (rule,) = api["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"] == [{"podSelector": {}}, *({"ipBlock": {"cidr": c}} for c in public)]
+    # Not the VPC: with the VPC CNI every pod of every namespace has an address in it.
+    assert {"ipBlock": {"cidr": load_settings("prod").network.vpc_cidr}} not in rule["from"]
     worker = _rendered(helm, "prod", "worker")["NetworkPolicy"]["spec"]
     assert worker["ingress"] == []
+
+
+@pytest.mark.parametrize("service", ["api", "web", "worker"])
+def test_prod_egress_reaches_dns_its_data_stores_and_https_only(
+    helm: Helm, prod_network: dict[str, Any], service: str
+) -> None:
+    from infra.constructs.valkey_cache import VALKEY_PORT
+    from infra.stacks.database import POSTGRES_PORT
+
+    spec = _rendered(helm, "prod", service)["NetworkPolicy"]["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    dns, *rest = spec["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    *stores, https = rest
+    assert https == {"ports": [{"port": 443, "protocol": "TCP"}]}
+    uses = next(s.uses for s in load_settings("prod").services if s.name == service)
+    ports = sorted({"database": POSTGRES_PORT, "cache": VALKEY_PORT}[u] for u in uses)
+    if not ports:
+        assert stores == []
+        return
+    (store,) = stores
+    assert store["to"] == [{"ipBlock": {"cidr": c}} for c in _cidrs(prod_network, "data")]
+    assert [p["port"] for p in store["ports"]] == ports
+
+
+def _cidrs(template: dict[str, Any], kind: str) -> list[str]:
+    return sorted(
+        r["Properties"]["CidrBlock"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EC2::Subnet" and f"/Vpc/{kind}Subnet" in r["Metadata"]["aws:cdk:path"]
+    )
+
+
+@pytest.fixture(scope="module")
+def prod_network(prod: Any) -> dict[str, Any]:
+    return dict(prod.template("network"))
+
+
+def test_production_refuses_an_internet_facing_ingress_without_a_certificate(helm: Helm) -> None:
+    result = helm.run(
+        "template", "api", *helm.release_args("prod", "api", extra=("--set-string", "ingress.certificateArn="))
+    )
+    assert result.returncode != 0
+    assert "an internet-facing ingress in production must serve HTTPS" in result.stderr
+    # An internal one needs none; dev may serve HTTP.
+    internal = ("--set-string", "ingress.certificateArn=", "--set", "ingress.scheme=internal")
+    assert helm.run("template", "api", *helm.release_args("prod", "api", extra=internal)).returncode == 0
+
+
+def test_prod_values_say_production_as_the_settings_do() -> None:
+    import yaml
+
+    from tests.synth import ROOT
+
+    for environment in known_environments():
+        production = load_settings(environment).production
+        for path in (ROOT / "helm_values" / environment / "services").glob("*.yaml"):
+            assert bool(yaml.safe_load(path.read_text(encoding="utf-8")).get("production", False)) is production
 
 
 @pytest.mark.parametrize(

@@ -255,3 +255,15 @@ def test_infra_ci_checks_every_form_with_cfn_lint_on_the_supported_node_lts_line
     (setup_node,) = [s for s in job["steps"] if "setup-node" in s.get("uses", "")]
     assert setup_node["with"]["node-version"] == "${{ matrix.node }}"
     assert "make forms" in [s.get("run", "") for s in job["steps"]]
+
+
+def test_deploys_run_the_digest_the_tag_resolved_to_and_pass_the_environments_certificate() -> None:
+    steps = {s["name"]: s for s in _load("deploy-service.yml")["jobs"]["deploy"]["steps"]}
+    resolve = steps["Resolve the image and check it exists and has no critical findings"]["run"]
+    assert "--query 'imageDetails[0].imageDigest'" in resolve
+    assert 'echo "IMAGE_DIGEST=$digest" >> "$GITHUB_ENV"' in resolve
+    helm = steps["Helm upgrade (rolled back on failure)"]
+    assert '--set-string image.digest="$IMAGE_DIGEST"' in helm["run"]
+    assert '--set-string image.tag="$IMAGE_TAG"' in helm["run"]  # recorded as the version label
+    assert helm["env"]["INGRESS_CERTIFICATE_ARN"] == "${{ vars.INGRESS_CERTIFICATE_ARN }}"
+    assert '"ingress.certificateArn=$INGRESS_CERTIFICATE_ARN"' in helm["run"]

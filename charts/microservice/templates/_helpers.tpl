@@ -24,3 +24,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "namespace %q is not this service's namespace %q (<service>-<environment>, created by the EKS stack)" .Release.Namespace $expected) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The image the pods run: by digest when the deploy workflow resolved one (the tag it came from is
+recorded as the app.kubernetes.io/version label), else by its immutable tag.
+*/}}
+{{- define "microservice.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+{{- end }}
