@@ -267,3 +267,24 @@ def test_deploys_run_the_digest_the_tag_resolved_to_and_pass_the_environments_ce
     assert '--set-string image.tag="$IMAGE_TAG"' in helm["run"]  # recorded as the version label
     assert helm["env"]["INGRESS_CERTIFICATE_ARN"] == "${{ vars.INGRESS_CERTIFICATE_ARN }}"
     assert '"ingress.certificateArn=$INGRESS_CERTIFICATE_ARN"' in helm["run"]
+
+
+def test_build_image_builds_only_the_services_own_directory_after_validating_every_input() -> None:
+    workflow = _load("build-image.yml")
+    assert "context" not in workflow["on"]["workflow_dispatch"]["inputs"]
+    validate, build = workflow["jobs"]["validate"], workflow["jobs"]["build"]
+    assert build["needs"] == "validate"
+    assert "id-token" not in validate["permissions"]
+    run = "\n".join(s.get("run", "") for s in build["steps"])
+    assert '--file "services/$SERVICE/Dockerfile" --tag "$image" "services/$SERVICE"' in run
+    checks = "\n".join(s.get("run", "") for s in validate["steps"])
+    assert 'services/$SERVICE/Dockerfile" ]]' in checks
+
+
+def test_both_workflows_validate_region_and_project_with_the_same_rules() -> None:
+    def checks(name: str) -> list[str]:
+        script = "\n".join(s.get("run", "") for s in _load(name)["jobs"]["validate"]["steps"])
+        return [line.strip() for line in script.splitlines() if '"$AWS_REGION" =~' in line or '"$PROJECT" =~' in line]
+
+    assert checks("build-image.yml") == checks("deploy-service.yml")
+    assert len(checks("build-image.yml")) == 2
