@@ -154,6 +154,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         cluster=eks.cluster,
         namespaces=[namespace_of(name, settings.environment) for name in names],
         repository_groups=[[repository_name(prefix, s) for s in r.repositories] for r in registries],
+        ingress_certificate=settings.ingress_certificate,
     )
 
     account: AccountStack | None = None

@@ -301,3 +301,38 @@ def test_github_settings_are_checked(tmp_path: Path, changes: dict[str, Any], me
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=message):
         load_settings("qa", directory=tmp_path)
+
+
+def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(tmp_path: Path) -> None:
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from infra.config.settings import IngressCertificateSettings
+    from infra.platform import addon_values, build_platform
+
+    certificate = IngressCertificateSettings(
+        domain_name="*.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", hosted_zone_name="example.com"
+    )
+    settings = load_settings("prod").model_copy(update={"ingress_certificate": certificate})
+    app = App(outdir=str(tmp_path), context=cdk_json_context())
+    platform = build_platform(app, settings, addon_values=addon_values("prod"))
+    template = Template.from_stack(platform.cicd).to_json()
+    (cert,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CertificateManager::Certificate"]
+    assert cert["Properties"]["DomainName"] == "*.example.com"
+    assert cert["Properties"]["ValidationMethod"] == "DNS"
+    assert cert["Properties"]["DomainValidationOptions"] == [
+        {"DomainName": "*.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+    ]
+    assert "CertificateArn" in template["Outputs"]
+
+
+def test_a_certificate_outside_its_zone_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    data["ingress_certificate"] = {
+        "domain_name": "api.example.org",
+        "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+        "hosted_zone_name": "example.com",
+    }
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"'api.example.org' is not in the hosted zone 'example.com'"):
+        load_settings("qa", directory=tmp_path)

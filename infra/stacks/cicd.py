@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from aws_cdk import CfnOutput
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
-from infra.config.settings import GithubSettings
+from infra.config.settings import GithubSettings, IngressCertificateSettings
 from infra.stacks.account import GITHUB_OIDC_HOST, github_oidc_provider_arn
 from infra.stacks.base import PlatformStack
 
@@ -53,6 +55,7 @@ class CicdStack(PlatformStack):
         cluster: eks.Cluster,
         namespaces: list[str],
         repository_groups: list[list[str]],
+        ingress_certificate: IngressCertificateSettings | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
@@ -126,6 +129,26 @@ class CicdStack(PlatformStack):
                 )
             ],
         )
+        if ingress_certificate is not None:
+            # DNS validation in the zone named by its id and name: no lookup at synth.
+            zone = route53.HostedZone.from_hosted_zone_attributes(
+                self,
+                "IngressZone",
+                hosted_zone_id=ingress_certificate.hosted_zone_id,
+                zone_name=ingress_certificate.hosted_zone_name,
+            )
+            self.certificate = acm.Certificate(
+                self,
+                "IngressCertificate",
+                domain_name=ingress_certificate.domain_name,
+                validation=acm.CertificateValidation.from_dns(zone),
+            )
+            CfnOutput(
+                self,
+                "CertificateArn",
+                value=self.certificate.certificate_arn,
+                description=f"Set as INGRESS_CERTIFICATE_ARN in the GitHub environment '{environment_name}' (HTTPS)",
+            )
         CfnOutput(
             self,
             "DeployRoleArn",
