@@ -50,6 +50,8 @@ CREATION_MINUTES = {
     "registry": 1,
     "services": 3,
     "cicd": 2,
+    # The GitHub OIDC provider: one IAM resource, about a minute with CloudFormation's stabilization.
+    "account": 1,
 }
 
 

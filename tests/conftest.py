@@ -89,16 +89,19 @@ _WORK = Path(tempfile.mkdtemp(prefix="cloud-ops-tests-"))
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cli_forms: waits for the CDK CLI synths of CLI_FORMS (run last)")
+    config.addinivalue_line("markers", "background: reads what a background process produced (run late)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the CLI forms now if any test needs them, and run those tests last, when they are done."""
+    """Start the CLI forms now if any test needs them; run the tests that wait for background work
+    last, so that it runs while the others do."""
     global _BACKGROUND  # noqa: PLW0603
-    waiting = [item for item in items if item.get_closest_marker("cli_forms")]
-    if waiting:
+    late = [item for item in items if item.get_closest_marker("background")]
+    cli = [item for item in items if item.get_closest_marker("cli_forms")]
+    if cli:
         _BACKGROUND = Background(_WORK)
         _BACKGROUND.thread.start()
-        items[:] = [item for item in items if item not in waiting] + waiting
+    items[:] = [item for item in items if item not in late and item not in cli] + late + cli
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,7 @@ def test_in_process_form_targets_its_account_and_passes_the_gate(form: Form) -> 
     assert violations == []
 
 
+@pytest.mark.background
 @pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
 def test_in_process_form_has_no_cfn_lint_errors(form: Form) -> None:
     problems = cfn_lint_problems(synth_form(form).lint.stdout())
