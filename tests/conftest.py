@@ -18,6 +18,9 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
+import hashlib
+import importlib.metadata
+import json
 import shutil
 import subprocess
 import tempfile
@@ -25,12 +28,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.config.settings import command_line_overrides, load_settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command
-from tests.synth import Synthesized, synthesize
+from tests.synth import ROOT, Synthesized, synthesize
 
 Synth = Callable[[str], Synthesized]
 
@@ -38,22 +42,50 @@ IN_PROCESS_FORMS = (Form("dev"), Form("prod"), Form("dev", "context", "ap-northe
 CLI_FORMS = (Form("prod", "environment", "eu-west-1"),)
 
 
+# cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version:
+# findings already computed for identical input are reused (like mypy's cache), so a warm run lints
+# only what changed. A clean checkout (CI) lints everything.
+LINT_CACHE = ROOT / ".pytest_cache" / "cfn-lint" / importlib.metadata.version("cfn-lint")
+
+
 @dataclass
 class Linted:
-    """cfn-lint over one form's templates, started in the background."""
+    """cfn-lint over one form's templates: cached findings, plus a background run for the rest."""
 
-    process: subprocess.Popen[str]
+    cached: list[dict[str, Any]]
+    pending: dict[str, Path]  # template name -> cache file to fill
+    process: subprocess.Popen[str] | None
     _stdout: str | None = field(default=None)
 
     def stdout(self) -> str:
         if self._stdout is None:
-            self._stdout, _ = self.process.communicate(timeout=600)
+            fresh: list[dict[str, Any]] = []
+            if self.process is not None:
+                out, _ = self.process.communicate(timeout=600)
+                fresh = json.loads(out or "[]")
+                for name, cache_file in self.pending.items():
+                    cache_file.parent.mkdir(parents=True, exist_ok=True)
+                    mine = [m for m in fresh if Path(m["Filename"]).name == name]
+                    cache_file.write_text(json.dumps(mine), encoding="utf-8")
+            self._stdout = json.dumps(self.cached + fresh)
         return self._stdout
 
 
 def lint_in_background(outdir: Path, region: str) -> Linted:
-    command = cfn_lint_command(sorted(outdir.glob("*.template.json")), region)
-    return Linted(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    cached: list[dict[str, Any]] = []
+    pending: dict[str, Path] = {}
+    for template in sorted(outdir.glob("*.template.json")):
+        digest = hashlib.sha256(template.read_bytes()).hexdigest()
+        cache_file = LINT_CACHE / region / f"{digest}.json"
+        if cache_file.exists():
+            cached += json.loads(cache_file.read_text(encoding="utf-8"))
+        else:
+            pending[template.name] = cache_file
+    process = None
+    if pending:
+        command = cfn_lint_command([outdir / name for name in pending], region)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return Linted(cached, pending, process)
 
 
 @dataclass
@@ -155,7 +187,7 @@ def prod(synth: Synth) -> Synthesized:
 def _clean_work() -> Iterator[None]:
     yield
     for linted in [f.lint for f in _CACHE.values()]:
-        if linted.process.poll() is None:
+        if linted.process is not None and linted.process.poll() is None:
             linted.process.kill()
     if _BACKGROUND is not None:
         _BACKGROUND.thread.join(timeout=900)

@@ -305,9 +305,13 @@ def test_outputs_name_endpoints_ports_and_the_secret(env: Synthesized) -> None:
 
 
 def test_accepted_engine_versions_are_valid_and_not_deprecated_for_cfn_lint() -> None:
-    import cfnlint
+    import importlib.util
 
-    data = Path(cfnlint.__file__).parent / "data" / "schemas" / "extensions" / "aws_rds_dbcluster"
+    # The package's data files, found without importing cfnlint (a second-long import).
+    spec = importlib.util.find_spec("cfnlint")
+    assert spec is not None
+    assert spec.origin is not None
+    data = Path(spec.origin).parent / "data" / "schemas" / "extensions" / "aws_rds_dbcluster"
 
     def aurora_postgres(name: str) -> set[str]:
         schema = json.loads((data / name).read_text(encoding="utf-8"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -224,25 +223,15 @@ def test_make_diff_passes_no_option_cdk_diff_lacks() -> None:
     assert "--context env=dev" in command
 
 
-def test_destroy_refuses_a_production_environment() -> None:
-    def destroyable(environment: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "infra.destroyable", environment],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+def test_destroy_refuses_a_production_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.destroyable import main
 
-    allowed = destroyable("dev")
-    assert allowed.returncode == 0
-    assert allowed.stdout == "cloud-ops-dev-*\n"
-    refused = destroyable("prod")
-    assert refused.returncode == 1
-    assert refused.stderr.startswith("error: refusing to destroy 'prod': its settings say production: true")
-    unknown = destroyable("staging")
-    assert unknown.returncode == 2
-    assert "setting 'env' = 'staging' is not a known environment" in unknown.stderr
+    assert main(["destroyable", "dev"]) == 0
+    assert capsys.readouterr().out == "cloud-ops-dev-*\n"
+    assert main(["destroyable", "prod"]) == 1
+    assert capsys.readouterr().err.startswith("error: refusing to destroy 'prod': its settings say production: true")
+    assert main(["destroyable", "staging"]) == 2
+    assert "setting 'env' = 'staging' is not a known environment" in capsys.readouterr().err
 
 
 def test_make_destroy_checks_before_the_cli_runs_and_spares_the_account_stack() -> None:

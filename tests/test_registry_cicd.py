@@ -214,22 +214,51 @@ def test_deploy_role_arn_is_an_output(env: Synthesized) -> None:
     assert outputs["DeployRoleArn"]["Value"]["Fn::GetAtt"][0].startswith("DeployRole")
 
 
-def test_an_account_that_has_the_provider_gets_no_account_stack(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Prod with settings the shipped files leave off: an existing GitHub provider, an ingress certificate."""
     from aws_cdk import App
-    from aws_cdk.assertions import Template
 
+    from infra.config.settings import IngressCertificateSettings
     from infra.platform import addon_values, build_platform
 
-    settings = load_settings("dev")
-    existing = settings.account_stack.model_copy(update={"github_oidc_provider": "existing"})
-    settings = settings.model_copy(update={"account_stack": existing})
-    app = App(outdir=str(tmp_path), context=cdk_json_context())
-    platform = build_platform(app, settings, addon_values=addon_values("dev"))
+    settings = load_settings("prod")
+    certificate = IngressCertificateSettings(
+        domain_name="*.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", hosted_zone_name="example.com"
+    )
+    settings = settings.model_copy(
+        update={
+            "account_stack": settings.account_stack.model_copy(update={"github_oidc_provider": "existing"}),
+            "ingress_certificate": certificate,
+        }
+    )
+    app = App(outdir=str(tmp_path_factory.mktemp("variant")), context=cdk_json_context())
+    return app, build_platform(app, settings, addon_values=addon_values("prod"))
+
+
+def test_an_account_that_has_the_provider_gets_no_account_stack(variant: Any) -> None:
+    from aws_cdk.assertions import Template
+
+    app, platform = variant
     assert platform.account is None
     assert [s.stack_name for s in app.node.children if hasattr(s, "stack_name")].count("cloud-ops-account") == 0
     template = Template.from_stack(platform.cicd).to_json()
     role = next(r for k, r in template["Resources"].items() if k.startswith("DeployRole"))
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": PROVIDER_ARN}
+
+
+def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(variant: Any) -> None:
+    from aws_cdk.assertions import Template
+
+    _, platform = variant
+    template = Template.from_stack(platform.cicd).to_json()
+    (cert,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CertificateManager::Certificate"]
+    assert cert["Properties"]["DomainName"] == "*.example.com"
+    assert cert["Properties"]["ValidationMethod"] == "DNS"
+    assert cert["Properties"]["DomainValidationOptions"] == [
+        {"DomainName": "*.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+    ]
+    assert "CertificateArn" in template["Outputs"]
 
 
 def _environments(tmp_path: Path, **files: dict[str, Any]) -> Path:
@@ -301,29 +330,6 @@ def test_github_settings_are_checked(tmp_path: Path, changes: dict[str, Any], me
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=message):
         load_settings("qa", directory=tmp_path)
-
-
-def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(tmp_path: Path) -> None:
-    from aws_cdk import App
-    from aws_cdk.assertions import Template
-
-    from infra.config.settings import IngressCertificateSettings
-    from infra.platform import addon_values, build_platform
-
-    certificate = IngressCertificateSettings(
-        domain_name="*.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", hosted_zone_name="example.com"
-    )
-    settings = load_settings("prod").model_copy(update={"ingress_certificate": certificate})
-    app = App(outdir=str(tmp_path), context=cdk_json_context())
-    platform = build_platform(app, settings, addon_values=addon_values("prod"))
-    template = Template.from_stack(platform.cicd).to_json()
-    (cert,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CertificateManager::Certificate"]
-    assert cert["Properties"]["DomainName"] == "*.example.com"
-    assert cert["Properties"]["ValidationMethod"] == "DNS"
-    assert cert["Properties"]["DomainValidationOptions"] == [
-        {"DomainName": "*.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
-    ]
-    assert "CertificateArn" in template["Outputs"]
 
 
 def test_a_certificate_outside_its_zone_is_refused(tmp_path: Path) -> None:
