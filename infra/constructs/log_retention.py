@@ -21,6 +21,19 @@ def retention(days: int) -> logs.RetentionDays:
     return _BY_DAYS[days]
 
 
+def log_group_arn(stack: Stack, name: str) -> str:
+    """``arn:<partition>:logs:<region>:<account>:log-group:<name>`` of this account and region."""
+    return stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        partition=Aws.PARTITION,
+        region=Aws.REGION,
+        account=Aws.ACCOUNT_ID,
+    )
+
+
 def log_key(
     scope: Construct, key_id: str, *, purpose: str, alias_prefix: str, retain: bool, log_group_name: str | None
 ) -> kms.IKey:
@@ -32,22 +45,13 @@ def log_key(
     # KMS"): the regional service, its actions, and only for log groups of this account and region,
     # by the encryption context it sends (the group's own name when fixed; a generated name is not
     # known to the key without a circular reference).
-    log_group_arn = stack.format_arn(
-        service="logs",
-        resource="log-group",
-        resource_name=log_group_name or "*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        partition=Aws.PARTITION,
-        region=Aws.REGION,
-        account=Aws.ACCOUNT_ID,
-    )
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchLogsOfThisAccount",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
             actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn(stack, log_group_name or "*")}},
         )
     )
     return key

@@ -9,20 +9,20 @@ deploy; deleting the stack deletes the group, or keeps it (and its logs) where d
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.constructs.log_retention import encrypted_log_group, log_key
+from infra.constructs.log_retention import encrypted_log_group, log_group_arn, log_key
 
 # The construct id aws-cdk-lib gives the one function behind every AwsCustomResource of a stack.
 AWS_CUSTOM_RESOURCE_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"
 
 
 class ServiceLogGroup(Construct):
-    """``name``, encrypted with ``key``, kept ``retention_days``; created or adopted at deploy time.
+    """``name``, encrypted with a key of its own, kept ``retention_days``; created or adopted at deploy time.
 
     The custom resources run in one Lambda function per stack (aws-cdk-lib's ``AwsCustomResource``
     singleton), inside ``vpc``'s ``subnets``, with its own encrypted log group and a role that may
@@ -48,15 +48,7 @@ class ServiceLogGroup(Construct):
         # The key lives beside the construct (its logical id is the one it had as a plain log group's key).
         key = log_key(scope, key_id, purpose=purpose, alias_prefix=alias_prefix, retain=retain, log_group_name=name)
         self.name = name
-        self.arn = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            partition=Aws.PARTITION,
-            region=Aws.REGION,
-            account=Aws.ACCOUNT_ID,
-        )
+        self.arn = log_group_arn(stack, name)
         provider = _provider(stack, alias_prefix=alias_prefix, retain=retain)
         provider.policy.add_statements(
             iam.PolicyStatement(
