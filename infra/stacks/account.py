@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -13,16 +13,9 @@ from infra.stacks.base import PlatformStack
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 
 
-def github_oidc_provider_arn(stack: Stack) -> str:
+def github_oidc_provider_arn(stack: PlatformStack) -> str:
     """The account's GitHub OIDC provider: IAM names it by its host, so the account alone gives its ARN."""
-    return stack.format_arn(
-        service="iam",
-        region="",
-        account=Aws.ACCOUNT_ID,
-        partition=Aws.PARTITION,
-        resource="oidc-provider",
-        resource_name=GITHUB_OIDC_HOST,
-    )
+    return stack.iam_arn("oidc-provider", GITHUB_OIDC_HOST)
 
 
 class AccountStack(PlatformStack):

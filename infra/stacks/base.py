@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import Aws, Stack
 from constructs import Construct
 
 
@@ -23,3 +23,15 @@ class PlatformStack(Stack):
     @property
     def availability_zones(self) -> list[str]:
         return self._zones
+
+    def iam_arn(self, resource: str, name: str) -> str:
+        """``arn:<partition>:iam::<account>:<resource>/<name>`` in the account deployed to (IAM has no
+        region), with pseudo parameters rather than a literal account."""
+        return self.format_arn(
+            service="iam",
+            region="",
+            account=Aws.ACCOUNT_ID,
+            partition=Aws.PARTITION,
+            resource=resource,
+            resource_name=name,
+        )

@@ -157,18 +157,7 @@ class EksStack(PlatformStack):
             "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
         )
         for index, role in enumerate(eks_settings.admin_roles):
-            arn = (
-                role
-                if role.startswith("arn:")
-                else self.format_arn(
-                    service="iam",
-                    region="",
-                    account=Aws.ACCOUNT_ID,
-                    partition=Aws.PARTITION,
-                    resource="role",
-                    resource_name=role,
-                )
-            )
+            arn = role if role.startswith("arn:") else self.iam_arn("role", role)
             self.cluster.grant_access(f"Admin{index}", arn, [admin])
 
         self.node_role = iam.Role(
