@@ -100,6 +100,20 @@ def test_control_plane_and_nodes_live_in_the_private_subnets_of_every_zone(env: 
         assert all("privateSubnet" in o for o in outputs)
 
 
+def test_dev_nodes_run_on_spot_across_several_types_and_prod_on_demand(dev: Synthesized, prod: Synthesized) -> None:
+    (dev_group,) = resources(dev.template("eks"), "AWS::EKS::Nodegroup").values()
+    (prod_group,) = resources(prod.template("eks"), "AWS::EKS::Nodegroup").values()
+    assert dev_group["Properties"]["CapacityType"] == "SPOT"
+    assert len(dev_group["Properties"]["InstanceTypes"]) >= 2
+    assert prod_group["Properties"]["CapacityType"] == "ON_DEMAND"
+
+
+def test_spot_with_a_single_instance_type_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "dev", {"eks.node_group.instance_types": ["t3.large"]})
+    with pytest.raises(SettingsError, match=r"with capacity_type spot: list several instance types"):
+        load_settings("qa", directory=tmp_path)
+
+
 def test_node_group_sizes_follow_settings(dev: Synthesized, prod: Synthesized) -> None:
     assert only(dev.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"] == {
         "MinSize": 1,

@@ -151,6 +151,19 @@ def test_dev_costs_less_than_prod(dev: Synthesized, prod: Synthesized) -> None:
     assert costs["dev"].unknown == costs["prod"].unknown == []
 
 
+def test_dev_idles_at_200_usd_a_month_or_less_on_spot_nodes_and_says_so(dev: Synthesized) -> None:
+    prices = load_prices()
+    cost = estimate(load_templates(dev.outdir), environment="dev", region=dev.settings.region, prices=prices)
+    assert cost.idle <= 200
+    (nodes,) = [line for line in cost.lines if line.item.startswith("EKS nodes")]
+    fraction = prices["assumptions"]["spot_price_fraction"]
+    assert "Spot" in nodes.item
+    assert f"Spot, assumed at {fraction:.0%} of the $0.0832/h on-demand price" in nodes.basis
+    # The same nodes on demand: the figure the Spot choice saves.
+    on_demand = 2 * (0.0832 * 730 + 50 * 0.08)
+    assert nodes.idle == round(2 * (0.0832 * fraction * 730 + 50 * 0.08), 2) < on_demand
+
+
 def test_one_more_nat_gateway_raises_the_estimate_by_exactly_its_price(tmp_path: Path) -> None:
     from aws_cdk import App, Environment
 

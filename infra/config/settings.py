@@ -176,6 +176,9 @@ class EndpointSettings(_Model):
 
 class NodeGroupSettings(_Model):
     instance_types: Annotated[list[str], Field(min_length=1)]
+    # on-demand, or spot: spare EC2 capacity at a discount, reclaimed at two minutes' notice. Give spot
+    # several instance types of the same size, so a reclaimed type is replaced by another.
+    capacity_type: Literal["on-demand", "spot"] = "on-demand"
     min_size: Annotated[int, Field(ge=0, le=450)]
     desired_size: Annotated[int, Field(ge=0, le=450)]
     max_size: Annotated[int, Field(ge=1, le=450)]
@@ -188,6 +191,16 @@ class NodeGroupSettings(_Model):
             if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", name):
                 raise ValueError(f"{name!r} is not an EC2 instance type such as t3.large")
         return value
+
+    @model_validator(mode="after")
+    def _spot_needs_choice(self) -> NodeGroupSettings:
+        if self.capacity_type == "spot" and len(self.instance_types) < 2:
+            raise ValueError(
+                f"eks.node_group.instance_types = {self.instance_types} with capacity_type spot: list several "
+                "instance types of the same size (e.g. t3.large, t3a.large, m5.large), so that a reclaimed "
+                "type can be replaced by another; allowed: 2 or more types"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ordered(self) -> NodeGroupSettings:

@@ -158,14 +158,22 @@ def _nodes(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> 
             out.unknown.append(f"No EC2 price for {instance} in prices.yaml: node group {group.logical_id}")
             continue
         disk = _root_volume_gb(group)
-        per_node = _month(p, price) + disk * p["ebs_gp3_gb_month"]
+        spot = group.props.get("CapacityType") == "SPOT"
+        hourly = price * float(p.assume["spot_price_fraction"]) if spot else price
+        per_node = _month(p, hourly) + disk * p["ebs_gp3_gb_month"]
         desired, maximum = int(scaling.get("DesiredSize", 0)), int(scaling.get("MaxSize", 0))
+        capacity = (
+            f"Spot, assumed at {p.assume['spot_price_fraction']:.0%} of the ${price}/h on-demand price"
+            if spot
+            else f"on-demand ${price}/h"
+        )
         out.lines.append(
             Line(
-                f"EKS nodes {instance} ({desired} desired, {maximum} max) + {disk} GB gp3 each",
+                f"EKS nodes {instance} ({'Spot' if spot else 'on-demand'}, {desired} desired, {maximum} max) "
+                f"+ {disk} GB gp3 each",
                 round(desired * per_node, 2),
                 round(maximum * per_node, 2),
-                f"${price}/h + ${p['ebs_gp3_gb_month']}/GB-month; idle at the desired size, busy at the maximum; "
+                f"{capacity} + ${p['ebs_gp3_gb_month']}/GB-month; idle at the desired size, busy at the maximum; "
                 "priced at the first instance type listed",
             )
         )

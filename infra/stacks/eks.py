@@ -240,6 +240,7 @@ class EksStack(PlatformStack):
         self.nodegroup = self.cluster.add_nodegroup_capacity(
             "Nodes",
             ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
+            capacity_type=eks.CapacityType.SPOT if node_group.capacity_type == "spot" else eks.CapacityType.ON_DEMAND,
             instance_types=[ec2.InstanceType(name) for name in node_group.instance_types],
             min_size=node_group.min_size,
             desired_size=node_group.desired_size,
