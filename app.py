@@ -41,7 +41,11 @@ def main() -> int:
     try:
         platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
     except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        # Raised while building (the kubectl layer of the chosen Kubernetes version, a values file):
+        # name the settings file the choice came from, unless the message names its own file.
+        source = Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR
+        where = "" if str(error).startswith(str(ROOT)) else f"{source / settings.environment}.yaml: "
+        print(f"error: {where}{error}", file=sys.stderr)
         return 2
     packs = register_rule_packs(app, production=settings.production)
     return synth_with_report(app, platform, packs, reports_dir / settings.environment)

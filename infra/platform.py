@@ -41,7 +41,7 @@ class Platform:
 
 def addon_values(environment: str) -> dict[str, dict[str, Any]]:
     """Every add-on's ``helm_values/<environment>/<addon>.yaml``, checked against what it may tune."""
-    return {a.name: load_addon_values(environment, a.name, tunable=a.tunable) for a in HELM_ADDONS}
+    return {a.name: load_addon_values(environment, a.name, tunable=a.tunable, computed=a.computed) for a in HELM_ADDONS}
 
 
 def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:

@@ -255,3 +255,18 @@ def test_load_balancer_controller_values_may_not_override_what_the_stack_sets(tm
     values["aws-load-balancer-controller"] = {**values["aws-load-balancer-controller"], "vpcId": "vpc-123"}
     with pytest.raises(SettingsError, match=r"aws-load-balancer-controller: key 'vpcId' is computed by the stack"):
         build_platform(App(outdir=str(tmp_path), context=cdk_json_context()), load_settings("dev"), addon_values=values)
+
+
+@pytest.mark.parametrize(("addon", "key"), [(ALB_CONTROLLER, "clusterName"), (CLUSTER_AUTOSCALER, "awsRegion")])
+def test_a_computed_key_in_a_values_file_is_named_as_computed(tmp_path: Path, addon: Any, key: str) -> None:
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa" / f"{addon.name}.yaml").write_text(f"{key}: x\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=rf"key '{key}' is computed by the stack and cannot be set"):
+        load_addon_values("qa", addon.name, tunable=addon.tunable, computed=addon.computed, directory=tmp_path)
+
+
+@pytest.mark.parametrize("addon", [CLUSTER_AUTOSCALER, ALB_CONTROLLER], ids=lambda a: a.name)
+def test_the_keys_declared_computed_are_the_ones_the_stack_sets(env: Synthesized, addon: Any) -> None:
+    values = _values(env, addon.name)
+    assert addon.computed <= set(values)
+    assert not addon.computed & addon.tunable

@@ -278,3 +278,37 @@ def test_runner_labels_are_checked(tmp_path: Path) -> None:
     data["github"] = {**data["github"], "deploy_runs_on": ["self hosted"]}
     with pytest.raises(SettingsError, match=r"'self hosted' is not a runner label"):
         _load(tmp_path, data)
+
+
+def test_an_error_found_while_building_names_the_settings_file(tmp_path: Path) -> None:
+    data = _base()
+    data["eks"] = {**data["eks"], "kubernetes_version": "1.36"}
+    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "env": "qa", "settings_dir": str(tmp_path)})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'qa.yaml'}: setting 'eks.kubernetes_version' = '1.36' needs")
+
+
+def test_yaml_typing_mistakes_get_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"= '4' is invalid: must be a valid integer \(the quotes make it text"):
+        _load(tmp_path, _network(nat_gateways="4"))
+    data = _base()
+    data["eks"] = {**data["eks"], "kubernetes_version": 1.35}
+    with pytest.raises(SettingsError, match=r"YAML reads an unquoted 1.35 as a number: write it in quotes"):
+        _load(tmp_path, data)
+
+
+def test_a_check_across_a_section_does_not_print_the_whole_section(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        _load(tmp_path, _network(nat_gateways=4))
+    assert "setting 'network': nat_gateways = 4 is more than the 2 availability zones" in str(caught.value)
+    assert "vpc_cidr" not in str(caught.value)

@@ -20,9 +20,15 @@ HELM_VALUES_DIR = Path(__file__).resolve().parents[2] / "helm_values"
 
 
 def load_addon_values(
-    environment: str, addon: str, *, tunable: Collection[str], directory: Path = HELM_VALUES_DIR
+    environment: str,
+    addon: str,
+    *,
+    tunable: Collection[str],
+    computed: Collection[str] = (),
+    directory: Path = HELM_VALUES_DIR,
 ) -> dict[str, Any]:
-    """``helm_values/<environment>/<addon>.yaml``; only the top-level keys in ``tunable`` are allowed."""
+    """``helm_values/<environment>/<addon>.yaml``; only the top-level keys in ``tunable`` are allowed,
+    and a key the stack computes (``computed``) is named as such."""
     path = directory / environment / f"{addon}.yaml"
     if not path.exists():
         return {}
@@ -35,6 +41,11 @@ def load_addon_values(
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: Helm values must be a mapping of keys to values, got {type(data).__name__}")
     for key in data:
+        if key in computed:
+            raise SettingsError(
+                f"{path}: key {key!r} is computed by the stack and cannot be set in a values file "
+                f"(computed for {addon}: {', '.join(sorted(computed))})"
+            )
         if key not in tunable:
             raise SettingsError(
                 f"{path}: key {key!r} is not a tunable value of {addon}; allowed: {', '.join(sorted(tunable))} "

@@ -756,9 +756,22 @@ def format_validation_error(path: Path, error: ValidationError, data: Mapping[st
             lines.append(f"  setting '{location}' is required but missing")
         elif not location:
             lines.append(f"  {message}")
+        elif isinstance(item["input"], dict):
+            # A check across a section's fields: its message names them; the whole mapping is noise.
+            lines.append(f"  setting '{location}': {message}")
         else:
-            lines.append(f"  setting '{location}' = {item['input']!r} {_as_clause(message)}")
+            lines.append(f"  setting '{location}' = {item['input']!r} {_as_clause(message)}{_yaml_hint(item)}")
     return "\n".join(lines)
+
+
+def _yaml_hint(item: Mapping[str, Any]) -> str:
+    """Why YAML gave the wrong type: quotes made a number text, or no quotes made a version a number."""
+    value = item["input"]
+    if item["type"] in ("int_type", "int_parsing", "float_type") and isinstance(value, str):
+        return f" (the quotes make it text in YAML: write {value.strip()} without quotes)"
+    if item["type"] == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f' (YAML reads an unquoted {value!r} as a number: write it in quotes, "{value}")'
+    return ""
 
 
 def _as_clause(message: str) -> str:

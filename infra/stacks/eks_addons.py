@@ -102,6 +102,8 @@ class HelmAddon:
     namespace: str
     tunable: frozenset[str]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Top-level keys the EKS stack sets itself (infra/stacks/eks.py); a values file may not set them.
+    computed: frozenset[str] = frozenset()
 
 
 # Flags chart 3.13.0 always passes (values.yaml `defaultArgs`); `args` are appended after them, so
@@ -131,6 +133,7 @@ METRICS_SERVER = HelmAddon(
 CLUSTER_AUTOSCALER = HelmAddon(
     name="cluster-autoscaler",
     chart="cluster-autoscaler",
+    computed=frozenset({"autoDiscovery", "awsRegion", "image", "rbac"}),
     repository="https://kubernetes.github.io/autoscaler",
     version="9.59.0",
     namespace="kube-system",
@@ -157,6 +160,7 @@ CLUSTER_AUTOSCALER = HelmAddon(
 ALB_CONTROLLER = HelmAddon(
     name="aws-load-balancer-controller",
     chart="aws-load-balancer-controller",
+    computed=frozenset({"clusterName", "region", "vpcId", "serviceAccount", "image"}),
     repository="https://aws.github.io/eks-charts",
     version="3.2.2",
     namespace="kube-system",
