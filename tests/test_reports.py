@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,15 @@ def test_committed_reports_are_what_make_synth_writes(env: Synthesized, tmp_path
     assert committed.read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), (
         f"{committed} is stale: run make synth ENV={env.settings.environment} and commit it"
     )
+
+
+def test_the_diagram_shows_readable_values_and_the_services_of_each_shard(env: Synthesized) -> None:
+    text = mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
+    assert "Fn::" not in text
+    assert "'Ref'" not in text
+    for stack, template in env.shards("services").items():
+        names = sorted(
+            s.name for s in env.settings.services if f"{s.name}-{env.settings.environment}" in json.dumps(template)
+        )
+        expected = ", ".join(f"{n}-{env.settings.environment}" for n in names)
+        assert f'{_id(stack, "namespaces")}["namespaces + IRSA service accounts: {expected}"]' in text

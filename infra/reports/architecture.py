@@ -37,11 +37,17 @@ def _summary(stack: str, template: Template, templates: Mapping[str, Template]) 
         describe = _DESCRIBE.get(str(r.body.get("Type")))
         if describe is not None:
             add(r.logical_id, describe(r.props, kinds))
+    repositories = sorted(
+        str(r.props["RepositoryName"])
+        for r in resources
+        if r.body.get("Type") == "AWS::ECR::Repository" and isinstance(r.props.get("RepositoryName"), str)
+    )
+    if repositories:
+        add("AWS::ECR::Repository", "ECR " + ", ".join(repositories))
     counted = {
         "AWS::EC2::NatGateway": "NAT gateways",
         "AWS::EC2::VPCEndpoint": "VPC endpoints",
         "AWS::EC2::Subnet": "subnets",
-        "AWS::ECR::Repository": "ECR repositories",
         "AWS::KMS::Key": "KMS keys",
         "AWS::EKS::Addon": "EKS managed add-ons",
         "AWS::ElastiCache::User": "cache users",
@@ -54,10 +60,27 @@ def _summary(stack: str, template: Template, templates: Mapping[str, Template]) 
     )
     if charts:
         add("charts", "Helm: " + ", ".join(charts))
-    namespaces = [r for r in resources if r.body.get("Type") == "Custom::AWSCDK-EKS-KubernetesResource"]
+    namespaces = sorted(
+        name
+        for r in resources
+        if r.body.get("Type") == "Custom::AWSCDK-EKS-KubernetesResource"
+        for name in _namespaces(r.props.get("Manifest"))
+    )
     if namespaces and "-services-" in stack:
-        add("namespaces", f"namespaces + IRSA service accounts x{len(namespaces)}")
+        add("namespaces", "namespaces + IRSA service accounts: " + ", ".join(namespaces))
     return nodes
+
+
+def _namespaces(manifest: object) -> list[str]:
+    """Names of the Namespace objects in a KubernetesManifest's (JSON, possibly tokenized) manifest."""
+    text = (
+        manifest
+        if isinstance(manifest, str)
+        else "".join(part for part in manifest.get("Fn::Join", ["", []])[1] if isinstance(part, str))
+        if isinstance(manifest, dict)
+        else ""
+    )
+    return re.findall(r'"kind":"Namespace","metadata":\{"name":"([a-z0-9-]+)"', text)
 
 
 def _nodegroup(props: Mapping[str, Any], _: Counter[str]) -> str:
@@ -78,7 +101,9 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
         f"ElastiCache Serverless {props.get('Engine')} {props.get('MajorEngineVersion')}"
     ),
     "AWS::Backup::BackupPlan": lambda props, _: "AWS Backup daily plan",
-    "AWS::IAM::OIDCProvider": lambda props, _: "OIDC provider " + str(props.get("Url", "(EKS, for IRSA)")),
+    "AWS::IAM::OIDCProvider": lambda props, _: (
+        f"OIDC provider {props['Url']}" if isinstance(props.get("Url"), str) else "OIDC provider of the cluster (IRSA)"
+    ),
     "AWS::EKS::AccessEntry": lambda props, _: "access entry",
 }
 
