@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config.settings import AURORA_POSTGRES_VERSIONS, ENVIRONMENTS_DIR, SettingsError, load_settings
+from infra.config.settings import (
+    AURORA_POSTGRES_VERSIONS,
+    ENVIRONMENTS_DIR,
+    SettingsError,
+    load_catalogue,
+    load_settings,
+)
 from tests.synth import Synthesized, only, resources, service_log_group
 
 # Renaming either construct would replace the database or the cache: these ids are part of the contract.
@@ -411,6 +417,7 @@ def test_bad_data_settings_are_rejected_with_what_is_allowed(
 
 def test_a_service_may_only_use_known_data_stores(tmp_path: Path) -> None:
     data = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8"))
+    data["services"] = load_catalogue()
     data["services"][0]["uses"] = ["database", "queue"]
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(
@@ -467,6 +474,7 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
 
 def test_a_service_may_not_list_a_data_store_twice(tmp_path: Path) -> None:
     data = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8"))
+    data["services"] = load_catalogue()
     data["services"][0]["uses"] = ["cache", "cache"]
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=r"'services\[0\].uses' = \['cache', 'cache'\] must not list the same data"):

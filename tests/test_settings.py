@@ -312,3 +312,22 @@ def test_a_check_across_a_section_does_not_print_the_whole_section(tmp_path: Pat
         _load(tmp_path, _network(nat_gateways=4))
     assert "setting 'network': nat_gateways = 4 is more than the 2 availability zones" in str(caught.value)
     assert "vpc_cidr" not in str(caught.value)
+
+
+def test_every_environment_takes_the_one_shared_catalogue() -> None:
+    from infra.config.settings import CATALOGUE_FILE
+
+    catalogue = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))["services"]
+    for environment in ("dev", "prod"):
+        assert "services" not in yaml.safe_load((ENVIRONMENTS_DIR / f"{environment}.yaml").read_text("utf-8"))
+        assert [s.name for s in load_settings(environment).services] == [s["name"] for s in catalogue]
+
+
+def test_a_malformed_catalogue_is_one_clear_error(tmp_path: Path) -> None:
+    from infra.config.settings import load_catalogue
+
+    (tmp_path / "services.yaml").write_text("- {name: api}\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"services.yaml: must be a mapping with one key, `services:`"):
+        load_catalogue(tmp_path / "services.yaml")
+    with pytest.raises(SettingsError, match=r"the service catalogue is missing"):
+        load_catalogue(tmp_path / "absent.yaml")

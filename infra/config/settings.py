@@ -20,6 +20,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from infra.config.regions import AWS_REGIONS, ZoneError, zone_names
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent / "environments"
+# The service catalogue every environment shares (an environment file may carry its own `services:`
+# instead, for experiments such as `make bench`'s generated catalogues).
+CATALOGUE_FILE = Path(__file__).resolve().parent / "services.yaml"
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -689,6 +692,8 @@ def load_settings(
         raise SettingsError(f"{path}: setting 'environment' is not allowed: the environment is the file name")
     data: dict[str, Any] = {**raw, "environment": environment}
     data["account_stack"] = _account_stack_of(raw)
+    if "services" not in raw:
+        data["services"] = load_catalogue()
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
@@ -698,6 +703,19 @@ def load_settings(
         raise SettingsError(format_validation_error(path, error, data)) from None
     check_one_provider_per_account(settings, directory)
     return settings
+
+
+def load_catalogue(path: Path = CATALOGUE_FILE) -> Any:
+    """The raw ``services`` list of the shared catalogue (validated with the settings that use it)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: the service catalogue is missing; it lists `services:`") from None
+    if not isinstance(raw, dict) or set(raw) != {"services"}:
+        raise SettingsError(f"{path}: must be a mapping with one key, `services:` (the list of services)")
+    return raw["services"]
 
 
 def _account_stack_of(raw: Mapping[str, Any]) -> Any:
