@@ -77,11 +77,36 @@ def _catalogue() -> list[str]:
 
 
 @pytest.mark.parametrize("name", ["deploy-service.yml", "build-image.yml"])
-def test_service_and_environment_choices_match_the_catalogue(name: str) -> None:
-    inputs = _load(name)["on"]["workflow_dispatch"]["inputs"]
-    assert inputs["service"]["type"] == "choice"
-    assert inputs["service"]["options"] == _catalogue()
-    assert inputs["environment"]["options"] == known_environments()
+def test_service_and_environment_are_checked_against_the_catalogue_and_settings_files(name: str) -> None:
+    """No list of services or environments in the workflows: adding either needs no workflow edit."""
+    workflow = _load(name)
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["service"]["type"] == inputs["environment"]["type"] == "string"
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    assert "options:" not in text
+    steps = workflow["jobs"]["validate"]["steps"]
+    (check,) = [s for s in steps if s["name"].startswith("Check service and environment")]
+    assert 'yq -e ".services[] | select(.name == \\"$SERVICE\\")" infra/config/services.yaml' in check["run"]
+    assert '[[ ! -f "infra/config/environments/$ENVIRONMENT.yaml" ]]' in check["run"]
+    # The grammar is checked first, so nothing else ever sees an unchecked name.
+    assert check["run"].index('"$SERVICE" =~') < check["run"].index("yq -e")
+    assert check["env"] == {"SERVICE": "${{ inputs.service }}", "ENVIRONMENT": "${{ inputs.environment }}"}
+    # Before any job that assumes a role.
+    assert all(job.get("needs") == "validate" for job_id, job in workflow["jobs"].items() if job_id != "validate")
+
+
+def test_the_catalogue_and_the_names_the_workflows_accept_agree() -> None:
+    from infra.config.settings import _ENVIRONMENT_NAME, _SERVICE_NAME
+
+    check = next(
+        s["run"]
+        for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"]
+        if s["name"].startswith("Check service and environment")
+    )
+    assert _SERVICE_NAME.pattern in check
+    assert f"^{_ENVIRONMENT_NAME.pattern}$" in check
+    assert all(_SERVICE_NAME.match(name) for name in _catalogue())
+    assert all(_ENVIRONMENT_NAME.fullmatch(name) for name in known_environments())
 
 
 def test_deploy_takes_the_seeds_inputs() -> None:
