@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from infra.config import SettingsError, load_settings
+from infra.config.helm_values import check_service_values
 from infra.config.settings import ENVIRONMENTS_DIR, command_line_overrides
 
 ROOT = Path(__file__).resolve().parent
@@ -33,6 +34,14 @@ def main() -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not settings_dir:
+        # The project's own settings: every catalogue service must be deployable in this environment.
+        # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
+        try:
+            check_service_values(settings.environment, [s.name for s in settings.services])
+        except SettingsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
 
     from infra.compliance.packs import register_rule_packs
     from infra.compliance.report import synth_with_report

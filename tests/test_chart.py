@@ -271,3 +271,43 @@ def test_values_files_match_the_catalogue_entries() -> None:
             assert values["service"]["port"] == service.port
             assert values["service"]["expose"] is service.ingress
             assert values.get("ingress", {}).get("enabled", False) is service.ingress
+
+
+def _values_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    from tests.synth import ROOT
+
+    shutil.copytree(ROOT / "helm_values", tmp_path / "helm_values")
+    return tmp_path / "helm_values"
+
+
+def test_a_missing_values_file_says_exactly_what_to_add(tmp_path: Path) -> None:
+    from infra.config.helm_values import check_service_values
+    from infra.config.settings import SettingsError
+
+    values = _values_copy(tmp_path)
+    with pytest.raises(SettingsError, match=r"billing.yaml is missing: .* sed 's/\\bworker\\b/billing/g'"):
+        check_service_values("dev", ["api", "web", "worker", "billing"], values)
+
+
+def test_a_copied_values_file_that_still_names_the_other_service_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from infra.config.helm_values import check_service_values
+    from infra.config.settings import SettingsError
+
+    values = _values_copy(tmp_path)
+    shutil.copy(values / "dev" / "services" / "worker.yaml", values / "dev" / "services" / "billing.yaml")
+    with pytest.raises(SettingsError, match=r"billing.yaml: service.name = 'worker', but this file holds billing's"):
+        check_service_values("dev", ["api", "web", "worker", "billing"], values)
+
+
+def test_values_of_a_service_the_catalogue_does_not_list_are_refused(tmp_path: Path) -> None:
+    from infra.config.helm_values import check_service_values
+    from infra.config.settings import SettingsError
+
+    values = _values_copy(tmp_path)
+    with pytest.raises(SettingsError, match=r"values for worker, which infra/config/services.yaml does not list"):
+        check_service_values("dev", ["api", "web"], values)
+    check_service_values("dev", ["api", "web", "worker"], values)

@@ -8,7 +8,7 @@ add-on but may not contradict what the stack computes: such a key is an error, n
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +88,37 @@ def _first_conflict(user: Mapping[str, Any], computed: Mapping[str, Any], prefix
         else:
             return path
     return None
+
+
+def check_service_values(environment: str, services: Sequence[str], directory: Path = HELM_VALUES_DIR) -> None:
+    """Every catalogue service has ``helm_values/<env>/services/<service>.yaml`` that names it and the
+    environment, and no file names a service the catalogue does not list; else one error saying what to do."""
+    folder = directory / environment / "services"
+    for name in services:
+        path = folder / f"{name}.yaml"
+        if not path.exists():
+            raise SettingsError(
+                f"{path} is missing: every service of the catalogue has Helm values in every environment; add it, "
+                f"e.g. from another service's: sed 's/\\bworker\\b/{name}/g' {folder / 'worker.yaml'} > {path}"
+            )
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise SettingsError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: Helm values must be a mapping of keys to values")
+        for key, expected in (("environment", environment), ("service.name", name), ("serviceAccount.name", name)):
+            actual: Any = data
+            for part in key.split("."):
+                actual = actual.get(part) if isinstance(actual, dict) else None
+            if actual != expected:
+                raise SettingsError(
+                    f"{path}: {key} = {actual!r}, but this file holds {name}'s values in {environment}; allowed: "
+                    f"{expected!r}"
+                )
+    strays = sorted(p.stem for p in folder.glob("*.yaml") if p.stem not in services)
+    if strays:
+        raise SettingsError(
+            f"{folder}: values for {', '.join(strays)}, which infra/config/services.yaml does not list; "
+            "add the service there or remove the file"
+        )
