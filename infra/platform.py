@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aws_cdk import App, Environment, Tags
 
 from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
-from infra.config.helm_values import load_addon_values
+from infra.config.helm_values import HELM_VALUES_DIR, load_addon_values
 from infra.config.settings import Settings
 from infra.stacks.account import AccountStack
 from infra.stacks.cache import CacheStack
@@ -39,9 +40,12 @@ class Platform:
     ledger: Ledger
 
 
-def addon_values(environment: str) -> dict[str, dict[str, Any]]:
+def addon_values(environment: str, directory: Path = HELM_VALUES_DIR) -> dict[str, dict[str, Any]]:
     """Every add-on's ``helm_values/<environment>/<addon>.yaml``, checked against what it may tune."""
-    return {a.name: load_addon_values(environment, a.name, tunable=a.tunable, computed=a.computed) for a in HELM_ADDONS}
+    return {
+        a.name: load_addon_values(environment, a.name, tunable=a.tunable, computed=a.computed, directory=directory)
+        for a in HELM_ADDONS
+    }
 
 
 def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:

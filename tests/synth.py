@@ -54,9 +54,11 @@ class Synthesized:
         return dict(json.loads((self.outdir / "validation-report.json").read_text(encoding="utf-8")))
 
 
-def synthesize(settings: Settings, outdir: Path) -> Synthesized:
+def synthesize(settings: Settings, outdir: Path, helm_values: Path | None = None) -> Synthesized:
+    """As app.py does; ``helm_values``: another values directory (a copy of the repository's)."""
     app = App(context=cdk_json_context(), outdir=str(outdir))
-    platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
+    values = addon_values(settings.environment, helm_values) if helm_values else addon_values(settings.environment)
+    platform = build_platform(app, settings, addon_values=values)
     packs = register_rule_packs(app, production=settings.production)
     app.synth()
     return Synthesized(settings=settings, platform=platform, outdir=outdir, packs=packs)

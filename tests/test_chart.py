@@ -9,17 +9,11 @@ import kubernetes_validate
 import pytest
 
 from infra.config.settings import known_environments, load_settings
-from tests.helm import Helm, extract_helm, image_repository
+from tests.helm import Helm, image_repository
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(e, s.name) for e in known_environments() for s in load_settings(e).services]
 _RENDERED: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-
-@pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    version = load_settings("prod").eks.kubernetes_version
-    return Helm(extract_helm(version, tmp_path_factory.mktemp("helm")))
 
 
 def _rendered(helm: Helm, environment: str, service: str) -> dict[str, dict[str, Any]]:
@@ -160,7 +154,7 @@ def test_prod_network_policy_admits_the_load_balancer_subnets_and_its_own_namesp
     public = _cidrs(prod_network, "public")
     api = _rendered(helm, "prod", "api")["NetworkPolicy"]["spec"]
     (rule,) = api["ingress"]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
     assert rule["from"] == [{"podSelector": {}}, *({"ipBlock": {"cidr": c}} for c in public)]
     # Not the VPC: with the VPC CNI every pod of every namespace has an address in it.
     assert {"ipBlock": {"cidr": load_settings("prod").network.vpc_cidr}} not in rule["from"]

@@ -230,8 +230,8 @@ def test_destroy_refuses_a_production_environment(capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out == "cloud-ops-dev-*\n"
     assert main(["destroyable", "prod"]) == 1
     assert capsys.readouterr().err.startswith("error: refusing to destroy 'prod': its settings say production: true")
-    assert main(["destroyable", "staging"]) == 2
-    assert "setting 'env' = 'staging' is not a known environment" in capsys.readouterr().err
+    assert main(["destroyable", "nosuchenv"]) == 2
+    assert "setting 'env' = 'nosuchenv' is not a known environment" in capsys.readouterr().err
 
 
 def test_make_destroy_checks_before_the_cli_runs_and_spares_the_account_stack() -> None:

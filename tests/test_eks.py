@@ -386,7 +386,9 @@ def test_the_log_group_function_may_touch_only_the_service_log_groups(env: Synth
     policies = [p for k, p in resources(template, "AWS::IAM::ManagedPolicy").items() if k.startswith("ServiceLogGroup")]
     (policy,) = policies
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Resource"]["Fn::Join"][1][-1] == f":log-group:/aws/eks/{env.settings.stack_prefix}/cluster"
+    group = f":log-group:/aws/eks/{env.settings.stack_prefix}/cluster"
+    # The group, and the group with :* (the form IAM evaluates these actions against): nothing else.
+    assert [r["Fn::Join"][1][-1] for r in statement["Resource"]] == [group, f"{group}:*"]
 
 
 def test_load_balancer_controller_is_installed_after_the_nodes(env: Synthesized) -> None:

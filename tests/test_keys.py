@@ -60,9 +60,11 @@ def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> boo
     for operator, pairs in conditions.items():
         for key, expected in pairs.items():
             if key not in context:
+                if operator.endswith("IfExists"):
+                    continue  # ...IfExists: an absent key matches
                 return False  # IAM: a condition on an absent key does not match
             actual, options = context[key], _listed(expected)
-            if operator in ("Bool", "StringEquals") and actual not in options:
+            if operator.removesuffix("IfExists") in ("Bool", "StringEquals") and actual not in options:
                 return False
             if operator in ("ArnLike", "StringLike") and not any(fnmatch.fnmatchcase(actual, o) for o in options):
                 return False
@@ -91,8 +93,13 @@ def _keys(env: Synthesized) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 ROLE = {"account": "yes"}  # an IAM role of this account (the key policy delegates to IAM)
-VIA_SERVICE = {"kms:GrantIsForAWSResource": "true", "kms:ViaService": f"rds.{REGION}.amazonaws.com"}
-DIRECT = {"kms:GrantIsForAWSResource": "false"}
+VIA_SERVICE = {
+    "kms:GrantIsForAWSResource": "true",
+    "kms:ViaService": f"rds.{REGION}.amazonaws.com",
+    "aws:PrincipalIsAWSService": "false",
+}
+DIRECT = {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+NO_CONTEXT: dict[str, str] = {}
 
 
 def test_every_key_refuses_grants_that_are_not_for_aws_resources(env: Synthesized) -> None:
@@ -100,6 +107,8 @@ def test_every_key_refuses_grants_that_are_not_for_aws_resources(env: Synthesize
     assert len(keys) >= 8
     for stack, key_id, policy in keys:
         assert not allowed(policy, ROLE, "kms:CreateGrant", DIRECT), (stack, key_id)
+        # Fails closed: a request without the key is refused too.
+        assert not allowed(policy, ROLE, "kms:CreateGrant", NO_CONTEXT), (stack, key_id)
 
 
 def test_services_still_create_their_grants_through_the_integration(env: Synthesized) -> None:

@@ -39,9 +39,9 @@ def test_both_shipped_environments_load() -> None:
 
 def test_unknown_environment_lists_the_known_ones() -> None:
     with pytest.raises(
-        SettingsError, match=r"setting 'env' = 'staging' is not a known environment; allowed: dev, prod"
+        SettingsError, match=r"setting 'env' = 'nosuchenv' is not a known environment; allowed: dev, prod"
     ):
-        load_settings("staging")
+        load_settings("nosuchenv")
 
 
 def test_missing_environment_says_how_to_pass_it() -> None:
@@ -243,7 +243,7 @@ def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
     result = subprocess.run(
         [sys.executable, "app.py"],
         cwd=ROOT,
-        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "env": "staging"})},
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "env": "nosuchenv"})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -252,7 +252,7 @@ def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        "error: setting 'env' = 'staging' is not a known environment; allowed: dev, prod "
+        "error: setting 'env' = 'nosuchenv' is not a known environment; allowed: dev, prod "
         f"(one file each in {ENVIRONMENTS_DIR})"
     )
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from constructs import Construct
 
 from infra.compliance.ledger import Ledger
-from infra.constructs.service_log_group import AWS_CUSTOM_RESOURCE_FUNCTION
+from infra.constructs.service_log_group import AWS_CUSTOM_RESOURCE_FUNCTION, ServiceLogGroup
 from infra.stacks.eks import alb_controller_policy
 
 if TYPE_CHECKING:
@@ -129,6 +129,15 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
         "interface and log permissions a Lambda function in a VPC needs. Its own permissions are a separate "
         "managed policy naming only the service log groups of this stack.",
     )
+    for group in [c for c in stack.node.children if isinstance(c, ServiceLogGroup)]:
+        ledger.acknowledge(
+            _child(stack, "ServiceLogGroupProvider/Policy/Resource"),
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"{group.name}:*]",
+            "One log group, not a wildcard over groups: IAM evaluates CreateLogGroup, AssociateKmsKey, "
+            "PutRetentionPolicy and DeleteLogGroup against log-group:<name>:log-stream:, which only the "
+            "group's ARN with a trailing :* matches (CloudWatch Logs user guide, resource ARNs in IAM policies).",
+        )
     deploy_only = (
         "aws-cdk-lib's AwsCustomResource function: CloudFormation invokes it only when this stack is deployed "
         "or deleted, to create or adopt a service log group and set its key and retention."

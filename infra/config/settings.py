@@ -659,6 +659,7 @@ def load_settings(
     *,
     overrides: Mapping[str, str | None] | None = None,
     directory: Path = ENVIRONMENTS_DIR,
+    catalogue: Path = CATALOGUE_FILE,
 ) -> Settings:
     """Read and validate ``<directory>/<environment>.yaml``.
 
@@ -693,7 +694,7 @@ def load_settings(
     data: dict[str, Any] = {**raw, "environment": environment}
     data["account_stack"] = _account_stack_of(raw)
     if "services" not in raw:
-        data["services"] = load_catalogue()
+        data["services"] = load_catalogue(catalogue)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value

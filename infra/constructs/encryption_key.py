@@ -36,6 +36,10 @@ class EncryptionKey(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["kms:CreateGrant"],
                 resources=["*"],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "false"}},
+                # The form of AWS Control Tower's control CT.KMS.PR.3: fails closed when the key is
+                # absent, and leaves grants an AWS service principal creates itself alone.
+                conditions={
+                    "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+                },
             )
         )

@@ -58,9 +58,10 @@ class ServiceLogGroup(Construct):
                     "logs:AssociateKmsKey",
                     "logs:PutRetentionPolicy",
                     "logs:DeleteLogGroup",
-                    "logs:DescribeLogGroups",
                 ],
-                resources=[self.arn],
+                # IAM evaluates these actions against log-group:<name>:log-stream: (CloudWatch Logs user
+                # guide: use the ARN with a trailing :* for all but the tagging actions).
+                resources=[self.arn, f"{self.arn}:*"],
             )
         )
         common = {

@@ -59,7 +59,8 @@ class RegistryStack(PlatformStack):
             ),
             ecr.LifecycleRule(
                 rule_priority=3,
-                description=f"keep the newest {registry.keep_tagged_images} images never deployed",
+                # ECR counts deployed images here too, but only rule 1 may expire them.
+                description=f"expire tagged images beyond the newest {registry.keep_tagged_images}, deployed kept",
                 tag_status=ecr.TagStatus.TAGGED,
                 tag_pattern_list=["*"],
                 max_image_count=registry.keep_tagged_images,
