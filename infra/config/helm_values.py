@@ -12,9 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from infra.config.settings import SettingsError
+from infra.config.settings import SettingsError, read_yaml
 
 HELM_VALUES_DIR = Path(__file__).resolve().parents[2] / "helm_values"
 
@@ -32,10 +30,7 @@ def load_addon_values(
     path = directory / environment / f"{addon}.yaml"
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -101,10 +96,7 @@ def check_service_values(environment: str, services: Sequence[str], directory: P
                 f"{path} is missing: every service of the catalogue has Helm values in every environment; add it, "
                 f"e.g. from another service's: sed 's/\\bworker\\b/{name}/g' {folder / 'worker.yaml'} > {path}"
             )
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise SettingsError(f"{path}: not valid YAML: {error}") from None
+        data = read_yaml(path)
         if not isinstance(data, dict):
             raise SettingsError(f"{path}: Helm values must be a mapping of keys to values")
         for key, expected in (("environment", environment), ("service.name", name), ("serviceAccount.name", name)):

@@ -77,6 +77,14 @@ class SettingsError(Exception):
     """A user-facing configuration error: the message is printed as is, without a traceback."""
 
 
+def read_yaml(path: Path) -> Any:
+    """The document in ``path``; a syntax error is one SettingsError naming the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+
+
 class _Model(BaseModel):
     # Unknown keys are errors (a typo must not be silently ignored); settings are immutable.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -683,10 +691,7 @@ def load_settings(
             f"setting 'env' = {environment!r} (file {path.name}) is not a valid environment name; allowed: "
             "2-10 lowercase letters and digits, starting with a letter"
         )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: must be a mapping of settings, got {type(raw).__name__}")
     if "environment" in raw:
@@ -708,12 +713,9 @@ def load_settings(
 
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Any:
     """The raw ``services`` list of the shared catalogue (validated with the settings that use it)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML: {error}") from None
-    except FileNotFoundError:
-        raise SettingsError(f"{path}: the service catalogue is missing; it lists `services:`") from None
+    if not path.exists():
+        raise SettingsError(f"{path}: the service catalogue is missing; it lists `services:`")
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or set(raw) != {"services"}:
         raise SettingsError(f"{path}: must be a mapping with one key, `services:` (the list of services)")
     return raw["services"]
