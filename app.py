@@ -31,17 +31,13 @@ def main() -> int:
             directory=Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR,
             overrides=command_line_overrides(app.node.try_get_context, os.environ),
         )
+        if not settings_dir:
+            # The project's own settings: every catalogue service must be deployable in this environment.
+            # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
+            check_service_values(settings.environment, [s.name for s in settings.services])
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not settings_dir:
-        # The project's own settings: every catalogue service must be deployable in this environment.
-        # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
-        try:
-            check_service_values(settings.environment, [s.name for s in settings.services])
-        except SettingsError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
 
     from infra.compliance.packs import register_rule_packs
     from infra.compliance.report import synth_with_report

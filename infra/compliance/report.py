@@ -27,6 +27,8 @@ VALIDATION_REPORT = "validation-report.json"
 # ``CloudFormation-Validate::<rule>``.
 CFN_VALIDATE = "CloudFormation Validate"
 CFN_VALIDATE_PREFIX = "CloudFormation-Validate::"
+# Where a failing synth's compliance report goes: inside the cloud assembly, never over the committed one.
+FAILED_REPORTS = "failed-reports"
 
 
 def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir: Path) -> int:
@@ -58,10 +60,6 @@ def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir
     write_report(report, failed_dir)
     print(gate_failure_message(report, failed_dir / "compliance.md", failure), file=sys.stderr)
     return 1
-
-
-# Where a failing synth's compliance report goes: inside the cloud assembly, never over the committed one.
-FAILED_REPORTS = "failed-reports"
 
 
 def gate_failure_message(report: dict[str, Any], report_path: Path, failure: str | None) -> str:

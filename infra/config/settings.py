@@ -474,6 +474,11 @@ class AccountStackSettings(_Model):
     # (another project made it, or someone by hand), referenced by its ARN, which the account determines.
     github_oidc_provider: Literal["create", "existing"] = "create"
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return value if value is None else _aws_region(value)
+
 
 DATA_STORES = ("database", "cache")
 
@@ -535,15 +540,6 @@ class Settings(_Model):
     @classmethod
     def _region(cls, value: str) -> str:
         return _aws_region(value)
-
-    @model_validator(mode="after")
-    def _account_stack_region(self) -> Settings:
-        if self.account_stack.region is not None:
-            try:
-                _aws_region(self.account_stack.region)
-            except ValueError as error:
-                raise ValueError(f"setting 'account_stack.region' = {self.account_stack.region!r} {error}") from None
-        return self
 
     @property
     def account_stack_name(self) -> str:

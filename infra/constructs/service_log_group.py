@@ -103,7 +103,6 @@ class ServiceLogGroup(Construct):
             )
             setting = cr.AwsCustomResource(self, setting_id, on_create=call, on_update=call, **common)  # type: ignore[arg-type]
             setting.node.add_dependency(self.group)
-        self.retention_days = retention_days
         self.key = key
 
 
