@@ -48,12 +48,9 @@ def addon_values(environment: str, directory: Path = HELM_VALUES_DIR) -> dict[st
     }
 
 
-def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:
-    """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values)."""
-    env = Environment(account=settings.account, region=settings.region)
+def network_stack(app: App, settings: Settings, env: Environment) -> NetworkStack:
     prefix = settings.stack_prefix
-
-    network = NetworkStack(
+    return NetworkStack(
         app,
         f"{prefix}-network",
         stack_name=f"{prefix}-network",
@@ -65,6 +62,33 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         name_prefix=prefix,
         retain_data=settings.retain_data,
     )
+
+
+def cache_stack(app: App, settings: Settings, env: Environment, network: NetworkStack) -> CacheStack:
+    prefix = settings.stack_prefix
+    return CacheStack(
+        app,
+        f"{prefix}-cache",
+        stack_name=f"{prefix}-cache",
+        description=f"{prefix}: ElastiCache for Valkey ({settings.cache.kind}), its key, users and security group",
+        env=env,
+        termination_protection=settings.retain_data,
+        vpc=network.vpc,
+        workload_security_group=network.workload_security_group,
+        zones=settings.availability_zones,
+        cache=settings.cache,
+        clients=[s.name for s in settings.services if "cache" in s.uses],
+        name_prefix=prefix,
+        retain_data=settings.retain_data,
+    )
+
+
+def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:
+    """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values)."""
+    env = Environment(account=settings.account, region=settings.region)
+    prefix = settings.stack_prefix
+
+    network = network_stack(app, settings, env)
 
     eks = EksStack(
         app,
@@ -95,22 +119,9 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         database=settings.database,
         name_prefix=prefix,
         retain_data=settings.retain_data,
+        users=[s.name for s in settings.services if "database" in s.uses],
     )
-    cache = CacheStack(
-        app,
-        f"{prefix}-cache",
-        stack_name=f"{prefix}-cache",
-        description=f"{prefix}: ElastiCache Serverless (Valkey), its key, users and security group",
-        env=env,
-        termination_protection=settings.retain_data,
-        vpc=network.vpc,
-        workload_security_group=network.workload_security_group,
-        zones=settings.availability_zones,
-        cache=settings.cache,
-        clients=[s.name for s in settings.services if "cache" in s.uses],
-        name_prefix=prefix,
-        retain_data=settings.retain_data,
-    )
+    cache = cache_stack(app, settings, env, network)
     names = [s.name for s in settings.services]
     registries = [
         RegistryStack(

@@ -161,6 +161,58 @@ def synth_form(form: Form) -> FormSynth:
     return _CACHE[form]
 
 
+# Variants: an environment with some settings changed, as a person would edit its file (the cache kind,
+# for one). Each is synthesized once per session, in process, with the gate, and linted in the background.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dev-replication-group": (
+        "dev",
+        {
+            "cache": {
+                "kind": "replication-group",
+                "engine_version": "8.2",
+                "node_type": "cache.t4g.small",
+                "cluster_mode": True,
+                "shards": 2,
+                "replicas_per_shard": 1,
+                "snapshot_retention_days": 1,
+                "parameters": {"maxmemory-policy": "allkeys-lru"},
+            }
+        },
+    ),
+}
+_VARIANTS: dict[str, FormSynth] = {}
+
+
+def variant_settings_dir(name: str) -> Path:
+    """A copy of the environment files with the variant's sections replaced."""
+    import yaml
+
+    from infra.config.settings import ENVIRONMENTS_DIR
+
+    environment, sections = VARIANTS[name]
+    directory = _WORK / f"{name}-settings"
+    shutil.copytree(ENVIRONMENTS_DIR, directory, dirs_exist_ok=True)
+    path = directory / f"{environment}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.update(sections)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+def synth_variant(name: str) -> FormSynth:
+    if name not in _VARIANTS:
+        environment, _ = VARIANTS[name]
+        outdir = _WORK / name
+        synthesized = synthesize(load_settings(environment, directory=variant_settings_dir(name)), outdir)
+        _VARIANTS[name] = FormSynth(synthesized, lint_in_background(outdir, synthesized.settings.region))
+    return _VARIANTS[name]
+
+
+@pytest.fixture(scope="session")
+def dev_replication_group() -> Synthesized:
+    return synth_variant("dev-replication-group").synthesized
+
+
 @pytest.fixture(scope="session")
 def synth() -> Synth:
     def get(environment: str) -> Synthesized:
@@ -194,7 +246,7 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
 @pytest.fixture(scope="session", autouse=True)
 def _clean_work() -> Iterator[None]:
     yield
-    for linted in [f.lint for f in _CACHE.values()]:
+    for linted in [f.lint for f in [*_CACHE.values(), *_VARIANTS.values()]]:
         if linted.process is not None and linted.process.poll() is None:
             linted.process.kill()
     if _BACKGROUND is not None:

@@ -168,9 +168,11 @@ def test_data_stores_admit_only_the_workload_security_group_on_their_port(
     env: Synthesized, stack: str, port: int
 ) -> None:
     template = env.template(stack)
-    # The data store's group (the database stack also has the log-group function's, which admits nothing).
+    # The data store's group (the database stack also has its functions' groups, which admit nothing).
     (group,) = [
-        g for k, g in resources(template, "AWS::EC2::SecurityGroup").items() if not k.startswith("AWS679f53fac")
+        g
+        for k, g in resources(template, "AWS::EC2::SecurityGroup").items()
+        if not k.startswith(("AWS679f53fac", "UsersSecurityGroup"))
     ]
     assert "SecurityGroupIngress" not in group["Properties"]
     # No egress: the "disallow all" placeholder CDK writes when allow_all_outbound is False.
@@ -464,6 +466,7 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
         database=database,
         name_prefix="t",
         retain_data=True,
+        users=["api"],
     )
     template = Template.from_stack(stack).to_json()
     instances = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBInstance"]

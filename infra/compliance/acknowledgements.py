@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from constructs import IConstruct
 
     from infra.platform import Platform
+    from infra.stacks.cache import CacheStack
     from infra.stacks.database import DatabaseStack
     from infra.stacks.eks import EksStack
     from infra.stacks.network import NetworkStack
@@ -28,9 +29,10 @@ _COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 
 def acknowledge_platform(platform: Platform) -> None:
-    _network(platform.network, platform.ledger)
+    acknowledge_network(platform.network, platform.ledger)
     _eks(platform.eks, platform.ledger)
     _database(platform.database, platform.ledger)
+    acknowledge_cache(platform.cache, platform.ledger, retained=platform.settings.retain_data)
     for stack in (platform.eks, platform.database):
         _service_log_groups(stack, platform.ledger)
     platform.ledger.acknowledge(
@@ -138,21 +140,27 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
             "PutRetentionPolicy and DeleteLogGroup against log-group:<name>:log-stream:, which only the "
             "group's ARN with a trailing :* matches (CloudWatch Logs user guide, resource ARNs in IAM policies).",
         )
-    deploy_only = (
+    _deploy_time_function(
+        _child(function, "Resource"),
+        ledger,
         "aws-cdk-lib's AwsCustomResource function: CloudFormation invokes it only when this stack is deployed "
-        "or deleted, to create or adopt a service log group and set its key and retention."
+        "or deleted, to create or adopt a service log group and set its key and retention.",
     )
+
+
+def _deploy_time_function(function: IConstruct, ledger: Ledger, what: str) -> None:
+    """A custom resource's function: it runs only while CloudFormation deploys or deletes its stack."""
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
         ledger.acknowledge(
-            _child(function, "Resource"),
+            function,
             f"{pack}-LambdaConcurrency",
-            deploy_only + " Reserved concurrency would only cap deploys, and cannot be set at all in accounts whose "
+            what + " Reserved concurrency would only cap deploys, and cannot be set at all in accounts whose "
             "concurrency limit is below 100 (new accounts).",
         )
         ledger.acknowledge(
-            _child(function, "Resource"),
+            function,
             f"{pack}-LambdaDLQ",
-            deploy_only + " CloudFormation waits for its response and fails the deploy itself when it fails.",
+            what + " CloudFormation waits for its response and fails the deploy itself when it fails.",
         )
 
 
@@ -203,7 +211,42 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
         ledger.acknowledge(_child(stack, alb), f"{pack}-IAMNoInlinePolicy", inline)
 
 
+def acknowledge_cache(stack: CacheStack, ledger: Ledger, *, retained: bool) -> None:
+    group = stack.valkey.node.try_find_child("ReplicationGroup")
+    if group is None:  # Serverless: cdk-nag 3 has no rule for it (our own rules cover it, ADR 0004)
+        return
+    ledger.acknowledge(
+        group,
+        "AwsSolutions-AEC6",
+        "Clients authenticate as their own IAM-authenticated user of the cache's user group (RBAC), with a "
+        "token signed by their IRSA role that expires in 15 minutes; the default user is switched off. An AUTH "
+        "token, which this rule looks for, would be one long-lived password shared by every client.",
+    )
+    if not retained:
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            ledger.acknowledge(
+                group,
+                f"{pack}-ElastiCacheRedisClusterAutomaticBackup",
+                "Non-production environments are destroyable by design (README, 'Destroying an environment'): "
+                "the cache and its snapshots go with the stack, and its contents can be rebuilt. Production "
+                "retains the cache and the settings refuse fewer than 15 days of its snapshots there.",
+            )
+
+
 def _database(stack: DatabaseStack, ledger: Ledger) -> None:
+    ledger.acknowledge(
+        _child(stack, "Users/Role/Resource"),
+        _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"),
+        "The function runs in the VPC's private subnets; AWS's managed policy is the documented set of network "
+        "interface and log permissions a Lambda function in a VPC needs. Its own permissions are a separate "
+        "managed policy: the Data API on this cluster, the master secret and its key through Secrets Manager.",
+    )
+    _deploy_time_function(
+        _child(stack, "Users/Function/Resource"),
+        ledger,
+        "The database users function: CloudFormation invokes it only when the database stack is deployed, to "
+        "create a service's PostgreSQL role and schema (ADR 0009).",
+    )
     cluster_level = (
         "Aurora DB instances hold no data of their own: storage and backups belong to the cluster. The "
         "cluster has continuous automated backups with point-in-time recovery over the configured retention, "
@@ -248,7 +291,7 @@ def _instance_ids(stack: DatabaseStack) -> set[str]:
     return {"writer", *(f"reader{i + 1}" for i in range(stack.readers))}
 
 
-def _network(network: NetworkStack, ledger: Ledger) -> None:
+def acknowledge_network(network: NetworkStack, ledger: Ledger) -> None:
     reason = (
         "Public subnets exist to hold the internet-facing load balancers and the NAT gateways; their "
         "0.0.0.0/0 route to the internet gateway is what makes them public. No workload runs in them: "

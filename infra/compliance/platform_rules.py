@@ -36,7 +36,7 @@ Check = Callable[[Resource], str | None]
 @dataclass(frozen=True)
 class Rule:
     id: str
-    resource_type: str
+    resource_type: str | tuple[str, ...]
     requirement: str
     reason: str
     link: str
@@ -150,10 +150,15 @@ def _routes_to_internet_gateway(subnet: Resource) -> bool:
     return False
 
 
-# --- ElastiCache Serverless ----------------------------------------------------------------------
+# --- ElastiCache: Serverless and replication groups ------------------------------------------------
+
+_CACHES = ("AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::ReplicationGroup")
+_REPLICATION_GROUP = "AWS::ElastiCache::ReplicationGroup"
 
 
 def _cache_cmk(r: Resource) -> str | None:
+    if r.body.get("Type") == _REPLICATION_GROUP and r.props.get("AtRestEncryptionEnabled") is not True:
+        return "encryption at rest is off"
     return None if _customer_key(r, r.props.get("KmsKeyId")) else "not encrypted with a customer-managed KMS key"
 
 
@@ -167,14 +172,21 @@ def _cache_security_groups(r: Resource) -> str | None:
 
 
 def _cache_default_user_off(r: Resource) -> str | None:
-    group_id = r.props.get("UserGroupId")
-    if not group_id:
+    if r.body.get("Type") == _REPLICATION_GROUP:
+        ids = r.props.get("UserGroupIds") or []
+        if r.props.get("AuthToken"):
+            return "a shared AUTH token instead of a user group"
+    else:
+        ids = [r.props["UserGroupId"]] if r.props.get("UserGroupId") else []
+    if not ids:
         return "no user group: the default user connects without a password"
     groups = [
         g
         for g in r.resources_of_type("AWS::ElastiCache::UserGroup")
-        if g.props.get("UserGroupId") == group_id or {"Ref": g.logical_id} == group_id
+        if g.props.get("UserGroupId") in ids or {"Ref": g.logical_id} in ids
     ]
+    if not groups:
+        return f"user group {ids} is not one of this app's: its default user cannot be checked"
     for group in groups:
         for user in r.resources_of_type("AWS::ElastiCache::User"):
             in_group = user.props.get("UserId") in group.props.get("UserIds", [])
@@ -182,6 +194,21 @@ def _cache_default_user_off(r: Resource) -> str | None:
             if in_group and user.props.get("UserName") == "default" and enabled:
                 return f"the default user {user.props.get('UserId')} of the user group is not switched off"
     return None
+
+
+def _cache_tls_required(r: Resource) -> str | None:
+    if r.props.get("TransitEncryptionEnabled") is not True:
+        return "encryption in transit is off"
+    mode = r.props.get("TransitEncryptionMode", "required")
+    return None if mode == "required" else f"TransitEncryptionMode {mode}: clients may still connect without TLS"
+
+
+def _cache_failover(r: Resource) -> str | None:
+    if r.props.get("MultiAZEnabled") is not True or r.props.get("AutomaticFailoverEnabled") is not True:
+        return "not Multi-AZ with automatic failover"
+    cluster_mode = r.props.get("ClusterMode") == "enabled"
+    replicas = r.props.get("ReplicasPerNodeGroup", 0) if cluster_mode else r.props.get("NumCacheClusters", 1) - 1
+    return None if isinstance(replicas, int) and replicas >= 1 else "no replica to fail over to"
 
 
 # --- ECR -----------------------------------------------------------------------------------------
@@ -328,7 +355,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "CloudOps-EC1",
-        "AWS::ElastiCache::ServerlessCache",
+        _CACHES,
         "encrypted with a customer-managed KMS key",
         "A customer key lets the data be made unreadable by disabling the key and shows every use in CloudTrail.",
         "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/at-rest-encryption.html",
@@ -336,16 +363,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "CloudOps-EC2",
-        "AWS::ElastiCache::ServerlessCache",
+        _CACHES,
         "at least 7 days of snapshots in production",
-        "A serverless cache has no replica to fall back on after a bad write or a deleted key space.",
+        "Replicas copy a bad write or a deleted key space at once; only a snapshot brings the data back.",
         "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/backups.html",
         _cache_snapshots,
         production_only=True,
     ),
     Rule(
         "CloudOps-EC3",
-        "AWS::ElastiCache::ServerlessCache",
+        _CACHES,
         "security groups set",
         "Without them the VPC's default security group decides who connects.",
         "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/VPCs.html",
@@ -353,11 +380,28 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "CloudOps-EC4",
-        "AWS::ElastiCache::ServerlessCache",
+        _CACHES,
         "a user group whose default user is switched off",
         "Without a user group the default user connects with no password.",
         "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/Clusters.RBAC.html",
         _cache_default_user_off,
+    ),
+    Rule(
+        "CloudOps-EC5",
+        _REPLICATION_GROUP,
+        "TLS required in transit",
+        "Without it, IAM auth tokens and data cross the VPC in clear text (a serverless cache always requires TLS).",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/in-transit-encryption.html",
+        _cache_tls_required,
+    ),
+    Rule(
+        "CloudOps-EC6",
+        _REPLICATION_GROUP,
+        "Multi-AZ with automatic failover and a replica in production",
+        "A failed primary node or zone otherwise takes the cache down until a node is replaced.",
+        "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/AutoFailover.html",
+        _cache_failover,
+        production_only=True,
     ),
     Rule(
         "CloudOps-ECR1",
@@ -449,7 +493,8 @@ def evaluate(templates: Mapping[str, Template], *, production: bool) -> list[Fin
         for stack, template in templates.items():
             for logical_id, body in template.get("Resources", {}).items():
                 kind = body.get("Type")
-                if kind != rule.resource_type and not (rule.resource_type == "*" and kind in _IAM_TYPES):
+                types = rule.resource_type if isinstance(rule.resource_type, tuple) else (rule.resource_type,)
+                if kind not in types and not (rule.resource_type == "*" and kind in _IAM_TYPES):
                     continue
                 message = rule.check(Resource(stack, logical_id, body, templates))
                 if message:

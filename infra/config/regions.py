@@ -90,3 +90,8 @@ def zone_names(region: str, zones: int | list[str]) -> list[str]:
 
 
 AWS_REGIONS: frozenset[str] = frozenset(ZONE_LETTERS)
+
+# Regions where the RDS Data API (how the platform creates database users, ADR 0009) is not available
+# for Aurora PostgreSQL: Hyderabad, Melbourne, New Zealand ("Not available" in the Aurora user guide's
+# "Supported Regions and Aurora DB engines for RDS Data API", read 2026-11-27).
+NO_DATA_API: frozenset[str] = frozenset({"ap-south-2", "ap-southeast-4", "ap-southeast-6"})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.assembly import Resource, Template, resources_of
+from infra.reports.cost import cache_nodes
 
 
 def _id(*parts: str) -> str:
@@ -98,7 +99,12 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
         f"Aurora PostgreSQL {props.get('EngineVersion')}, {kinds.get('AWS::RDS::DBInstance', 0)} instance(s)"
     ),
     "AWS::ElastiCache::ServerlessCache": lambda props, _: (
-        f"ElastiCache Serverless {props.get('Engine')} {props.get('MajorEngineVersion')}"
+        f"ElastiCache Serverless {props.get('Engine')} {props.get('MajorEngineVersion')} (cache.kind serverless)"
+    ),
+    "AWS::ElastiCache::ReplicationGroup": lambda props, _: (
+        f"ElastiCache {props.get('Engine')} {props.get('EngineVersion')} replication group (cache.kind "
+        f"replication-group): {cache_nodes(props)} x {props.get('CacheNodeType')}, "
+        f"cluster mode {props.get('ClusterMode')}, Multi-AZ {'on' if props.get('MultiAZEnabled') else 'off'}"
     ),
     "AWS::Backup::BackupPlan": lambda props, _: "AWS Backup daily plan",
     "AWS::IAM::OIDCProvider": lambda props, _: (
@@ -110,6 +116,7 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
 _SG_USERS = {
     "AWS::RDS::DBCluster": "VpcSecurityGroupIds",
     "AWS::ElastiCache::ServerlessCache": "SecurityGroupIds",
+    "AWS::ElastiCache::ReplicationGroup": "SecurityGroupIds",
     "AWS::EC2::VPCEndpoint": "SecurityGroupIds",
     "AWS::EC2::LaunchTemplate": "LaunchTemplateData.SecurityGroupIds",
 }

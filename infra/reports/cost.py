@@ -262,6 +262,35 @@ def _cache(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> 
             )
         )
 
+    for group in resources_of(templates, "AWS::ElastiCache::ReplicationGroup"):
+        node_type = str(group.props.get("CacheNodeType"))
+        nodes = cache_nodes(group.props)
+        price = p.region.get("valkey_node_hour", {}).get(node_type)
+        if price is None:
+            out.unknown.append(
+                f"No Valkey node price for {node_type} in prices.yaml: replication group {group.logical_id} "
+                f"({nodes} nodes)"
+            )
+            continue
+        cost = round(nodes * _month(p, price), 2)
+        retention = int(group.props.get("SnapshotRetentionLimit", 0))
+        out.lines.append(
+            Line(
+                f"ElastiCache Valkey replication group {nodes} x {node_type}",
+                cost,
+                cost,
+                f"on-demand ${price}/node-hour, every node all month; snapshot storage free up to one copy of the "
+                f"data, beyond it per GB-month ({retention}-day retention, not included)",
+            )
+        )
+
+
+def cache_nodes(props: Mapping[str, Any]) -> int:
+    """Nodes of a replication group: shards x (primary + replicas), or its cache clusters."""
+    if props.get("ClusterMode") == "enabled":
+        return int(props.get("NumNodeGroups", 1)) * (1 + int(props.get("ReplicasPerNodeGroup", 0)))
+    return int(props.get("NumCacheClusters", 1))
+
 
 def _cache_month(p: _Prices, gb: float, ecpu_per_second: float) -> float:
     seconds = p.hours * 3600

@@ -1,4 +1,4 @@
-"""Cache stack: ElastiCache Serverless (Valkey) in the isolated data subnets."""
+"""Cache stack: ElastiCache for Valkey (Serverless or a replication group) in the isolated data subnets."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from typing import Any
 
 from aws_cdk import CfnOutput, CfnResource, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
 from constructs import Construct
 
 from infra.config.settings import CacheSettings
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.valkey_cache import VALKEY_PORT, ServerlessValkey
+from infra.constructs.valkey_cache import VALKEY_PORT, Valkey
 from infra.stacks.base import PlatformStack
 from infra.stacks.network import DATA_SUBNETS
 
@@ -41,31 +42,43 @@ class CacheStack(PlatformStack):
             what="Valkey",
             description=f"Valkey {name_prefix}-cache: from the EKS workloads only",
         )
-        self.valkey = ServerlessValkey(
+        self.valkey = Valkey(
             self,
             "Valkey",
             cache_name=f"{name_prefix}-cache",
             subnets=vpc.select_subnets(subnet_group_name=DATA_SUBNETS).subnets,
             security_group=self.security_group,
             key=self.key,
-            max_data_storage_gb=cache.max_data_storage_gb,
-            max_ecpu_per_second=cache.max_ecpu_per_second,
-            snapshot_retention_days=cache.snapshot_retention_days,
-            daily_snapshot_time=cache.daily_snapshot_time,
+            settings=cache,
             clients=clients,
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+            alias_prefix=name_prefix,
         )
         # The security group and its rule stay with a retained cache, which keeps using them.
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         for child in self.security_group.node.find_all():
             if isinstance(child, CfnResource):
                 child.apply_removal_policy(removal)
-        CfnOutput(self, "Endpoint", value=self.valkey.endpoint_address, description="Valkey endpoint")
+        endpoint = {
+            "serverless": "Valkey endpoint",
+            "replication-group": "Valkey configuration endpoint (cluster mode: clients must support it)"
+            if cache.cluster_mode
+            else "Valkey primary endpoint (writes; replicas serve reads through the reader endpoint)",
+        }[cache.kind]
+        CfnOutput(self, "Endpoint", value=self.valkey.endpoint_address, description=endpoint)
+        if cache.kind == "replication-group" and not cache.cluster_mode:
+            assert isinstance(self.valkey.cache, elasticache.CfnReplicationGroup)
+            CfnOutput(
+                self,
+                "ReaderEndpoint",
+                value=self.valkey.cache.attr_reader_end_point_address,
+                description="Valkey reader endpoint (the replicas)",
+            )
         CfnOutput(
             self,
             "Port",
             value=str(VALKEY_PORT),
-            description="Valkey port. TLS is always on for serverless caches: clients must connect with TLS",
+            description="Valkey port. TLS is required: clients must connect with TLS",
         )
         CfnOutput(
             self,

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.config.settings import DatabaseSettings
 from infra.constructs.data_store_access import security_group_admitting
+from infra.constructs.database_users import DatabaseUsers
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
@@ -29,8 +30,9 @@ class DatabaseStack(PlatformStack):
     """Aurora PostgreSQL reachable only from the workload security group, on 5432, over TLS.
 
     Applications authenticate with IAM database authentication as their own database user (named
-    after the service); the master password is generated, stored and rotated by RDS in Secrets
-    Manager under a customer-managed key, and no workload is granted it.
+    after the service, created at deploy time with a schema it owns: ``DatabaseUsers``); the master
+    password is generated, stored and rotated by RDS in Secrets Manager under a customer-managed key,
+    and no workload or person is granted it.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class DatabaseStack(PlatformStack):
         database: DatabaseSettings,
         name_prefix: str,
         retain_data: bool,
+        users: list[str],
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
@@ -132,10 +135,25 @@ class DatabaseStack(PlatformStack):
             # Prod: a final snapshot on delete or replacement. Dev: gone with the stack.
             removal_policy=RemovalPolicy.SNAPSHOT if retain_data else RemovalPolicy.DESTROY,
             delete_automated_backups=not retain_data,
+            # The RDS Data API: how the platform creates the services' database users (ADR 0009).
+            enable_data_api=True,
         )
         self.cluster.node.add_dependency(self.log_group)
         self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
         self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
+        self.users = DatabaseUsers(
+            self,
+            "Users",
+            cluster=self.cluster,
+            secret_arn=self.master_secret_arn,
+            secret_key=self.secret_key,
+            database_name=database.database_name,
+            users=users,
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
+            alias_prefix=name_prefix,
+            retain=retain_data,
+        )
 
         CfnOutput(self, "Endpoint", value=self.cluster.cluster_endpoint.hostname, description="Writer endpoint")
         CfnOutput(

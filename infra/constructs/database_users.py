@@ -1,0 +1,131 @@
+"""Each database-using service's PostgreSQL role and schema, created at deploy time (ADR 0009).
+
+One custom resource per user, served by one small function of this construct: it reads the
+RDS-managed master secret through the RDS Data API (no network path to the database, no password
+in a person's hands), creates the role with ``rds_iam`` and a schema the role owns, and on delete
+does nothing: removing a service from the catalogue never drops its role or its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
+from constructs import Construct
+
+from infra.constructs.log_retention import encrypted_log_group
+
+HANDLER_FILE = Path(__file__).resolve().parent / "database_users_handler.py"
+# CloudFormation's inline code (ZipFile) limit, in characters.
+INLINE_CODE_LIMIT = 4096
+RESOURCE_TYPE = "Custom::DatabaseUser"
+
+
+class DatabaseUsers(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: rds.DatabaseCluster,
+        secret_arn: str,
+        secret_key: kms.IKey,
+        database_name: str,
+        users: Sequence[str],
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        alias_prefix: str,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        code = HANDLER_FILE.read_text(encoding="utf-8")
+        if len(code) > INLINE_CODE_LIMIT:
+            raise ValueError(f"{HANDLER_FILE.name} is {len(code)} characters; inline code allows {INLINE_CODE_LIMIT}")
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description="Create service roles in the Aurora cluster through the RDS Data API as the master user",
+            statements=[
+                iam.PolicyStatement(
+                    sid="DataApi", actions=["rds-data:ExecuteStatement"], resources=[cluster.cluster_arn]
+                ),
+                # The Data API reads the secret with the caller's credentials (Aurora user guide,
+                # "Authorizing access to the RDS Data API").
+                iam.PolicyStatement(
+                    sid="MasterSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="MasterSecretKey",
+                    actions=["kms:Decrypt"],
+                    resources=[secret_key.key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}},
+                ),
+            ],
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            description="Creates each database-using service's PostgreSQL role and schema at deploy time",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[
+                self.policy,
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"),
+            ],
+        )
+        _, log_group = encrypted_log_group(
+            self,
+            key_id="LogKey",
+            group_id="LogGroup",
+            purpose="database-users-function",
+            alias_prefix=alias_prefix,
+            retention_days=30,
+            retain=retain,
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Database users function: HTTPS to AWS APIs (RDS Data API, CloudFormation response) only",
+            allow_all_outbound=False,
+        )
+        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Creates service roles (rds_iam) and their schemas through the RDS Data API; never drops",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.handler",
+            code=lambda_.Code.from_inline(code),
+            timeout=Duration.minutes(5),
+            role=self.role,
+            log_group=log_group,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+        )
+        self.users: dict[str, CustomResource] = {}
+        for user in users:
+            resource = CustomResource(
+                self,
+                f"User-{user}",
+                service_token=self.function.function_arn,
+                resource_type=RESOURCE_TYPE,
+                properties={
+                    "User": user,
+                    "Database": database_name,
+                    "ClusterArn": cluster.cluster_arn,
+                    "SecretArn": secret_arn,
+                },
+                # Never dropped: a role whose service left a production catalogue keeps its data.
+                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            )
+            # The writer must be up (the cluster itself by its ARN above; the role by the function's).
+            resource.node.add_dependency(cluster.node.find_child("writer"))
+            self.users[user] = resource

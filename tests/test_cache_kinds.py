@@ -1,0 +1,301 @@
+"""cache.kind: ElastiCache Serverless or a provisioned replication group, same users and grants either way.
+
+The shipped environments use Serverless; a variant of dev (tests/conftest.py VARIANTS) switches to a
+cluster-mode replication group and is synthesized whole, and prod's replication group is
+synthesized with its network alone (the data tier), both through the gate.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.assembly import load_templates, stack_dependencies
+from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+from infra.reports.architecture import mermaid
+from infra.reports.cost import estimate, load_prices
+from scripts.forms import cfn_lint_problems, describe
+from tests.conftest import synth_variant
+from tests.synth import DataTier, Synthesized, only, resources, synthesize_data_tier
+
+PROD_REPLICATION_GROUP = {
+    "kind": "replication-group",
+    "engine_version": "8.2",
+    "node_type": "cache.r7g.large",
+    "replicas_per_shard": 2,
+    "snapshot_retention_days": 15,
+    "maintenance_window": "sat:22:00-sat:23:00",
+}
+
+
+def _settings_dir(tmp: Path, environment: str, cache: dict[str, Any]) -> Path:
+    directory = tmp / "settings"
+    directory.mkdir(exist_ok=True)
+    for source in ENVIRONMENTS_DIR.glob("*.yaml"):
+        (directory / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    path = directory / f"{environment}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["cache"] = cache
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def prod_replication_group(tmp_path_factory: pytest.TempPathFactory) -> DataTier:
+    tmp = tmp_path_factory.mktemp("prod-rg")
+    settings = load_settings("prod", directory=_settings_dir(tmp, "prod", PROD_REPLICATION_GROUP))
+    return synthesize_data_tier(settings, tmp / "out")
+
+
+def _group(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(only(template, "AWS::ElastiCache::ReplicationGroup")["Properties"])
+
+
+def test_the_dev_variant_makes_a_cluster_mode_replication_group_from_its_settings(
+    dev_replication_group: Synthesized,
+) -> None:
+    template = dev_replication_group.template("cache")
+    settings = dev_replication_group.settings.cache
+    props = _group(template)
+    assert not resources(template, "AWS::ElastiCache::ServerlessCache")
+    prefix = dev_replication_group.settings.stack_prefix
+    assert props["ReplicationGroupId"] == f"{prefix}-cache-rg"
+    assert (props["Engine"], props["EngineVersion"], props["CacheNodeType"]) == ("valkey", "8.2", "cache.t4g.small")
+    assert (props["ClusterMode"], props["NumNodeGroups"], props["ReplicasPerNodeGroup"]) == ("enabled", 2, 1)
+    assert "NumCacheClusters" not in props
+    assert props["AutomaticFailoverEnabled"] is True
+    assert props["MultiAZEnabled"] is True
+    assert props["SnapshotRetentionLimit"] == settings.snapshot_retention_days
+    assert props["SnapshotWindow"] == "03:00-04:00"
+    assert props["PreferredMaintenanceWindow"] == "sun:05:00-sun:06:00"
+    parameters = template["Resources"][props["CacheParameterGroupName"]["Ref"]]["Properties"]
+    assert parameters["CacheParameterGroupFamily"] == "valkey8"
+    assert parameters["Properties"] == {"maxmemory-policy": "allkeys-lru", "cluster-enabled": "yes"}
+    # Endpoint output: the configuration endpoint in cluster mode.
+    assert template["Outputs"]["Endpoint"]["Value"] == {
+        "Fn::GetAtt": [
+            next(iter(resources(template, "AWS::ElastiCache::ReplicationGroup"))),
+            "ConfigurationEndPoint.Address",
+        ]
+    }
+
+
+@pytest.mark.parametrize("form", ["dev", "prod"])
+def test_a_replication_group_is_encrypted_tls_only_and_in_the_data_subnets(
+    form: str, dev_replication_group: Synthesized, prod_replication_group: DataTier
+) -> None:
+    tier = dev_replication_group if form == "dev" else prod_replication_group
+    template = tier.template("cache")
+    props = _group(template)
+    assert props["AtRestEncryptionEnabled"] is True
+    key = template["Resources"][props["KmsKeyId"]["Fn::GetAtt"][0]]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert (props["TransitEncryptionEnabled"], props["TransitEncryptionMode"]) == (True, "required")
+    assert props["Port"] == 6379
+    (group_ref,) = props["SecurityGroupIds"]
+    assert template["Resources"][group_ref["Fn::GetAtt"][0]]["Type"] == "AWS::EC2::SecurityGroup"
+    subnets = template["Resources"][props["CacheSubnetGroupName"]["Ref"]]["Properties"]["SubnetIds"]
+    assert subnets
+    assert all("dataSubnet" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
+    # Slow log and engine log, JSON, each to its own log group under a customer key, with retention.
+    deliveries = {d["LogType"]: d for d in props["LogDeliveryConfigurations"]}
+    assert set(deliveries) == {"slow-log", "engine-log"}
+    for delivery in deliveries.values():
+        assert delivery["DestinationType"] == "cloudwatch-logs"
+        assert delivery["LogFormat"] == "json"
+        group = template["Resources"][delivery["DestinationDetails"]["CloudWatchLogsDetails"]["LogGroup"]["Ref"]]
+        assert group["Properties"]["RetentionInDays"] == tier.settings.cache.log_retention_days
+        assert "KmsKeyId" in group["Properties"]
+    (policy,) = resources(template, "AWS::Logs::ResourcePolicy").values()
+    (statement,) = _policy_statements(policy)
+    assert statement["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+
+
+def _policy_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of a resource policy whose JSON CloudFormation joins from tokens."""
+    document = policy["Properties"]["PolicyDocument"]
+    if isinstance(document, str):
+        return list(json.loads(document)["Statement"])
+    # Each token sits inside a JSON string: a placeholder keeps the text valid JSON.
+    text = "".join(part if isinstance(part, str) else "TOKEN" for part in document["Fn::Join"][1])
+    return list(json.loads(text)["Statement"])
+
+
+def test_prod_replication_group_is_multi_az_retained_and_passes_the_gate(prod_replication_group: DataTier) -> None:
+    template = prod_replication_group.template("cache")
+    props = _group(template)
+    assert (props["ClusterMode"], props["NumCacheClusters"]) == ("disabled", 3)  # a primary and 2 replicas
+    assert props["AutomaticFailoverEnabled"] is True
+    assert props["MultiAZEnabled"] is True
+    assert props["SnapshotRetentionLimit"] >= 15
+    assert props["PreferredMaintenanceWindow"] == "sat:22:00-sat:23:00"
+    kept = (
+        "AWS::ElastiCache::ReplicationGroup",
+        "AWS::ElastiCache::User",
+        "AWS::ElastiCache::UserGroup",
+        "AWS::Logs::LogGroup",
+        "AWS::KMS::Key",
+        "AWS::EC2::SecurityGroup",
+    )
+    for kind in kept:
+        for logical_id, resource in resources(template, kind).items():
+            assert resource["DeletionPolicy"] == "Retain", logical_id
+    assert "ReaderEndpoint" in template["Outputs"]
+    report = prod_replication_group.validation_report()
+    violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
+    assert violations == []
+
+
+def test_users_are_the_same_resources_whatever_the_kind(dev: Synthesized, dev_replication_group: Synthesized) -> None:
+    """Same logical ids and properties: switching the kind replaces the cache, never the users."""
+    kinds = ("AWS::ElastiCache::User", "AWS::ElastiCache::UserGroup")
+    for kind in kinds:
+        serverless = resources(dev.template("cache"), kind)
+        nodes = resources(dev_replication_group.template("cache"), kind)
+        assert serverless == nodes, kind
+    (group,) = resources(dev.template("cache"), "AWS::ElastiCache::UserGroup").values()
+    assert _group(dev_replication_group.template("cache"))["UserGroupIds"] == [group["Properties"]["UserGroupId"]]
+    # Engine "redis": the user group that may hold both IAM users and the switched-off default user.
+    assert group["Properties"]["Engine"] == "redis"
+
+
+def _cache_grants(env: Synthesized) -> dict[tuple[str, str], Any]:
+    out = {}
+    for template in env.shards("services").values():
+        for policy in resources(template, "AWS::IAM::ManagedPolicy").values():
+            (role,) = policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                out[(role["Ref"], statement["Sid"])] = statement
+    return out
+
+
+def test_services_and_their_grants_do_not_change_with_the_kind(
+    dev: Synthesized, dev_replication_group: Synthesized
+) -> None:
+    serverless, nodes = _cache_grants(dev), _cache_grants(dev_replication_group)
+    assert serverless.keys() == nodes.keys()
+    for key, statement in serverless.items():
+        other = nodes[key]
+        if key[1] != "ConnectAsItsOwnCacheUser":
+            assert statement == other, key
+            continue
+        assert other["Action"] == statement["Action"] == "elasticache:Connect"
+        # The same user; the cache itself by its kind's ARN (a replication group has no ARN attribute).
+        assert other["Resource"][1] == statement["Resource"][1]
+        assert "Fn::GetStackOutput" in statement["Resource"][0]
+        prefix = dev.settings.stack_prefix
+        assert other["Resource"][0]["Fn::Join"][1] == [
+            f"arn:aws:elasticache:{dev.settings.region}:",
+            {"Ref": "AWS::AccountId"},
+            f":replicationgroup:{prefix}-cache-rg",
+        ]
+
+
+@pytest.mark.background
+def test_the_variant_has_no_cfn_lint_errors() -> None:
+    problems = cfn_lint_problems(synth_variant("dev-replication-group").lint.stdout())
+    assert [describe(p) for p in problems] == []
+
+
+def test_the_cost_report_prices_nodes_and_reports_unknown_types(dev_replication_group: Synthesized) -> None:
+    templates = load_templates(dev_replication_group.outdir)
+    prices = load_prices()
+    cost = estimate(templates, environment="dev", region="us-east-1", prices=prices)
+    (line,) = [line for line in cost.lines if "replication group" in line.item]
+    hourly = prices["regions"]["us-east-1"]["valkey_node_hour"]["cache.t4g.small"]
+    assert line.item == "ElastiCache Valkey replication group 4 x cache.t4g.small"
+    assert line.idle == line.busy == round(4 * round(hourly * 730, 2), 2)
+    # eu-west-1 has no confirmed node prices: reported, not guessed.
+    elsewhere = estimate(templates, environment="dev", region="eu-west-1", prices=prices)
+    assert not [line for line in elsewhere.lines if "replication group" in line.item]
+    assert any("No Valkey node price for cache.t4g.small" in u for u in elsewhere.unknown)
+
+
+def test_the_architecture_report_names_the_kind(dev: Synthesized, dev_replication_group: Synthesized) -> None:
+    def report(env: Synthesized) -> str:
+        return mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
+
+    assert "(cache.kind serverless)" in report(dev)
+    text = report(dev_replication_group)
+    assert "replication group (cache.kind replication-group): 4 x cache.t4g.small" in text
+
+
+@pytest.mark.parametrize(
+    ("environment", "cache", "message"),
+    [
+        ("dev", {"kind": "nodes"}, r"'cache.kind' = 'nodes' .*'serverless' or 'replication-group'"),
+        (
+            "dev",
+            {"kind": "replication-group", "node_type": "cache.r7g.large", "snapshot_retention_days": 1},
+            r"cache.kind = 'replication-group' requires cache.engine_version",
+        ),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "engine_version": 8.1},
+            r"'cache.engine_version' = 8.1 .*write \"8.1\"",
+        ),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "engine_version": "6.2"},
+            r"'cache.engine_version' = '6.2' is not an accepted Valkey version; allowed: 7.2, 8.0, 8.1, 8.2",
+        ),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "node_type": "cache.m3.medium"},
+            r"'cache.node_type' = 'cache.m3.medium' must be a current-generation ElastiCache node type",
+        ),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "replicas_per_shard": 0, "multi_az": True},
+            r"automatic failover needs a replica to promote",
+        ),
+        ("dev", {**PROD_REPLICATION_GROUP, "shards": 3}, r"cache.shards = 3 needs cache.cluster_mode: true"),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "cluster_mode": True, "parameters": {"cluster-enabled": "no"}},
+            r"cache.parameters.cluster-enabled = 'no' contradicts cache.cluster_mode = true",
+        ),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "maintenance_window": "sun:03:30-sun:04:30"},
+            r"cache.daily_snapshot_time = '03:00' .* overlaps cache.maintenance_window",
+        ),
+        ("dev", {**PROD_REPLICATION_GROUP, "maintenance_window": "sunday 3am"}, r"must be a weekly UTC window"),
+        (
+            "dev",
+            {**PROD_REPLICATION_GROUP, "max_ecpu_per_second": 5000},
+            r"cache.max_ecpu_per_second is a setting of the other kind; with kind replication-group allowed:",
+        ),
+        (
+            "dev",
+            {
+                "max_data_storage_gb": 1,
+                "max_ecpu_per_second": 5000,
+                "snapshot_retention_days": 1,
+                "node_type": "cache.r7g.large",
+            },
+            r"cache.node_type is a setting of the other kind; with kind serverless allowed:",
+        ),
+        (
+            "prod",
+            {**PROD_REPLICATION_GROUP, "replicas_per_shard": 0},
+            r"cache.multi_az = none with cache.replicas_per_shard = 0 is not allowed in production",
+        ),
+        (
+            "prod",
+            {**PROD_REPLICATION_GROUP, "snapshot_retention_days": 7},
+            r"snapshot_retention_days = 7 is below the production minimum for a replication group",
+        ),
+    ],
+)
+def test_invalid_cache_settings_are_one_clear_error(
+    tmp_path: Path, environment: str, cache: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(environment, directory=_settings_dir(tmp_path, environment, cache))

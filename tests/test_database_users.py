@@ -1,0 +1,203 @@
+"""Database users created by the platform (ADR 0009): the handler's behaviour, and what each env deploys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.constructs import database_users_handler as handler
+from infra.constructs.database_users import HANDLER_FILE, INLINE_CODE_LIMIT, RESOURCE_TYPE
+from tests.synth import Synthesized, resources
+
+
+class FakeDataApi:
+    """A PostgreSQL that knows which roles exist, recording every statement."""
+
+    def __init__(self, roles: set[str] | None = None, resuming: int = 0) -> None:
+        self.roles = set(roles or ())
+        self.statements: list[str] = []
+        self.resuming = resuming
+
+    def execute(self, sql: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+        self.statements.append(sql)
+        if sql.startswith("SELECT 1 FROM pg_roles"):
+            name = parameters[0]["value"]["stringValue"]
+            return {"records": [[{"longValue": 1}]] if name in self.roles else []}
+        if sql.startswith("CREATE ROLE"):
+            self.roles.add(sql.split('"')[1])
+        return {}
+
+
+def _event(request: str, user: str = "billing-api") -> dict[str, Any]:
+    return {
+        "RequestType": request,
+        "ResourceProperties": {"User": user, "Database": "app", "ClusterArn": "arn:c", "SecretArn": "arn:s"},
+    }
+
+
+def test_create_makes_the_role_with_iam_auth_and_a_schema_it_owns() -> None:
+    db = FakeDataApi()
+    assert handler.handle(_event("Create"), db.execute) == "dbuser:billing-api"
+    assert db.statements == [
+        "SELECT 1 FROM pg_roles WHERE rolname = :name",
+        'CREATE ROLE "billing-api" LOGIN',
+        'GRANT rds_iam TO "billing-api"',
+        'GRANT "billing-api" TO CURRENT_USER',
+        'CREATE SCHEMA IF NOT EXISTS "billing-api" AUTHORIZATION "billing-api"',
+        'ALTER ROLE "billing-api" SET search_path = "billing-api"',
+    ]
+
+
+def test_create_and_update_are_idempotent_for_an_existing_role() -> None:
+    """A role made by hand (the old README step) or by an earlier deploy is completed, not recreated."""
+    for request in ("Create", "Update"):
+        db = FakeDataApi(roles={"billing-api"})
+        handler.handle(_event(request), db.execute)
+        assert not [s for s in db.statements if s.startswith("CREATE ROLE")]
+        assert 'GRANT rds_iam TO "billing-api"' in db.statements
+
+
+def test_delete_never_drops_a_role_or_data() -> None:
+    db = FakeDataApi(roles={"billing-api"})
+    assert handler.handle(_event("Delete"), db.execute) == "dbuser:billing-api"
+    assert db.statements == []
+
+
+@pytest.mark.parametrize("user", ['api"; DROP TABLE x; --', "Api", "1api", "a" * 64, ""])
+def test_only_service_names_become_sql_identifiers(user: str) -> None:
+    with pytest.raises(ValueError, match="invalid user name"):
+        handler.handle(_event("Create", user), FakeDataApi().execute)
+
+
+class DatabaseResumingException(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[dict[str, Any]] = []
+
+    def execute_statement(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseResumingException("The Aurora DB instance is resuming after being auto-paused.")
+        return {"records": []}
+
+
+def test_a_paused_writer_is_waited_for_then_the_statement_runs() -> None:
+    client, naps = Client(failures=2), list[float]()
+    execute = handler.data_api(client, _event("Create")["ResourceProperties"], deadline=1e12, sleep=naps.append)
+    assert execute("SELECT 1", []) == {"records": []}
+    assert naps == [10, 10]
+    assert len(client.calls) == 3
+    assert client.calls[0] == {
+        "resourceArn": "arn:c",
+        "secretArn": "arn:s",
+        "database": "app",
+        "sql": "SELECT 1",
+        "parameters": [],
+    }
+
+
+def test_waiting_stops_before_the_function_times_out() -> None:
+    execute = handler.data_api(Client(failures=100), {"ClusterArn": "c", "SecretArn": "s", "Database": "d"}, 0.0)
+    with pytest.raises(DatabaseResumingException):
+        execute("SELECT 1", [])
+
+
+def test_other_errors_fail_at_once() -> None:
+    class Broken:
+        def execute_statement(self, **_: Any) -> None:
+            raise PermissionError("AccessDeniedException")
+
+    execute = handler.data_api(Broken(), {"ClusterArn": "c", "SecretArn": "s", "Database": "d"}, 1e12)
+    with pytest.raises(PermissionError):
+        execute("SELECT 1", [])
+
+
+def test_the_handler_fits_cloudformation_inline_code() -> None:
+    assert len(HANDLER_FILE.read_text(encoding="utf-8")) <= INLINE_CODE_LIMIT
+
+
+# --- What each environment deploys ----------------------------------------------------------------
+
+
+def _users(env: Synthesized) -> dict[str, dict[str, Any]]:
+    return {r["Properties"]["User"]: r for r in resources(env.template("database"), RESOURCE_TYPE).values()}
+
+
+def test_one_user_per_service_that_uses_the_database(env: Synthesized) -> None:
+    users = _users(env)
+    assert sorted(users) == sorted(s.name for s in env.settings.services if "database" in s.uses)
+    template = env.template("database")
+    (function_id,) = resources(template, "AWS::Lambda::Function").keys() - {
+        k for k in template["Resources"] if k.startswith("AWS679f53fac")
+    }
+    for user in users.values():
+        props = user["Properties"]
+        assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
+        assert props["Database"] == env.settings.database.database_name
+        assert props["ClusterArn"]["Fn::Join"][1][-1]["Ref"].startswith("Cluster")
+        assert "MasterUserSecret.SecretArn" in props["SecretArn"]["Fn::GetAtt"][1]
+        assert any(d.startswith("Clusterwriter") for d in user["DependsOn"])  # after the writer is up
+    cluster = next(iter(resources(template, "AWS::RDS::DBCluster").values()))
+    assert cluster["Properties"]["EnableHttpEndpoint"] is True
+
+
+def test_a_production_user_outlives_its_removal_from_the_catalogue(dev: Synthesized, prod: Synthesized) -> None:
+    assert {u["DeletionPolicy"] for u in _users(prod).values()} == {"Retain"}
+    # Dev's go with the stack; the handler itself drops nothing in either (test above).
+    assert {u["DeletionPolicy"] for u in _users(dev).values()} == {"Delete"}
+
+
+def test_the_function_may_only_run_statements_as_the_master_user_of_this_cluster(env: Synthesized) -> None:
+    template = env.template("database")
+    policy = next(p for k, p in resources(template, "AWS::IAM::ManagedPolicy").items() if k.startswith("UsersPolicy"))
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"DataApi", "MasterSecret", "MasterSecretKey"}
+    assert statements["DataApi"]["Action"] == "rds-data:ExecuteStatement"
+    assert statements["MasterSecret"]["Action"] == "secretsmanager:GetSecretValue"
+    assert "MasterUserSecret.SecretArn" in statements["MasterSecret"]["Resource"]["Fn::GetAtt"][1]
+    key = statements["MasterSecretKey"]
+    assert key["Action"] == "kms:Decrypt"
+    assert key["Resource"]["Fn::GetAtt"][0].startswith("SecretKey")
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{env.settings.region}.amazonaws.com"}
+    }
+    function = next(f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("UsersFunction"))
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.14"
+    assert props["Timeout"] == 300
+    assert props["Code"]["ZipFile"] == HANDLER_FILE.read_text(encoding="utf-8")
+    subnets = props["VpcConfig"]["SubnetIds"]
+    assert all("privateSubnet" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
+    (group,) = props["VpcConfig"]["SecurityGroupIds"]
+    egress = template["Resources"][group["Fn::GetAtt"][0]]["Properties"]["SecurityGroupEgress"]
+    assert [(e["IpProtocol"], e["FromPort"], e["ToPort"], e["CidrIp"]) for e in egress] == [
+        ("tcp", 443, 443, "0.0.0.0/0")
+    ]
+
+
+def test_settings_refuse_where_the_data_api_cannot_create_users() -> None:
+    from infra.config.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match=r"'region' = 'ap-southeast-4': the RDS Data API, .* of api, worker"):
+        load_settings("dev", overrides={"region": "ap-southeast-4"})
+
+
+def test_settings_refuse_a_burstable_instance_class(tmp_path: Any) -> None:
+    import yaml
+
+    from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+
+    for source in ENVIRONMENTS_DIR.glob("*.yaml"):
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        if source.stem == "dev":
+            data["database"] = {**data["database"], "instance_class": "db.t4g.medium"}
+            del data["database"]["capacity"]
+        (tmp_path / source.name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"'database.instance_class' = 'db.t4g.medium': .* T instance classes"):
+        load_settings("dev", directory=tmp_path)
