@@ -6,18 +6,23 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.config import SettingsError, load_settings
 from infra.config.helm_values import check_service_values
 from infra.config.settings import ENVIRONMENTS_DIR, command_line_overrides
 
+if TYPE_CHECKING:
+    from aws_cdk import App
+
 ROOT = Path(__file__).resolve().parent
 
 
-def main() -> int:
+def main(app: App | None = None) -> int:
+    """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
     from aws_cdk import App
 
-    app = App()
+    app = app or App()
     # For `make bench` and experiments: another settings directory, and where reports go.
     settings_dir = app.node.try_get_context("settings_dir")
     region = app.node.try_get_context("region")

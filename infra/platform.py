@@ -20,6 +20,7 @@ from infra.stacks.database import DatabaseStack
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
+from infra.stacks.observability import ObservabilityStack, Watched, nat_gateway_ids
 from infra.stacks.registry import RegistryStack, repository_name
 from infra.stacks.services import ServicesStack, namespace_of
 from infra.stacks.sharding import by_shard
@@ -35,6 +36,7 @@ class Platform:
     registries: list[RegistryStack]
     services: list[ServicesStack]
     cicd: CicdStack
+    observability: ObservabilityStack
     # None when the account's GitHub OIDC provider exists already (account_stack.github_oidc_provider).
     account: AccountStack | None
     ledger: Ledger
@@ -83,6 +85,40 @@ def cache_stack(app: App, settings: Settings, env: Environment, network: Network
     )
 
 
+def observability_stack(
+    app: App,
+    settings: Settings,
+    env: Environment,
+    *,
+    network: NetworkStack,
+    cache: CacheStack,
+    cluster_name: str,
+    database_identifier: str,
+) -> ObservabilityStack:
+    prefix = settings.stack_prefix
+    return ObservabilityStack(
+        app,
+        f"{prefix}-observability",
+        stack_name=f"{prefix}-observability",
+        description=f"{prefix}: alarms on the cluster, data stores, NAT and load balancers, their topic, a dashboard",
+        env=env,
+        zones=settings.availability_zones,
+        watched=Watched(
+            cluster_name=cluster_name,
+            node_group_max_size=settings.eks.node_group.max_size,
+            database_identifier=database_identifier,
+            database=settings.database,
+            cache_name=cache.valkey.cache_name,
+            replication_group_id=cache.valkey.replication_group_id,
+            cache=settings.cache,
+            nat_gateway_ids=nat_gateway_ids(network.vpc),
+        ),
+        thresholds=settings.observability.alarms,
+        notifications=settings.observability.notifications,
+        name_prefix=prefix,
+    )
+
+
 def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:
     """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values)."""
     env = Environment(account=settings.account, region=settings.region)
@@ -104,6 +140,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         name_prefix=prefix,
         retain_data=settings.retain_data,
         addon_values=addon_values,
+        observability=settings.observability,
     )
 
     database = DatabaseStack(
@@ -172,6 +209,19 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         ingress_certificate=settings.ingress_certificate,
     )
 
+    observability = observability_stack(
+        app,
+        settings,
+        env,
+        network=network,
+        cache=cache,
+        cluster_name=eks.cluster_name,
+        database_identifier=database.cluster_identifier,
+    )
+    # Alarms name the resources by the names these stacks give them: created after them, gone before.
+    for watched in (eks, database, cache):
+        observability.add_stack_dependency(watched, "its alarms watch this stack's resources by name")
+
     account: AccountStack | None = None
     if settings.account_stack.github_oidc_provider == "create":
         account = AccountStack(
@@ -186,7 +236,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
     for key, value in (("project", settings.project), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
     # Not on the account stack: every environment's app includes it and it must be the same in each.
-    for stack in (network, eks, database, cache, *registries, *services, cicd):
+    for stack in (network, eks, database, cache, *registries, *services, cicd, observability):
         Tags.of(stack).add("environment", settings.environment)
 
     platform = Platform(
@@ -198,6 +248,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         registries=registries,
         services=services,
         cicd=cicd,
+        observability=observability,
         account=account,
         ledger=Ledger(),
     )

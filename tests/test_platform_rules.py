@@ -55,6 +55,7 @@ def _baseline() -> dict[str, dict[str, Any]]:
                     "EncryptionConfig": [{"Resources": ["secrets"], "Provider": {"KeyArn": KEY}}],
                     "ResourcesVpcConfig": {"EndpointPublicAccess": False, "EndpointPrivateAccess": True},
                     "AccessConfig": {"AuthenticationMode": "API"},
+                    "Name": "c",
                 },
             },
             "LaunchTemplate": {
@@ -68,7 +69,11 @@ def _baseline() -> dict[str, dict[str, Any]]:
             },
             "Nodes": {
                 "Type": "AWS::EKS::Nodegroup",
-                "Properties": {"LaunchTemplate": {"Id": {"Ref": "LaunchTemplate"}}, "Subnets": [private]},
+                "Properties": {
+                    "LaunchTemplate": {"Id": {"Ref": "LaunchTemplate"}},
+                    "Subnets": [private],
+                    "ClusterName": {"Ref": "Cluster"},
+                },
             },
             "DefaultUser": {
                 "Type": "AWS::ElastiCache::User",
@@ -81,6 +86,7 @@ def _baseline() -> dict[str, dict[str, Any]]:
             "Cache": {
                 "Type": "AWS::ElastiCache::ServerlessCache",
                 "Properties": {
+                    "ServerlessCacheName": "c-cache",
                     "KmsKeyId": KEY,
                     "SnapshotRetentionLimit": 7,
                     "SecurityGroupIds": ["sg-1"],
@@ -90,6 +96,7 @@ def _baseline() -> dict[str, dict[str, Any]]:
             "ReplicationGroup": {
                 "Type": "AWS::ElastiCache::ReplicationGroup",
                 "Properties": {
+                    "ReplicationGroupId": "c-rg",
                     "AtRestEncryptionEnabled": True,
                     "KmsKeyId": KEY,
                     "TransitEncryptionEnabled": True,
@@ -101,6 +108,32 @@ def _baseline() -> dict[str, dict[str, Any]]:
                     "AutomaticFailoverEnabled": True,
                     "ClusterMode": "disabled",
                     "NumCacheClusters": 2,
+                },
+            },
+            # One alarm per watched resource, the way the observability stack writes them.
+            "NodesAlarm": _alarm("ContainerInsights", "ClusterName", "c"),
+            "DatabaseAlarm": _alarm("AWS/RDS", "DBClusterIdentifier", "c-db"),
+            "CacheAlarm": _alarm("AWS/ElastiCache", "clusterId", "c-cache"),
+            "NodesOfCacheAlarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {
+                    "AlarmActions": [{"Ref": "Topic"}],
+                    "Metrics": [
+                        {"Id": "e", "Expression": "MAX([n0])"},
+                        {
+                            "Id": "n0",
+                            "MetricStat": {
+                                "Metric": {
+                                    "Namespace": "AWS/ElastiCache",
+                                    "MetricName": "EngineCPUUtilization",
+                                    "Dimensions": [
+                                        {"Name": "CacheClusterId", "Value": "c-rg-001"},
+                                        {"Name": "CacheNodeId", "Value": "0001"},
+                                    ],
+                                }
+                            },
+                        },
+                    ],
                 },
             },
             "Repository": {
@@ -115,6 +148,7 @@ def _baseline() -> dict[str, dict[str, Any]]:
                 "Type": "AWS::RDS::DBCluster",
                 "Properties": {
                     "Engine": "aurora-postgresql",
+                    "DBClusterIdentifier": "c-db",
                     "EngineVersion": "17.9",
                     "EnableIAMDatabaseAuthentication": True,
                     "DeletionProtection": True,
@@ -162,6 +196,18 @@ def _baseline() -> dict[str, dict[str, Any]]:
         }
     }
     return {"net": network, "app": app}
+
+
+def _alarm(namespace: str, dimension: str, value: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmActions": [{"Ref": "Topic"}],
+            "Namespace": namespace,
+            "MetricName": "M",
+            "Dimensions": [{"Name": dimension, "Value": value}],
+        },
+    }
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, dict[str, Any]]], None]:
@@ -224,6 +270,14 @@ BREAKS: dict[str, Callable[[dict[str, dict[str, Any]]], None]] = {
             "ReplicasPerNodeGroup": 0,
         },
     ),
+    "CloudOps-OBS1": _set(f"{P}.DatabaseAlarm.Properties.Dimensions.0.Value", "another-db"),
+    "CloudOps-OBS1/cache": _set(f"{P}.CacheAlarm.Properties.Dimensions.0.Name", "CacheClusterId"),
+    "CloudOps-OBS1/nodes": _set(f"{P}.NodesAlarm.Properties.Namespace", "AWS/EKS"),
+    "CloudOps-OBS1/replication-group": _set(
+        f"{P}.NodesOfCacheAlarm.Properties.Metrics.1.MetricStat.Metric.Dimensions.0.Value", "other-rg-001"
+    ),
+    "CloudOps-OBS2": _set(f"{P}.DatabaseAlarm.Properties.AlarmActions", []),
+    "CloudOps-OBS2/disabled": _set(f"{P}.CacheAlarm.Properties.ActionsEnabled", False),
     "CloudOps-ECR1": _set(f"{P}.Repository.Properties.ImageTagMutability", "MUTABLE"),
     "CloudOps-ECR2": _set(f"{P}.Repository.Properties.ImageScanningConfiguration", _DELETE),
     "CloudOps-ECR3": _set(f"{P}.Repository.Properties.EncryptionConfiguration.EncryptionType", "AES256"),
@@ -257,7 +311,14 @@ def test_each_rule_fires_on_its_own_violation(rule_id: str) -> None:
 
 def test_production_only_rules_do_not_apply_elsewhere() -> None:
     production_only = {r.id for r in RULES if r.production_only}
-    assert production_only == {"CloudOps-EKS3", "CloudOps-EC2", "CloudOps-EC6", "CloudOps-RDS3"}
+    assert production_only == {
+        "CloudOps-EKS3",
+        "CloudOps-EC2",
+        "CloudOps-EC6",
+        "CloudOps-RDS3",
+        "CloudOps-OBS1",
+        "CloudOps-OBS2",
+    }
     for rule_id in production_only:
         templates = copy.deepcopy(_baseline())
         BREAKS[rule_id](templates)
@@ -294,6 +355,7 @@ def test_a_stack_that_breaks_the_rules_fails_synth_with_their_ids(tmp_path: Path
         "CloudOps-RDS1",
         "CloudOps-RDS2",
         "CloudOps-RDS3",
+        "CloudOps-OBS1",
     }
     paths = {c["constructPath"] for v in ours["violations"] for c in v["violatingConstructs"]}
     assert paths == {"bad/Repository", "bad/Database"}

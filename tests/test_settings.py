@@ -281,22 +281,22 @@ def test_runner_labels_are_checked(tmp_path: Path) -> None:
         _load(tmp_path, data)
 
 
-def test_an_error_found_while_building_names_the_settings_file(tmp_path: Path) -> None:
+def test_an_error_found_while_building_names_the_settings_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """app.py's main in this process (the subprocess test above proves the no-traceback exit)."""
+    from aws_cdk import App
+
+    import app
+
     data = _base()
     data["eks"] = {**data["eks"], "kubernetes_version": "1.36"}
     (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    result = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "env": "qa", "settings_dir": str(tmp_path)})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {tmp_path / 'qa.yaml'}: setting 'eks.kubernetes_version' = '1.36' needs")
+    context = {**context, "env": "qa", "settings_dir": str(tmp_path)}
+    assert app.main(App(context=context, outdir=str(tmp_path / "out"))) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: {tmp_path / 'qa.yaml'}: setting 'eks.kubernetes_version' = '1.36' needs")
 
 
 def test_yaml_typing_mistakes_get_a_hint(tmp_path: Path) -> None:

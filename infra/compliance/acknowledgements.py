@@ -68,6 +68,23 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         _child(stack, "EbsCsiRole/Resource"), _aws_managed("service-role/AmazonEBSCSIDriverPolicy"), eks_requires
     )
     _eks_addon_policies(stack, ledger)
+    agent = _child(stack, "CloudWatchAgentPolicy/Resource")
+    for group in stack.container_log_groups:
+        ledger.acknowledge(
+            agent,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"{group.name}:*]",
+            "One Container Insights log group of this cluster, not a wildcard over groups: IAM evaluates "
+            "CreateLogStream and PutLogEvents against log-group:<name>:log-stream:<stream>, which only the group's "
+            "ARN with a trailing :* matches (CloudWatch Logs user guide, resource ARNs in IAM policies).",
+        )
+    ledger.acknowledge(
+        agent,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Actions without resource-level permissions (Service Authorization Reference): logs:DescribeLogGroups (a "
+        "list), ec2:DescribeInstances/DescribeTags/DescribeVolumes (node metadata for the metrics' dimensions) and "
+        "cloudwatch:PutMetricData, which is limited by condition to the ContainerInsights namespace.",
+    )
 
     # The kubectl provider: CDK's own Lambda functions (handler and provider framework) that apply
     # manifests and Helm charts during deployment. Their code, runtime, roles and log groups are

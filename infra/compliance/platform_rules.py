@@ -24,7 +24,7 @@ from aws_cdk import (
     PolicyViolation,
 )
 
-from infra.assembly import Resource, Template
+from infra.assembly import Resource, Template, resources_of
 from infra.config.settings import AURORA_POSTGRES_VERSIONS
 
 PLUGIN_NAME = "CloudOps"
@@ -209,6 +209,48 @@ def _cache_failover(r: Resource) -> str | None:
     cluster_mode = r.props.get("ClusterMode") == "enabled"
     replicas = r.props.get("ReplicasPerNodeGroup", 0) if cluster_mode else r.props.get("NumCacheClusters", 1) - 1
     return None if isinstance(replicas, int) and replicas >= 1 else "no replica to fail over to"
+
+
+# --- Alarms ------------------------------------------------------------------------------------
+
+
+def _alarm_dimensions(r: Resource) -> list[tuple[str, str, str]]:
+    """(namespace, dimension name, literal value) of every metric of every alarm in the assembly."""
+    found = []
+    for alarm in resources_of(r.templates, "AWS::CloudWatch::Alarm"):
+        metrics = [alarm.props] + [q.get("MetricStat", {}).get("Metric", {}) for q in alarm.props.get("Metrics", [])]
+        for metric in metrics:
+            for dimension in metric.get("Dimensions", []):
+                if isinstance(dimension.get("Value"), str):
+                    found.append((str(metric.get("Namespace")), dimension.get("Name"), dimension["Value"]))
+    return found
+
+
+def _watched(r: Resource) -> str | None:
+    kind, props = r.body.get("Type"), r.props
+    dimensions = _alarm_dimensions(r)
+    if kind == "AWS::RDS::DBCluster":
+        name = props.get("DBClusterIdentifier")
+        hit = ("AWS/RDS", "DBClusterIdentifier", name) in dimensions
+    elif kind == "AWS::ElastiCache::ServerlessCache":
+        name = props.get("ServerlessCacheName")
+        hit = ("AWS/ElastiCache", "clusterId", name) in dimensions
+    elif kind == _REPLICATION_GROUP:
+        name = props.get("ReplicationGroupId")
+        hit = any(
+            ns == "AWS/ElastiCache" and d == "CacheClusterId" and v.startswith(f"{name}-") for ns, d, v in dimensions
+        )
+    else:  # a node group: alarms on its cluster's nodes
+        cluster = r.target(props.get("ClusterName"))
+        name = cluster.props.get("Name") if cluster is not None else props.get("ClusterName")
+        hit = ("ContainerInsights", "ClusterName", name) in dimensions
+    return None if isinstance(name, str) and hit else f"no alarm watches {name!r}"
+
+
+def _alarm_action(r: Resource) -> str | None:
+    if r.props.get("ActionsEnabled") is False:
+        return "its actions are disabled"
+    return None if r.props.get("AlarmActions") else "it notifies no one (no alarm action)"
 
 
 # --- ECR -----------------------------------------------------------------------------------------
@@ -401,6 +443,24 @@ RULES: tuple[Rule, ...] = (
         "A failed primary node or zone otherwise takes the cache down until a node is replaced.",
         "https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/AutoFailover.html",
         _cache_failover,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-OBS1",
+        ("AWS::RDS::DBCluster", *_CACHES, "AWS::EKS::Nodegroup"),
+        "alarms on every data store and node group in production",
+        "A store filling up or nodes failing is otherwise noticed by the users first.",
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Best_Practice_Recommended_Alarms_AWS_Services.html",
+        _watched,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-OBS2",
+        "AWS::CloudWatch::Alarm",
+        "every alarm notifies someone in production",
+        "An alarm without an action changes colour on a dashboard nobody is looking at.",
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-actions.html",
+        _alarm_action,
         production_only=True,
     ),
     Rule(

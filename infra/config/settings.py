@@ -346,7 +346,8 @@ class DatabaseSettings(_Model):
 VALKEY_VERSIONS: tuple[str, ...] = ("7.2", "8.0", "8.1", "8.2")
 # Node families of the current generation: each supports encryption at rest and in transit, IAM
 # authentication and Multi-AZ with automatic failover. Burstable (t4g, t3) are for dev and tests.
-CACHE_NODE_FAMILIES: tuple[str, ...] = ("t4g", "t3", "m7g", "m6g", "m5", "r7g", "r6g", "r6gd", "r5", "c7gn")
+# Data-tiering r6gd nodes are left out: they need DataTieringEnabled and restrict the eviction policy.
+CACHE_NODE_FAMILIES: tuple[str, ...] = ("t4g", "t3", "m7g", "m6g", "m5", "r7g", "r6g", "r5", "c7gn")
 _CACHE_NODE_TYPE = re.compile(r"cache\.([a-z0-9]+)\.([a-z0-9]+)")
 CACHE_KINDS = ("serverless", "replication-group")
 _SERVERLESS_ONLY = ("max_data_storage_gb", "max_ecpu_per_second")
@@ -621,6 +622,77 @@ class GithubSettings(_Model):
         return data
 
 
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
+_HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/\S*)?")
+
+
+class AlarmThresholds(_Model):
+    """When an alarm fires. Defaults suit both environments; each can be set per environment."""
+
+    # Aurora: capacity near its maximum ACUs (Serverless v2), CPU, memory, reader lag, deadlocks, storage.
+    database_capacity_percent: Annotated[int, Field(ge=50, le=100)] = 90
+    database_cpu_percent: Annotated[int, Field(ge=50, le=100)] = 90
+    database_freeable_memory_mib: Annotated[int, Field(ge=64, le=262_144)] = 256
+    database_replica_lag_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    database_deadlocks_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 5
+    database_storage_gib: Annotated[int, Field(ge=1, le=131_072)] = 100
+    # Cache: usage near its limits (Serverless: data and ECPU; nodes: memory), CPU, evictions, lag.
+    cache_usage_percent: Annotated[int, Field(ge=50, le=100)] = 90
+    cache_cpu_percent: Annotated[int, Field(ge=50, le=100)] = 80
+    cache_evictions_per_5_minutes: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    cache_replication_lag_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
+    # NAT gateways: dropped packets (port-allocation errors alarm at the first one).
+    nat_dropped_packets_per_5_minutes: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
+    # EKS control plane and the load balancers the controller creates.
+    api_server_errors_per_5_minutes: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+    load_balancer_5xx_per_5_minutes: Annotated[int, Field(ge=1, le=1_000_000)] = 50
+
+
+class NotificationSettings(_Model):
+    """Who the environment's alarm topic notifies: email addresses, HTTPS endpoints (chat webhooks)."""
+
+    emails: list[str] = []
+    https_endpoints: list[str] = []
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not _EMAIL.fullmatch(address):
+                raise ValueError(f"{address!r} is not an email address such as oncall@example.com")
+        if len(set(value)) != len(value):
+            raise ValueError("must not list an address twice")
+        return value
+
+    @field_validator("https_endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not _HTTPS_URL.fullmatch(url):
+                raise ValueError(
+                    f"{url!r} is not an HTTPS URL such as https://hooks.example.com/alarms (http:// is refused: "
+                    "alarm text would cross the internet in clear)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("must not list an endpoint twice")
+        return value
+
+    @property
+    def count(self) -> int:
+        return len(self.emails) + len(self.https_endpoints)
+
+
+class ObservabilitySettings(_Model):
+    """Container Insights (the EKS add-on), container log retention, alarms and who hears them."""
+
+    # Enhanced observability: per-pod and per-container metrics (priced per observation); off: the
+    # cluster, node and namespace level metrics of standard Container Insights.
+    enhanced_container_insights: bool = True
+    container_log_retention_days: LogRetentionDays = 30
+    notifications: NotificationSettings = NotificationSettings()
+    alarms: AlarmThresholds = AlarmThresholds()
+
+
 class AccountStackSettings(_Model):
     """What exists once per AWS account, in the ``<project>-account`` stack (not once per environment)."""
 
@@ -684,6 +756,7 @@ class Settings(_Model):
     # Optional: the platform creates the ingresses' certificate (output CertificateArn of the cicd stack).
     ingress_certificate: IngressCertificateSettings | None = None
     account_stack: AccountStackSettings = AccountStackSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
 
     @field_validator("project")
@@ -776,28 +849,16 @@ class Settings(_Model):
                 )
             if self.database.readers < 1:
                 raise ValueError("database.readers = 0: production needs a reader in another zone; allowed: 1 to 15")
-            if self.cache.snapshot_retention_days < 7:
-                raise ValueError(
-                    f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
-                    "production minimum; allowed: 7 to 35"
-                )
-            if self.cache.kind == "replication-group" and self.cache.snapshot_retention_days < 15:
-                raise ValueError(
-                    f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the production "
-                    "minimum for a replication group (the NIST 800-53 and HIPAA packs ask 15 days of its backups); "
-                    "allowed: 15 to 35"
-                )
-            if self.cache.kind == "replication-group" and not self.cache.failover:
-                raise ValueError(
-                    f"cache.multi_az = {str(self.cache.multi_az).lower()} with cache.replicas_per_shard = "
-                    f"{self.cache.replicas_per_shard} is not allowed in production: a node failure would lose the "
-                    "cache until it is replaced; allowed: replicas_per_shard 1 to 5 with multi_az true (the default)"
-                )
             if not self.eks.endpoint.public_access_cidrs and self.github.github_hosted_runner:
                 raise ValueError(
                     f"github.deploy_runs_on = {self.github.deploy_runs_on}: GitHub-hosted runners cannot reach a "
                     "production cluster whose API endpoint is private (eks.endpoint.public_access_cidrs = []); "
                     "allowed: labels of self-hosted runners inside the VPC, e.g. [self-hosted, linux, cloud-ops-prod]"
+                )
+            if not self.observability.notifications.count:
+                raise ValueError(
+                    "observability.notifications: production needs someone who hears its alarms; allowed: one or "
+                    "more emails (e.g. [oncall@example.com]) or https_endpoints (a chat webhook)"
                 )
             if not self.eks.admin_roles:
                 raise ValueError(
@@ -810,6 +871,29 @@ class Settings(_Model):
                     f"eks.node_group.min_size = {self.eks.node_group.min_size} is below one node per zone "
                     f"({zones}) in production"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _production_cache(self) -> Settings:
+        if not self.production:
+            return self
+        if self.cache.snapshot_retention_days < 7:
+            raise ValueError(
+                f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the "
+                "production minimum; allowed: 7 to 35"
+            )
+        if self.cache.kind == "replication-group" and self.cache.snapshot_retention_days < 15:
+            raise ValueError(
+                f"cache.snapshot_retention_days = {self.cache.snapshot_retention_days} is below the production "
+                "minimum for a replication group (the NIST 800-53 and HIPAA packs ask 15 days of its backups); "
+                "allowed: 15 to 35"
+            )
+        if self.cache.kind == "replication-group" and not self.cache.failover:
+            raise ValueError(
+                f"cache.multi_az = {str(self.cache.multi_az).lower()} with cache.replicas_per_shard = "
+                f"{self.cache.replicas_per_shard} is not allowed in production: a node failure would lose the "
+                "cache until it is replaced; allowed: replicas_per_shard 1 to 5 with multi_az true (the default)"
+            )
         return self
 
     @field_validator("services")

@@ -64,7 +64,9 @@ class Valkey(Construct):
             self.cache: elasticache.CfnServerlessCache | elasticache.CfnReplicationGroup = self._serverless(**common)  # type: ignore[arg-type]
             self.replication_group_id: str | None = None
         else:
-            self.replication_group_id = f"{cache_name}-rg"
+            # The mode is in the name: ElastiCache cannot switch a group's cluster mode in one update, so
+            # turning it on or off makes a new group (created before the old one is deleted).
+            self.replication_group_id = f"{cache_name}-{'cm' if settings.cluster_mode else 'rg'}"
             self.cache = self._replication_group(**common, alias_prefix=alias_prefix, removal_policy=removal_policy)  # type: ignore[arg-type]
         self.cache.node.add_dependency(self.user_group)
         # Users and user group share the cache's fate: a retained cache keeps using them, and a stack

@@ -70,6 +70,12 @@ NOT_INCLUDED = [
     "Data transfer out to the internet and between zones.",
     "The RDS-managed master secret in Secrets Manager ($0.40 a month) and AWS Backup snapshot storage.",
     "Lambda invocations of the kubectl and custom-resource providers (deploy time only).",
+    "Container Insights metrics: standard mode bills the cluster, node and namespace metrics as custom "
+    "metrics, enhanced mode bills per observation; both grow with nodes, pods and containers, which the "
+    "templates cannot know (CloudWatch pricing page, Container Insights example). The container log groups "
+    "are in the CloudWatch Logs line.",
+    "Metrics Insights alarms (the load balancer alarms) beyond the alarm itself, and SNS email and HTTPS "
+    "deliveries (the first 1,000 emails a month are free).",
 ]
 
 
@@ -86,7 +92,7 @@ def estimate(
         )
         return result
     p = _Prices(prices, region)
-    for add in (_eks, _nat, _endpoints, _nodes, _aurora, _cache, _kms, _logs, _ecr):
+    for add in (_eks, _nat, _endpoints, _nodes, _aurora, _cache, _kms, _logs, _ecr, _alarms):
         add(templates, p, result)
     return result
 
@@ -321,6 +327,27 @@ def _logs(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> N
             round(count * gb["busy"] * per_gb, 2),
             f"${p['logs_ingest_gb']}/GB ingested + ${p['logs_store_gb_month']}/GB-month at {gb['idle']} / "
             f"{gb['busy']} GB per group (assumed)",
+        )
+    )
+
+
+def _alarms(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    alarms = list(resources_of(templates, "AWS::CloudWatch::Alarm"))
+    dashboards = sum(1 for _ in resources_of(templates, "AWS::CloudWatch::Dashboard"))
+    if not alarms and not dashboards:
+        return
+    # An alarm is billed per metric it evaluates: a metric-math alarm for each metric in it.
+    metrics = sum(
+        max(1, sum(1 for q in a.props.get("Metrics", []) if "MetricStat" in q or "Expression" not in q)) for a in alarms
+    )
+    cost = round(metrics * p["cloudwatch_alarm_metric_month"] + dashboards * p["cloudwatch_dashboard_month"], 2)
+    out.lines.append(
+        Line(
+            f"CloudWatch alarms x{len(alarms)} ({metrics} alarm metrics), dashboards x{dashboards}",
+            cost,
+            cost,
+            f"${p['cloudwatch_alarm_metric_month']}/alarm metric-month (standard resolution), "
+            f"${p['cloudwatch_dashboard_month']}/dashboard-month; free tier not deducted",
         )
     )
 

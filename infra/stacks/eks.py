@@ -16,9 +16,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
-from infra.config.settings import EksSettings, SettingsError, support_dates
+from infra.config.settings import EksSettings, ObservabilitySettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
+from infra.constructs.log_retention import log_key
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
@@ -42,6 +43,8 @@ ALL_CONTROL_PLANE_LOGS = [
 
 
 OIDC_ISSUER_OUTPUT = "OidcIssuer"
+CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
+CONTAINER_LOG_GROUPS = ("application", "dataplane", "host", "performance")
 
 # ARNs with a wildcard resource part carry the pseudo parameters (Aws.PARTITION, Aws.REGION,
 # Aws.ACCOUNT_ID), never a literal account or region: the rule findings that name these ARNs, and
@@ -102,10 +105,12 @@ class EksStack(PlatformStack):
         name_prefix: str,
         retain_data: bool,
         addon_values: Mapping[str, Mapping[str, Any]],
+        observability: ObservabilitySettings,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         private_subnets = ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS)
+        self.node_group_max_size = eks_settings.node_group.max_size
 
         self.secrets_key = EncryptionKey(
             self, "SecretsKey", alias_prefix=name_prefix, purpose="eks-secrets", retain=retain_data
@@ -306,6 +311,10 @@ class EksStack(PlatformStack):
             },
         )
 
+        self.container_insights = self._container_insights(
+            observability, retain=retain_data, vpc=vpc, subnets=private_subnets, alias_prefix=name_prefix
+        )
+
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(
             self,
@@ -447,6 +456,120 @@ class EksStack(PlatformStack):
         )
         controller.node.add_dependency(self.nodegroup, self.managed_addons["coredns"])
         return controller
+
+    def _container_insights(
+        self,
+        settings: ObservabilitySettings,
+        *,
+        retain: bool,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        alias_prefix: str,
+    ) -> eks.CfnAddon:
+        """The EKS add-on for CloudWatch observability: the CloudWatch agent (Container Insights) and
+        Fluent Bit (container logs), through IRSA, into log groups created first under one key."""
+        prefix = f"/aws/containerinsights/{self.cluster_name}"
+        key = log_key(
+            self,
+            "ContainerLogKey",
+            purpose="container-logs",
+            alias_prefix=alias_prefix,
+            retain=retain,
+            log_group_name=f"{prefix}/*",
+        )
+        # Fluent Bit writes application, dataplane and host; the agent writes performance (its
+        # embedded-metric-format events become the Container Insights metrics). Created or adopted
+        # like the control-plane group: the writers re-create a deleted group.
+        self.container_log_groups = [
+            ServiceLogGroup(
+                self,
+                f"ContainerLogGroup{kind.title()}",
+                name=f"{prefix}/{kind}",
+                key_id="ContainerLogKey",
+                purpose="container-logs",
+                alias_prefix=alias_prefix,
+                retention_days=settings.container_log_retention_days,
+                retain=retain,
+                vpc=vpc,
+                subnets=subnets,
+                key=key,
+            )
+            for kind in CONTAINER_LOG_GROUPS
+        ]
+        policy = iam.ManagedPolicy(
+            self,
+            "CloudWatchAgentPolicy",
+            description="CloudWatch agent and Fluent Bit: this cluster's Container Insights log groups and metrics",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ContainerInsightsLogGroups",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                    ],
+                    resources=[f"{group.arn}:*" for group in self.container_log_groups],
+                ),
+                iam.PolicyStatement(
+                    # List actions: IAM evaluates them against every log group of the account and region.
+                    sid="DescribeLogGroups",
+                    actions=["logs:DescribeLogGroups"],
+                    resources=["*"],
+                ),
+                iam.PolicyStatement(
+                    sid="ContainerInsightsMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"cloudwatch:namespace": "ContainerInsights"}},
+                ),
+                iam.PolicyStatement(
+                    # Node metadata for the metrics' dimensions (instance id and type, volumes).
+                    sid="NodeMetadata",
+                    actions=["ec2:DescribeInstances", "ec2:DescribeTags", "ec2:DescribeVolumes"],
+                    resources=["*"],
+                ),
+            ],
+        )
+        self.cloudwatch_agent_role = self.irsa_role(
+            "CloudWatchAgentRole",
+            namespace="amazon-cloudwatch",
+            service_account="cloudwatch-agent",
+            description="CloudWatch agent and Fluent Bit (amazon-cloudwatch-observability add-on) through IRSA",
+            managed_policies=[policy],
+        )
+        config = {
+            "containerLogs": {"enabled": True},
+            # Our own agent configuration replaces the add-on's default one, which also turns on
+            # Application Signals and traces (X-Ray): not used here, so not granted either.
+            "agent": {
+                "config": {
+                    "logs": {
+                        "metrics_collected": {
+                            "kubernetes": {"enhanced_container_insights": settings.enhanced_container_insights}
+                        }
+                    }
+                }
+            },
+        }
+        addon = eks.CfnAddon(
+            self,
+            "CloudWatchObservabilityAddon",
+            addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
+            # None: EKS's default version for the cluster's minor (EKS publishes no per-version table).
+            addon_version=None,
+            cluster_name=self.cluster.cluster_name,
+            service_account_role_arn=self.cloudwatch_agent_role.role_arn,
+            configuration_values=json.dumps(config),
+            resolve_conflicts="OVERWRITE",
+            preserve_on_delete=False,
+        )
+        # Pods need nodes and DNS; its Services need the load balancer controller's webhook up; its
+        # writers need their log groups (else they would create them, unencrypted).
+        addon.node.add_dependency(
+            self.nodegroup, self.managed_addons["coredns"], self.alb_controller, *self.container_log_groups
+        )
+        return addon
 
     def irsa_role(
         self,

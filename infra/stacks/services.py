@@ -59,7 +59,11 @@ class ServicesStack(PlatformStack):
         issuer = cast(EksStack, Stack.of(cluster)).oidc_issuer_for(self)
         # Per-service resources are L1 with plain JSON: one call into the CDK engine each instead of
         # a dozen, which keeps synth of a 150-service catalogue close to a 3-service one (make bench).
-        arns = _DataStoreArns(database=database, cache=cache)
+        arns = DataStoreArns(
+            db_user_prefix=database.connect_arn(""),
+            cache_arn=cache.valkey.arn,
+            cache_user_prefix=cache.valkey.user_arn(""),
+        )
         for service in services:
             namespace = namespace_of(service.name, environment_name)
             conditions = service_account_condition(
@@ -131,13 +135,14 @@ class ServicesStack(PlatformStack):
             )
 
 
-class _DataStoreArns:
-    """The resources a service may connect to, resolved once per stack."""
+class DataStoreArns:
+    """The resources a service may connect to, resolved once per stack: the same statements whatever the
+    cache's kind (only the cache's own ARN differs)."""
 
-    def __init__(self, *, database: DatabaseStack, cache: CacheStack) -> None:
-        self.db_user_prefix = database.connect_arn("")
-        self.cache_arn = cache.valkey.arn
-        self.cache_user_prefix = cache.valkey.user_arn("")
+    def __init__(self, *, db_user_prefix: str, cache_arn: str, cache_user_prefix: str) -> None:
+        self.db_user_prefix = db_user_prefix
+        self.cache_arn = cache_arn
+        self.cache_user_prefix = cache_user_prefix
 
     def grants(self, service: ServiceSettings) -> list[dict[str, Any]]:
         statements: list[dict[str, Any]] = []

@@ -1,0 +1,526 @@
+"""Observability stack: the environment's alarms, their encrypted SNS topic, and one dashboard (ADR 0010).
+
+Every alarm names real metrics of this environment's resources, by the identifiers the other
+stacks fix at synth (cluster, database and cache names) or reference (NAT gateways). The load
+balancers the controller creates at run time are watched through Metrics Insights queries over the
+account and region (ADR 0010 says why not by tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.config.settings import AlarmThresholds, CacheSettings, DatabaseSettings, NotificationSettings
+from infra.constructs.encryption_key import EncryptionKey
+from infra.stacks.base import PlatformStack
+
+FIVE_MINUTES = Duration.minutes(5)
+GIB = 1024**3
+# Metrics per alarm expression: CloudWatch allows 10 metrics in one alarm's metric math.
+METRICS_PER_ALARM = 10
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the alarms watch, by the names and ids the other stacks give it."""
+
+    cluster_name: str
+    node_group_max_size: int
+    database_identifier: str
+    database: DatabaseSettings
+    cache_name: str  # the serverless cache's name
+    replication_group_id: str | None  # set when cache.kind is replication-group
+    cache: CacheSettings
+    nat_gateway_ids: Sequence[str]
+
+
+class ObservabilityStack(PlatformStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zones: list[str],
+        watched: Watched,
+        thresholds: AlarmThresholds,
+        notifications: NotificationSettings,
+        name_prefix: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.prefix = name_prefix
+        self.thresholds = thresholds
+        self.topic = self._topic(notifications)
+        self.alarms: list[cloudwatch.Alarm] = []
+        self.widgets: list[cloudwatch.IWidget] = []
+        self._cluster(watched)
+        self._database(watched)
+        if watched.replication_group_id:
+            self._cache_nodes(watched)
+        else:
+            self._serverless_cache(watched)
+        self._nat(watched)
+        self._load_balancers()
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=name_prefix,
+            default_interval=Duration.hours(3),
+            widgets=[
+                [
+                    cloudwatch.AlarmStatusWidget(
+                        title=f"{name_prefix}: alarms", alarms=list(self.alarms), width=24, height=6
+                    )
+                ],
+                *[self.widgets[i : i + 3] for i in range(0, len(self.widgets), 3)],
+            ],
+        )
+        CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn, description="SNS topic every alarm notifies")
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+            f"#dashboards/dashboard/{name_prefix}",
+            description="The environment on one screen",
+        )
+
+    # --- the topic -------------------------------------------------------------------------------
+
+    def _topic(self, notifications: NotificationSettings) -> sns.Topic:
+        key = EncryptionKey(self, "TopicKey", alias_prefix=self.prefix, purpose="alarms-topic", retain=False).key
+        # CloudWatch publishes to an encrypted topic only when the key lets it (SNS developer guide,
+        # "Enable compatibility between event sources from AWS services and encrypted topics").
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{self.prefix}-alarms",
+            display_name=f"{self.prefix} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        for address in notifications.emails:
+            topic.add_subscription(subscriptions.EmailSubscription(address))
+        for url in notifications.https_endpoints:
+            topic.add_subscription(subscriptions.UrlSubscription(url, protocol=sns.SubscriptionProtocol.HTTPS))
+        return topic
+
+    def _alarm(
+        self,
+        construct_id: str,
+        *,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        periods: int = 3,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=f"{self.prefix}-{construct_id}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            treat_missing_data=missing,
+        )
+        alarm.add_alarm_action(actions.SnsAction(self.topic))
+        alarm.add_ok_action(actions.SnsAction(self.topic))
+        self.alarms.append(alarm)
+        return alarm
+
+    def _graph(self, title: str, metrics: Sequence[cloudwatch.IMetric], alarm: cloudwatch.Alarm | None = None) -> None:
+        annotations = [alarm.to_annotation()] if alarm is not None else None
+        self.widgets.append(
+            cloudwatch.GraphWidget(title=title, left=list(metrics), left_annotations=annotations, width=8, height=6)
+        )
+
+    # --- EKS -------------------------------------------------------------------------------------
+
+    def _cluster(self, w: Watched) -> None:
+        def insights(name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="ContainerInsights",
+                metric_name=name,
+                dimensions_map={"ClusterName": w.cluster_name},
+                statistic="Maximum",
+                period=FIVE_MINUTES,
+            )
+
+        def control_plane(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/EKS",
+                metric_name=name,
+                dimensions_map={"ClusterName": w.cluster_name},
+                statistic=statistic,
+                period=FIVE_MINUTES,
+            )
+
+        failed = insights("cluster_failed_node_count")
+        not_ready = self._alarm(
+            "nodes-not-ready",
+            metric=failed,
+            threshold=0,
+            periods=2,
+            description=f"A node of EKS cluster {w.cluster_name} has not been Ready for 10 minutes: its pods are "
+            "evicted or cannot start. Look at `kubectl get nodes` and the node's events.",
+        )
+        nodes = insights("cluster_node_count")
+        pending = control_plane("scheduler_pending_pods_UNSCHEDULABLE", "Maximum")
+        at_maximum = self._alarm(
+            "nodes-at-maximum-with-pods-pending",
+            metric=cloudwatch.MathExpression(
+                expression=f"IF(nodes >= {w.node_group_max_size} AND pending > 0, 1, 0)",
+                using_metrics={"nodes": nodes, "pending": pending},
+                label="node group full and pods unschedulable",
+                period=FIVE_MINUTES,
+            ),
+            threshold=1,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description=f"EKS cluster {w.cluster_name} is at its node group's maximum ({w.node_group_max_size} "
+            "nodes) with pods pending for 15 minutes: the autoscaler cannot add nodes. Raise "
+            "eks.node_group.max_size or lower the pods' requests.",
+        )
+        errors = control_plane("apiserver_request_total_5XX", "Sum")
+        api = self._alarm(
+            "api-server-errors",
+            metric=errors,
+            threshold=self.thresholds.api_server_errors_per_5_minutes,
+            description=f"The Kubernetes API of {w.cluster_name} answered more than "
+            f"{self.thresholds.api_server_errors_per_5_minutes} requests with 5xx in each of 15 minutes: deploys "
+            "and controllers fail. Check the AWS Health dashboard and the control-plane logs.",
+        )
+        self._graph("EKS nodes: total and not Ready", [nodes, failed], not_ready)
+        self._graph("EKS: unschedulable pods", [pending], at_maximum)
+        self._graph("EKS API: 5xx responses", [errors], api)
+        self._graph(
+            "EKS nodes: CPU and memory %",
+            [insights("node_cpu_utilization"), insights("node_memory_utilization")],
+        )
+
+    # --- Aurora ----------------------------------------------------------------------------------
+
+    def _database(self, w: Watched) -> None:
+        t = self.thresholds
+        db = w.database_identifier
+
+        def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/RDS",
+                metric_name=name,
+                dimensions_map={"DBClusterIdentifier": db, **(extra or {})},
+                statistic=statistic,
+                period=FIVE_MINUTES,
+            )
+
+        cpu = rds("CPUUtilization", "Maximum")
+        cpu_alarm = self._alarm(
+            "database-cpu",
+            metric=cpu,
+            threshold=t.database_cpu_percent,
+            description=f"Aurora {db} CPU above {t.database_cpu_percent}% for 15 minutes: queries slow down. "
+            "Look at Performance Insights' top SQL.",
+        )
+        memory = rds("FreeableMemory", "Minimum")
+        self._alarm(
+            "database-memory",
+            metric=memory,
+            threshold=t.database_freeable_memory_mib * 1024 * 1024,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            description=f"Aurora {db} has less than {t.database_freeable_memory_mib} MiB of freeable memory for 15 "
+            "minutes: it may swap or restart. Raise the capacity or find the connection or query that holds it.",
+        )
+        deadlocks = rds("Deadlocks", "Average")
+        self._alarm(
+            "database-deadlocks",
+            metric=deadlocks,
+            threshold=t.database_deadlocks_per_minute / 60,
+            description=f"Aurora {db} has more than {t.database_deadlocks_per_minute} deadlocks a minute for 15 "
+            "minutes: transactions are being rolled back. The PostgreSQL log names the statements.",
+        )
+        storage = rds("VolumeBytesUsed", "Maximum")
+        self._alarm(
+            "database-storage",
+            metric=storage,
+            threshold=t.database_storage_gib * GIB,
+            periods=1,
+            description=f"Aurora {db} stores more than {t.database_storage_gib} GiB: storage grows (and is billed) "
+            "beyond what was planned. Find the growing tables, or raise observability.alarms.database_storage_gib.",
+        )
+        graphs: list[cloudwatch.IMetric] = [cpu]
+        if w.database.capacity is not None:
+            capacity = rds("ACUUtilization", "Maximum")
+            capacity_alarm = self._alarm(
+                "database-capacity",
+                metric=capacity,
+                threshold=t.database_capacity_percent,
+                description=f"Aurora {db} uses more than {t.database_capacity_percent}% of its maximum "
+                f"{w.database.capacity.max_acu} ACUs for 15 minutes: it cannot scale further. Raise "
+                "database.capacity.max_acu.",
+            )
+            self._graph("Aurora: capacity used % of max ACUs", [capacity], capacity_alarm)
+        if w.database.readers:
+            lag = rds("AuroraReplicaLag", "Maximum", {"Role": "READER"})
+            lag_alarm = self._alarm(
+                "database-replica-lag",
+                metric=lag,
+                threshold=t.database_replica_lag_seconds * 1000,
+                description=f"An Aurora {db} reader lags the writer by more than {t.database_replica_lag_seconds} "
+                "s for 15 minutes: reads are stale, and a failover to it would wait.",
+            )
+            self._graph("Aurora: reader lag (ms)", [lag], lag_alarm)
+        self._graph("Aurora: CPU %", graphs, cpu_alarm)
+        self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])
+
+    # --- ElastiCache -----------------------------------------------------------------------------
+
+    def _serverless_cache(self, w: Watched) -> None:
+        t, cache = self.thresholds, w.cache
+        assert cache.max_data_storage_gb is not None
+        assert cache.max_ecpu_per_second is not None
+
+        def metric(name: str, statistic: str, period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/ElastiCache",
+                metric_name=name,
+                dimensions_map={"clusterId": w.cache_name},
+                statistic=statistic,
+                period=period,
+            )
+
+        throttled = metric("ThrottledCmds", "Sum")
+        throttled_alarm = self._alarm(
+            "cache-throttling",
+            metric=throttled,
+            threshold=0,
+            periods=2,
+            description=f"ElastiCache {w.cache_name} is throttling commands: it is at its ECPU limit. Raise "
+            "cache.max_ecpu_per_second.",
+        )
+        data = metric("BytesUsedForCache", "Maximum")
+        self._alarm(
+            "cache-data",
+            metric=data,
+            threshold=cache.max_data_storage_gb * 1e9 * t.cache_usage_percent / 100,
+            description=f"ElastiCache {w.cache_name} holds more than {t.cache_usage_percent}% of its "
+            f"{cache.max_data_storage_gb} GB limit for 15 minutes: at the limit it evicts keys. Raise "
+            "cache.max_data_storage_gb.",
+        )
+        ecpu = metric("ElastiCacheProcessingUnits", "Sum", Duration.minutes(1))
+        self._alarm(
+            "cache-ecpu",
+            metric=ecpu,
+            threshold=cache.max_ecpu_per_second * 60 * t.cache_usage_percent / 100,
+            periods=15,
+            description=f"ElastiCache {w.cache_name} uses more than {t.cache_usage_percent}% of its "
+            f"{cache.max_ecpu_per_second:,} ECPU/s limit for 15 minutes: throttling comes next. Raise "
+            "cache.max_ecpu_per_second.",
+        )
+        self._graph("Cache: throttled commands", [throttled], throttled_alarm)
+        self._graph("Cache: data (bytes), ECPU per minute", [data, ecpu])
+
+    def _cache_nodes(self, w: Watched) -> None:
+        t, cache = self.thresholds, w.cache
+        assert w.replication_group_id is not None
+        members = member_clusters(w.replication_group_id, cache)
+
+        def across(name: str, statistic: str, reduce: str) -> list[cloudwatch.MathExpression]:
+            """One expression per group of 10 nodes: their maximum (or sum)."""
+            expressions = []
+            for start in range(0, len(members), METRICS_PER_ALARM):
+                group = members[start : start + METRICS_PER_ALARM]
+                using = {
+                    f"n{i}": cloudwatch.Metric(
+                        namespace="AWS/ElastiCache",
+                        metric_name=name,
+                        dimensions_map={"CacheClusterId": member, "CacheNodeId": "0001"},
+                        statistic=statistic,
+                        period=FIVE_MINUTES,
+                    )
+                    for i, member in enumerate(group)
+                }
+                expressions.append(
+                    cloudwatch.MathExpression(
+                        expression=f"{reduce}([{','.join(using)}])",
+                        using_metrics=using,
+                        label=f"{name} {reduce.lower()} of {group[0]}..{group[-1]}",
+                        period=FIVE_MINUTES,
+                    )
+                )
+            return expressions
+
+        checks = [
+            (
+                "cache-cpu",
+                across("EngineCPUUtilization", "Maximum", "MAX"),
+                t.cache_cpu_percent,
+                f"A node of ElastiCache {w.replication_group_id} runs its engine thread above {t.cache_cpu_percent}% "
+                "for 15 minutes: commands queue. Use a larger node type or more shards.",
+            ),
+            (
+                "cache-memory",
+                across("DatabaseMemoryUsagePercentage", "Maximum", "MAX"),
+                t.cache_usage_percent,
+                f"A node of ElastiCache {w.replication_group_id} uses more than {t.cache_usage_percent}% of its "
+                "memory for 15 minutes: it will evict keys. Use a larger node type or more shards.",
+            ),
+            (
+                "cache-evictions",
+                across("Evictions", "Sum", "SUM"),
+                t.cache_evictions_per_5_minutes,
+                f"ElastiCache {w.replication_group_id} evicts more than {t.cache_evictions_per_5_minutes} keys in "
+                "each of 15 minutes: it is full and services lose cached data.",
+            ),
+        ]
+        if cache.replicas_per_shard:
+            checks.append(
+                (
+                    "cache-replication-lag",
+                    across("ReplicationLag", "Maximum", "MAX"),
+                    t.cache_replication_lag_seconds,
+                    f"A replica of ElastiCache {w.replication_group_id} lags its primary by more than "
+                    f"{t.cache_replication_lag_seconds} s for 15 minutes: reads from it are stale, and a failover "
+                    "would lose the difference.",
+                )
+            )
+        for name, expressions, threshold, description in checks:
+            alarms = [
+                self._alarm(
+                    name if len(expressions) == 1 else f"{name}-{i + 1}",
+                    metric=expression,
+                    threshold=threshold,
+                    description=description,
+                )
+                for i, expression in enumerate(expressions)
+            ]
+            self._graph(f"Cache: {name.removeprefix('cache-')}", expressions, alarms[0])
+
+    # --- NAT and load balancers ------------------------------------------------------------------
+
+    def _nat(self, w: Watched) -> None:
+        t = self.thresholds
+        dropped_metrics: list[cloudwatch.IMetric] = []
+        for index, gateway in enumerate(w.nat_gateway_ids):
+
+            def nat(name: str, gateway: str = gateway) -> cloudwatch.Metric:
+                return cloudwatch.Metric(
+                    namespace="AWS/NATGateway",
+                    metric_name=name,
+                    dimensions_map={"NatGatewayId": gateway},
+                    statistic="Sum",
+                    period=FIVE_MINUTES,
+                )
+
+            self._alarm(
+                f"nat-{index + 1}-port-allocation",
+                metric=nat("ErrorPortAllocation"),
+                threshold=0,
+                periods=1,
+                description=f"NAT gateway {index + 1} ran out of source ports: new outbound connections from the "
+                "private subnets fail. Spread traffic over more NAT gateways or destinations.",
+            )
+            dropped = nat("PacketsDropCount")
+            self._alarm(
+                f"nat-{index + 1}-dropped-packets",
+                metric=dropped,
+                threshold=t.nat_dropped_packets_per_5_minutes,
+                description=f"NAT gateway {index + 1} drops more than {t.nat_dropped_packets_per_5_minutes} packets "
+                "in each of 15 minutes: outbound traffic from the private subnets is being lost.",
+            )
+            dropped_metrics.append(dropped)
+        self._graph("NAT gateways: dropped packets", dropped_metrics)
+
+    def _load_balancers(self) -> None:
+        t = self.thresholds
+
+        def query(sql: str, label: str) -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(expression=sql, using_metrics={}, label=label, period=FIVE_MINUTES)
+
+        elb_5xx = query(
+            'SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)',
+            "load balancer 5xx",
+        )
+        target_5xx = query(
+            'SELECT SUM(HTTPCode_Target_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)',
+            "service 5xx",
+        )
+        unhealthy = query(
+            'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)',
+            "unhealthy targets",
+        )
+        where = "the load balancers of this account and region (the load balancer controller creates them)"
+        first = self._alarm(
+            "load-balancer-5xx",
+            metric=elb_5xx,
+            threshold=t.load_balancer_5xx_per_5_minutes,
+            description="The load balancers of this account and region answered more than "
+            f"{t.load_balancer_5xx_per_5_minutes} requests with their own 5xx in each of 15 minutes: no healthy "
+            "target, or targets refusing connections.",
+        )
+        self._alarm(
+            "service-5xx",
+            metric=target_5xx,
+            threshold=t.load_balancer_5xx_per_5_minutes,
+            description=f"Services behind {where} returned more than {t.load_balancer_5xx_per_5_minutes} 5xx "
+            "responses in each of 15 minutes. The service's logs are in Container Insights' application group.",
+        )
+        self._alarm(
+            "unhealthy-targets",
+            metric=unhealthy,
+            threshold=0,
+            description=f"A target of {where} has failed its health checks for 15 minutes: a service's pods are "
+            "not answering their readiness path.",
+        )
+        self._graph("Load balancers: 5xx, unhealthy targets", [elb_5xx, target_5xx, unhealthy], first)
+
+
+def member_clusters(replication_group_id: str, cache: CacheSettings) -> list[str]:
+    """The node (cache cluster) ids ElastiCache gives a replication group's members."""
+    nodes = 1 + cache.replicas_per_shard
+    if cache.cluster_mode:
+        return [
+            f"{replication_group_id}-{s:04d}-{n:03d}" for s in range(1, cache.shards + 1) for n in range(1, nodes + 1)
+        ]
+    return [f"{replication_group_id}-{n:03d}" for n in range(1, nodes + 1)]
+
+
+def nat_gateway_ids(vpc: ec2.Vpc) -> list[str]:
+    """The NAT gateways of the network stack's VPC (one per public subnet that has one)."""
+    ids = []
+    for subnet in vpc.public_subnets:
+        gateway = subnet.node.try_find_child("NATGateway")
+        if isinstance(gateway, ec2.CfnNatGateway):
+            ids.append(gateway.attr_nat_gateway_id)
+    return ids

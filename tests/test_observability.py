@@ -1,0 +1,352 @@
+"""Observability (ADR 0010): Container Insights add-on, alarms, their topic, the dashboard, per environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.assembly import load_templates, stack_dependencies
+from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+from infra.reports.architecture import mermaid
+from infra.reports.cost import estimate, load_prices
+from infra.stacks.observability import member_clusters
+from tests.synth import Synthesized, only, resources
+
+
+def _alarms(env: Synthesized) -> dict[str, dict[str, Any]]:
+    """Alarm name without the environment prefix -> properties."""
+    prefix = env.settings.stack_prefix + "-"
+    return {
+        a["Properties"]["AlarmName"].removeprefix(prefix): a["Properties"]
+        for a in resources(env.template("observability"), "AWS::CloudWatch::Alarm").values()
+    }
+
+
+def _metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm evaluates: its own, or those of its metric math."""
+    if "MetricName" in alarm:
+        return [{k: alarm[k] for k in ("Namespace", "MetricName", "Dimensions")}]
+    return [q["MetricStat"]["Metric"] for q in alarm["Metrics"] if "MetricStat" in q]
+
+
+def _dimensions(metric: dict[str, Any]) -> dict[str, Any]:
+    return {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+
+
+# --- Container Insights --------------------------------------------------------------------------
+
+
+def _addon(env: Synthesized) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (k, a)
+        for k, a in resources(env.template("eks"), "AWS::EKS::Addon").items()
+        if a["Properties"]["AddonName"] == "amazon-cloudwatch-observability"
+    ]
+    return found
+
+
+def test_the_cloudwatch_add_on_runs_with_its_own_irsa_role(env: Synthesized) -> None:
+    template = env.template("eks")
+    _, addon = _addon(env)
+    props = addon["Properties"]
+    assert "AddonVersion" not in props  # EKS's default: no published per-version table to pin from
+    role_id = props["ServiceAccountRoleArn"]["Fn::GetAtt"][0]
+    assert role_id.startswith("CloudWatchAgentRole")
+    (statement,) = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    conditions = template["Resources"][statement["Condition"]["StringEquals"]["Fn::GetAtt"][0]]["Properties"]["Value"]
+    assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in json.dumps(conditions)
+    config = json.loads(props["ConfigurationValues"])
+    enhanced = env.settings.observability.enhanced_container_insights
+    assert config["containerLogs"] == {"enabled": True}
+    assert config["agent"]["config"] == {
+        "logs": {"metrics_collected": {"kubernetes": {"enhanced_container_insights": enhanced}}}
+    }
+
+
+def test_the_agent_may_write_only_its_clusters_log_groups_and_metrics(env: Synthesized) -> None:
+    template = env.template("eks")
+    (policy,) = [
+        p for k, p in resources(template, "AWS::IAM::ManagedPolicy").items() if k.startswith("CloudWatchAgent")
+    ]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(statements) == {
+        "ContainerInsightsLogGroups",
+        "DescribeLogGroups",
+        "ContainerInsightsMetrics",
+        "NodeMetadata",
+    }
+    prefix = env.settings.stack_prefix
+    groups = [r["Fn::Join"][1][-1] for r in statements["ContainerInsightsLogGroups"]["Resource"]]
+    assert groups == [
+        f":log-group:/aws/containerinsights/{prefix}/{k}:*" for k in ("application", "dataplane", "host", "performance")
+    ]
+    assert statements["ContainerInsightsMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "ContainerInsights"}
+    }
+    assert "xray" not in json.dumps(statements)
+
+
+def test_container_logs_go_to_encrypted_groups_created_first_with_retention(env: Synthesized) -> None:
+    from tests.synth import service_log_group
+
+    template = env.template("eks")
+    _, addon = _addon(env)
+    prefix = env.settings.stack_prefix
+    keys = set()
+    for kind in ("application", "dataplane", "host", "performance"):
+        calls = service_log_group(template, f"ContainerLogGroup{kind.title()}")
+        assert calls.create["parameters"]["logGroupName"] == f"/aws/containerinsights/{prefix}/{kind}"
+        retention = calls.retention["parameters"]["retentionInDays"]
+        assert retention == env.settings.observability.container_log_retention_days
+        keys.add(calls.key["parameters"]["kmsKeyId"])
+        assert set(calls.ids) <= set(addon["DependsOn"])
+    assert len(keys) == 1  # one key for the cluster's four groups
+    # Nodes, DNS and the load balancer controller (its webhook admits the add-on's Services) first.
+    depends = " ".join(addon["DependsOn"])
+    assert "ClusterNodegroupNodes" in depends
+    assert "CoreDnsAddon" in depends
+    assert "AlbController" in depends
+
+
+# --- The topic -----------------------------------------------------------------------------------
+
+
+def test_the_alarm_topic_is_encrypted_and_only_cloudwatch_of_this_account_publishes(env: Synthesized) -> None:
+    template = env.template("observability")
+    topic = only(template, "AWS::SNS::Topic")["Properties"]
+    key = template["Resources"][topic["KmsMasterKeyId"]["Fn::GetAtt"][0]]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    (cloudwatch,) = [
+        s for s in key["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    policy = only(template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in policy}
+    assert by_sid["AllowPublishThroughSSLOnly"]["Effect"] == "Deny"
+    assert by_sid["CloudWatchAlarmsOfThisAccount"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+
+
+def test_subscriptions_follow_settings_and_production_has_one(env: Synthesized) -> None:
+    notifications = env.settings.observability.notifications
+    subscriptions = resources(env.template("observability"), "AWS::SNS::Subscription").values()
+    found = sorted((s["Properties"]["Protocol"], s["Properties"]["Endpoint"]) for s in subscriptions)
+    assert found == sorted(
+        [("email", e) for e in notifications.emails] + [("https", u) for u in notifications.https_endpoints]
+    )
+    if env.settings.production:
+        assert found
+
+
+# --- Alarms --------------------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_topic_and_says_what_broke(env: Synthesized) -> None:
+    topic_id = next(iter(resources(env.template("observability"), "AWS::SNS::Topic")))
+    for name, alarm in _alarms(env).items():
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
+        assert alarm["OKActions"] == [{"Ref": topic_id}], name
+        description = alarm["AlarmDescription"]
+        assert description[0].isupper(), name
+        assert description.endswith("."), name
+        assert 40 < len(description) < 400, name
+
+
+def test_alarms_watch_this_environments_resources_at_the_configured_thresholds(env: Synthesized) -> None:
+    s = env.settings
+    t = s.observability.alarms
+    alarms = _alarms(env)
+    prefix = s.stack_prefix
+    expected = {
+        "database-cpu": ("AWS/RDS", "CPUUtilization", {"DBClusterIdentifier": f"{prefix}-db"}, t.database_cpu_percent),
+        "database-memory": (
+            "AWS/RDS",
+            "FreeableMemory",
+            {"DBClusterIdentifier": f"{prefix}-db"},
+            t.database_freeable_memory_mib * 1024 * 1024,
+        ),
+        "database-capacity": (
+            "AWS/RDS",
+            "ACUUtilization",
+            {"DBClusterIdentifier": f"{prefix}-db"},
+            t.database_capacity_percent,
+        ),
+        "database-storage": (
+            "AWS/RDS",
+            "VolumeBytesUsed",
+            {"DBClusterIdentifier": f"{prefix}-db"},
+            t.database_storage_gib * 1024**3,
+        ),
+        "nodes-not-ready": ("ContainerInsights", "cluster_failed_node_count", {"ClusterName": prefix}, 0),
+        "api-server-errors": (
+            "AWS/EKS",
+            "apiserver_request_total_5XX",
+            {"ClusterName": prefix},
+            t.api_server_errors_per_5_minutes,
+        ),
+        "cache-throttling": ("AWS/ElastiCache", "ThrottledCmds", {"clusterId": f"{prefix}-cache"}, 0),
+    }
+    for name, (namespace, metric, dimensions, threshold) in expected.items():
+        (found,) = _metrics(alarms[name])
+        assert (found["Namespace"], found["MetricName"], _dimensions(found)) == (namespace, metric, dimensions), name
+        assert alarms[name]["Threshold"] == threshold, name
+    assert alarms["database-memory"]["ComparisonOperator"] == "LessThanThreshold"
+    # A reader's lag only where there are readers.
+    assert ("database-replica-lag" in alarms) == bool(s.database.readers)
+    if s.database.readers:
+        (lag,) = _metrics(alarms["database-replica-lag"])
+        assert _dimensions(lag) == {"DBClusterIdentifier": f"{prefix}-db", "Role": "READER"}
+
+
+def test_the_node_group_alarm_fires_only_at_its_maximum_with_pods_pending(env: Synthesized) -> None:
+    alarm = _alarms(env)["nodes-at-maximum-with-pods-pending"]
+    (expression,) = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
+    assert expression == f"IF(nodes >= {env.settings.eks.node_group.max_size} AND pending > 0, 1, 0)"
+    names = {m["MetricName"]: _dimensions(m) for m in _metrics(alarm)}
+    assert names == {
+        "cluster_node_count": {"ClusterName": env.settings.stack_prefix},
+        "scheduler_pending_pods_UNSCHEDULABLE": {"ClusterName": env.settings.stack_prefix},
+    }
+
+
+def test_every_nat_gateway_has_its_two_alarms(env: Synthesized) -> None:
+    alarms = _alarms(env)
+    gateways = resources(env.template("network"), "AWS::EC2::NatGateway")
+    assert len(gateways) == env.settings.network.nat_gateways
+    watched = set()
+    for index in range(1, len(gateways) + 1):
+        for kind, metric in (("port-allocation", "ErrorPortAllocation"), ("dropped-packets", "PacketsDropCount")):
+            (found,) = _metrics(alarms[f"nat-{index}-{kind}"])
+            assert found["MetricName"] == metric
+            output = _dimensions(found)["NatGatewayId"]["Fn::GetStackOutput"]
+            assert output["StackName"] == f"{env.settings.stack_prefix}-network"
+            watched.add(output["OutputName"])
+    assert len(watched) == len(gateways)
+
+
+def test_load_balancers_are_watched_through_metrics_insights(env: Synthesized) -> None:
+    alarms = _alarms(env)
+    queries = {
+        name: [q["Expression"] for q in alarms[name]["Metrics"]]
+        for name in ("load-balancer-5xx", "service-5xx", "unhealthy-targets")
+    }
+    assert queries == {
+        "load-balancer-5xx": ['SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)'],
+        "service-5xx": ['SELECT SUM(HTTPCode_Target_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)'],
+        "unhealthy-targets": [
+            'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)'
+        ],
+    }
+
+
+def test_a_replication_group_is_watched_node_by_node(dev_replication_group: Synthesized) -> None:
+    alarms = _alarms(dev_replication_group)
+    cache = dev_replication_group.settings.cache
+    members = member_clusters(f"{dev_replication_group.settings.stack_prefix}-cache-cm", cache)
+    assert members[:2] == ["cloud-ops-dev-cache-cm-0001-001", "cloud-ops-dev-cache-cm-0001-002"]
+    assert len(members) == cache.shards * (1 + cache.replicas_per_shard)
+    for name, metric in (
+        ("cache-cpu", "EngineCPUUtilization"),
+        ("cache-memory", "DatabaseMemoryUsagePercentage"),
+        ("cache-evictions", "Evictions"),
+        ("cache-replication-lag", "ReplicationLag"),
+    ):
+        watched = [_dimensions(m) for m in _metrics(alarms[name])]
+        assert {m["MetricName"] for m in _metrics(alarms[name])} == {metric}
+        assert watched == [{"CacheClusterId": m, "CacheNodeId": "0001"} for m in members], name
+    assert not {"cache-throttling", "cache-data", "cache-ecpu"} & set(alarms)
+
+
+def test_the_dashboard_shows_every_alarm_and_this_environments_metrics(env: Synthesized) -> None:
+    template = env.template("observability")
+    body = only(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]["Fn::Join"][1]
+    alarm_ids = {p["Fn::GetAtt"][0] for p in body if isinstance(p, dict) and "Fn::GetAtt" in p}
+    assert alarm_ids == set(resources(template, "AWS::CloudWatch::Alarm"))
+    text = "".join(p for p in body if isinstance(p, str))
+    prefix = env.settings.stack_prefix
+    for fragment in (
+        f'"ClusterName","{prefix}"',
+        f'"DBClusterIdentifier","{prefix}-db"',
+        f'"clusterId","{prefix}-cache"',
+        "node_cpu_utilization",
+        "PacketsDropCount",
+        "HTTPCode_ELB_5XX_Count",
+    ):
+        assert fragment in text, fragment
+
+
+def test_alarms_are_created_after_what_they_watch(env: Synthesized) -> None:
+    prefix = env.settings.stack_prefix
+    depends = set(env.manifest()["artifacts"][f"{prefix}-observability"]["dependencies"])
+    assert {f"{prefix}-{s}" for s in ("network", "eks", "database", "cache")} <= depends
+
+
+# --- Reports -------------------------------------------------------------------------------------
+
+
+def test_the_cost_report_prices_alarms_and_the_dashboard(env: Synthesized) -> None:
+    prices = load_prices()
+    cost = estimate(load_templates(env.outdir), environment="e", region=env.settings.region, prices=prices)
+    (line,) = [line for line in cost.lines if line.item.startswith("CloudWatch alarms")]
+    count = len(_alarms(env))
+    assert line.item.startswith(f"CloudWatch alarms x{count} (")
+    assert "dashboards x1" in line.item
+    assert any("Container Insights metrics" in n for n in cost.not_included)
+
+
+def test_the_architecture_report_shows_where_signals_flow(env: Synthesized) -> None:
+    text = mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
+    assert "==>|metrics|" in text
+    assert "==>|notify|" in text
+    assert "CloudWatch observability add-on" in text
+
+
+# --- Settings ------------------------------------------------------------------------------------
+
+
+def _with(tmp: Path, environment: str, observability: dict[str, Any]) -> None:
+    for source in ENVIRONMENTS_DIR.glob("*.yaml"):
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        if source.stem == environment:
+            data["observability"] = observability
+        (tmp / source.name).write_text(yaml.safe_dump(data), encoding="utf-8")
+    load_settings(environment, directory=tmp)
+
+
+@pytest.mark.parametrize(
+    ("environment", "observability", "message"),
+    [
+        ("dev", {"alarms": {"database_cpu_percent": 120}}, r"'observability.alarms.database_cpu_percent' = 120 .*100"),
+        ("dev", {"alarms": {"cache_usage_percent": 10}}, r"'observability.alarms.cache_usage_percent' = 10 .*50"),
+        (
+            "dev",
+            {"alarms": {"cpu": 90}},
+            r"'observability.alarms.cpu' is not a known setting; allowed here: api_server",
+        ),
+        (
+            "dev",
+            {"notifications": {"emails": ["oncall-at-example.com"]}},
+            r"'observability.notifications.emails' .*'oncall-at-example.com' is not an email address",
+        ),
+        (
+            "dev",
+            {"notifications": {"https_endpoints": ["http://hooks.example.com/x"]}},
+            r"'http://hooks.example.com/x' is not an HTTPS URL",
+        ),
+        (
+            "dev",
+            {"container_log_retention_days": 10},
+            r"'observability.container_log_retention_days' = 10 must be one of",
+        ),
+        ("prod", {"notifications": {"emails": []}}, r"observability.notifications: production needs someone who hears"),
+    ],
+)
+def test_bad_observability_settings_are_one_clear_error(
+    tmp_path: Path, environment: str, observability: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        _with(tmp_path, environment, observability)
