@@ -166,7 +166,7 @@ def test_prod_network_policy_admits_the_load_balancer_subnets_and_its_own_namesp
 def test_prod_egress_reaches_dns_its_data_stores_and_https_only(
     helm: Helm, prod_network: dict[str, Any], service: str
 ) -> None:
-    from infra.constructs.valkey_cache import VALKEY_PORT
+    from infra.constructs.valkey_cache import cache_ports
     from infra.stacks.database import POSTGRES_PORT
 
     spec = _rendered(helm, "prod", service)["NetworkPolicy"]["spec"]
@@ -180,8 +180,10 @@ def test_prod_egress_reaches_dns_its_data_stores_and_https_only(
     ]
     *stores, https = rest
     assert https == {"ports": [{"port": 443, "protocol": "TCP"}]}
-    uses = next(s.uses for s in load_settings("prod").services if s.name == service)
-    ports = sorted({"database": POSTGRES_PORT, "cache": VALKEY_PORT}[u] for u in uses)
+    settings = load_settings("prod")
+    uses = next(s.uses for s in settings.services if s.name == service)
+    by_store = {"database": [POSTGRES_PORT], "cache": cache_ports(settings.cache.kind)}
+    ports = sorted(port for store in uses for port in by_store[store])
     if not ports:
         assert stores == []
         return

@@ -163,10 +163,11 @@ def _ingress(template: dict[str, Any]) -> list[dict[str, Any]]:
     return [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()]
 
 
-@pytest.mark.parametrize(("stack", "port"), [("database", 5432), ("cache", 6379)])
+@pytest.mark.parametrize(("stack", "ports"), [("database", [5432]), ("cache", [6379, 6380])])
 def test_data_stores_admit_only_the_workload_security_group_on_their_port(
-    env: Synthesized, stack: str, port: int
+    env: Synthesized, stack: str, ports: list[int]
 ) -> None:
+    """The cache is Serverless in both environments: 6379, and 6380 for reads from replicas."""
     template = env.template(stack)
     # The data store's group (the database stack also has its functions' groups, which admit nothing).
     (group,) = [
@@ -177,11 +178,12 @@ def test_data_stores_admit_only_the_workload_security_group_on_their_port(
     assert "SecurityGroupIngress" not in group["Properties"]
     # No egress: the "disallow all" placeholder CDK writes when allow_all_outbound is False.
     assert group["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
-    (rule,) = _ingress(template)
-    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", port, port)
-    source = rule["SourceSecurityGroupId"]["Fn::GetStackOutput"]
-    assert source["StackName"] == f"{env.settings.stack_prefix}-network"
-    assert "WorkloadSecurityGroup" in source["OutputName"]
+    rules = _ingress(template)
+    assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules) == [("tcp", p, p) for p in ports]
+    for rule in rules:
+        source = rule["SourceSecurityGroupId"]["Fn::GetStackOutput"]
+        assert source["StackName"] == f"{env.settings.stack_prefix}-network"
+        assert "WorkloadSecurityGroup" in source["OutputName"]
 
 
 def test_every_node_carries_the_workload_security_group_and_the_cluster_one(env: Synthesized) -> None:

@@ -21,6 +21,16 @@ from infra.config.settings import CacheSettings
 from infra.constructs.log_retention import log_key, retention
 
 VALKEY_PORT = 6379
+# ElastiCache Serverless serves reads from replicas, in the client's zone where it can, on a second
+# port of the same endpoint (ElastiCache user guide, "Best Practices for using Read Replicas").
+SERVERLESS_READ_PORT = 6380
+
+
+def cache_ports(kind: str) -> list[int]:
+    """The ports a client of a cache of this kind connects to."""
+    return [VALKEY_PORT, SERVERLESS_READ_PORT] if kind == "serverless" else [VALKEY_PORT]
+
+
 VALKEY_MAJOR_VERSION = "8"  # Serverless: the major version only; ElastiCache applies minor versions itself
 # Users and user group of engine "redis": ElastiCache's RBAC page says a Valkey cache accepts user groups
 # of either engine, that a "VALKEY" group may hold only users with a password or IAM (so not the

@@ -12,7 +12,7 @@ from constructs import Construct
 from infra.config.settings import CacheSettings
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
-from infra.constructs.valkey_cache import VALKEY_PORT, Valkey
+from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT, Valkey
 from infra.stacks.base import PlatformStack
 from infra.stacks.network import DATA_SUBNETS
 
@@ -41,6 +41,7 @@ class CacheStack(PlatformStack):
             port=VALKEY_PORT,
             what="Valkey",
             description=f"Valkey {name_prefix}-cache: from the EKS workloads only",
+            more_ports={SERVERLESS_READ_PORT: "Valkey reads from replicas"} if cache.kind == "serverless" else None,
         )
         self.valkey = Valkey(
             self,
@@ -80,6 +81,13 @@ class CacheStack(PlatformStack):
             value=str(VALKEY_PORT),
             description="Valkey port. TLS is required: clients must connect with TLS",
         )
+        if cache.kind == "serverless":
+            CfnOutput(
+                self,
+                "ReaderPort",
+                value=str(SERVERLESS_READ_PORT),
+                description="Valkey port for reads from replicas in the client's zone (same endpoint, TLS)",
+            )
         CfnOutput(
             self,
             "Authentication",
