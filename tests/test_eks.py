@@ -386,15 +386,10 @@ def test_the_log_group_function_may_touch_only_the_service_log_groups(env: Synth
     template = env.template("eks")
     policies = [p for k, p in resources(template, "AWS::IAM::ManagedPolicy").items() if k.startswith("ServiceLogGroup")]
     (policy,) = policies
-    prefix = env.settings.stack_prefix
-    groups = [f"/aws/eks/{prefix}/cluster"] + [
-        f"/aws/containerinsights/{prefix}/{kind}" for kind in ("application", "dataplane", "host", "performance")
-    ]
-    resources_named = [
-        r["Fn::Join"][1][-1] for s in policy["Properties"]["PolicyDocument"]["Statement"] for r in s["Resource"]
-    ]
-    # Each group, and the group with :* (the form IAM evaluates these actions against): nothing else.
-    assert resources_named == [f":log-group:{g}{suffix}" for g in groups for suffix in ("", ":*")]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    group = f":log-group:/aws/eks/{env.settings.stack_prefix}/cluster"
+    # The group, and the group with :* (the form IAM evaluates these actions against): nothing else.
+    assert [r["Fn::Join"][1][-1] for r in statement["Resource"]] == [group, f"{group}:*"]
 
 
 def test_load_balancer_controller_is_installed_after_the_nodes(env: Synthesized) -> None:

@@ -80,9 +80,9 @@ def test_the_agent_may_write_only_its_clusters_log_groups_and_metrics(env: Synth
         "NodeMetadata",
     }
     prefix = env.settings.stack_prefix
-    groups = [r["Fn::Join"][1][-1] for r in statements["ContainerInsightsLogGroups"]["Resource"]]
-    assert groups == [
-        f":log-group:/aws/containerinsights/{prefix}/{k}:*" for k in ("application", "dataplane", "host", "performance")
+    groups = [template["Resources"][r["Fn::GetAtt"][0]] for r in statements["ContainerInsightsLogGroups"]["Resource"]]
+    assert [g["Properties"]["LogGroupName"] for g in groups] == [
+        f"/aws/containerinsights/{prefix}/{k}" for k in ("application", "dataplane", "host", "performance")
     ]
     assert statements["ContainerInsightsMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "ContainerInsights"}
@@ -91,20 +91,26 @@ def test_the_agent_may_write_only_its_clusters_log_groups_and_metrics(env: Synth
 
 
 def test_container_logs_go_to_encrypted_groups_created_first_with_retention(env: Synthesized) -> None:
-    from tests.synth import service_log_group
-
     template = env.template("eks")
     _, addon = _addon(env)
     prefix = env.settings.stack_prefix
-    keys = set()
-    for kind in ("application", "dataplane", "host", "performance"):
-        calls = service_log_group(template, f"ContainerLogGroup{kind.title()}")
-        assert calls.create["parameters"]["logGroupName"] == f"/aws/containerinsights/{prefix}/{kind}"
-        retention = calls.retention["parameters"]["retentionInDays"]
-        assert retention == env.settings.observability.container_log_retention_days
-        keys.add(calls.key["parameters"]["kmsKeyId"])
-        assert set(calls.ids) <= set(addon["DependsOn"])
+    groups = {
+        k: g
+        for k, g in resources(template, "AWS::Logs::LogGroup").items()
+        if str(g["Properties"].get("LogGroupName", "")).startswith(f"/aws/containerinsights/{prefix}/")
+    }
+    assert sorted(g["Properties"]["LogGroupName"].rsplit("/", 1)[1] for g in groups.values()) == [
+        "application",
+        "dataplane",
+        "host",
+        "performance",
+    ]
+    keys = {json.dumps(g["Properties"]["KmsKeyId"]) for g in groups.values()}
     assert len(keys) == 1  # one key for the cluster's four groups
+    for logical_id, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == env.settings.observability.container_log_retention_days
+        assert group["DeletionPolicy"] == ("Retain" if env.settings.retain_data else "Delete")
+        assert logical_id in addon["DependsOn"]  # created before the agent could create them unencrypted
     # Nodes, DNS and the load balancer controller (its webhook admits the add-on's Services) first.
     depends = " ".join(addon["DependsOn"])
     assert "ClusterNodegroupNodes" in depends
@@ -350,3 +356,16 @@ def test_bad_observability_settings_are_one_clear_error(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         _with(tmp_path, environment, observability)
+
+
+def test_a_silent_agent_is_an_alarm_not_a_green_board(env: Synthesized) -> None:
+    alarms = _alarms(env)
+    silent = alarms["container-insights-silent"]
+    assert (silent["MetricName"], silent["ComparisonOperator"], silent["Threshold"]) == (
+        "cluster_node_count",
+        "LessThanThreshold",
+        1,
+    )
+    assert silent["TreatMissingData"] == "breaching"
+    # Every other alarm: no data is no problem (no load balancer yet, no throttling, a quiet NAT).
+    assert {a["TreatMissingData"] for n, a in alarms.items() if n != "container-insights-silent"} == {"notBreaching"}

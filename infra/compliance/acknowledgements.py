@@ -69,15 +69,6 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
     )
     _eks_addon_policies(stack, ledger)
     agent = _child(stack, "CloudWatchAgentPolicy/Resource")
-    for group in stack.container_log_groups:
-        ledger.acknowledge(
-            agent,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-            f"{group.name}:*]",
-            "One Container Insights log group of this cluster, not a wildcard over groups: IAM evaluates "
-            "CreateLogStream and PutLogEvents against log-group:<name>:log-stream:<stream>, which only the group's "
-            "ARN with a trailing :* matches (CloudWatch Logs user guide, resource ARNs in IAM policies).",
-        )
     ledger.acknowledge(
         agent,
         "AwsSolutions-IAM5[Resource::*]",

@@ -12,7 +12,6 @@ from __future__ import annotations
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -43,14 +42,11 @@ class ServiceLogGroup(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         alias_prefix: str,
-        key: kms.IKey | None = None,
     ) -> None:
-        """``key``: a key several groups share (its policy must admit them); else one of its own."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         # The key lives beside the construct (its logical id is the one it had as a plain log group's key).
-        if key is None:
-            key = log_key(scope, key_id, purpose=purpose, alias_prefix=alias_prefix, retain=retain, log_group_name=name)
+        key = log_key(scope, key_id, purpose=purpose, alias_prefix=alias_prefix, retain=retain, log_group_name=name)
         self.name = name
         self.arn = log_group_arn(stack, name)
         provider = _provider(stack, alias_prefix=alias_prefix, retain=retain)

@@ -8,18 +8,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Fn, Stack
+from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ObservabilitySettings, SettingsError, support_dates
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
-from infra.constructs.log_retention import log_key
+from infra.constructs.log_retention import log_key, retention
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
@@ -311,9 +312,7 @@ class EksStack(PlatformStack):
             },
         )
 
-        self.container_insights = self._container_insights(
-            observability, retain=retain_data, vpc=vpc, subnets=private_subnets, alias_prefix=name_prefix
-        )
+        self.container_insights = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
 
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(
@@ -462,8 +461,6 @@ class EksStack(PlatformStack):
         settings: ObservabilitySettings,
         *,
         retain: bool,
-        vpc: ec2.IVpc,
-        subnets: ec2.SubnetSelection,
         alias_prefix: str,
     ) -> eks.CfnAddon:
         """The EKS add-on for CloudWatch observability: the CloudWatch agent (Container Insights) and
@@ -478,21 +475,17 @@ class EksStack(PlatformStack):
             log_group_name=f"{prefix}/*",
         )
         # Fluent Bit writes application, dataplane and host; the agent writes performance (its
-        # embedded-metric-format events become the Container Insights metrics). Created or adopted
-        # like the control-plane group: the writers re-create a deleted group.
+        # embedded-metric-format events become the Container Insights metrics). Plain log groups: their
+        # writers are pods of the add-on, which is deleted before them (it depends on them), so unlike
+        # the control plane's group nothing re-creates one after a stack delete.
         self.container_log_groups = [
-            ServiceLogGroup(
+            logs.LogGroup(
                 self,
                 f"ContainerLogGroup{kind.title()}",
-                name=f"{prefix}/{kind}",
-                key_id="ContainerLogKey",
-                purpose="container-logs",
-                alias_prefix=alias_prefix,
-                retention_days=settings.container_log_retention_days,
-                retain=retain,
-                vpc=vpc,
-                subnets=subnets,
-                key=key,
+                log_group_name=f"{prefix}/{kind}",
+                encryption_key=key,
+                retention=retention(settings.container_log_retention_days),
+                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
             )
             for kind in CONTAINER_LOG_GROUPS
         ]
@@ -509,7 +502,7 @@ class EksStack(PlatformStack):
                         "logs:DescribeLogStreams",
                         "logs:PutLogEvents",
                     ],
-                    resources=[f"{group.arn}:*" for group in self.container_log_groups],
+                    resources=[group.log_group_arn for group in self.container_log_groups],
                 ),
                 iam.PolicyStatement(
                     # List actions: IAM evaluates them against every log group of the account and region.

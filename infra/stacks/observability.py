@@ -9,12 +9,10 @@ account and region (ADR 0010 says why not by tag).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import CfnOutput, CfnResource
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
@@ -25,10 +23,71 @@ from infra.config.settings import AlarmThresholds, CacheSettings, DatabaseSettin
 from infra.constructs.encryption_key import EncryptionKey
 from infra.stacks.base import PlatformStack
 
-FIVE_MINUTES = Duration.minutes(5)
+FIVE_MINUTES = 300  # seconds
 GIB = 1024**3
+GREATER = "GreaterThanThreshold"
 # Metrics per alarm expression: CloudWatch allows 10 metrics in one alarm's metric math.
 METRICS_PER_ALARM = 10
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One CloudWatch metric, written straight into templates (L1: one call into CDK per alarm, which
+    keeps synth fast; ADR 0005)."""
+
+    namespace: str
+    name: str
+    dimensions: dict[str, Any]
+    statistic: str
+    period: int = FIVE_MINUTES
+
+    def alarm_properties(self) -> dict[str, Any]:
+        return {
+            "Namespace": self.namespace,
+            "MetricName": self.name,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in self.dimensions.items()],
+            "Statistic": self.statistic,
+            "Period": self.period,
+        }
+
+    def query(self, query_id: str) -> dict[str, Any]:
+        metric = {k: v for k, v in self.alarm_properties().items() if k in ("Namespace", "MetricName", "Dimensions")}
+        return {
+            "Id": query_id,
+            "MetricStat": {"Metric": metric, "Period": self.period, "Stat": self.statistic},
+            "ReturnData": False,
+        }
+
+    def widget_lines(self, index: int) -> list[list[Any]]:  # the index names expressions only
+        dimensions = [part for item in self.dimensions.items() for part in item]
+        return [[self.namespace, self.name, *dimensions, {"stat": self.statistic, "period": self.period}]]
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Metric math over ``using``, or a Metrics Insights query (no ``using``)."""
+
+    expression: str
+    label: str
+    using: dict[str, Metric] = field(default_factory=dict)
+    period: int = FIVE_MINUTES
+
+    def alarm_properties(self) -> dict[str, Any]:
+        main: dict[str, Any] = {"Id": "e", "Expression": self.expression, "Label": self.label, "ReturnData": True}
+        if not self.using:
+            main["Period"] = self.period  # a query has no metric to take its period from
+        return {"Metrics": [main, *(m.query(i) for i, m in self.using.items())]}
+
+    def widget_lines(self, index: int) -> list[list[Any]]:
+        """The expression (id ``e<index>`` in its widget) and the metrics it uses, hidden."""
+        lines: list[list[Any]] = [[{"expression": self.expression, "label": self.label, "id": f"e{index}"}]]
+        for query_id, metric in self.using.items():
+            (line,) = metric.widget_lines(index)
+            lines.append([*line[:-1], {**line[-1], "id": query_id, "visible": False}])
+        return lines
+
+
+Signal = Metric | Expression
 
 
 @dataclass(frozen=True)
@@ -62,8 +121,9 @@ class ObservabilityStack(PlatformStack):
         self.prefix = name_prefix
         self.thresholds = thresholds
         self.topic = self._topic(notifications)
-        self.alarms: list[cloudwatch.Alarm] = []
-        self.widgets: list[cloudwatch.IWidget] = []
+        self.alarms: list[CfnResource] = []
+        self._thresholds: dict[str, float] = {}
+        self.widgets: list[dict[str, Any]] = []
         self._cluster(watched)
         self._database(watched)
         if watched.replication_group_id:
@@ -72,20 +132,7 @@ class ObservabilityStack(PlatformStack):
             self._serverless_cache(watched)
         self._nat(watched)
         self._load_balancers()
-        self.dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=name_prefix,
-            default_interval=Duration.hours(3),
-            widgets=[
-                [
-                    cloudwatch.AlarmStatusWidget(
-                        title=f"{name_prefix}: alarms", alarms=list(self.alarms), width=24, height=6
-                    )
-                ],
-                *[self.widgets[i : i + 3] for i in range(0, len(self.widgets), 3)],
-            ],
-        )
+        self.dashboard = self._dashboard()
         CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn, description="SNS topic every alarm notifies")
         CfnOutput(
             self,
@@ -137,53 +184,89 @@ class ObservabilityStack(PlatformStack):
         self,
         construct_id: str,
         *,
-        metric: cloudwatch.IMetric,
+        metric: Signal,
         threshold: float,
         description: str,
-        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        comparison: str = GREATER,
         periods: int = 3,
-        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
-    ) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
+        missing: str = "notBreaching",
+    ) -> CfnResource:
+        alarm = CfnResource(
             self,
             construct_id,
-            alarm_name=f"{self.prefix}-{construct_id}",
-            alarm_description=description,
-            metric=metric,
-            threshold=threshold,
-            comparison_operator=comparison,
-            evaluation_periods=periods,
-            datapoints_to_alarm=periods,
-            treat_missing_data=missing,
+            type="AWS::CloudWatch::Alarm",
+            properties={
+                "AlarmName": f"{self.prefix}-{construct_id}",
+                "AlarmDescription": description,
+                **metric.alarm_properties(),
+                "Threshold": threshold,
+                "ComparisonOperator": comparison,
+                "EvaluationPeriods": periods,
+                "DatapointsToAlarm": periods,
+                "TreatMissingData": missing,
+                "AlarmActions": [self.topic.topic_arn],
+                "OKActions": [self.topic.topic_arn],
+            },
         )
-        alarm.add_alarm_action(actions.SnsAction(self.topic))
-        alarm.add_ok_action(actions.SnsAction(self.topic))
         self.alarms.append(alarm)
+        self._thresholds[construct_id] = threshold
         return alarm
 
-    def _graph(self, title: str, metrics: Sequence[cloudwatch.IMetric], alarm: cloudwatch.Alarm | None = None) -> None:
-        annotations = [alarm.to_annotation()] if alarm is not None else None
-        self.widgets.append(
-            cloudwatch.GraphWidget(title=title, left=list(metrics), left_annotations=annotations, width=8, height=6)
+    def _graph(self, title: str, signals: Sequence[Signal], alarm: CfnResource | None = None) -> None:
+        properties: dict[str, Any] = {
+            "view": "timeSeries",
+            "title": title,
+            "region": self.region,
+            "metrics": [line for index, signal in enumerate(signals) for line in signal.widget_lines(index)],
+        }
+        if alarm is not None:
+            threshold = self._thresholds[alarm.node.id]
+            properties["annotations"] = {"horizontal": [{"label": "alarm", "value": threshold}]}
+        self.widgets.append({"type": "metric", "width": 8, "height": 6, "properties": properties})
+
+    def _dashboard(self) -> CfnResource:
+        widgets: list[dict[str, Any]] = [
+            {
+                "type": "alarm",
+                "width": 24,
+                "height": 6,
+                "x": 0,
+                "y": 0,
+                "properties": {
+                    "title": f"{self.prefix}: alarms",
+                    "alarms": [alarm.get_att("Arn").to_string() for alarm in self.alarms],
+                },
+            }
+        ]
+        for index, widget in enumerate(self.widgets):
+            widgets.append({**widget, "x": (index % 3) * 8, "y": 6 + (index // 3) * 6})
+        return CfnResource(
+            self,
+            "Dashboard",
+            type="AWS::CloudWatch::Dashboard",
+            properties={
+                "DashboardName": self.prefix,
+                "DashboardBody": self.to_json_string({"start": "-PT3H", "widgets": widgets}),
+            },
         )
 
     # --- EKS -------------------------------------------------------------------------------------
 
     def _cluster(self, w: Watched) -> None:
-        def insights(name: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
+        def insights(name: str) -> Metric:
+            return Metric(
                 namespace="ContainerInsights",
-                metric_name=name,
-                dimensions_map={"ClusterName": w.cluster_name},
+                name=name,
+                dimensions={"ClusterName": w.cluster_name},
                 statistic="Maximum",
                 period=FIVE_MINUTES,
             )
 
-        def control_plane(name: str, statistic: str) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
+        def control_plane(name: str, statistic: str) -> Metric:
+            return Metric(
                 namespace="AWS/EKS",
-                metric_name=name,
-                dimensions_map={"ClusterName": w.cluster_name},
+                name=name,
+                dimensions={"ClusterName": w.cluster_name},
                 statistic=statistic,
                 period=FIVE_MINUTES,
             )
@@ -198,17 +281,29 @@ class ObservabilityStack(PlatformStack):
             "evicted or cannot start. Look at `kubectl get nodes` and the node's events.",
         )
         nodes = insights("cluster_node_count")
+        # The other node alarms treat missing data as fine; this one does not, so a silent agent (add-on
+        # failed, permission denied) is noticed instead of leaving them green.
+        self._alarm(
+            "container-insights-silent",
+            metric=nodes,
+            threshold=1,
+            comparison="LessThanThreshold",
+            missing="breaching",
+            description=f"Container Insights has reported no node of EKS cluster {w.cluster_name} for 15 minutes: "
+            "the CloudWatch agent is not running (see the add-on's status and its pods in amazon-cloudwatch) or "
+            "the cluster has no nodes; the node alarms cannot fire meanwhile.",
+        )
         pending = control_plane("scheduler_pending_pods_UNSCHEDULABLE", "Maximum")
         at_maximum = self._alarm(
             "nodes-at-maximum-with-pods-pending",
-            metric=cloudwatch.MathExpression(
+            metric=Expression(
                 expression=f"IF(nodes >= {w.node_group_max_size} AND pending > 0, 1, 0)",
-                using_metrics={"nodes": nodes, "pending": pending},
+                using={"nodes": nodes, "pending": pending},
                 label="node group full and pods unschedulable",
                 period=FIVE_MINUTES,
             ),
             threshold=1,
-            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            comparison="GreaterThanOrEqualToThreshold",
             description=f"EKS cluster {w.cluster_name} is at its node group's maximum ({w.node_group_max_size} "
             "nodes) with pods pending for 15 minutes: the autoscaler cannot add nodes. Raise "
             "eks.node_group.max_size or lower the pods' requests.",
@@ -236,11 +331,11 @@ class ObservabilityStack(PlatformStack):
         t = self.thresholds
         db = w.database_identifier
 
-        def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
+        def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> Metric:
+            return Metric(
                 namespace="AWS/RDS",
-                metric_name=name,
-                dimensions_map={"DBClusterIdentifier": db, **(extra or {})},
+                name=name,
+                dimensions={"DBClusterIdentifier": db, **(extra or {})},
                 statistic=statistic,
                 period=FIVE_MINUTES,
             )
@@ -258,7 +353,7 @@ class ObservabilityStack(PlatformStack):
             "database-memory",
             metric=memory,
             threshold=t.database_freeable_memory_mib * 1024 * 1024,
-            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            comparison="LessThanThreshold",
             description=f"Aurora {db} has less than {t.database_freeable_memory_mib} MiB of freeable memory for 15 "
             "minutes: it may swap or restart. Raise the capacity or find the connection or query that holds it.",
         )
@@ -279,7 +374,7 @@ class ObservabilityStack(PlatformStack):
             description=f"Aurora {db} stores more than {t.database_storage_gib} GiB: storage grows (and is billed) "
             "beyond what was planned. Find the growing tables, or raise observability.alarms.database_storage_gib.",
         )
-        graphs: list[cloudwatch.IMetric] = [cpu]
+        graphs: list[Signal] = [cpu]
         if w.database.capacity is not None:
             capacity = rds("ACUUtilization", "Maximum")
             capacity_alarm = self._alarm(
@@ -311,11 +406,11 @@ class ObservabilityStack(PlatformStack):
         assert cache.max_data_storage_gb is not None
         assert cache.max_ecpu_per_second is not None
 
-        def metric(name: str, statistic: str, period: Duration = FIVE_MINUTES) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
+        def metric(name: str, statistic: str, period: int = FIVE_MINUTES) -> Metric:
+            return Metric(
                 namespace="AWS/ElastiCache",
-                metric_name=name,
-                dimensions_map={"clusterId": w.cache_name},
+                name=name,
+                dimensions={"clusterId": w.cache_name},
                 statistic=statistic,
                 period=period,
             )
@@ -338,7 +433,7 @@ class ObservabilityStack(PlatformStack):
             f"{cache.max_data_storage_gb} GB limit for 15 minutes: at the limit it evicts keys. Raise "
             "cache.max_data_storage_gb.",
         )
-        ecpu = metric("ElastiCacheProcessingUnits", "Sum", Duration.minutes(1))
+        ecpu = metric("ElastiCacheProcessingUnits", "Sum", 60)
         self._alarm(
             "cache-ecpu",
             metric=ecpu,
@@ -356,25 +451,25 @@ class ObservabilityStack(PlatformStack):
         assert w.replication_group_id is not None
         members = member_clusters(w.replication_group_id, cache)
 
-        def across(name: str, statistic: str, reduce: str) -> list[cloudwatch.MathExpression]:
+        def across(name: str, statistic: str, reduce: str) -> list[Expression]:
             """One expression per group of 10 nodes: their maximum (or sum)."""
             expressions = []
             for start in range(0, len(members), METRICS_PER_ALARM):
                 group = members[start : start + METRICS_PER_ALARM]
                 using = {
-                    f"n{i}": cloudwatch.Metric(
+                    f"n{start + i}": Metric(
                         namespace="AWS/ElastiCache",
-                        metric_name=name,
-                        dimensions_map={"CacheClusterId": member, "CacheNodeId": "0001"},
+                        name=name,
+                        dimensions={"CacheClusterId": member, "CacheNodeId": "0001"},
                         statistic=statistic,
                         period=FIVE_MINUTES,
                     )
                     for i, member in enumerate(group)
                 }
                 expressions.append(
-                    cloudwatch.MathExpression(
+                    Expression(
                         expression=f"{reduce}([{','.join(using)}])",
-                        using_metrics=using,
+                        using=using,
                         label=f"{name} {reduce.lower()} of {group[0]}..{group[-1]}",
                         period=FIVE_MINUTES,
                     )
@@ -431,14 +526,14 @@ class ObservabilityStack(PlatformStack):
 
     def _nat(self, w: Watched) -> None:
         t = self.thresholds
-        dropped_metrics: list[cloudwatch.IMetric] = []
+        dropped_metrics: list[Signal] = []
         for index, gateway in enumerate(w.nat_gateway_ids):
 
-            def nat(name: str, gateway: str = gateway) -> cloudwatch.Metric:
-                return cloudwatch.Metric(
+            def nat(name: str, gateway: str = gateway) -> Metric:
+                return Metric(
                     namespace="AWS/NATGateway",
-                    metric_name=name,
-                    dimensions_map={"NatGatewayId": gateway},
+                    name=name,
+                    dimensions={"NatGatewayId": gateway},
                     statistic="Sum",
                     period=FIVE_MINUTES,
                 )
@@ -465,8 +560,8 @@ class ObservabilityStack(PlatformStack):
     def _load_balancers(self) -> None:
         t = self.thresholds
 
-        def query(sql: str, label: str) -> cloudwatch.MathExpression:
-            return cloudwatch.MathExpression(expression=sql, using_metrics={}, label=label, period=FIVE_MINUTES)
+        def query(sql: str, label: str) -> Expression:
+            return Expression(expression=sql, label=label)
 
         elb_5xx = query(
             'SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)',
