@@ -369,3 +369,38 @@ def test_a_silent_agent_is_an_alarm_not_a_green_board(env: Synthesized) -> None:
     assert silent["TreatMissingData"] == "breaching"
     # Every other alarm: no data is no problem (no load balancer yet, no throttling, a quiet NAT).
     assert {a["TreatMissingData"] for n, a in alarms.items() if n != "container-insights-silent"} == {"notBreaching"}
+
+
+def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> None:
+    """The whole set, each threshold computed here from the settings (serverless cache in both)."""
+    s = env.settings
+    t = s.observability.alarms
+    cache = s.cache
+    assert cache.max_data_storage_gb is not None
+    assert cache.max_ecpu_per_second is not None
+    expected: dict[str, float] = {
+        "container-insights-silent": 1,
+        "nodes-not-ready": 0,
+        "nodes-at-maximum-with-pods-pending": 1,
+        "api-server-errors": t.api_server_errors_per_5_minutes,
+        "database-cpu": t.database_cpu_percent,
+        "database-memory": t.database_freeable_memory_mib * 1024 * 1024,
+        "database-deadlocks": t.database_deadlocks_per_minute / 60,
+        "database-storage": t.database_storage_gib * 1024**3,
+        "database-capacity": t.database_capacity_percent,
+        "cache-throttling": 0,
+        "cache-data": cache.max_data_storage_gb * 1e9 * t.cache_usage_percent / 100,
+        "cache-ecpu": cache.max_ecpu_per_second * 60 * t.cache_usage_percent / 100,
+        "load-balancer-5xx": t.load_balancer_5xx_per_5_minutes,
+        "service-5xx": t.load_balancer_5xx_per_5_minutes,
+        "unhealthy-targets": 0,
+    }
+    if s.database.readers:
+        expected["database-replica-lag"] = t.database_replica_lag_seconds * 1000
+    for index in range(1, s.network.nat_gateways + 1):
+        expected[f"nat-{index}-port-allocation"] = 0
+        expected[f"nat-{index}-dropped-packets"] = t.nat_dropped_packets_per_5_minutes
+    alarms = _alarms(env)
+    assert sorted(alarms) == sorted(expected)
+    for name, threshold in expected.items():
+        assert alarms[name]["Threshold"] == pytest.approx(threshold), name
