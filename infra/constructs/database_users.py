@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
-from infra.constructs.log_retention import encrypted_log_group
+from infra.constructs.deploy_time_function import function_role_and_logs
 
 HANDLER_FILE = Path(__file__).resolve().parent / "database_users_handler.py"
 # CloudFormation's inline code (ZipFile) limit, in characters.
@@ -69,23 +69,12 @@ class DatabaseUsers(Construct):
                 ),
             ],
         )
-        self.role = iam.Role(
+        self.role, log_group = function_role_and_logs(
             self,
-            "Role",
             description="Creates each database-using service's PostgreSQL role and schema at deploy time",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[
-                self.policy,
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"),
-            ],
-        )
-        _, log_group = encrypted_log_group(
-            self,
-            key_id="LogKey",
-            group_id="LogGroup",
+            policy=self.policy,
             purpose="database-users-function",
             alias_prefix=alias_prefix,
-            retention_days=30,
             retain=retain,
         )
         self.security_group = ec2.SecurityGroup(

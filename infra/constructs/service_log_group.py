@@ -15,7 +15,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.constructs.log_retention import encrypted_log_group, log_group_arn, log_key
+from infra.constructs.deploy_time_function import function_role_and_logs
+from infra.constructs.log_retention import log_group_arn, log_key
 
 # The construct id aws-cdk-lib gives the one function behind every AwsCustomResource of a stack.
 AWS_CUSTOM_RESOURCE_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"
@@ -112,23 +113,12 @@ class _Provider(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, alias_prefix: str, retain: bool) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(self, "Policy", description="Manage the log groups AWS services write to")
-        self.role = iam.Role(
+        self.role, self.log_group = function_role_and_logs(
             self,
-            "Role",
             description="Creates, adopts and configures the log groups AWS services write to (CloudWatch Logs API)",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            managed_policies=[
-                self.policy,
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole"),
-            ],
-        )
-        _, self.log_group = encrypted_log_group(
-            self,
-            key_id="LogKey",
-            group_id="LogGroup",
+            policy=self.policy,
             purpose=f"{Stack.of(self).stack_name.removeprefix(alias_prefix + '-')}-log-groups-function",
             alias_prefix=alias_prefix,
-            retention_days=30,
             retain=retain,
         )
 
