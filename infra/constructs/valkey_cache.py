@@ -239,7 +239,6 @@ class Valkey(Construct):
                 }
             ),
         )
-        shards = settings.shards if settings.cluster_mode else 1
         group = elasticache.CfnReplicationGroup(
             self,
             "ReplicationGroup",
@@ -249,7 +248,7 @@ class Valkey(Construct):
             engine_version=settings.engine_version,
             cache_node_type=settings.node_type,
             cluster_mode="enabled" if settings.cluster_mode else "disabled",
-            num_node_groups=shards if settings.cluster_mode else None,
+            num_node_groups=settings.shards if settings.cluster_mode else None,
             replicas_per_node_group=settings.replicas_per_shard if settings.cluster_mode else None,
             num_cache_clusters=None if settings.cluster_mode else 1 + settings.replicas_per_shard,
             # Cluster mode requires automatic failover; otherwise it needs a replica (settings check this).
@@ -271,8 +270,6 @@ class Valkey(Construct):
             log_delivery_configurations=deliveries,
         )
         group.node.add_dependency(delivery_policy)  # the log groups by Ref, the subnet group too
-        self.shards = shards
-        self.nodes_per_shard = 1 + settings.replicas_per_shard
         return group
 
     def user_id(self, client: str) -> str:

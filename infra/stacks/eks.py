@@ -111,7 +111,6 @@ class EksStack(PlatformStack):
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         private_subnets = ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS)
-        self.node_group_max_size = eks_settings.node_group.max_size
 
         self.secrets_key = EncryptionKey(
             self, "SecretsKey", alias_prefix=name_prefix, purpose="eks-secrets", retain=retain_data
@@ -312,7 +311,7 @@ class EksStack(PlatformStack):
             },
         )
 
-        self.container_insights = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
+        self.cloudwatch_addon = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
 
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(
