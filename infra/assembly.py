@@ -30,6 +30,11 @@ def stack_dependencies(outdir: Path) -> dict[str, list[str]]:
     return {k: sorted(d for d in v.get("dependencies", []) if d in stacks) for k, v in stacks.items()}
 
 
+def stack_regions(outdir: Path) -> dict[str, str]:
+    """Stack -> the region it deploys to, from ``manifest.json`` (``aws://<account>/<region>``)."""
+    return {k: v["environment"].rsplit("/", 1)[-1] for k, v in _stacks(outdir).items()}
+
+
 @dataclass(frozen=True)
 class Resource:
     """One resource of one synthesized template, with the other templates of the assembly at hand."""

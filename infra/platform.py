@@ -5,23 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import App, Environment, Tags
 
 from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import HELM_VALUES_DIR, load_addon_values
-from infra.config.settings import Settings
-from infra.stacks.account import AccountStack
+from infra.config.settings import Settings, environments_sharing_account
+from infra.stacks.account import AccountStack, ReplicationRule
+from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
-from infra.stacks.cicd import CicdStack
-from infra.stacks.database import DatabaseStack
+from infra.stacks.cicd import CicdStack, ClusterAccessStack
+from infra.stacks.database import DatabaseStack, GlobalMembership
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
 from infra.stacks.observability import ObservabilityStack, Watched, nat_gateway_ids
-from infra.stacks.registry import RegistryStack, repository_name
+from infra.stacks.registry import RegistryStack, ReplicaRegistryStack, repository_name
 from infra.stacks.services import ServicesStack, namespace_of
 from infra.stacks.sharding import by_shard
 
@@ -40,6 +41,8 @@ class Platform:
     # None when the account's GitHub OIDC provider exists already (account_stack.github_oidc_provider).
     account: AccountStack | None
     ledger: Ledger
+    # The environment's other regions (setting `regions`), in order.
+    other_regions: list[RegionalStacks]
 
 
 def addon_values(environment: str, directory: Path = HELM_VALUES_DIR) -> dict[str, dict[str, Any]]:
@@ -61,7 +64,7 @@ def network_stack(app: App, settings: Settings, env: Environment) -> NetworkStac
         termination_protection=settings.retain_data,
         zones=settings.availability_zones,
         network=settings.network,
-        name_prefix=prefix,
+        name_prefix=settings.name_prefix,
         retain_data=settings.retain_data,
     )
 
@@ -80,7 +83,7 @@ def cache_stack(app: App, settings: Settings, env: Environment, network: Network
         zones=settings.availability_zones,
         cache=settings.cache,
         clients=[s.name for s in settings.services if "cache" in s.uses],
-        name_prefix=prefix,
+        name_prefix=settings.name_prefix,
         retain_data=settings.retain_data,
     )
 
@@ -93,7 +96,8 @@ def observability_stack(
     network: NetworkStack,
     cache: CacheStack,
     cluster_name: str,
-    database_identifier: str,
+    database_identifier: str | None,
+    global_secondary: bool = False,
 ) -> ObservabilityStack:
     prefix = settings.stack_prefix
     return ObservabilityStack(
@@ -112,20 +116,160 @@ def observability_stack(
             replication_group_id=cache.valkey.replication_group_id,
             cache=settings.cache,
             nat_gateway_ids=nat_gateway_ids(network.vpc),
+            global_secondary=global_secondary,
         ),
         thresholds=settings.observability.alarms,
         notifications=settings.observability.notifications,
-        name_prefix=prefix,
+        name_prefix=settings.name_prefix,
     )
 
 
 def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, Mapping[str, Any]]) -> Platform:
-    """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values)."""
+    """``addon_values``: Helm values per add-on from ``helm_values/<env>/`` (see infra.config.helm_values).
+
+    One set of stacks per region of the environment: the primary's keep the names of a single-region
+    environment; another region's are ``<project>-<env>-<region>-*`` (regional_stacks).
+    """
+    primary = regional_stacks(app, settings, addon_values=addon_values)
+    names = [s.name for s in settings.services]
+    others: list[RegionalStacks] = []
+    for region in settings.other_regions:
+        others.append(regional_stacks(app, settings.in_region(region), addon_values=addon_values, primary=primary))
+
+    prefix = settings.stack_prefix
+    registries = [
+        RegistryStack(
+            app,
+            f"{prefix}-registry-{shard}",
+            stack_name=f"{prefix}-registry-{shard}",
+            description=f"{prefix}: ECR repositories of the services in shard {shard}",
+            env=Environment(account=settings.account, region=settings.region),
+            termination_protection=settings.retain_data,
+            zones=settings.availability_zones,
+            shard=shard,
+            services=group,
+            registry=settings.registry,
+            name_prefix=settings.name_prefix,
+            retain_data=settings.retain_data,
+        )
+        for shard, group in by_shard(names, settings.services).items()
+    ]
+    namespaces = [namespace_of(name, settings.environment) for name in names]
+    cicd = CicdStack(
+        app,
+        f"{prefix}-cicd",
+        stack_name=f"{prefix}-cicd",
+        description=f"{prefix}: GitHub OIDC deploy role and its access to the cluster",
+        env=Environment(account=settings.account, region=settings.region),
+        zones=settings.availability_zones,
+        github=settings.github,
+        environment_name=settings.environment,
+        cluster=primary.eks.cluster,
+        other_clusters={r.settings.region: r.eks.cluster_name for r in others},
+        namespaces=namespaces,
+        repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
+        ingress_certificate=settings.ingress_certificate,
+    )
+    for other in others:
+        s = other.settings
+        other.registry = ReplicaRegistryStack(
+            app,
+            f"{s.stack_prefix}-registry",
+            stack_name=f"{s.stack_prefix}-registry",
+            description=f"{s.stack_prefix}: how ECR creates the replicas of {s.name_prefix}'s repositories here",
+            env=Environment(account=s.account, region=s.region),
+            termination_protection=s.retain_data,
+            zones=s.availability_zones,
+            services=names,
+            registry=s.registry,
+            name_prefix=s.name_prefix,
+            retain_data=s.retain_data,
+            tags={"project": s.project, "environment": s.environment, "managed-by": "cdk"},
+        )
+        other.cluster_access = ClusterAccessStack(
+            app,
+            f"{s.stack_prefix}-cicd",
+            stack_name=f"{s.stack_prefix}-cicd",
+            description=f"{s.stack_prefix}: the {s.environment} deploy role's access to this region's cluster",
+            env=Environment(account=s.account, region=s.region),
+            zones=s.availability_zones,
+            cluster=other.eks.cluster,
+            deploy_role_arn=cicd.deploy_role_arn,
+            namespaces=namespaces,
+        )
+
+    account: AccountStack | None = None
+    replication = replication_rules(settings)
+    if settings.account_stack.github_oidc_provider == "create" or replication:
+        account = AccountStack(
+            app,
+            settings.account_stack_name,
+            stack_name=settings.account_stack_name,
+            description=f"{settings.project}: resources that exist once per AWS account"
+            + (" (GitHub OIDC provider, image replication)" if replication else " (GitHub OIDC provider)"),
+            env=Environment(account=settings.account, region=settings.account_stack_region),
+            github_oidc_provider=settings.account_stack.github_oidc_provider == "create",
+            replication=replication,
+        )
+        cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
+
+    for key, value in (("project", settings.project), ("managed-by", "cdk")):
+        Tags.of(app).add(key, value)
+    # Not on the account stack: every environment's app includes it and it must be the same in each.
+    for stack in (*primary.stacks, *registries, cicd, *(s for r in others for s in r.stacks)):
+        Tags.of(stack).add("environment", settings.environment)
+
+    platform = Platform(
+        settings=settings,
+        network=primary.network,
+        eks=primary.eks,
+        database=cast(DatabaseStack, primary.database),
+        cache=primary.cache,
+        registries=registries,
+        services=primary.services,
+        cicd=cicd,
+        observability=primary.observability,
+        account=account,
+        ledger=Ledger(),
+        other_regions=others,
+    )
+    acknowledge_platform(platform)
+    return platform
+
+
+@dataclass
+class RegionalStacks:
+    """The stacks of one region of an environment (the primary's registry and cicd are Platform's)."""
+
+    settings: Settings  # as this region sees them (Settings.in_region)
+    network: NetworkStack
+    eks: EksStack
+    database: DatabaseStack | None  # None: database.other_regions is none, outside the primary
+    cache: CacheStack
+    services: list[ServicesStack]
+    observability: ObservabilityStack
+    registry: ReplicaRegistryStack | None = None  # other regions: creation template of the replicas
+    cluster_access: ClusterAccessStack | None = None  # other regions: the deploy role's access entry
+
+    @property
+    def stacks(self) -> list[PlatformStack]:
+        optional = (self.database, self.registry, self.cluster_access)
+        return [self.network, self.eks, self.cache, *self.services, self.observability, *(s for s in optional if s)]
+
+
+def regional_stacks(
+    app: App,
+    settings: Settings,
+    *,
+    addon_values: Mapping[str, Mapping[str, Any]],
+    primary: RegionalStacks | None = None,
+) -> RegionalStacks:
+    """``settings``: the region's view (Settings.in_region); ``primary``: the primary's stacks, for another region."""
     env = Environment(account=settings.account, region=settings.region)
     prefix = settings.stack_prefix
+    name_prefix = settings.name_prefix
 
     network = network_stack(app, settings, env)
-
     eks = EksStack(
         app,
         f"{prefix}-eks",
@@ -137,46 +281,14 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         workload_security_group=network.workload_security_group,
         zones=settings.availability_zones,
         eks_settings=settings.eks,
-        name_prefix=prefix,
+        name_prefix=name_prefix,
         retain_data=settings.retain_data,
         addon_values=addon_values,
         observability=settings.observability,
     )
-
-    database = DatabaseStack(
-        app,
-        f"{prefix}-database",
-        stack_name=f"{prefix}-database",
-        description=f"{prefix}: Aurora PostgreSQL, its keys, logs and security group",
-        env=env,
-        termination_protection=settings.retain_data,
-        vpc=network.vpc,
-        workload_security_group=network.workload_security_group,
-        zones=settings.availability_zones,
-        database=settings.database,
-        name_prefix=prefix,
-        retain_data=settings.retain_data,
-        users=[s.name for s in settings.services if "database" in s.uses],
-    )
+    database = database_stack(app, settings, env, network, primary=primary.database if primary else None)
     cache = cache_stack(app, settings, env, network)
     names = [s.name for s in settings.services]
-    registries = [
-        RegistryStack(
-            app,
-            f"{prefix}-registry-{shard}",
-            stack_name=f"{prefix}-registry-{shard}",
-            description=f"{prefix}: ECR repositories of the services in shard {shard}",
-            env=env,
-            termination_protection=settings.retain_data,
-            zones=settings.availability_zones,
-            shard=shard,
-            services=group,
-            registry=settings.registry,
-            name_prefix=prefix,
-            retain_data=settings.retain_data,
-        )
-        for shard, group in by_shard(names, settings.services).items()
-    ]
     services = [
         ServicesStack(
             app,
@@ -188,27 +300,12 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
             cluster=eks.cluster,
             services=group,
             environment_name=settings.environment,
-            name_prefix=prefix,
+            name_prefix=name_prefix,
             database=database,
             cache=cache,
         )
         for shard, group in by_shard(names, settings.services).items()
     ]
-    cicd = CicdStack(
-        app,
-        f"{prefix}-cicd",
-        stack_name=f"{prefix}-cicd",
-        description=f"{prefix}: GitHub OIDC deploy role and its access to the cluster",
-        env=env,
-        zones=settings.availability_zones,
-        github=settings.github,
-        environment_name=settings.environment,
-        cluster=eks.cluster,
-        namespaces=[namespace_of(name, settings.environment) for name in names],
-        repository_groups=[[repository_name(prefix, s) for s in r.repositories] for r in registries],
-        ingress_certificate=settings.ingress_certificate,
-    )
-
     observability = observability_stack(
         app,
         settings,
@@ -216,41 +313,63 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         network=network,
         cache=cache,
         cluster_name=eks.cluster_name,
-        database_identifier=database.cluster_identifier,
+        database_identifier=database.cluster_identifier if database else None,
+        global_secondary=bool(database and database.global_membership and not database.global_membership.primary),
     )
     # Alarms name the resources by the names these stacks give them: created after them, gone before.
     for watched in (eks, database, cache):
-        observability.add_stack_dependency(watched, "its alarms watch this stack's resources by name")
+        if watched is not None:
+            observability.add_stack_dependency(watched, "its alarms watch this stack's resources by name")
+    return RegionalStacks(settings, network, eks, database, cache, services, observability)
 
-    account: AccountStack | None = None
-    if settings.account_stack.github_oidc_provider == "create":
-        account = AccountStack(
-            app,
-            settings.account_stack_name,
-            stack_name=settings.account_stack_name,
-            description=f"{settings.project}: resources that exist once per AWS account (GitHub OIDC provider)",
-            env=Environment(account=settings.account, region=settings.account_stack_region),
+
+def database_stack(
+    app: App, settings: Settings, env: Environment, network: NetworkStack, *, primary: DatabaseStack | None
+) -> DatabaseStack | None:
+    """The primary's cluster (global when the other regions' are its secondaries), or another region's."""
+    mode = settings.database.other_regions if settings.other_regions else None
+    if primary is None:
+        membership = GlobalMembership(f"{settings.name_prefix}-global", primary=True) if mode == "global" else None
+    elif mode == "none":
+        return None
+    elif mode == "global":
+        # The global cluster's id from the primary's stack: a cross-region reference (Fn::GetStackOutput),
+        # which also makes this stack wait for the primary's database.
+        membership = GlobalMembership(cast(str, primary.global_cluster_id), primary=False)
+    else:
+        membership = None
+    prefix = settings.stack_prefix
+    what = {
+        None: "Aurora PostgreSQL",
+        True: "Aurora PostgreSQL, primary of its global database",
+        False: "Aurora PostgreSQL, read-only secondary of the global database",
+    }
+    return DatabaseStack(
+        app,
+        f"{prefix}-database",
+        stack_name=f"{prefix}-database",
+        description=f"{prefix}: "
+        + what.get(
+            membership.primary if membership else None, "Aurora PostgreSQL, read-only secondary of the global database"
         )
-        cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
-
-    for key, value in (("project", settings.project), ("managed-by", "cdk")):
-        Tags.of(app).add(key, value)
-    # Not on the account stack: every environment's app includes it and it must be the same in each.
-    for stack in (network, eks, database, cache, *registries, *services, cicd, observability):
-        Tags.of(stack).add("environment", settings.environment)
-
-    platform = Platform(
-        settings=settings,
-        network=network,
-        eks=eks,
-        database=database,
-        cache=cache,
-        registries=registries,
-        services=services,
-        cicd=cicd,
-        observability=observability,
-        account=account,
-        ledger=Ledger(),
+        + ", its keys, logs and security group",
+        env=env,
+        termination_protection=settings.retain_data,
+        vpc=network.vpc,
+        workload_security_group=network.workload_security_group,
+        zones=settings.availability_zones,
+        database=settings.database,
+        name_prefix=settings.name_prefix,
+        retain_data=settings.retain_data,
+        users=[s.name for s in settings.services if "database" in s.uses],
+        global_membership=membership,
     )
-    acknowledge_platform(platform)
-    return platform
+
+
+def replication_rules(settings: Settings) -> list[ReplicationRule]:
+    """The account stack's replication rules: one per environment of several regions sharing its account."""
+    return [
+        ReplicationRule(repository_prefix=f"{project}-{environment}/", regions=regions)
+        for project, environment, regions in environments_sharing_account(settings)
+        if regions
+    ]

@@ -136,7 +136,11 @@ def test_the_price_file_is_dated_and_sourced_for_both_regions() -> None:
     assert prices["date"]
     assert set(prices["regions"]) >= {"us-east-1", "eu-west-1"}
     assert all(url.startswith("https://aws.amazon.com/") for url in prices["sources"].values())
-    assert set(prices["regions"]["us-east-1"]) == set(prices["regions"]["eu-west-1"])
+    # The one known gap: no confirmed Aurora replicated write I/O price for eu-west-1 (reported as unknown).
+    assert set(prices["regions"]["us-east-1"]) - set(prices["regions"]["eu-west-1"]) == {
+        "aurora_replicated_write_io_million"
+    }
+    assert set(prices["regions"]["eu-west-1"]) <= set(prices["regions"]["us-east-1"])
 
 
 def test_dev_costs_less_than_prod(dev: Synthesized, prod: Synthesized) -> None:

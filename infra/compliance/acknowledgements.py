@@ -29,12 +29,17 @@ _COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 
 def acknowledge_platform(platform: Platform) -> None:
-    acknowledge_network(platform.network, platform.ledger)
-    _eks(platform.eks, platform.ledger)
-    _database(platform.database, platform.ledger)
-    acknowledge_cache(platform.cache, platform.ledger, retained=platform.settings.retain_data)
-    for stack in (platform.eks, platform.database):
-        _service_log_groups(stack, platform.ledger)
+    regions = [(platform.network, platform.eks, platform.database, platform.cache)] + [
+        (r.network, r.eks, r.database, r.cache) for r in platform.other_regions
+    ]
+    for network, eks, database, cache in regions:
+        acknowledge_network(network, platform.ledger)
+        _eks(eks, platform.ledger)
+        acknowledge_cache(cache, platform.ledger, retained=platform.settings.retain_data)
+        _service_log_groups(eks, platform.ledger)
+        if database is not None:
+            _database(database, platform.ledger)
+            _service_log_groups(database, platform.ledger)
     platform.ledger.acknowledge(
         _child(platform.cicd, "DeployPolicy/Resource"),
         "AwsSolutions-IAM5[Resource::*]",
@@ -242,6 +247,35 @@ def acknowledge_cache(stack: CacheStack, ledger: Ledger, *, retained: bool) -> N
 
 
 def _database(stack: DatabaseStack, ledger: Ledger) -> None:
+    if stack.users is not None:
+        _database_users(stack, ledger)
+    secondary = stack.global_membership is not None and not stack.global_membership.primary
+    cluster_level = (
+        "Aurora DB instances hold no data of their own: storage and backups belong to the cluster. The "
+        "cluster has continuous automated backups with point-in-time recovery over the configured retention, "
+        "and in production the cluster itself is selected by an AWS Backup plan (daily, encrypted vault kept "
+        "when the stack is deleted). AWS Backup cannot select an Aurora instance, which is what this rule "
+        "looks for."
+    )
+    if secondary:
+        cluster_level = (
+            "Aurora DB instances hold no data of their own, and this cluster is a read-only secondary of a "
+            "global database: its storage is a copy of the primary cluster's, whose automated backups "
+            "(point-in-time recovery) and, in production, AWS Backup plan (daily, retained vault) are taken in "
+            "the primary region. After a failover this region is deployed as the primary and gets them "
+            "(README, 'Switchover and failover'). AWS Backup cannot select an Aurora instance, which is what "
+            "this rule looks for."
+        )
+    for instance in stack.cluster.node.children:
+        if not isinstance(instance, Construct) or instance.node.id not in _instance_ids(stack):
+            continue
+        resource = instance.node.find_child("Resource")
+        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+            ledger.acknowledge(resource, f"{pack}-RDSInBackupPlan", cluster_level)
+    _database_protection(stack, ledger)
+
+
+def _database_users(stack: DatabaseStack, ledger: Ledger) -> None:
     ledger.acknowledge(
         _child(stack, "Users/Role/Resource"),
         _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"),
@@ -255,19 +289,9 @@ def _database(stack: DatabaseStack, ledger: Ledger) -> None:
         "The database users function: CloudFormation invokes it only when the database stack is deployed, to "
         "create a service's PostgreSQL role and schema (ADR 0009).",
     )
-    cluster_level = (
-        "Aurora DB instances hold no data of their own: storage and backups belong to the cluster. The "
-        "cluster has continuous automated backups with point-in-time recovery over the configured retention, "
-        "and in production the cluster itself is selected by an AWS Backup plan (daily, encrypted vault kept "
-        "when the stack is deleted). AWS Backup cannot select an Aurora instance, which is what this rule "
-        "looks for."
-    )
-    for instance in stack.cluster.node.children:
-        if not isinstance(instance, Construct) or instance.node.id not in _instance_ids(stack):
-            continue
-        resource = instance.node.find_child("Resource")
-        for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            ledger.acknowledge(resource, f"{pack}-RDSInBackupPlan", cluster_level)
+
+
+def _database_protection(stack: DatabaseStack, ledger: Ledger) -> None:
     if not stack.deletion_protection:
         destroyable = (
             "Non-production environments are destroyable by design (README, 'Destroying an environment'): "

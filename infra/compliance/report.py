@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import App
 from jsii.errors import JSIIError
 
+from infra.assembly import Template
 from infra.compliance.ledger import Acknowledged
 from infra.compliance.platform_rules import PLUGIN_NAME, Rule, rules_for
 
@@ -83,15 +84,26 @@ def _first_line(text: str) -> str:
 
 def write_environment_reports(outdir: Path, report_dir: Path, platform: Platform) -> None:
     """``cost.{md,json}`` and ``architecture.md`` beside the compliance report, from the assembly."""
-    from infra.assembly import load_templates, stack_dependencies
+    from infra.assembly import load_templates, stack_dependencies, stack_regions
     from infra.reports.architecture import write_architecture
-    from infra.reports.cost import estimate, load_prices, write_cost_report
+    from infra.reports.cost import estimate_regions, load_prices, write_cost_report
 
     templates = load_templates(outdir)
     settings = platform.settings
-    cost = estimate(templates, environment=settings.environment, region=settings.region, prices=load_prices())
+    regions = stack_regions(outdir)
+    by_region: dict[str, dict[str, Template]] = {r: {} for r in settings.all_regions}
+    for stack, template in templates.items():
+        # A stack outside the environment's regions (the account stack elsewhere) counts with the primary.
+        by_region.get(regions[stack], by_region[settings.primary_region])[stack] = template
+    cost = estimate_regions(
+        by_region,
+        environment=settings.environment,
+        prices=load_prices(),
+        global_database=bool(settings.other_regions) and settings.database.other_regions == "global",
+    )
     write_cost_report(cost, report_dir)
-    write_architecture(templates, stack_dependencies(outdir), settings.environment, report_dir)
+    region_of = regions if settings.other_regions else {}
+    write_architecture(templates, stack_dependencies(outdir), settings.environment, report_dir, regions=region_of)
 
 
 def read_validation_report(outdir: Path) -> dict[str, Any]:

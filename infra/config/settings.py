@@ -259,6 +259,9 @@ _ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[\w+=,.@/-]+")
 # Aurora PostgreSQL versions accepted: current minors of the supported majors, none deprecated
 # (tests check this list against cfn-lint's deprecated-version data). 16.6 and older are deprecated.
 AURORA_POSTGRES_VERSIONS: tuple[str, ...] = ("16.9", "16.10", "16.11", "16.13", "17.5", "17.6", "17.7", "17.9")
+# Those that may form an Aurora global database (checked against the Aurora User Guide; see
+# docs/decisions/0011-multi-region.md).
+GLOBAL_DATABASE_VERSIONS: tuple[str, ...] = AURORA_POSTGRES_VERSIONS
 _INSTANCE_CLASS = re.compile(r"^(db\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -299,6 +302,10 @@ class DatabaseSettings(_Model):
     performance_insights: bool
     log_retention_days: LogRetentionDays
     database_name: str = "app"
+    # In an environment of several regions (setting `regions`): what each region other than the
+    # primary gets. global: a read-only secondary cluster of an Aurora global database (production
+    # requires it); regional: a cluster of its own, not replicated; none: no database there.
+    other_regions: Literal["global", "regional", "none"] = "global"
 
     @field_validator("engine_version")
     @classmethod
@@ -742,6 +749,8 @@ class Settings(_Model):
     environment: str
     project: str
     region: str
+    # Every region of the environment, the primary (`region`) first. Omitted: the primary alone.
+    regions: list[str] | None = None
     account: str | None = None
     # Prod: stateful resources are retained on delete, stacks have termination protection.
     retain_data: bool
@@ -771,6 +780,58 @@ class Settings(_Model):
     def _region(cls, value: str) -> str:
         return _aws_region(value)
 
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must list at least the primary region (setting 'region'), or be left out")
+        for item in value:
+            if item not in AWS_REGIONS:
+                raise ValueError(
+                    f"names {item!r}, which is not an AWS region of the aws partition; allowed: "
+                    f"{', '.join(sorted(AWS_REGIONS))}"
+                )
+        twice = sorted({r for r in value if value.count(r) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} twice; allowed: each region once")
+        return value
+
+    @model_validator(mode="after")
+    def _primary_first(self) -> Settings:
+        if self.regions is not None and self.regions[0] != self.region:
+            others = [r for r in self.regions if r != self.region]
+            raise ValueError(
+                f"setting 'regions' = {self.regions}: the first region is the primary, which is setting 'region' "
+                f"= {self.region!r}; allowed: {[self.region, *others]}"
+            )
+        return self
+
+    @property
+    def all_regions(self) -> list[str]:
+        """The environment's regions, the primary first."""
+        return list(self.regions) if self.regions else [self.region]
+
+    @property
+    def primary_region(self) -> str:
+        return self.all_regions[0]
+
+    @property
+    def other_regions(self) -> list[str]:
+        return self.all_regions[1:]
+
+    @property
+    def is_primary(self) -> bool:
+        """Whether this view of the settings (:meth:`in_region`) is the primary region's."""
+        return self.region == self.primary_region
+
+    def in_region(self, region: str) -> Settings:
+        """These settings as one region of the environment sees them: its zones, its stack names."""
+        if region not in self.all_regions:
+            raise ValueError(f"{region} is not a region of {self.environment}")
+        return self.model_copy(update={"region": region})
+
     @property
     def account_stack_name(self) -> str:
         return f"{self.project}-account"
@@ -795,20 +856,26 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> Settings:
-        try:
-            zone_names(self.region, self.network.zones)
-        except ZoneError as error:
-            raise ValueError(f"setting 'network.zones' = {self.network.zones!r}: {error}") from None
+        for region in self.all_regions:
+            try:
+                zone_names(region, self.network.zones)
+            except ZoneError as error:
+                raise ValueError(f"setting 'network.zones' = {self.network.zones!r}: {error}") from None
         return self
 
     @model_validator(mode="after")
     def _data_api_in_region(self) -> Settings:
         users = [s.name for s in self.services if "database" in s.uses]
-        if self.region in NO_DATA_API and users:
-            raise ValueError(
-                f"setting 'region' = {self.region!r}: the RDS Data API, through which the platform creates the "
-                f"database users of {', '.join(users)}, is not available there; allowed: another region"
-            )
+        # Users are created where a writer is: the primary, and each region with a cluster of its own.
+        writers = [self.region] + (self.other_regions if self.database.other_regions == "regional" else [])
+        for region in writers:
+            if region in NO_DATA_API and users:
+                setting = f"'region' = {region!r}" if region == self.region else f"'regions' names {region!r}"
+                raise ValueError(
+                    f"setting {setting}: the RDS Data API, through which the platform creates "
+                    f"the database users of {', '.join(users)}, is not available there; allowed: another region"
+                    + ("" if region == self.region else " (or database.other_regions: global or none)")
+                )
         klass = (self.database.instance_class or "").removeprefix("db.")
         if klass.startswith("t") and users:
             raise ValueError(
@@ -874,6 +941,31 @@ class Settings(_Model):
         return self
 
     @model_validator(mode="after")
+    def _several_regions(self) -> Settings:
+        if not self.other_regions:
+            return self
+        mode = self.database.other_regions
+        if self.production and mode != "global":
+            raise ValueError(
+                f"setting 'database.other_regions' = {mode!r} is not allowed in production: a region outage would "
+                "lose the database's recent writes and its service; allowed: global (an Aurora global database)"
+            )
+        if mode == "global" and self.database.engine_version not in GLOBAL_DATABASE_VERSIONS:
+            raise ValueError(
+                f"setting 'regions' = {self.regions} with database.other_regions = 'global': Aurora PostgreSQL "
+                f"{self.database.engine_version} (setting 'database.engine_version') has no global database "
+                f"support; allowed: one of {', '.join(GLOBAL_DATABASE_VERSIONS)}, or a single region"
+            )
+        if self.account_stack_region != self.region:
+            raise ValueError(
+                f"setting 'account_stack.region' = {self.account_stack_region!r}: an environment of several regions "
+                f"({', '.join(self.all_regions)}) replicates its images from its primary region {self.region!r}, "
+                "and the account stack holds the registry's replication rules in the region it lives in; allowed: "
+                f"account_stack.region: {self.region}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_cache(self) -> Settings:
         if not self.production:
             return self
@@ -905,8 +997,14 @@ class Settings(_Model):
         return value
 
     @property
-    def stack_prefix(self) -> str:
+    def name_prefix(self) -> str:
+        """Names resources in every region (regional names: the same in each)."""
         return f"{self.project}-{self.environment}"
+
+    @property
+    def stack_prefix(self) -> str:
+        """Names this region's stacks: the primary's keep the names of a single-region environment."""
+        return self.name_prefix if self.is_primary else f"{self.name_prefix}-{self.region}"
 
 
 def _aws_region(value: str) -> str:
@@ -969,6 +1067,15 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
+    region = (overrides or {}).get("region")
+    if region is not None and isinstance(raw.get("regions"), list):
+        if len(raw["regions"]) > 1:
+            raise SettingsError(
+                f"{path}: --context region={region}: environment {environment!r} spans the regions "
+                f"{', '.join(map(str, raw['regions']))} (setting 'regions'); a region override moves a single-region "
+                "environment only; allowed: edit 'region' and 'regions' in the settings file, without the override"
+            )
+        data["regions"] = None  # [the file's region] -> the override alone
     try:
         settings = Settings.model_validate(data)
     except ValidationError as error:
@@ -995,14 +1102,10 @@ def _account_stack_of(raw: Mapping[str, Any]) -> Any:
     return section
 
 
-def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRONMENTS_DIR) -> None:
-    """Refuse settings under which two account stacks would create the account's one GitHub OIDC provider.
-
-    Environments may share an account when they name the same one, or when either names none (the
-    account then comes from the credentials of whoever deploys). Sharing environments that create the
-    provider must agree on the account stack: the same project (stack name) and the same region.
-    """
-    mine = (settings.project, settings.account_stack_region, settings.account_stack.github_oidc_provider)
+def _may_share_account(settings: Settings, directory: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The other environments (name, raw settings) that may deploy to the same account: they name the
+    same one, or either names none (the account then comes from whoever deploys)."""
+    out = []
     for other in known_environments(directory):
         if other == settings.environment:
             continue
@@ -1015,6 +1118,20 @@ def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRON
         account = raw.get("account")
         if settings.account and account and str(account) != settings.account:
             continue
+        out.append((other, raw))
+    return out
+
+
+def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRONMENTS_DIR) -> None:
+    """Refuse settings under which two account stacks would create the account's one GitHub OIDC provider.
+
+    Environments may share an account when they name the same one, or when either names none (the
+    account then comes from the credentials of whoever deploys). Sharing environments that create the
+    provider must agree on the account stack: the same project (stack name) and the same region.
+    """
+    mine = (settings.project, settings.account_stack_region, settings.account_stack.github_oidc_provider)
+    for other, raw in _may_share_account(settings, directory):
+        account = raw.get("account")
         stack = _account_stack_of(raw)
         stack = stack if isinstance(stack, dict) else {}
         theirs = (raw.get("project"), stack.get("region"), stack.get("github_oidc_provider", "create"))
@@ -1029,6 +1146,28 @@ def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRON
                 "github_oidc_provider in both, or github_oidc_provider: existing in both, or different accounts "
                 "named with `account:`"
             )
+
+
+def environments_sharing_account(
+    settings: Settings, directory: Path = ENVIRONMENTS_DIR
+) -> list[tuple[str, str, list[str]]]:
+    """(project, environment, other regions) of every environment whose account stack is this one's: the
+    same project, account and account-stack region; this environment included, sorted by name.
+
+    The account stack's replication rules come from here, so every such environment renders the same
+    account stack. Another environment's regions are read as its file lists them (it is validated when
+    it is synthesized itself).
+    """
+    found = {settings.environment: (settings.project, settings.other_regions)}
+    for other, raw in _may_share_account(settings, directory):
+        stack = _account_stack_of(raw)
+        region = stack.get("region") if isinstance(stack, dict) else None
+        if raw.get("project") != settings.project or region != settings.account_stack_region:
+            continue
+        regions = raw.get("regions")
+        listed = [str(r) for r in regions[1:]] if isinstance(regions, list) else []
+        found[other] = (settings.project, listed)
+    return [(project, name, regions) for name, (project, regions) in sorted(found.items())]
 
 
 def format_validation_error(path: Path, error: ValidationError, data: Mapping[str, Any]) -> str:

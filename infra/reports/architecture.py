@@ -196,13 +196,25 @@ def _signals(templates: Mapping[str, Template]) -> list[tuple[str, str, str]]:
     return edges
 
 
-def mermaid(templates: Mapping[str, Template], dependencies: Mapping[str, list[str]]) -> str:
+def mermaid(
+    templates: Mapping[str, Template], dependencies: Mapping[str, list[str]], regions: Mapping[str, str] | None = None
+) -> str:
+    """``regions``: stack -> region, for an environment of several regions (each drawn as a box)."""
     lines = ["flowchart LR"]
+    by_region: dict[str, list[str]] = {}
     for stack in dependencies:
-        lines.append(f'  subgraph {_id(stack)}["{stack}"]')
-        for node, text in _summary(stack, templates.get(stack, {}), templates):
-            lines.append(f'    {node}["{_label(text)}"]')
-        lines.append("  end")
+        by_region.setdefault((regions or {}).get(stack, ""), []).append(stack)
+    for region, stacks in by_region.items():
+        indent = "    " if region else "  "
+        if region:
+            lines.append(f'  subgraph {_id("region", region)}["{region}"]')
+        for stack in stacks:
+            lines.append(f'{indent}subgraph {_id(stack)}["{stack}"]')
+            for node, text in _summary(stack, templates.get(stack, {}), templates):
+                lines.append(f'{indent}  {node}["{_label(text)}"]')
+            lines.append(f"{indent}end")
+        if region:
+            lines.append("  end")
     for stack, deps in dependencies.items():
         lines += [f"  {_id(stack)} -. waits for .-> {_id(dep)}" for dep in deps]
     for source, target, port in _traffic(templates):
@@ -213,11 +225,31 @@ def mermaid(templates: Mapping[str, Template], dependencies: Mapping[str, list[s
             lines.append(f'  {node}(["{cidr}"])')
         lines.append(f"  {node} -->|{port}| {target}")
     lines += [f"  {source} ==>|{what}| {target}" for source, target, what in _signals(templates)]
+    lines += [f"  {_id(source)} ==>|{what}| {_id(target)}" for source, target, what in _across_regions(templates)]
     return "\n".join(lines)
 
 
+def _across_regions(templates: Mapping[str, Template]) -> list[tuple[str, str, str]]:
+    """Stack -> stack arrows for what crosses regions: image replication, the global database."""
+    arrows = []
+    rules = list(resources_of(templates, "AWS::ECR::ReplicationConfiguration"))
+    replicas = list(resources_of(templates, "AWS::ECR::RepositoryCreationTemplate"))
+    for rule in rules:
+        arrows += [(rule.stack, t.stack, "replicates images to") for t in replicas]
+    for secondary in resources_of(templates, "AWS::RDS::DBCluster"):
+        source = secondary.target(secondary.props.get("GlobalClusterIdentifier"))
+        if source is not None:
+            arrows.append((source.stack, secondary.stack, "global database replication"))
+    return arrows
+
+
 def write_architecture(
-    templates: Mapping[str, Template], dependencies: Mapping[str, list[str]], environment: str, directory: Path
+    templates: Mapping[str, Template],
+    dependencies: Mapping[str, list[str]],
+    environment: str,
+    directory: Path,
+    *,
+    regions: Mapping[str, str] | None = None,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     text = "\n".join(
@@ -229,7 +261,7 @@ def write_architecture(
             "which port (security-group rules), thick arrows for where metrics and alarms go.",
             "",
             "```mermaid",
-            mermaid(templates, dependencies),
+            mermaid(templates, dependencies, regions),
             "```",
             "",
         ]

@@ -371,6 +371,71 @@ def _ecr(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> No
     )
 
 
+def estimate_regions(
+    templates: Mapping[str, Mapping[str, Template]],
+    *,
+    environment: str,
+    prices: Mapping[str, Any],
+    global_database: bool,
+) -> list[CostEstimate]:
+    """One estimate per region (``templates``: region -> its stacks' templates, the primary first), and
+    for several regions a last one, ``cross-region``: the replicas' storage and what crossing regions
+    costs (image replication, the global database's replicated writes), from the assumptions."""
+    regions = list(templates)
+    out = [estimate(templates[r], environment=environment, region=r, prices=prices) for r in regions]
+    if len(regions) < 2:
+        return out
+    primary = regions[0]
+    cross = CostEstimate(environment, "cross-region", str(prices["date"]), assumptions=dict(prices["assumptions"]))
+    if primary not in prices["regions"]:
+        cross.unknown.append(f"No prices for the primary region {primary}: nothing crossing regions is estimated.")
+        return [*out, cross]
+    source = _Prices(prices, primary)
+    transfer = float(source["cross_region_transfer_gb"])
+    pushes = source.assume["image_pushes_per_month"]
+    image_gb = float(source.assume["image_gb"])
+    for region in regions[1:]:
+        if region not in prices["regions"]:
+            cross.unknown.append(f"No prices for {region}: its replicas' storage is not estimated.")
+        else:
+            replicas = CostEstimate(environment, region, cross.prices_date)
+            _ecr(templates[primary], _Prices(prices, region), replicas)
+            for line in replicas.lines:
+                cross.lines.append(
+                    Line(
+                        f"{line.item.replace('ECR storage', 'ECR replicas')} in {region}",
+                        line.idle,
+                        line.busy,
+                        line.basis,
+                    )
+                )
+        cross.lines.append(
+            Line(
+                f"ECR replication {primary} -> {region}",
+                round(float(pushes["idle"]) * image_gb * transfer, 2),
+                round(float(pushes["busy"]) * image_gb * transfer, 2),
+                f"${transfer}/GB between regions; {pushes['idle']} / {pushes['busy']} image pushes a month of "
+                f"{image_gb} GB each (assumed; layers already there are not sent again, so this is an upper bound)",
+            )
+        )
+        if global_database and "aurora_replicated_write_io_million" not in source.region:
+            cross.unknown.append(f"No replicated write I/O price for {primary}: the global database is not estimated.")
+        elif global_database:
+            io = source.assume["aurora_io_millions_per_month"]
+            gb = source.assume["aurora_global_transfer_gb_per_month"]
+            rate = float(source["aurora_replicated_write_io_million"])
+            cross.lines.append(
+                Line(
+                    f"Aurora global database {primary} -> {region}",
+                    round(float(io["idle"]) * rate + float(gb["idle"]) * transfer, 2),
+                    round(float(io["busy"]) * rate + float(gb["busy"]) * transfer, 2),
+                    f"${rate} per million replicated write I/Os (the writer's I/Os, assumed as above) plus "
+                    f"${transfer}/GB for {gb['idle']} / {gb['busy']} GB of replicated changes a month (assumed)",
+                )
+            )
+    return [*out, cross]
+
+
 def _tagged_images_kept(repository: Resource) -> int:
     """The most tagged images the lifecycle keeps: each count rule keeps its own images apart."""
     text = repository.props.get("LifecyclePolicy", {}).get("LifecyclePolicyText", '{"rules": []}')
@@ -382,11 +447,42 @@ def _tagged_images_kept(repository: Resource) -> int:
     return sum(counts) or 1
 
 
-def write_cost_report(estimate_: CostEstimate, directory: Path) -> None:
+def write_cost_report(estimates: list[CostEstimate], directory: Path) -> None:
+    """One region: the estimate as it is. Several: each region's, the cross-region one, and the total."""
     directory.mkdir(parents=True, exist_ok=True)
-    data = {**asdict(estimate_), "total": {"idle": estimate_.idle, "busy": estimate_.busy}}
+    if len(estimates) == 1:
+        (e,) = estimates
+        data: dict[str, Any] = {**asdict(e), "total": {"idle": e.idle, "busy": e.busy}}
+        text = render_markdown(e)
+    else:
+        idle, busy = round(sum(e.idle for e in estimates), 2), round(sum(e.busy for e in estimates), 2)
+        data = {
+            "environment": estimates[0].environment,
+            "regions": [{**asdict(e), "total": {"idle": e.idle, "busy": e.busy}} for e in estimates],
+            "total": {"idle": idle, "busy": busy},
+        }
+        text = render_regions(estimates, idle, busy)
     (directory / "cost.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    (directory / "cost.md").write_text(render_markdown(estimate_), encoding="utf-8")
+    (directory / "cost.md").write_text(text, encoding="utf-8")
+
+
+def render_regions(estimates: list[CostEstimate], idle: float, busy: float) -> str:
+    first = estimates[0]
+    regions = [e.region for e in estimates if e.region != "cross-region"]
+    lines = [
+        f"# Monthly cost estimate: {first.environment} ({', '.join(regions)})",
+        "",
+        f"**Total: {idle:,.2f} idle, {busy:,.2f} busy (USD/month)**, the sum of the sections below: each region's "
+        "stacks, then what crossing regions costs.",
+        "",
+    ]
+    for e in estimates:
+        section = render_markdown(e).split("\n## Assumptions")[0].splitlines()
+        title = "Across regions" if e.region == "cross-region" else e.region
+        lines += [f"## {title}", *section[1:], ""]
+    lines += ["## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in first.assumptions.items()]
+    lines += ["", "## Not included", ""] + [f"- {n}" for n in first.not_included]
+    return "\n".join(lines) + "\n"
 
 
 def render_markdown(e: CostEstimate) -> str:

@@ -3,6 +3,7 @@ its EKS access entry."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from aws_cdk import CfnOutput
@@ -27,6 +28,11 @@ ECR_PUSH_PULL = [
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 ]
+
+
+# In another region the deploy resolves the replicated image and adds its deployed-* tag (the same
+# image manifest: no layer is uploaded).
+ECR_REPLICA_ACTIONS = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"]
 
 
 def github_subject(github: GithubSettings, environment: str) -> str:
@@ -56,8 +62,10 @@ class CicdStack(PlatformStack):
         namespaces: list[str],
         repository_groups: list[list[str]],
         ingress_certificate: IngressCertificateSettings | None = None,
+        other_clusters: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
+        """``other_clusters``: region -> cluster name, for each other region of the environment."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         # The provider belongs to the account (the account stack, or whoever made it before): its ARN
         # follows from the account, so no reference to another stack is needed.
@@ -91,10 +99,23 @@ class CicdStack(PlatformStack):
                     resources=["*"],
                 ),
                 iam.PolicyStatement(
-                    sid="FindThisCluster", actions=["eks:DescribeCluster"], resources=[cluster.cluster_arn]
+                    # (One region: the statement as it was before regions, so nothing deployed changes.)
+                    sid="FindThisEnvironmentsClusters" if other_clusters else "FindThisCluster",
+                    actions=["eks:DescribeCluster"],
+                    # Another region's cluster by its ARN, which its name and region fix: no reference.
+                    resources=[
+                        cluster.cluster_arn,
+                        *(
+                            self.format_arn(service="eks", region=region, resource="cluster", resource_name=name)
+                            for region, name in (other_clusters or {}).items()
+                        ),
+                    ],
                 ),
             ],
         )
+        # IAM is global: this one role deploys to every region of the environment. Its ARN as the
+        # role's attribute, which another region's stack can reference (Fn::GetStackOutput).
+        self.deploy_role_arn = cast(iam.CfnRole, self.deploy_role.node.default_child).attr_arn
         # One policy per registry shard: a managed policy holds at most 6,144 characters, so a
         # single list of every repository ARN would not fit a large catalogue.
         for index, repositories in enumerate(repository_groups):
@@ -113,22 +134,29 @@ class CicdStack(PlatformStack):
                             self.format_arn(service="ecr", resource="repository", resource_name=name)
                             for name in repositories
                         ],
-                    )
+                    ),
+                    *(
+                        [
+                            iam.PolicyStatement(
+                                sid="FindAndMarkTheReplicas",
+                                # Images are pushed once, to the primary region; in the others the deploy
+                                # finds the replica and tags it deployed-* (ECR_REPLICA_ACTIONS).
+                                actions=ECR_REPLICA_ACTIONS,
+                                resources=[
+                                    self.format_arn(
+                                        service="ecr", region=region, resource="repository", resource_name=name
+                                    )
+                                    for region in other_clusters
+                                    for name in repositories
+                                ],
+                            )
+                        ]
+                        if other_clusters
+                        else []
+                    ),
                 ],
             )
-        # Inside the cluster: edit (not admin) in this environment's service namespaces only.
-        self.access_entry = eks.AccessEntry(
-            self,
-            "DeployAccess",
-            # jsii's Python stubs miss a protocol member on Cluster; it is an ICluster at runtime.
-            cluster=cast(eks.ICluster, cluster),
-            principal=self.deploy_role.role_arn,
-            access_policies=[
-                eks.AccessPolicy.from_access_policy_name(
-                    "AmazonEKSEditPolicy", access_scope_type=eks.AccessScopeType.NAMESPACE, namespaces=namespaces
-                )
-            ],
-        )
+        self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
         if ingress_certificate is not None:
             # DNS validation in the zone named by its id and name: no lookup at synth.
             zone = route53.HostedZone.from_hosted_zone_attributes(
@@ -155,3 +183,40 @@ class CicdStack(PlatformStack):
             value=self.deploy_role.role_arn,
             description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
         )
+
+
+def deploy_access(scope: Construct, cluster: eks.Cluster, principal: str, namespaces: list[str]) -> eks.AccessEntry:
+    """Inside the cluster: edit (not admin) in this environment's service namespaces only."""
+    return eks.AccessEntry(
+        scope,
+        "DeployAccess",
+        # jsii's Python stubs miss a protocol member on Cluster; it is an ICluster at runtime.
+        cluster=cast(eks.ICluster, cluster),
+        principal=principal,
+        access_policies=[
+            eks.AccessPolicy.from_access_policy_name(
+                "AmazonEKSEditPolicy", access_scope_type=eks.AccessScopeType.NAMESPACE, namespaces=namespaces
+            )
+        ],
+    )
+
+
+class ClusterAccessStack(PlatformStack):
+    """Another region of the environment: the deploy role (global, in the primary's cicd stack) gets the
+    same access entry in this region's cluster as in the primary's."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zones: list[str],
+        cluster: eks.Cluster,
+        deploy_role_arn: str,
+        namespaces: list[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        # deploy_role_arn lives in the primary region: CDK renders it as Fn::GetStackOutput with that
+        # region (no export), and this stack waits for the primary's cicd stack.
+        self.access_entry = deploy_access(self, cluster, deploy_role_arn, namespaces)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
+import jsii
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config.settings import DatabaseSettings
@@ -24,6 +27,29 @@ POSTGRES_PORT = 5432
 # Not the well-known "postgres": a guessable admin name halves the work of anyone trying passwords.
 # Fixed at creation: changing it later replaces the cluster.
 MASTER_USERNAME = "platform_admin"
+# How often Secrets Manager rotates a generated master password (a global database's primary).
+MASTER_PASSWORD_ROTATION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class GlobalMembership:
+    """The cluster's place in an Aurora global database (an environment of several regions)."""
+
+    identifier: str  # the global cluster's id: a cross-region reference for a secondary
+    primary: bool  # the writer's region; the others hold read-only secondaries
+
+
+@jsii.implements(ec2.IConnectable)
+class _PostgresPort:
+    """The database's security group with PostgreSQL's port as a number: the rule the rotation function
+    gets then names 5432, not the cluster's port attribute (which the rule packs cannot read)."""
+
+    def __init__(self, security_group: ec2.ISecurityGroup) -> None:
+        self._connections = ec2.Connections(security_groups=[security_group], default_port=ec2.Port.tcp(POSTGRES_PORT))
+
+    @property
+    def connections(self) -> ec2.Connections:
+        return self._connections
 
 
 class DatabaseStack(PlatformStack):
@@ -47,10 +73,13 @@ class DatabaseStack(PlatformStack):
         name_prefix: str,
         retain_data: bool,
         users: list[str],
+        global_membership: GlobalMembership | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.cluster_identifier = f"{name_prefix}-db"
+        self.global_membership = global_membership
+        secondary = global_membership is not None and not global_membership.primary
         self.readers = database.readers
         self.deletion_protection = retain_data
         self.storage_key = EncryptionKey(
@@ -114,8 +143,15 @@ class DatabaseStack(PlatformStack):
             security_groups=[self.security_group],
             port=POSTGRES_PORT,
             default_database_name=database.database_name,
-            credentials=rds.Credentials.from_username(MASTER_USERNAME, encryption_key=self.secret_key),
-            manage_master_user_password=True,
+            credentials=(
+                # RDS-managed master passwords are not supported in a global database (Aurora user
+                # guide, "Password management with Amazon RDS and AWS Secrets Manager", limitations):
+                # there, a generated secret that Secrets Manager rotates (below).
+                rds.Credentials.from_generated_secret(MASTER_USERNAME, encryption_key=self.secret_key)
+                if global_membership and global_membership.primary
+                else rds.Credentials.from_username(MASTER_USERNAME, encryption_key=self.secret_key)
+            ),
+            manage_master_user_password=not (global_membership and global_membership.primary),
             iam_authentication=True,
             storage_encrypted=True,
             storage_encryption_key=self.storage_key,
@@ -136,9 +172,18 @@ class DatabaseStack(PlatformStack):
             removal_policy=RemovalPolicy.SNAPSHOT if retain_data else RemovalPolicy.DESTROY,
             delete_automated_backups=not retain_data,
             # The RDS Data API: how the platform creates the services' database users (ADR 0009).
-            enable_data_api=True,
+            enable_data_api=not secondary,
         )
         self.cluster.node.add_dependency(self.log_group)
+        self.global_cluster_id: str | None = None
+        self.users: DatabaseUsers | None = None
+        if global_membership and global_membership.primary:
+            self.global_cluster_id = self._global_cluster(global_membership, vpc, retain_data)
+        if secondary:
+            self._join_as_secondary(cast(GlobalMembership, global_membership))
+            self.backup_plan = None
+            self._outputs(secret=False)
+            return
         self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
         self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
         self.users = DatabaseUsers(
@@ -154,18 +199,76 @@ class DatabaseStack(PlatformStack):
             alias_prefix=name_prefix,
             retain=retain_data,
         )
+        self._outputs(secret=True)
 
-        CfnOutput(self, "Endpoint", value=self.cluster.cluster_endpoint.hostname, description="Writer endpoint")
+    def _outputs(self, *, secret: bool) -> None:
+        secondary = not secret
+        CfnOutput(
+            self,
+            "Endpoint",
+            value=self.cluster.cluster_endpoint.hostname,
+            description="Cluster endpoint: read-only until this region is made the primary (README, switchover)"
+            if secondary
+            else "Writer endpoint",
+        )
         CfnOutput(
             self, "ReaderEndpoint", value=self.cluster.cluster_read_endpoint.hostname, description="Reader endpoint"
         )
         CfnOutput(self, "Port", value=str(POSTGRES_PORT), description="PostgreSQL port (TLS required)")
-        CfnOutput(
+        if self.global_membership:
+            CfnOutput(
+                self,
+                "GlobalClusterId",
+                value=self.global_membership.identifier if secondary else cast(str, self.global_cluster_id),
+                description="Aurora global database (switchover and failover: README)",
+            )
+        if secret:
+            CfnOutput(
+                self,
+                "MasterSecretArn",
+                value=self.master_secret_arn,
+                description="Master credentials ("
+                + ("generated, rotated by Secrets Manager" if self.global_membership else "RDS-managed, rotated")
+                + "); for administrators, not workloads",
+            )
+
+    def _global_cluster(self, membership: GlobalMembership, vpc: ec2.IVpc, retain_data: bool) -> str:
+        """Makes this cluster the primary of a global database, and has its master password rotated."""
+        global_cluster = rds.CfnGlobalCluster(
             self,
-            "MasterSecretArn",
-            value=self.master_secret_arn,
-            description="Master credentials (RDS-managed, rotated); for administrators, not workloads",
+            "GlobalCluster",
+            global_cluster_identifier=membership.identifier,
+            # Converts this cluster (AWS::RDS::GlobalCluster, SourceDBClusterIdentifier): engine,
+            # version and encryption come from it, so they are not set here. By identifier: the
+            # resource handler finds the ARN itself (an ARN given here has failed: awsdocs
+            # aws-cloudformation-user-guide#1049).
+            source_db_cluster_identifier=self.cluster.cluster_identifier,
+            deletion_protection=retain_data,
         )
+        # After the cluster and its instances exist (the conversion needs an available cluster).
+        global_cluster.node.add_dependency(self.cluster)
+        global_cluster.apply_removal_policy(RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
+        # Secrets Manager's single-user PostgreSQL rotation (its published application), from the
+        # private subnets, admitted to the database on 5432 by a rule of its own.
+        secretsmanager.SecretRotation(
+            self,
+            "MasterRotation",
+            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+            secret=cast(secretsmanager.ISecret, self.cluster.secret),
+            target=_PostgresPort(self.security_group),
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
+            automatically_after=Duration.days(MASTER_PASSWORD_ROTATION_DAYS),
+        )
+        return global_cluster.ref
+
+    def _join_as_secondary(self, membership: GlobalMembership) -> None:
+        """A read-only secondary: RDS takes the engine's users, data and master credentials from the
+        primary, so the properties a writer is created with must be absent (AWS::RDS::DBCluster)."""
+        cfn = cast(rds.CfnDBCluster, self.cluster.node.default_child)
+        cfn.add_property_override("GlobalClusterIdentifier", membership.identifier)
+        for name in ("MasterUsername", "ManageMasterUserPassword", "MasterUserSecret", "DatabaseName"):
+            cfn.add_property_deletion_override(name)
 
     def _backup_plan(self, name_prefix: str, database: DatabaseSettings) -> backup.BackupPlan:
         """Daily AWS Backup snapshots of the cluster in an encrypted vault that outlives the stack.

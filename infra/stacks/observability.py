@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import CfnOutput, CfnResource
 from aws_cdk import aws_ec2 as ec2
@@ -96,12 +96,14 @@ class Watched:
 
     cluster_name: str
     node_group_max_size: int
-    database_identifier: str
+    database_identifier: str | None  # None: no database in this region
     database: DatabaseSettings
     cache_name: str  # the serverless cache's name
     replication_group_id: str | None  # set when cache.kind is replication-group
     cache: CacheSettings
     nat_gateway_ids: Sequence[str]
+    # A read-only secondary of an Aurora global database: its lag behind the primary region is watched.
+    global_secondary: bool = False
 
 
 class ObservabilityStack(PlatformStack):
@@ -125,7 +127,8 @@ class ObservabilityStack(PlatformStack):
         self._thresholds: dict[str, float] = {}
         self.widgets: list[dict[str, Any]] = []
         self._cluster(watched)
-        self._database(watched)
+        if watched.database_identifier is not None:
+            self._database(watched)
         if watched.replication_group_id:
             self._cache_nodes(watched)
         else:
@@ -329,7 +332,7 @@ class ObservabilityStack(PlatformStack):
 
     def _database(self, w: Watched) -> None:
         t = self.thresholds
-        db = w.database_identifier
+        db = cast(str, w.database_identifier)
 
         def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> Metric:
             return Metric(
@@ -396,6 +399,17 @@ class ObservabilityStack(PlatformStack):
                 "s for 15 minutes: reads are stale, and a failover to it would wait.",
             )
             self._graph("Aurora: reader lag (ms)", [lag], lag_alarm)
+        if w.global_secondary:
+            # Published only in the secondary regions (Aurora user guide, global database metrics).
+            global_lag = rds("AuroraGlobalDBReplicationLag", "Maximum")
+            global_lag_alarm = self._alarm(
+                "database-global-lag",
+                metric=global_lag,
+                threshold=t.database_replica_lag_seconds * 1000,
+                description=f"Aurora {db} (a global database secondary) lags the primary region by more than "
+                f"{t.database_replica_lag_seconds} s for 15 minutes: a failover now would lose that much.",
+            )
+            self._graph("Aurora: lag behind the primary region (ms)", [global_lag], global_lag_alarm)
         self._graph("Aurora: CPU %", graphs, cpu_alarm)
         self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])
 

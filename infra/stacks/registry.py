@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config.settings import RegistrySettings, ServiceSettings
@@ -91,3 +93,134 @@ class RegistryStack(PlatformStack):
                 value=f"{registry_host}/{name}",
                 description=f"ECR repository of {service.name}",
             )
+
+
+def lifecycle_policy(registry: RegistrySettings) -> str:
+    """The lifecycle policy text RegistryStack's rules render to (a test compares the two), for the
+    replicas' repository creation template, which takes the JSON itself."""
+
+    def rule(priority: int, description: str, selection: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "rulePriority": priority,
+            "description": description,
+            "selection": selection,
+            "action": {"type": "expire"},
+        }
+
+    rules = [
+        rule(
+            1,
+            f"keep deployed images: the newest {registry.keep_deployed_images} of them",
+            {
+                "tagStatus": "tagged",
+                "tagPrefixList": [DEPLOYED_TAG_PREFIX],
+                "countType": "imageCountMoreThan",
+                "countNumber": registry.keep_deployed_images,
+            },
+        ),
+        rule(
+            2,
+            f"expire untagged images after {registry.untagged_image_days} days",
+            {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countNumber": registry.untagged_image_days,
+                "countUnit": "days",
+            },
+        ),
+        rule(
+            3,
+            f"expire tagged images beyond the newest {registry.keep_tagged_images}, deployed kept",
+            {
+                "tagStatus": "tagged",
+                "tagPatternList": ["*"],
+                "countType": "imageCountMoreThan",
+                "countNumber": registry.keep_tagged_images,
+            },
+        ),
+    ]
+    return json.dumps({"rules": rules}, separators=(",", ":"))
+
+
+class ReplicaRegistryStack(PlatformStack):
+    """Another region of the environment: how ECR creates the replicas of its repositories here.
+
+    Images are pushed once, to the primary region; the account stack's replication rule copies them
+    here, and ECR creates each replica repository from this region's repository creation template
+    (AWS::ECR::RepositoryCreationTemplate, AppliedFor REPLICATION, prefix ``<project>-<env>/``) with the
+    primary's immutability and lifecycle, encrypted under this region's own key. Without a template a
+    replica would get mutable tags, AES-256 and no lifecycle policy (ECR user guide, repository
+    creation templates).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zones: list[str],
+        services: list[str],
+        registry: RegistrySettings,
+        name_prefix: str,
+        retain_data: bool,
+        tags: dict[str, str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose="ecr-replicas", retain=retain_data).key
+        # A template that encrypts with a customer key needs a role ECR assumes to create the
+        # repository and its key grant (ECR user guide, "IAM role for repository creation templates").
+        # Here limited to this environment's repositories (known by name) and this key.
+        self.role = iam.Role(
+            self,
+            "ReplicaCreationRole",
+            description=f"ECR creates the replicas of {name_prefix}'s repositories in {self.region}",
+            assumed_by=iam.ServicePrincipal("ecr.amazonaws.com"),
+        )
+        iam.ManagedPolicy(
+            self,
+            "ReplicaCreationPolicy",
+            description=f"Create {name_prefix}'s replica repositories and their key grants",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="CreateThisEnvironmentsReplicas",
+                    actions=["ecr:CreateRepository", "ecr:ReplicateImage", "ecr:TagResource"],
+                    resources=[
+                        self.format_arn(
+                            service="ecr", resource="repository", resource_name=repository_name(name_prefix, s)
+                        )
+                        for s in services
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="GrantsOnTheReplicasKey",
+                    actions=["kms:CreateGrant", "kms:RetireGrant", "kms:DescribeKey"],
+                    resources=[self.key.key_arn],
+                ),
+            ],
+        )
+        self.template = ecr.CfnRepositoryCreationTemplate(
+            self,
+            "ReplicaTemplate",
+            prefix=f"{name_prefix}/",
+            applied_for=["REPLICATION"],
+            description=f"Replicas of {name_prefix}'s repositories: as in the primary region",
+            image_tag_mutability="IMMUTABLE",
+            encryption_configuration=ecr.CfnRepositoryCreationTemplate.EncryptionConfigurationProperty(
+                encryption_type="KMS", kms_key=self.key.key_arn
+            ),
+            lifecycle_policy=lifecycle_policy(registry),
+            custom_role_arn=self.role.role_arn,
+            # The tags the primary's repositories carry (cost allocation per project and environment).
+            resource_tags=[{"key": k, "value": v} for k, v in sorted(tags.items())],
+        )
+        # The role's policy before the template that uses it.
+        self.template.node.add_dependency(self.role)
+        registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
+        CfnOutput(
+            self,
+            "ReplicaRegistry",
+            value=f"{registry_host}/{name_prefix}/",
+            description="Where the replicas of this environment's images appear (created at the first replication)",
+        )

@@ -46,7 +46,7 @@ class ServicesStack(PlatformStack):
         services: list[ServiceSettings],
         environment_name: str,
         name_prefix: str,
-        database: DatabaseStack,
+        database: DatabaseStack | None,
         cache: CacheStack,
         **kwargs: Any,
     ) -> None:
@@ -60,7 +60,8 @@ class ServicesStack(PlatformStack):
         # Per-service resources are L1 with plain JSON: one call into the CDK engine each instead of
         # a dozen, which keeps synth of a 150-service catalogue close to a 3-service one (make bench).
         arns = DataStoreArns(
-            db_user_prefix=database.connect_arn(""),
+            # No database in this region (database.other_regions: none): no database grant here.
+            db_user_prefix=database.connect_arn("") if database else None,
             cache_arn=cache.valkey.arn,
             cache_user_prefix=cache.valkey.user_arn(""),
         )
@@ -139,14 +140,14 @@ class DataStoreArns:
     """The resources a service may connect to, resolved once per stack: the same statements whatever the
     cache's kind (only the cache's own ARN differs)."""
 
-    def __init__(self, *, db_user_prefix: str, cache_arn: str, cache_user_prefix: str) -> None:
+    def __init__(self, *, db_user_prefix: str | None, cache_arn: str, cache_user_prefix: str) -> None:
         self.db_user_prefix = db_user_prefix
         self.cache_arn = cache_arn
         self.cache_user_prefix = cache_user_prefix
 
     def grants(self, service: ServiceSettings) -> list[dict[str, Any]]:
         statements: list[dict[str, Any]] = []
-        if "database" in service.uses:
+        if "database" in service.uses and self.db_user_prefix is not None:
             statements.append(
                 {
                     "Sid": "ConnectAsItsOwnDatabaseUser",
