@@ -72,10 +72,11 @@ class Linted:
         return self._stdout
 
 
-def lint_in_background(outdir: Path, region: str) -> Linted:
+def lint_in_background(outdir: Path, region: str, templates: list[Path] | None = None) -> Linted:
+    """cfn-lint of ``templates`` (default: every template in ``outdir``) for ``region``."""
     cached: list[dict[str, Any]] = []
     pending: dict[str, Path] = {}
-    for template in sorted(outdir.glob("*.template.json")):
+    for template in templates if templates is not None else sorted(outdir.glob("*.template.json")):
         digest = hashlib.sha256(template.read_bytes()).hexdigest()
         cache_file = LINT_CACHE / region / f"{digest}.json"
         if cache_file.exists():
@@ -217,6 +218,56 @@ def synth_variant(name: str) -> VariantSynth:
     return _VARIANTS[name]
 
 
+# Environments of two regions, from test settings (a copy of the environment files with `regions`
+# added): synthesized whole, once per session, with the gate, and linted per region in the background.
+MULTI_REGION: dict[str, dict[str, Any]] = {
+    "prod": {"regions": ["us-east-1", "us-west-2"]},
+    # Dev opts out of a database outside the primary region.
+    "dev": {"regions": ["us-east-1", "eu-west-1"], "database": {"other_regions": "none"}},
+}
+
+
+@dataclass
+class MultiRegionSynth:
+    synthesized: Synthesized
+    lints: dict[str, Linted]  # region -> cfn-lint of its stacks
+
+
+_MULTI: dict[str, MultiRegionSynth] = {}
+
+
+def multi_region_settings_dir() -> Path:
+    import yaml
+
+    from infra.config.settings import ENVIRONMENTS_DIR
+
+    directory = _WORK / "multi-region-settings"
+    if not directory.exists():
+        shutil.copytree(ENVIRONMENTS_DIR, directory)
+        for environment, changes in MULTI_REGION.items():
+            path = directory / f"{environment}.yaml"
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data["regions"] = changes["regions"]
+            data["database"].update(changes.get("database", {}))
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+def synth_multi_region(environment: str) -> MultiRegionSynth:
+    if environment not in _MULTI:
+        outdir = _WORK / f"{environment}-multi-region"
+        synthesized = synthesize(load_settings(environment, directory=multi_region_settings_dir()), outdir)
+        manifest = synthesized.manifest()["artifacts"]
+        by_region: dict[str, list[Path]] = {}
+        for artifact in manifest.values():
+            if artifact["type"] == "aws:cloudformation:stack":
+                region = artifact["environment"].rsplit("/", 1)[-1]
+                by_region.setdefault(region, []).append(outdir / artifact["properties"]["templateFile"])
+        lints = {r: lint_in_background(outdir, r, sorted(t)) for r, t in by_region.items()}
+        _MULTI[environment] = MultiRegionSynth(synthesized, lints)
+    return _MULTI[environment]
+
+
 @pytest.fixture(scope="session")
 def dev_replication_group() -> DataTier:
     return synth_variant("dev-replication-group").tier
@@ -262,7 +313,8 @@ def helm() -> Helm:
 @pytest.fixture(scope="session", autouse=True)
 def _clean_work() -> Iterator[None]:
     yield
-    for linted in [f.lint for f in _CACHE.values()] + [v.lint for v in _VARIANTS.values()]:
+    lints = [f.lint for f in _CACHE.values()] + [v.lint for v in _VARIANTS.values()]
+    for linted in lints + [lint for m in _MULTI.values() for lint in m.lints.values()]:
         if linted.process is not None and linted.process.poll() is None:
             linted.process.kill()
     if _BACKGROUND is not None:

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from infra.config.regions import AWS_REGIONS, NO_DATA_API, ZoneError, zone_names
 
@@ -767,6 +776,12 @@ class Settings(_Model):
     account_stack: AccountStackSettings = AccountStackSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
+    # The directory the settings file was read from (its neighbours share the account stack).
+    _directory: Path = PrivateAttr(default=ENVIRONMENTS_DIR)
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
 
     @field_validator("project")
     @classmethod
@@ -1080,6 +1095,7 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as error:
         raise SettingsError(format_validation_error(path, error, data)) from None
+    settings._directory = directory
     check_one_provider_per_account(settings, directory)
     return settings
 
@@ -1148,9 +1164,7 @@ def check_one_provider_per_account(settings: Settings, directory: Path = ENVIRON
             )
 
 
-def environments_sharing_account(
-    settings: Settings, directory: Path = ENVIRONMENTS_DIR
-) -> list[tuple[str, str, list[str]]]:
+def environments_sharing_account(settings: Settings) -> list[tuple[str, str, list[str]]]:
     """(project, environment, other regions) of every environment whose account stack is this one's: the
     same project, account and account-stack region; this environment included, sorted by name.
 
@@ -1159,7 +1173,7 @@ def environments_sharing_account(
     it is synthesized itself).
     """
     found = {settings.environment: (settings.project, settings.other_regions)}
-    for other, raw in _may_share_account(settings, directory):
+    for other, raw in _may_share_account(settings, settings.directory):
         stack = _account_stack_of(raw)
         region = stack.get("region") if isinstance(stack, dict) else None
         if raw.get("project") != settings.project or region != settings.account_stack_region:

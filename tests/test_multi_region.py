@@ -1,0 +1,355 @@
+"""An environment in several regions (setting `regions`): a two-region prod (Aurora global database)
+and a two-region dev (no database outside the primary), synthesized whole from test settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.assembly import Resource, load_templates, resources_of
+from infra.config.settings import SettingsError, load_settings
+from infra.stacks.cicd import ECR_REPLICA_ACTIONS
+from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
+from infra.stacks.registry import lifecycle_policy
+from scripts.forms import cfn_lint_problems, describe
+from tests.conftest import MULTI_REGION, MultiRegionSynth, multi_region_settings_dir, synth_multi_region
+from tests.synth import ROOT, resources
+
+KINDS = ["network", "eks", "cache", "observability", "registry", "cicd"]
+
+
+@pytest.fixture(scope="module")
+def prod2() -> MultiRegionSynth:
+    return synth_multi_region("prod")
+
+
+@pytest.fixture(scope="module")
+def dev2() -> MultiRegionSynth:
+    return synth_multi_region("dev")
+
+
+def _templates(synth: MultiRegionSynth) -> dict[str, dict[str, Any]]:
+    return load_templates(synth.synthesized.outdir)
+
+
+def _regions(synth: MultiRegionSynth) -> dict[str, str]:
+    artifacts = synth.synthesized.manifest()["artifacts"]
+    return {k: v["environment"].rsplit("/", 1)[-1] for k, v in artifacts.items() if v["type"].endswith("stack")}
+
+
+def _one(templates: dict[str, dict[str, Any]], stack: str, resource_type: str) -> Resource:
+    found = [r for r in resources_of(templates, resource_type) if r.stack == stack]
+    assert len(found) == 1, (stack, resource_type, len(found))
+    return found[0]
+
+
+@pytest.mark.parametrize("environment", sorted(MULTI_REGION))
+def test_each_region_has_its_stack_set_and_the_primary_keeps_its_names(environment: str) -> None:
+    synth = synth_multi_region(environment)
+    regions = _regions(synth)
+    primary, other = MULTI_REGION[environment]["regions"]
+    prefix = f"cloud-ops-{environment}"
+    for kind in ["network", "eks", "cache", "observability", "cicd", "services-1", "registry-1"]:
+        assert regions[f"{prefix}-{kind}"] == primary
+    for kind in [*KINDS, "services-1"]:
+        assert regions[f"{prefix}-{other}-{kind}"] == other
+    # The account stack (replication, OIDC provider) lives once, in the primary region.
+    assert regions["cloud-ops-account"] == primary
+    database = f"{prefix}-{other}-database"
+    assert (database in regions) is (environment == "prod")  # dev: database.other_regions none
+    # The cluster keeps its name in every region: the deploy workflow's kubeconfig step is the same.
+    templates = _templates(synth)
+    for eks in (f"{prefix}-eks", f"{prefix}-{other}-eks"):
+        assert _one(templates, eks, "AWS::EKS::Cluster").props["Name"] == prefix
+
+
+def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: MultiRegionSynth) -> None:
+    templates = _templates(prod2)
+    primary = _one(templates, "cloud-ops-prod-database", "AWS::RDS::DBCluster")
+    global_cluster = _one(templates, "cloud-ops-prod-database", "AWS::RDS::GlobalCluster")
+    assert global_cluster.props["GlobalClusterIdentifier"] == "cloud-ops-prod-global"
+    assert global_cluster.target(global_cluster.props["SourceDBClusterIdentifier"]) == primary
+    assert global_cluster.props["DeletionProtection"] is True
+    assert global_cluster.body["DeletionPolicy"] == "Retain"
+    # Converting the primary: engine, version and encryption come from it (RDS refuses them here).
+    assert not {"Engine", "EngineVersion", "StorageEncrypted"} & set(global_cluster.props)
+    # A global database cannot use an RDS-managed master password: a generated secret, rotated.
+    assert "ManageMasterUserPassword" not in primary.props
+    assert "{{resolve:secretsmanager:" in json.dumps(primary.props["MasterUserPassword"])
+    (rotation,) = resources(templates["cloud-ops-prod-database"], "AWS::SecretsManager::RotationSchedule").values()
+    assert rotation["Properties"]["RotationRules"] == {
+        "ScheduleExpression": f"rate({MASTER_PASSWORD_ROTATION_DAYS} days)"
+    }
+
+    secondary = _one(templates, "cloud-ops-prod-us-west-2-database", "AWS::RDS::DBCluster")
+    reference = secondary.props["GlobalClusterIdentifier"]["Fn::GetStackOutput"]
+    assert reference["Region"] == "us-east-1"
+    assert reference["StackName"] == "cloud-ops-prod-database"
+    assert secondary.target(secondary.props["GlobalClusterIdentifier"]) == global_cluster
+    # Its own region's customer key; what the primary owns (credentials, database) is absent.
+    assert secondary.props["StorageEncrypted"] is True
+    key = secondary.target(secondary.props["KmsKeyId"])
+    assert key is not None
+    assert key.stack == secondary.stack
+    assert key.body["Type"] == "AWS::KMS::Key"
+    assert key.props["EnableKeyRotation"] is True
+    assert not {"MasterUsername", "MasterUserPassword", "ManageMasterUserPassword", "DatabaseName"} & set(
+        secondary.props
+    )
+    assert secondary.props["EngineVersion"] == primary.props["EngineVersion"]
+    assert secondary.props["DeletionProtection"] is True
+    assert secondary.body["DeletionPolicy"] == "Snapshot"
+    assert secondary.props["EnableHttpEndpoint"] is False
+    # Users replicate from the primary: no users function in the secondary.
+    assert not resources(templates["cloud-ops-prod-us-west-2-database"], "Custom::DatabaseUser")
+    deps = prod2.synthesized.manifest()["artifacts"]["cloud-ops-prod-us-west-2-database"]["dependencies"]
+    assert "cloud-ops-prod-database" in deps
+
+
+def test_services_connect_to_their_own_regions_data_stores(prod2: MultiRegionSynth, dev2: MultiRegionSynth) -> None:
+    def grants(synth: MultiRegionSynth, stack: str) -> int:
+        template = load_templates(synth.synthesized.outdir)[stack]
+        return json.dumps(resources(template, "AWS::IAM::ManagedPolicy")).count("rds-db:connect")
+
+    prod_templates = _templates(prod2)
+    secondary_db = _one(prod_templates, "cloud-ops-prod-us-west-2-database", "AWS::RDS::DBCluster")
+    services = [s for s in prod_templates if s.startswith("cloud-ops-prod-us-west-2-services-")]
+    text = json.dumps([prod_templates[s] for s in services])
+    assert f'"{secondary_db.logical_id}"' not in text  # referenced across stacks, by output
+    assert "cloud-ops-prod-us-west-2-database" in text
+    assert "cloud-ops-prod-database" not in text
+    assert "cloud-ops-prod-us-west-2-cache" in text
+    # Dev has no database outside the primary: no database grant there, the cache grant stays.
+    dev_services = [s for s in _templates(dev2) if s.startswith("cloud-ops-dev-eu-west-1-services-")]
+    assert sum(grants(dev2, s) for s in dev_services) == 0
+    assert "elasticache:Connect" in json.dumps([_templates(dev2)[s] for s in dev_services])
+
+
+def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(prod2: MultiRegionSynth) -> None:
+    templates = _templates(prod2)
+    replication = _one(templates, "cloud-ops-account", "AWS::ECR::ReplicationConfiguration")
+    rules = replication.props["ReplicationConfiguration"]["Rules"]
+    # Every environment of several regions sharing the account, each limited to its repositories.
+    assert rules == [
+        {
+            "Destinations": [{"Region": MULTI_REGION[env]["regions"][1], "RegistryId": {"Ref": "AWS::AccountId"}}],
+            "RepositoryFilters": [{"Filter": f"cloud-ops-{env}/", "FilterType": "PREFIX_MATCH"}],
+        }
+        for env in ("dev", "prod")
+    ]
+    template = _one(templates, "cloud-ops-prod-us-west-2-registry", "AWS::ECR::RepositoryCreationTemplate")
+    assert template.props["Prefix"] == "cloud-ops-prod/"
+    assert template.props["AppliedFor"] == ["REPLICATION"]
+    repository = next(
+        r for r in resources_of(templates, "AWS::ECR::Repository") if r.stack.startswith("cloud-ops-prod")
+    )
+    assert template.props["ImageTagMutability"] == repository.props["ImageTagMutability"] == "IMMUTABLE"
+    assert json.loads(template.props["LifecyclePolicy"]) == json.loads(
+        repository.props["LifecyclePolicy"]["LifecyclePolicyText"]
+    )
+    assert template.props["LifecyclePolicy"] == lifecycle_policy(prod2.synthesized.settings.registry)
+    key = template.target(template.props["EncryptionConfiguration"]["KmsKey"])
+    assert template.props["EncryptionConfiguration"]["EncryptionType"] == "KMS"
+    assert key is not None
+    assert key.stack == template.stack
+    assert key.body["Type"] == "AWS::KMS::Key"
+    # The role ECR assumes to create the replicas: trusted by ECR only, for these repositories and this key.
+    role = template.target(template.props["CustomRoleArn"])
+    assert role is not None
+    assert role.props["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ecr.amazonaws.com"}
+    (policy,) = resources(templates[template.stack], "AWS::IAM::ManagedPolicy").values()
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    names = sorted(json.dumps(r)[-40:] for r in statements["CreateThisEnvironmentsReplicas"]["Resource"])
+    assert len(names) == len(prod2.synthesized.settings.services)
+    assert all("repository/cloud-ops-prod/" in n for n in names)
+    assert statements["GrantsOnTheReplicasKey"]["Resource"] == {"Fn::GetAtt": [key.logical_id, "Arn"]}
+
+
+def test_the_account_stack_is_the_same_in_every_environments_app(
+    prod2: MultiRegionSynth, dev2: MultiRegionSynth
+) -> None:
+    assert _templates(prod2)["cloud-ops-account"] == _templates(dev2)["cloud-ops-account"]
+
+
+def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: MultiRegionSynth) -> None:
+    templates = _templates(prod2)
+    role = _one(templates, "cloud-ops-prod-cicd", "AWS::IAM::Role")
+    entries = {r.stack: r for r in resources_of(templates, "AWS::EKS::AccessEntry") if "cicd" in r.stack}
+    assert set(entries) == {"cloud-ops-prod-cicd", "cloud-ops-prod-us-west-2-cicd"}
+    for entry in entries.values():
+        assert entry.target(entry.props["PrincipalArn"]) == role
+        (policy,) = entry.props["AccessPolicies"]
+        assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": ["api-prod", "web-prod", "worker-prod"]}
+    remote = entries["cloud-ops-prod-us-west-2-cicd"].props["PrincipalArn"]["Fn::GetStackOutput"]
+    assert remote["Region"] == "us-east-1"
+    policies = resources(templates["cloud-ops-prod-cicd"], "AWS::IAM::ManagedPolicy")
+    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    (describe_clusters,) = [s for s in statements if s["Sid"] == "FindThisEnvironmentsClusters"]
+    assert ":eks:us-west-2:" in json.dumps(describe_clusters["Resource"])
+    replicas = [s for s in statements if s["Sid"] == "FindAndMarkTheReplicas"]
+    assert replicas
+    assert all(s["Action"] == ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"] for s in replicas)
+    arns = [r for s in replicas for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    assert len(arns) == len(prod2.synthesized.settings.services)
+    assert all(
+        ":ecr:us-west-2:" in json.dumps(arn) and ":repository/cloud-ops-prod/" in json.dumps(arn) for arn in arns
+    )
+
+
+def test_the_secondary_watches_its_lag_behind_the_primary(prod2: MultiRegionSynth) -> None:
+    alarms = resources(_templates(prod2)["cloud-ops-prod-us-west-2-observability"], "AWS::CloudWatch::Alarm")
+    (lag,) = [a for a in alarms.values() if a["Properties"].get("MetricName") == "AuroraGlobalDBReplicationLag"]
+    assert lag["Properties"]["Dimensions"] == [{"Name": "DBClusterIdentifier", "Value": "cloud-ops-prod-db"}]
+    assert lag["Properties"]["AlarmActions"]
+
+
+@pytest.mark.background
+@pytest.mark.parametrize("environment", sorted(MULTI_REGION))
+def test_every_region_has_no_cfn_lint_errors(environment: str) -> None:
+    synth = synth_multi_region(environment)
+    assert set(synth.lints) == set(MULTI_REGION[environment]["regions"])
+    for region, lint in synth.lints.items():
+        assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
+
+
+def test_reports_cover_every_region(prod2: MultiRegionSynth, tmp_path: Path) -> None:
+    from infra.compliance.report import write_environment_reports
+
+    write_environment_reports(prod2.synthesized.outdir, tmp_path, prod2.synthesized.platform)
+    cost = json.loads((tmp_path / "cost.json").read_text(encoding="utf-8"))
+    assert [r["region"] for r in cost["regions"]] == ["us-east-1", "us-west-2", "cross-region"]
+    cross = {line["item"] for line in cost["regions"][2]["lines"]}
+    assert {"ECR replication us-east-1 -> us-west-2", "Aurora global database us-east-1 -> us-west-2"} <= cross
+    assert cost["total"]["idle"] == pytest.approx(sum(r["total"]["idle"] for r in cost["regions"]), abs=0.05)
+    # us-west-2 has no prices in prices.yaml: said, not guessed.
+    assert any("No prices for region us-west-2" in u for u in cost["regions"][1]["unknown"])
+    architecture = (tmp_path / "architecture.md").read_text(encoding="utf-8")
+    assert 'subgraph region_us_west_2["us-west-2"]' in architecture
+    assert "global database replication" in architecture
+    assert "replicates images to" in architecture
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+
+def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
+    directory = tmp_path / "settings"
+    directory.mkdir(exist_ok=True)
+    for path in multi_region_settings_dir().glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stem == environment:
+            for key, value in changes.items():
+                if isinstance(value, dict):
+                    data[key].update(value)
+                else:
+                    data[key] = value
+        (directory / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"regions": ["us-east-1", "us-west-2", "us-east-1"]}, r"'regions'.* lists us-east-1 twice; allowed: each"),
+        ({"regions": ["us-east-1", "moon-1"]}, r"'regions'.* names 'moon-1', which is not an AWS region"),
+        (
+            {"regions": ["us-west-2", "us-east-1"]},
+            r"first region is the primary, which is setting 'region' = 'us-east-1'; "
+            r"allowed: \['us-east-1', 'us-west-2'\]",
+        ),
+        (
+            {"database": {"other_regions": "regional"}},
+            r"'database.other_regions' = 'regional' is not allowed in production.*allowed: global",
+        ),
+        (
+            {"account_stack": {"region": "eu-west-1"}},
+            r"'account_stack.region' = 'eu-west-1'.*allowed: account_stack.region: us-east-1",
+        ),
+        ({"regions": ["us-east-1", "us-west-1"]}, r"'network.zones' = 3: a zone count is not enough in us-west-1"),
+    ],
+)
+def test_invalid_regions_are_clear_errors(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings("prod", directory=_settings_with(tmp_path, "prod", **changes))
+
+
+def test_a_version_without_global_database_support_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every accepted version supports global databases today (ADR 0011); a new one may not.
+    monkeypatch.setattr("infra.config.settings.GLOBAL_DATABASE_VERSIONS", ("16.13",))
+    with pytest.raises(SettingsError, match=r"Aurora PostgreSQL 17.9 \(setting 'database.engine_version'\) has no"):
+        load_settings("prod", directory=_settings_with(tmp_path, "prod"))
+    # Dev without a global database: no such limit.
+    assert load_settings("dev", directory=_settings_with(tmp_path, "dev")).other_regions == ["eu-west-1"]
+
+
+def test_a_region_override_moves_only_a_single_region_environment(tmp_path: Path) -> None:
+    directory = _settings_with(tmp_path, "prod")
+    with pytest.raises(SettingsError, match=r"--context region=eu-west-1: environment 'prod' spans the regions"):
+        load_settings("prod", directory=directory, overrides={"region": "eu-west-1"})
+    moved = load_settings("prod", overrides={"region": "eu-west-1"})  # the shipped, single-region prod
+    assert moved.all_regions == ["eu-west-1"]
+
+
+def test_one_region_is_the_default_and_names_stacks_as_before() -> None:
+    settings = load_settings("prod")
+    assert settings.regions is None
+    assert settings.all_regions == [settings.region]
+    assert settings.is_primary
+    assert settings.stack_prefix == settings.name_prefix == "cloud-ops-prod"
+    other = load_settings("prod", directory=multi_region_settings_dir()).in_region("us-west-2")
+    assert other.stack_prefix == "cloud-ops-prod-us-west-2"
+    assert other.name_prefix == "cloud-ops-prod"
+    assert other.availability_zones == ["us-west-2a", "us-west-2b", "us-west-2c"]
+
+
+# --- workflows -------------------------------------------------------------------------------------
+
+
+def _step(workflow: str, name_start: str) -> dict[str, Any]:
+    steps = yaml.safe_load((ROOT / ".github/workflows" / workflow).read_text(encoding="utf-8"))["jobs"]["validate"]
+    (step,) = [s for s in steps["steps"] if s["name"].startswith(name_start)]
+    return dict(step)
+
+
+def _run_region_check(step: dict[str, Any], regions: list[str], region: str, tmp_path: Path) -> tuple[int, str, str]:
+    """The step's script, with a yq that answers `.regions // [.region]` as the settings file would."""
+    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(regions)}'\n", encoding="utf-8")
+    (tmp_path / "yq").chmod(0o755)
+    output = tmp_path / "output"
+    output.write_text("", encoding="utf-8")
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "AWS_REGION": region, "SETTINGS": "s", "GITHUB_OUTPUT": str(output)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, done.stdout, output.read_text(encoding="utf-8")
+
+
+def test_deploy_service_accepts_exactly_the_environments_regions(tmp_path: Path) -> None:
+    step = _step("deploy-service.yml", "Check the region is one of the environment's")
+    regions = MULTI_REGION["prod"]["regions"]
+    for region in regions:
+        code, _, output = _run_region_check(step, regions, region, tmp_path)
+        assert code == 0
+        assert output.strip() == "primary=us-east-1"
+    code, stdout, _ = _run_region_check(step, regions, "eu-west-1", tmp_path)
+    assert code == 1
+    assert "'eu-west-1' is not a region of this environment" in stdout
+    # The yq expression the step runs reads the shipped files' single region too.
+    assert "'.regions // [.region]'" in step["run"]
+
+
+def test_build_image_pushes_only_to_the_primary_region(tmp_path: Path) -> None:
+    step = _step("build-image.yml", "Check the region is the environment's primary")
+    regions = MULTI_REGION["prod"]["regions"]
+    assert _run_region_check(step, regions, "us-east-1", tmp_path)[0] == 0
+    code, stdout, _ = _run_region_check(step, regions, "us-west-2", tmp_path)
+    assert code == 1
+    assert "allowed: us-east-1" in stdout
