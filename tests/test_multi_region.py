@@ -13,7 +13,6 @@ import yaml
 
 from infra.assembly import Resource, load_templates, resources_of
 from infra.config.settings import SettingsError, load_settings
-from infra.stacks.cicd import ECR_REPLICA_ACTIONS
 from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
 from infra.stacks.registry import lifecycle_policy
 from scripts.forms import cfn_lint_problems, describe
