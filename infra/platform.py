@@ -121,6 +121,7 @@ def observability_stack(
         thresholds=settings.observability.alarms,
         notifications=settings.observability.notifications,
         name_prefix=settings.name_prefix,
+        dashboard_name=settings.stack_prefix,
     )
 
 

@@ -200,6 +200,16 @@ def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: MultiReg
     )
 
 
+def test_names_unique_in_the_account_differ_by_region(prod2: MultiRegionSynth) -> None:
+    templates = _templates(prod2)
+    dashboards = [r.props["DashboardName"] for r in resources_of(templates, "AWS::CloudWatch::Dashboard")]
+    assert sorted(dashboards) == ["cloud-ops-prod", "cloud-ops-prod-us-west-2"]
+    # IAM is global: no role or policy of the platform sets a name of its own (CloudFormation names
+    # them after their stack, which differs by region).
+    for kind in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
+        assert not [r for r in resources_of(templates, kind) if {"RoleName", "ManagedPolicyName"} & set(r.props)]
+
+
 def test_the_secondary_watches_its_lag_behind_the_primary(prod2: MultiRegionSynth) -> None:
     alarms = resources(_templates(prod2)["cloud-ops-prod-us-west-2-observability"], "AWS::CloudWatch::Alarm")
     (lag,) = [a for a in alarms.values() if a["Properties"].get("MetricName") == "AuroraGlobalDBReplicationLag"]

@@ -117,10 +117,14 @@ class ObservabilityStack(PlatformStack):
         thresholds: AlarmThresholds,
         notifications: NotificationSettings,
         name_prefix: str,
+        dashboard_name: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """``dashboard_name``: default ``name_prefix``; dashboard names are unique in the account, not
+        per region, so another region of the environment names its own."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.prefix = name_prefix
+        self.dashboard_name = dashboard_name or name_prefix
         self.thresholds = thresholds
         self.topic = self._topic(notifications)
         self.alarms: list[CfnResource] = []
@@ -141,7 +145,7 @@ class ObservabilityStack(PlatformStack):
             self,
             "DashboardUrl",
             value=f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
-            f"#dashboards/dashboard/{name_prefix}",
+            f"#dashboards/dashboard/{self.dashboard_name}",
             description="The environment on one screen",
         )
 
@@ -248,7 +252,7 @@ class ObservabilityStack(PlatformStack):
             "Dashboard",
             type="AWS::CloudWatch::Dashboard",
             properties={
-                "DashboardName": self.prefix,
+                "DashboardName": self.dashboard_name,
                 "DashboardBody": self.to_json_string({"start": "-PT3H", "widgets": widgets}),
             },
         )
