@@ -362,3 +362,27 @@ def test_build_image_pushes_only_to_the_primary_region(tmp_path: Path) -> None:
     code, stdout, _ = _run_region_check(step, regions, "us-west-2", tmp_path)
     assert code == 1
     assert "allowed: us-east-1" in stdout
+
+
+def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
+    steps = yaml.safe_load((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
+    (helm,) = [s for s in steps["jobs"]["deploy"]["steps"] if s["name"].startswith("Helm upgrade")]
+    assert helm["env"]["INGRESS_CERTIFICATE_ARNS"] == "${{ vars.INGRESS_CERTIFICATE_ARNS }}"
+    choose = helm["run"].split("helm upgrade")[0] + 'echo "$INGRESS_CERTIFICATE_ARN"'
+    arns = json.dumps({"us-west-2": "arn:west"})
+
+    def chosen(region: str, mapping: str = arns) -> str:
+        environ = {
+            "PATH": "/usr/bin:/bin",
+            "AWS_REGION": region,
+            "PRIMARY_REGION": "us-east-1",
+            "INGRESS_CERTIFICATE_ARN": "arn:east",
+            "INGRESS_CERTIFICATE_ARNS": mapping,
+        }
+        done = subprocess.run(["bash", "-e", "-c", choose], env=environ, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    assert chosen("us-east-1") == "arn:east"
+    assert chosen("us-west-2") == "arn:west"
+    # No certificate for that region: none (production's chart check then refuses a public ingress).
+    assert chosen("us-west-2", "") == ""
