@@ -213,6 +213,12 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
             replication=replication,
         )
         cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
+        # A replica made before its region's creation template exists keeps ECR's defaults (mutable,
+        # AES-256): the replication rules start only after this environment's templates exist.
+        for other in others:
+            account.add_stack_dependency(
+                cast(ReplicaRegistryStack, other.registry), "replicates into repositories this template creates"
+            )
 
     for key, value in (("project", settings.project), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)

@@ -221,7 +221,11 @@ def synth_variant(name: str) -> VariantSynth:
 # Environments of two regions, from test settings (a copy of the environment files with `regions`
 # added): synthesized whole, once per session, with the gate, and linted per region in the background.
 MULTI_REGION: dict[str, dict[str, Any]] = {
-    "prod": {"regions": ["us-east-1", "us-west-2"]},
+    # Private endpoints: a runner in each region's VPC ({region} in the labels).
+    "prod": {
+        "regions": ["us-east-1", "us-west-2"],
+        "github": {"deploy_runs_on": ["self-hosted", "linux", "cloud-ops-prod-{region}"]},
+    },
     # Dev opts out of a database outside the primary region.
     "dev": {"regions": ["us-east-1", "eu-west-1"], "database": {"other_regions": "none"}},
 }
@@ -249,6 +253,7 @@ def multi_region_settings_dir() -> Path:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
             data["regions"] = changes["regions"]
             data["database"].update(changes.get("database", {}))
+            data["github"].update(changes.get("github", {}))
             path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return directory
 

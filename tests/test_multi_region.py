@@ -104,6 +104,16 @@ def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Mul
     assert secondary.props["DeletionProtection"] is True
     assert secondary.body["DeletionPolicy"] == "Snapshot"
     assert secondary.props["EnableHttpEndpoint"] is False
+    # Services in this region write through it: Aurora forwards writes to the primary's writer.
+    assert secondary.props["EnableGlobalWriteForwarding"] is True
+    # No master secret (nor its key) of its own.
+    assert not resources(templates[secondary.stack], "AWS::SecretsManager::Secret")
+    # The first rotation waits for the writer and for the rule admitting the rotation function.
+    rotation_id = next(iter(resources(templates["cloud-ops-prod-database"], "AWS::SecretsManager::RotationSchedule")))
+    waits = templates["cloud-ops-prod-database"]["Resources"][rotation_id].get("DependsOn", [])
+    writer = next(k for k, v in resources(templates["cloud-ops-prod-database"], "AWS::RDS::DBInstance").items())
+    assert writer in waits
+    assert any(k.startswith("SecurityGroupfrom") for k in waits)
     # Users replicate from the primary: no users function in the secondary.
     assert not resources(templates["cloud-ops-prod-us-west-2-database"], "Custom::DatabaseUser")
     deps = prod2.synthesized.manifest()["artifacts"]["cloud-ops-prod-us-west-2-database"]["dependencies"]
@@ -167,6 +177,15 @@ def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(
     assert len(names) == len(prod2.synthesized.settings.services)
     assert all("repository/cloud-ops-prod/" in n for n in names)
     assert statements["GrantsOnTheReplicasKey"]["Resource"] == {"Fn::GetAtt": [key.logical_id, "Arn"]}
+
+
+def test_replication_starts_after_the_creation_templates_exist(prod2: MultiRegionSynth) -> None:
+    dependencies = prod2.synthesized.manifest()["artifacts"]["cloud-ops-account"]["dependencies"]
+    assert "cloud-ops-prod-us-west-2-registry" in dependencies
+    template = _templates(prod2)["cloud-ops-prod-us-west-2-registry"]
+    (template_id,) = resources(template, "AWS::ECR::RepositoryCreationTemplate")
+    (policy_id,) = resources(template, "AWS::IAM::ManagedPolicy")
+    assert policy_id in template["Resources"][template_id]["DependsOn"]
 
 
 def test_the_account_stack_is_the_same_in_every_environments_app(
@@ -280,6 +299,11 @@ def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
             r"'account_stack.region' = 'eu-west-1'.*allowed: account_stack.region: us-east-1",
         ),
         ({"regions": ["us-east-1", "us-west-1"]}, r"'network.zones' = 3: a zone count is not enough in us-west-1"),
+        (
+            {"github": {"deploy_runs_on": ["self-hosted", "cloud-ops-prod"]}},
+            r"deploy_runs_on = \['self-hosted', 'cloud-ops-prod'\]: the clusters' API endpoints are private"
+            r".*\{region\}",
+        ),
     ],
 )
 def test_invalid_regions_are_clear_errors(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
@@ -386,3 +410,54 @@ def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
     assert chosen("us-west-2") == "arn:west"
     # No certificate for that region: none (production's chart check then refuses a public ingress).
     assert chosen("us-west-2", "") == ""
+
+
+def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) -> None:
+    step = _step("deploy-service.yml", "Runner labels of the deploy job")
+    assert step["env"]["AWS_REGION"] == "${{ inputs.aws_region }}"
+    labels = MULTI_REGION["prod"]["github"]["deploy_runs_on"]
+    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(labels, separators=(',', ':'))}'\n", encoding="utf-8")
+    (tmp_path / "yq").chmod(0o755)
+    output = tmp_path / "output"
+    environ = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SETTINGS": "s", "GITHUB_OUTPUT": str(output)}
+    subprocess.run(["bash", "-e", "-c", step["run"]], env={**environ, "AWS_REGION": "us-west-2"}, check=True)
+    assert json.loads(output.read_text(encoding="utf-8").split("=", 1)[1]) == [
+        "self-hosted",
+        "linux",
+        "cloud-ops-prod-us-west-2",
+    ]
+
+
+def test_a_deploy_to_another_region_marks_the_primarys_image_and_the_replica(tmp_path: Path) -> None:
+    steps = yaml.safe_load((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
+    (mark,) = [s for s in steps["jobs"]["deploy"]["steps"] if s["name"].startswith("Mark the image deployed")]
+    calls = tmp_path / "calls"
+    # An aws that logs its calls; in us-west-2 the tag has already arrived by replication.
+    (tmp_path / "aws").write_text(
+        "#!/bin/bash\n"
+        f'echo "$*" >> {calls}\n'
+        'if [[ "$2" == batch-get-image ]]; then echo \'["{}", "application/vnd.oci.image.manifest.v1+json"]\'; fi\n'
+        'if [[ "$2" == put-image && "$*" == *us-west-2* ]]; then\n'
+        '  echo "ImageAlreadyExistsException" >&2; exit 254\n'
+        "fi\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "aws").chmod(0o755)
+    environ = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "PROJECT": "cloud-ops",
+        "ENVIRONMENT": "prod",
+        "SERVICE": "api",
+        "IMAGE_DIGEST": "sha256:abc",
+        "GITHUB_RUN_ID": "7",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "PRIMARY_REGION": "us-east-1",
+    }
+    subprocess.run(["bash", "-e", "-c", mark["run"]], env={**environ, "AWS_REGION": "us-west-2"}, check=True)
+    puts = [line for line in calls.read_text(encoding="utf-8").splitlines() if line.startswith("ecr put-image")]
+    assert [p.split()[3] for p in puts] == ["us-east-1", "us-west-2"]
+    assert all("--image-tag deployed-7-1" in p for p in puts)
+    # The primary region alone: one put.
+    calls.unlink()
+    subprocess.run(["bash", "-e", "-c", mark["run"]], env={**environ, "AWS_REGION": "us-east-1"}, check=True)
+    assert sum(line.startswith("ecr put-image") for line in calls.read_text(encoding="utf-8").splitlines()) == 1

@@ -78,8 +78,8 @@ def test_the_deploy_workflow_marks_what_it_deploys_with_the_tag_the_lifecycle_ke
     mark = names.index("Mark the image deployed, so the registry lifecycle keeps it")
     assert mark < next(i for i, name in enumerate(names) if name.startswith("Helm upgrade"))
     run = steps[mark]["run"]
-    assert f'--image-tag "{DEPLOYED_TAG_PREFIX}' in run
-    assert "aws ecr put-image" in run
+    assert f'tag="{DEPLOYED_TAG_PREFIX}' in run
+    assert 'aws ecr put-image --region "$region" --repository-name "$repository" --image-tag "$tag"' in run
 
 
 def test_prod_repositories_are_retained_and_dev_ones_deletable(dev: Synthesized, prod: Synthesized) -> None:

@@ -597,7 +597,9 @@ class GithubSettings(_Model):
     def _labels(cls, value: list[str]) -> list[str]:
         for label in value:
             if not re.fullmatch(r"[A-Za-z0-9._{}-]{1,100}", label):
-                raise ValueError(f"{label!r} is not a runner label: letters, digits, '.', '_', '-', {{run_id}}")
+                raise ValueError(
+                    f"{label!r} is not a runner label: letters, digits, '.', '_', '-', {{run_id}}, {{region}}"
+                )
         return value
 
     @property
@@ -970,6 +972,18 @@ class Settings(_Model):
                 f"setting 'regions' = {self.regions} with database.other_regions = 'global': Aurora PostgreSQL "
                 f"{self.database.engine_version} (setting 'database.engine_version') has no global database "
                 f"support; allowed: one of {', '.join(GLOBAL_DATABASE_VERSIONS)}, or a single region"
+            )
+        private = not self.eks.endpoint.public_access_cidrs
+        if (
+            private
+            and not self.github.github_hosted_runner
+            and not any("{region}" in x for x in self.github.deploy_runs_on)
+        ):
+            raise ValueError(
+                f"github.deploy_runs_on = {self.github.deploy_runs_on}: the clusters' API endpoints are private, so a "
+                "deploy must run inside the region's VPC, but these labels name the same runners for every region; "
+                "allowed: labels with {region}, which the deploy workflow replaces with the region deployed to, "
+                "e.g. [self-hosted, linux, cloud-ops-prod-{region}]"
             )
         if self.account_stack_region != self.region:
             raise ValueError(

@@ -29,6 +29,9 @@ POSTGRES_PORT = 5432
 MASTER_USERNAME = "platform_admin"
 # How often Secrets Manager rotates a generated master password (a global database's primary).
 MASTER_PASSWORD_ROTATION_DAYS = 30
+# Characters a generated master password leaves out, at creation and at each rotation alike: CDK's
+# default for RDS secrets (DatabaseSecret), which the rotation application must be told as well.
+PASSWORD_EXCLUDE_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,14 @@ class DatabaseStack(PlatformStack):
         self.storage_key = EncryptionKey(
             self, "StorageKey", alias_prefix=name_prefix, purpose="aurora-storage", retain=retain_data
         ).key
-        self.secret_key = EncryptionKey(
-            self, "SecretKey", alias_prefix=name_prefix, purpose="aurora-master-secret", retain=retain_data
-        ).key
+        # A secondary has no master secret of its own: the primary's credentials replicate with the data.
+        self.secret_key = (
+            None
+            if secondary
+            else EncryptionKey(
+                self, "SecretKey", alias_prefix=name_prefix, purpose="aurora-master-secret", retain=retain_data
+            ).key
+        )
         # RDS exports to /aws/rds/cluster/<id>/postgresql; created here first, encrypted and with a
         # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda.
         self.log_group = ServiceLogGroup(
@@ -147,7 +155,9 @@ class DatabaseStack(PlatformStack):
                 # RDS-managed master passwords are not supported in a global database (Aurora user
                 # guide, "Password management with Amazon RDS and AWS Secrets Manager", limitations):
                 # there, a generated secret that Secrets Manager rotates (below).
-                rds.Credentials.from_generated_secret(MASTER_USERNAME, encryption_key=self.secret_key)
+                rds.Credentials.from_generated_secret(
+                    MASTER_USERNAME, encryption_key=self.secret_key, exclude_characters=PASSWORD_EXCLUDE_CHARACTERS
+                )
                 if global_membership and global_membership.primary
                 else rds.Credentials.from_username(MASTER_USERNAME, encryption_key=self.secret_key)
             ),
@@ -191,7 +201,7 @@ class DatabaseStack(PlatformStack):
             "Users",
             cluster=self.cluster,
             secret_arn=self.master_secret_arn,
-            secret_key=self.secret_key,
+            secret_key=cast(kms.IKey, self.secret_key),
             database_name=database.database_name,
             users=users,
             vpc=vpc,
@@ -259,7 +269,15 @@ class DatabaseStack(PlatformStack):
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
             automatically_after=Duration.days(MASTER_PASSWORD_ROTATION_DAYS),
+            exclude_characters=PASSWORD_EXCLUDE_CHARACTERS,
         )
+        # The first rotation runs at once: after the instances exist and the function may reach them.
+        # (The schedule is a child of the cluster's secret attachment, not of the rotation construct.)
+        schedule = cast(secretsmanager.ISecret, self.cluster.secret).node
+        instances = [
+            self.cluster.node.find_child(i) for i in ["writer", *(f"reader{n + 1}" for n in range(self.readers))]
+        ]
+        schedule.find_child("RotationSchedule").node.add_dependency(*instances, self.security_group)
         return global_cluster.ref
 
     def _join_as_secondary(self, membership: GlobalMembership) -> None:
@@ -267,6 +285,9 @@ class DatabaseStack(PlatformStack):
         primary, so the properties a writer is created with must be absent (AWS::RDS::DBCluster)."""
         cfn = cast(rds.CfnDBCluster, self.cluster.node.default_child)
         cfn.add_property_override("GlobalClusterIdentifier", membership.identifier)
+        # Writes sent to this region's cluster are forwarded to the primary's writer (Aurora
+        # PostgreSQL 16+, every minor): services here need no route to the primary region.
+        cfn.add_property_override("EnableGlobalWriteForwarding", True)
         for name in ("MasterUsername", "ManageMasterUserPassword", "MasterUserSecret", "DatabaseName"):
             cfn.add_property_deletion_override(name)
 

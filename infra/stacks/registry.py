@@ -177,7 +177,7 @@ class ReplicaRegistryStack(PlatformStack):
             description=f"ECR creates the replicas of {name_prefix}'s repositories in {self.region}",
             assumed_by=iam.ServicePrincipal("ecr.amazonaws.com"),
         )
-        iam.ManagedPolicy(
+        policy = iam.ManagedPolicy(
             self,
             "ReplicaCreationPolicy",
             description=f"Create {name_prefix}'s replica repositories and their key grants",
@@ -215,8 +215,8 @@ class ReplicaRegistryStack(PlatformStack):
             # The tags the primary's repositories carry (cost allocation per project and environment).
             resource_tags=[{"key": k, "value": v} for k, v in sorted(tags.items())],
         )
-        # The role's policy before the template that uses it.
-        self.template.node.add_dependency(self.role)
+        # The role and its policy before the template that uses them.
+        self.template.node.add_dependency(self.role, policy)
         registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
         CfnOutput(
             self,
