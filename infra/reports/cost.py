@@ -447,6 +447,13 @@ def _tagged_images_kept(repository: Resource) -> int:
     return sum(counts) or 1
 
 
+IDLE_AND_BUSY = (
+    "Idle: minimum capacity (node groups at their desired size, Aurora at its minimum ACUs, the cache at its "
+    "minimum billed storage, little traffic). Busy: maximum capacity (node groups at their maximum, Aurora at its "
+    "maximum ACUs on every instance, the cache at its usage limits)."
+)
+
+
 def write_cost_report(estimates: list[CostEstimate], directory: Path) -> None:
     """One region: the estimate as it is. Several: each region's, the cross-region one, and the total."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -469,17 +476,31 @@ def write_cost_report(estimates: list[CostEstimate], directory: Path) -> None:
 def render_regions(estimates: list[CostEstimate], idle: float, busy: float) -> str:
     first = estimates[0]
     regions = [e.region for e in estimates if e.region != "cross-region"]
+    missing = [e.region for e in estimates if e.unknown and not e.lines]
     lines = [
         f"# Monthly cost estimate: {first.environment} ({', '.join(regions)})",
         "",
-        f"**Total: {idle:,.2f} idle, {busy:,.2f} busy (USD/month)**, the sum of the sections below: each region's "
-        "stacks, then what crossing regions costs.",
+        f"Read from the synthesized templates by `make synth`; on-demand list prices of {first.prices_date} "
+        "from [infra/reports/prices.yaml](../../infra/reports/prices.yaml), which names its sources. An estimate, "
+        "not a quote.",
+        "",
+        f"**Total: {idle:,.2f} idle, {busy:,.2f} busy (USD/month)**: each region's stacks, then what crossing "
+        "regions costs" + (f"; not included: {', '.join(missing)} (no prices, see below)." if missing else "."),
         "",
     ]
     for e in estimates:
         section = render_markdown(e).split("\n## Assumptions")[0].splitlines()
-        title = "Across regions" if e.region == "cross-region" else e.region
-        lines += [f"## {title}", *section[1:], ""]
+        # The section without the title, the sources paragraph and the idle/busy note (given once).
+        body = [line for line in section[1:] if not line.startswith(("Read from the synthesized", "Idle: minimum"))]
+        while body and not body[0]:
+            body.pop(0)
+        while body and not body[-1]:
+            body.pop()
+        lines += [f"## {'Across regions' if e.region == 'cross-region' else e.region}", "", *body, ""]
+    lines += [
+        IDLE_AND_BUSY,
+        "",
+    ]
     lines += ["## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in first.assumptions.items()]
     lines += ["", "## Not included", ""] + [f"- {n}" for n in first.not_included]
     return "\n".join(lines) + "\n"
@@ -502,9 +523,7 @@ def render_markdown(e: CostEstimate) -> str:
         lines.append(f"| **total** | **{e.idle:,.2f}** | **{e.busy:,.2f}** | |")
         lines += [
             "",
-            "Idle: minimum capacity (node groups at their desired size, Aurora at its minimum ACUs, the cache at "
-            "its minimum billed storage, little traffic). Busy: maximum capacity (node groups at their maximum, "
-            "Aurora at its maximum ACUs on every instance, the cache at its usage limits).",
+            IDLE_AND_BUSY,
         ]
     lines += ["", "## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in e.assumptions.items()]
     lines += ["", "## Not included", ""] + [f"- {n}" for n in e.not_included]
