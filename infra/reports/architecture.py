@@ -103,6 +103,20 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
     "AWS::EKS::Nodegroup": _nodegroup,
     "AWS::RDS::DBCluster": lambda props, kinds: (
         f"Aurora PostgreSQL {props.get('EngineVersion')}, {kinds.get('AWS::RDS::DBInstance', 0)} instance(s)"
+        + (", read-only secondary of the global database" if "GlobalClusterIdentifier" in props else "")
+    ),
+    "AWS::RDS::GlobalCluster": lambda props, _: f"Aurora global database {props.get('GlobalClusterIdentifier')}",
+    "AWS::ECR::ReplicationConfiguration": lambda props, _: (
+        "ECR replication: "
+        + "; ".join(
+            f"{', '.join(f['Filter'] for f in rule.get('RepositoryFilters', []))} to "
+            + ", ".join(d["Region"] for d in rule["Destinations"])
+            for rule in props["ReplicationConfiguration"]["Rules"]
+        )
+    ),
+    "AWS::ECR::RepositoryCreationTemplate": lambda props, _: (
+        f"ECR creation template {props.get('Prefix')} ({', '.join(props.get('AppliedFor', []))}): "
+        f"{props.get('ImageTagMutability')}, KMS, lifecycle"
     ),
     "AWS::ElastiCache::ServerlessCache": lambda props, _: (
         f"ElastiCache Serverless {props.get('Engine')} {props.get('MajorEngineVersion')} (cache.kind serverless)"
