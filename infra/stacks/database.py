@@ -13,7 +13,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.config.settings import DatabaseSettings
 from infra.constructs.data_store_access import security_group_admitting
@@ -255,8 +255,9 @@ class DatabaseStack(PlatformStack):
             source_db_cluster_identifier=self.cluster.cluster_identifier,
             deletion_protection=retain_data,
         )
-        # After the cluster and its instances exist (the conversion needs an available cluster).
-        global_cluster.node.add_dependency(self.cluster)
+        # After the instances exist (the conversion needs an available cluster; the cluster itself
+        # comes first by the reference above).
+        global_cluster.node.add_dependency(*self._instances())
         global_cluster.apply_removal_policy(RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
         # Secrets Manager's single-user PostgreSQL rotation (its published application), from the
         # private subnets, admitted to the database on 5432 by a rule of its own.
@@ -274,11 +275,12 @@ class DatabaseStack(PlatformStack):
         # The first rotation runs at once: after the instances exist and the function may reach them.
         # (The schedule is a child of the cluster's secret attachment, not of the rotation construct.)
         schedule = cast(secretsmanager.ISecret, self.cluster.secret).node
-        instances = [
-            self.cluster.node.find_child(i) for i in ["writer", *(f"reader{n + 1}" for n in range(self.readers))]
-        ]
-        schedule.find_child("RotationSchedule").node.add_dependency(*instances, self.security_group)
+        schedule.find_child("RotationSchedule").node.add_dependency(*self._instances(), self.security_group)
         return global_cluster.ref
+
+    def _instances(self) -> list[IConstruct]:
+        names = ["writer", *(f"reader{n + 1}" for n in range(self.readers))]
+        return [self.cluster.node.find_child(name) for name in names]
 
     def _join_as_secondary(self, membership: GlobalMembership) -> None:
         """A read-only secondary: RDS takes the engine's users, data and master credentials from the
