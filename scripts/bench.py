@@ -127,6 +127,8 @@ def two_regions(directory: Path) -> Path:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if path.stem == "prod":
             data["regions"] = [data["region"], SECOND_REGION]
+            # Private endpoints: the deploy job runs on runners in the region's VPC.
+            data["github"]["deploy_runs_on"] = ["self-hosted", "linux", "cloud-ops-prod-{region}"]
         (directory / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return directory
 
