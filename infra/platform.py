@@ -53,34 +53,38 @@ def addon_values(environment: str, directory: Path = HELM_VALUES_DIR) -> dict[st
     }
 
 
-def network_stack(app: App, settings: Settings, env: Environment) -> NetworkStack:
-    prefix = settings.stack_prefix
+def placed(settings: Settings, kind: str, what: str) -> dict[str, Any]:
+    """Construct id, stack name, description, environment and zones of one of a region's stacks
+    (``settings`` as that region sees them): ``<stack prefix>-<kind>``."""
+    name = f"{settings.stack_prefix}-{kind}"
+    return {
+        "construct_id": name,
+        "stack_name": name,
+        "description": f"{settings.stack_prefix}: {what}",
+        "env": Environment(account=settings.account, region=settings.region),
+        "zones": settings.availability_zones,
+    }
+
+
+def network_stack(app: App, settings: Settings) -> NetworkStack:
     return NetworkStack(
         app,
-        f"{prefix}-network",
-        stack_name=f"{prefix}-network",
-        description=f"{prefix}: VPC, subnets, NAT gateways, flow logs, endpoints",
-        env=env,
+        **placed(settings, "network", "VPC, subnets, NAT gateways, flow logs, endpoints"),
         termination_protection=settings.retain_data,
-        zones=settings.availability_zones,
         network=settings.network,
         name_prefix=settings.name_prefix,
         retain_data=settings.retain_data,
     )
 
 
-def cache_stack(app: App, settings: Settings, env: Environment, network: NetworkStack) -> CacheStack:
-    prefix = settings.stack_prefix
+def cache_stack(app: App, settings: Settings, network: NetworkStack) -> CacheStack:
+    what = f"ElastiCache for Valkey ({settings.cache.kind}), its key, users and security group"
     return CacheStack(
         app,
-        f"{prefix}-cache",
-        stack_name=f"{prefix}-cache",
-        description=f"{prefix}: ElastiCache for Valkey ({settings.cache.kind}), its key, users and security group",
-        env=env,
+        **placed(settings, "cache", what),
         termination_protection=settings.retain_data,
         vpc=network.vpc,
         workload_security_group=network.workload_security_group,
-        zones=settings.availability_zones,
         cache=settings.cache,
         clients=[s.name for s in settings.services if "cache" in s.uses],
         name_prefix=settings.name_prefix,
@@ -91,7 +95,6 @@ def cache_stack(app: App, settings: Settings, env: Environment, network: Network
 def observability_stack(
     app: App,
     settings: Settings,
-    env: Environment,
     *,
     network: NetworkStack,
     cache: CacheStack,
@@ -99,14 +102,10 @@ def observability_stack(
     database_identifier: str | None,
     global_secondary: bool = False,
 ) -> ObservabilityStack:
-    prefix = settings.stack_prefix
+    what = "alarms on the cluster, data stores, NAT and load balancers, their topic, a dashboard"
     return ObservabilityStack(
         app,
-        f"{prefix}-observability",
-        stack_name=f"{prefix}-observability",
-        description=f"{prefix}: alarms on the cluster, data stores, NAT and load balancers, their topic, a dashboard",
-        env=env,
-        zones=settings.availability_zones,
+        **placed(settings, "observability", what),
         watched=Watched(
             cluster_name=cluster_name,
             node_group_max_size=settings.eks.node_group.max_size,
@@ -137,16 +136,11 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
     for region in settings.other_regions:
         others.append(regional_stacks(app, settings.in_region(region), addon_values=addon_values, primary=primary))
 
-    prefix = settings.stack_prefix
     registries = [
         RegistryStack(
             app,
-            f"{prefix}-registry-{shard}",
-            stack_name=f"{prefix}-registry-{shard}",
-            description=f"{prefix}: ECR repositories of the services in shard {shard}",
-            env=Environment(account=settings.account, region=settings.region),
+            **placed(settings, f"registry-{shard}", f"ECR repositories of the services in shard {shard}"),
             termination_protection=settings.retain_data,
-            zones=settings.availability_zones,
             shard=shard,
             services=group,
             registry=settings.registry,
@@ -158,11 +152,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
     namespaces = [namespace_of(name, settings.environment) for name in names]
     cicd = CicdStack(
         app,
-        f"{prefix}-cicd",
-        stack_name=f"{prefix}-cicd",
-        description=f"{prefix}: GitHub OIDC deploy role and its access to the cluster",
-        env=Environment(account=settings.account, region=settings.region),
-        zones=settings.availability_zones,
+        **placed(settings, "cicd", "GitHub OIDC deploy role and its access to the cluster"),
         github=settings.github,
         environment_name=settings.environment,
         cluster=primary.eks.cluster,
@@ -175,12 +165,8 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         s = other.settings
         other.registry = ReplicaRegistryStack(
             app,
-            f"{s.stack_prefix}-registry",
-            stack_name=f"{s.stack_prefix}-registry",
-            description=f"{s.stack_prefix}: how ECR creates the replicas of {s.name_prefix}'s repositories here",
-            env=Environment(account=s.account, region=s.region),
+            **placed(s, "registry", f"how ECR creates the replicas of {s.name_prefix}'s repositories here"),
             termination_protection=s.retain_data,
-            zones=s.availability_zones,
             services=names,
             registry=s.registry,
             name_prefix=s.name_prefix,
@@ -189,11 +175,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         )
         other.cluster_access = ClusterAccessStack(
             app,
-            f"{s.stack_prefix}-cicd",
-            stack_name=f"{s.stack_prefix}-cicd",
-            description=f"{s.stack_prefix}: the {s.environment} deploy role's access to this region's cluster",
-            env=Environment(account=s.account, region=s.region),
-            zones=s.availability_zones,
+            **placed(s, "cicd", f"the {s.environment} deploy role's access to this region's cluster"),
             cluster=other.eks.cluster,
             deploy_role_arn=cicd.deploy_role_arn,
             namespaces=namespaces,
@@ -272,38 +254,31 @@ def regional_stacks(
     primary: RegionalStacks | None = None,
 ) -> RegionalStacks:
     """``settings``: the region's view (Settings.in_region); ``primary``: the primary's stacks, for another region."""
-    env = Environment(account=settings.account, region=settings.region)
-    prefix = settings.stack_prefix
     name_prefix = settings.name_prefix
-
-    network = network_stack(app, settings, env)
+    network = network_stack(app, settings)
     eks = EksStack(
         app,
-        f"{prefix}-eks",
-        stack_name=f"{prefix}-eks",
-        description=f"{prefix}: EKS cluster, managed nodes, core add-ons, access entries, in-cluster add-ons",
-        env=env,
+        **placed(settings, "eks", "EKS cluster, managed nodes, core add-ons, access entries, in-cluster add-ons"),
         termination_protection=settings.production,
         vpc=network.vpc,
         workload_security_group=network.workload_security_group,
-        zones=settings.availability_zones,
         eks_settings=settings.eks,
         name_prefix=name_prefix,
         retain_data=settings.retain_data,
         addon_values=addon_values,
         observability=settings.observability,
     )
-    database = database_stack(app, settings, env, network, primary=primary.database if primary else None)
-    cache = cache_stack(app, settings, env, network)
+    database = database_stack(app, settings, network, primary=primary.database if primary else None)
+    cache = cache_stack(app, settings, network)
     names = [s.name for s in settings.services]
     services = [
         ServicesStack(
             app,
-            f"{prefix}-services-{shard}",
-            stack_name=f"{prefix}-services-{shard}",
-            description=f"{prefix}: namespaces, IRSA service accounts and grants of the services in shard {shard}",
-            env=env,
-            zones=settings.availability_zones,
+            **placed(
+                settings,
+                f"services-{shard}",
+                f"namespaces, IRSA service accounts and grants of the services in shard {shard}",
+            ),
             cluster=eks.cluster,
             services=group,
             environment_name=settings.environment,
@@ -316,7 +291,6 @@ def regional_stacks(
     observability = observability_stack(
         app,
         settings,
-        env,
         network=network,
         cache=cache,
         cluster_name=eks.cluster_name,
@@ -331,7 +305,7 @@ def regional_stacks(
 
 
 def database_stack(
-    app: App, settings: Settings, env: Environment, network: NetworkStack, *, primary: DatabaseStack | None
+    app: App, settings: Settings, network: NetworkStack, *, primary: DatabaseStack | None
 ) -> DatabaseStack | None:
     """The primary's cluster (global when the other regions' are its secondaries), or another region's."""
     mode = settings.database.other_regions if settings.other_regions else None
@@ -345,26 +319,17 @@ def database_stack(
         membership = GlobalMembership(cast(str, primary.global_cluster_id), primary=False)
     else:
         membership = None
-    prefix = settings.stack_prefix
-    what = {
-        None: "Aurora PostgreSQL",
-        True: "Aurora PostgreSQL, primary of its global database",
-        False: "Aurora PostgreSQL, read-only secondary of the global database",
-    }
+    role = {
+        None: "",
+        True: ", primary of its global database",
+        False: ", read-only secondary of the global database",
+    }[membership.primary if membership else None]
     return DatabaseStack(
         app,
-        f"{prefix}-database",
-        stack_name=f"{prefix}-database",
-        description=f"{prefix}: "
-        + what.get(
-            membership.primary if membership else None, "Aurora PostgreSQL, read-only secondary of the global database"
-        )
-        + ", its keys, logs and security group",
-        env=env,
+        **placed(settings, "database", f"Aurora PostgreSQL{role}, its keys, logs and security group"),
         termination_protection=settings.retain_data,
         vpc=network.vpc,
         workload_security_group=network.workload_security_group,
-        zones=settings.availability_zones,
         database=settings.database,
         name_prefix=settings.name_prefix,
         retain_data=settings.retain_data,

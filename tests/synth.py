@@ -146,20 +146,17 @@ class DataTier:
 
 
 def synthesize_data_tier(settings: Settings, outdir: Path) -> DataTier:
-    from aws_cdk import Environment
-
     from infra.compliance.acknowledgements import acknowledge_cache, acknowledge_network
     from infra.compliance.ledger import Ledger
     from infra.platform import cache_stack, network_stack, observability_stack
 
     app = App(context=cdk_json_context(), outdir=str(outdir))
-    env = Environment(account=settings.account, region=settings.region)
-    network = network_stack(app, settings, env)
-    cache = cache_stack(app, settings, env, network)
+    network = network_stack(app, settings)
+    cache = cache_stack(app, settings, network)
     # The names the EKS and database stacks give their cluster and database (EksStack, DatabaseStack).
     prefix = settings.stack_prefix
     observability_stack(
-        app, settings, env, network=network, cache=cache, cluster_name=prefix, database_identifier=f"{prefix}-db"
+        app, settings, network=network, cache=cache, cluster_name=prefix, database_identifier=f"{prefix}-db"
     )
     ledger = Ledger()
     acknowledge_network(network, ledger)
