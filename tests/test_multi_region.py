@@ -283,8 +283,16 @@ def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"regions": ["us-east-1", "us-west-2", "us-east-1"]}, r"'regions'.* lists us-east-1 twice; allowed: each"),
-        ({"regions": ["us-east-1", "moon-1"]}, r"'regions'.* names 'moon-1', which is not an AWS region"),
+        (
+            {"regions": ["us-east-1", "us-west-2", "us-east-1"]},
+            r"'regions' = \['us-east-1', 'us-west-2', 'us-east-1'\] must list each region once, "
+            r"and lists us-east-1 twice",
+        ),
+        (
+            {"regions": ["us-east-1", "moon-1"]},
+            r"'regions' = \['us-east-1', 'moon-1'\] must name AWS regions of the aws partition, "
+            r"and 'moon-1' is not one",
+        ),
         (
             {"regions": ["us-west-2", "us-east-1"]},
             r"first region is the primary, which is setting 'region' = 'us-east-1'; "

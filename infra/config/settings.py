@@ -807,12 +807,12 @@ class Settings(_Model):
         for item in value:
             if item not in AWS_REGIONS:
                 raise ValueError(
-                    f"names {item!r}, which is not an AWS region of the aws partition; allowed: "
+                    f"must name AWS regions of the aws partition, and {item!r} is not one; allowed: "
                     f"{', '.join(sorted(AWS_REGIONS))}"
                 )
         twice = sorted({r for r in value if value.count(r) > 1})
         if twice:
-            raise ValueError(f"lists {', '.join(twice)} twice; allowed: each region once")
+            raise ValueError(f"must list each region once, and lists {', '.join(twice)} twice")
         return value
 
     @model_validator(mode="after")
