@@ -16,12 +16,14 @@ def _stacks(outdir: Path) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in artifacts.items() if v["type"] == "aws:cloudformation:stack"}
 
 
+def template_files(outdir: Path) -> dict[str, Path]:
+    """Stack name -> its template file, for the stacks of the assembly's manifest."""
+    return {name: outdir / artifact["properties"]["templateFile"] for name, artifact in _stacks(outdir).items()}
+
+
 def load_templates(outdir: Path) -> dict[str, Template]:
     """Stack name -> template, for the stacks of the assembly's manifest (not stale files beside them)."""
-    return {
-        name: dict(json.loads((outdir / artifact["properties"]["templateFile"]).read_text(encoding="utf-8")))
-        for name, artifact in _stacks(outdir).items()
-    }
+    return {name: dict(json.loads(path.read_text(encoding="utf-8"))) for name, path in template_files(outdir).items()}
 
 
 def stack_dependencies(outdir: Path) -> dict[str, list[str]]:

@@ -25,13 +25,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.assembly import stack_regions, template_files
 from infra.config.settings import command_line_overrides, load_settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command
 from tests.helm import Helm, extract_helm
@@ -193,20 +194,32 @@ class VariantSynth:
 _VARIANTS: dict[str, VariantSynth] = {}
 
 
-def variant_settings_dir(name: str) -> Path:
-    """A copy of the environment files with the variant's sections replaced."""
+def copy_settings(
+    source: Path, directory: Path, edits: Mapping[str, Mapping[str, Any]], *, merge_sections: bool
+) -> Path:
+    """A copy of the environment files in ``source`` with ``edits`` (environment -> settings) made as a
+    person would edit the files: each setting replaced, or with ``merge_sections`` a mapping merged
+    into the section of that name."""
     import yaml
 
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for key, value in edits.get(path.stem, {}).items():
+            if merge_sections and isinstance(value, Mapping):
+                data[key].update(value)
+            else:
+                data[key] = value
+        (directory / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+def variant_settings_dir(name: str) -> Path:
+    """A copy of the environment files with the variant's sections replaced."""
     from infra.config.settings import ENVIRONMENTS_DIR
 
     environment, sections = VARIANTS[name]
-    directory = _WORK / f"{name}-settings"
-    shutil.copytree(ENVIRONMENTS_DIR, directory, dirs_exist_ok=True)
-    path = directory / f"{environment}.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    data.update(sections)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return directory
+    return copy_settings(ENVIRONMENTS_DIR, _WORK / f"{name}-settings", {environment: sections}, merge_sections=False)
 
 
 def synth_variant(name: str) -> VariantSynth:
@@ -241,20 +254,11 @@ _MULTI: dict[str, MultiRegionSynth] = {}
 
 
 def multi_region_settings_dir() -> Path:
-    import yaml
-
     from infra.config.settings import ENVIRONMENTS_DIR
 
     directory = _WORK / "multi-region-settings"
     if not directory.exists():
-        shutil.copytree(ENVIRONMENTS_DIR, directory)
-        for environment, changes in MULTI_REGION.items():
-            path = directory / f"{environment}.yaml"
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            data["regions"] = changes["regions"]
-            data["database"].update(changes.get("database", {}))
-            data["github"].update(changes.get("github", {}))
-            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        copy_settings(ENVIRONMENTS_DIR, directory, MULTI_REGION, merge_sections=True)
     return directory
 
 
@@ -262,12 +266,10 @@ def synth_multi_region(environment: str) -> MultiRegionSynth:
     if environment not in _MULTI:
         outdir = _WORK / f"{environment}-multi-region"
         synthesized = synthesize(load_settings(environment, directory=multi_region_settings_dir()), outdir)
-        manifest = synthesized.manifest()["artifacts"]
+        regions = stack_regions(outdir)
         by_region: dict[str, list[Path]] = {}
-        for artifact in manifest.values():
-            if artifact["type"] == "aws:cloudformation:stack":
-                region = artifact["environment"].rsplit("/", 1)[-1]
-                by_region.setdefault(region, []).append(outdir / artifact["properties"]["templateFile"])
+        for stack, path in template_files(outdir).items():
+            by_region.setdefault(regions[stack], []).append(path)
         lints = {r: lint_in_background(outdir, r, sorted(t)) for r, t in by_region.items()}
         _MULTI[environment] = MultiRegionSynth(synthesized, lints)
     return _MULTI[environment]

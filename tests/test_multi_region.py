@@ -11,13 +11,20 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.assembly import Resource, load_templates, resources_of
+from infra.assembly import Resource, load_templates, resources_of, stack_regions
 from infra.config.settings import SettingsError, load_settings
 from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
 from infra.stacks.registry import lifecycle_policy
 from scripts.forms import cfn_lint_problems, describe
-from tests.conftest import MULTI_REGION, MultiRegionSynth, multi_region_settings_dir, synth_multi_region
+from tests.conftest import (
+    MULTI_REGION,
+    MultiRegionSynth,
+    copy_settings,
+    multi_region_settings_dir,
+    synth_multi_region,
+)
 from tests.synth import ROOT, resources
+from tests.test_workflows import run_with_yq
 
 KINDS = ["network", "eks", "cache", "observability", "registry", "cicd"]
 
@@ -36,11 +43,6 @@ def _templates(synth: MultiRegionSynth) -> dict[str, dict[str, Any]]:
     return load_templates(synth.synthesized.outdir)
 
 
-def _regions(synth: MultiRegionSynth) -> dict[str, str]:
-    artifacts = synth.synthesized.manifest()["artifacts"]
-    return {k: v["environment"].rsplit("/", 1)[-1] for k, v in artifacts.items() if v["type"].endswith("stack")}
-
-
 def _one(templates: dict[str, dict[str, Any]], stack: str, resource_type: str) -> Resource:
     found = [r for r in resources_of(templates, resource_type) if r.stack == stack]
     assert len(found) == 1, (stack, resource_type, len(found))
@@ -50,7 +52,7 @@ def _one(templates: dict[str, dict[str, Any]], stack: str, resource_type: str) -
 @pytest.mark.parametrize("environment", sorted(MULTI_REGION))
 def test_each_region_has_its_stack_set_and_the_primary_keeps_its_names(environment: str) -> None:
     synth = synth_multi_region(environment)
-    regions = _regions(synth)
+    regions = stack_regions(synth.synthesized.outdir)
     primary, other = MULTI_REGION[environment]["regions"]
     prefix = f"cloud-ops-{environment}"
     for kind in ["network", "eks", "cache", "observability", "cicd", "services-1", "registry-1"]:
@@ -266,18 +268,9 @@ def test_reports_cover_every_region(prod2: MultiRegionSynth, tmp_path: Path) -> 
 
 
 def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
-    directory = tmp_path / "settings"
-    directory.mkdir(exist_ok=True)
-    for path in multi_region_settings_dir().glob("*.yaml"):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if path.stem == environment:
-            for key, value in changes.items():
-                if isinstance(value, dict):
-                    data[key].update(value)
-                else:
-                    data[key] = value
-        (directory / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return directory
+    return copy_settings(
+        multi_region_settings_dir(), tmp_path / "settings", {environment: changes}, merge_sections=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -359,18 +352,8 @@ def _step(workflow: str, name_start: str) -> dict[str, Any]:
 
 def _run_region_check(step: dict[str, Any], regions: list[str], region: str, tmp_path: Path) -> tuple[int, str, str]:
     """The step's script, with a yq that answers `.regions // [.region]` as the settings file would."""
-    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(regions)}'\n", encoding="utf-8")
-    (tmp_path / "yq").chmod(0o755)
-    output = tmp_path / "output"
-    output.write_text("", encoding="utf-8")
-    done = subprocess.run(
-        ["bash", "-e", "-c", step["run"]],
-        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "AWS_REGION": region, "SETTINGS": "s", "GITHUB_OUTPUT": str(output)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done.returncode, done.stdout, output.read_text(encoding="utf-8")
+    done, output = run_with_yq(step, regions, tmp_path, {"AWS_REGION": region})
+    return done.returncode, done.stdout, output
 
 
 def test_deploy_service_accepts_exactly_the_environments_regions(tmp_path: Path) -> None:
@@ -424,12 +407,9 @@ def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) 
     step = _step("deploy-service.yml", "Runner labels of the deploy job")
     assert step["env"]["AWS_REGION"] == "${{ inputs.aws_region }}"
     labels = MULTI_REGION["prod"]["github"]["deploy_runs_on"]
-    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(labels, separators=(',', ':'))}'\n", encoding="utf-8")
-    (tmp_path / "yq").chmod(0o755)
-    output = tmp_path / "output"
-    environ = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SETTINGS": "s", "GITHUB_OUTPUT": str(output)}
-    subprocess.run(["bash", "-e", "-c", step["run"]], env={**environ, "AWS_REGION": "us-west-2"}, check=True)
-    assert json.loads(output.read_text(encoding="utf-8").split("=", 1)[1]) == [
+    done, output = run_with_yq(step, labels, tmp_path, {"AWS_REGION": "us-west-2"})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(output.split("=", 1)[1]) == [
         "self-hosted",
         "linux",
         "cloud-ops-prod-us-west-2",

@@ -141,6 +141,25 @@ def test_the_image_tag_is_validated_before_anything_runs() -> None:
         assert bool(re.fullmatch(pattern.strip("^$"), tag)) is ok, tag
 
 
+def run_with_yq(
+    step: dict[str, Any], answer: Any, tmp_path: Path, environ: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """A workflow step's script, run with a yq that prints ``answer`` (as JSON) as it would read it from
+    the settings file; returns the run and what the step wrote to GITHUB_OUTPUT."""
+    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(answer, separators=(',', ':'))}'\n", encoding="utf-8")
+    (tmp_path / "yq").chmod(0o755)
+    output = tmp_path / "output"
+    output.write_text("", encoding="utf-8")
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SETTINGS": "unused", "GITHUB_OUTPUT": str(output), **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done, output.read_text(encoding="utf-8")
+
+
 def _runner_step() -> dict[str, Any]:
     (step,) = [s for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"] if s.get("id") == "runner"]
     return dict(step)
@@ -153,24 +172,10 @@ def test_the_deploy_job_runs_where_the_environments_settings_say(environment: st
     assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
     step = _runner_step()
     assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
-    # The step's script, run with a yq that answers what the settings file holds.
     labels = [*load_settings(environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
-    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(labels, separators=(',', ':'))}'\n")
-    (tmp_path / "yq").chmod(0o755)
-    output = tmp_path / "output"
-    subprocess.run(
-        ["bash", "-e", "-c", step["run"]],
-        env={
-            "PATH": f"{tmp_path}:/usr/bin:/bin",
-            "SETTINGS": "unused",
-            "GITHUB_RUN_ID": "42",
-            "GITHUB_RUN_ATTEMPT": "2",
-            "GITHUB_OUTPUT": str(output),
-        },
-        check=True,
-        capture_output=True,
-    )
-    key, value = output.read_text(encoding="utf-8").strip().split("=", 1)
+    done, output = run_with_yq(step, labels, tmp_path, {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2"})
+    assert done.returncode == 0, done.stderr
+    key, value = output.strip().split("=", 1)
     assert key == "runs_on"
     assert json.loads(value) == [*load_settings(environment).github.deploy_runs_on, "codebuild-x-42-2"]
 
