@@ -352,7 +352,11 @@ def _alarms(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) ->
     )
 
 
-def _ecr(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+def _ecr(
+    templates: Mapping[str, Template], p: _Prices, out: CostEstimate, item: str = "ECR storage, {n} repositories"
+) -> None:
+    """``item``: the line's name ({n}: the repository count); the replicas of these repositories in
+    another region are priced alike."""
     repositories = list(resources_of(templates, "AWS::ECR::Repository"))
     if not repositories:
         return
@@ -362,7 +366,7 @@ def _ecr(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> No
     busy = sum(kept) * image_gb * p["ecr_gb_month"]
     out.lines.append(
         Line(
-            f"ECR storage, {len(repositories)} repositories",
+            item.format(n=len(repositories)),
             round(idle, 2),
             round(busy, 2),
             f"${p['ecr_gb_month']}/GB-month, {image_gb} GB per image (assumed); idle one image each, busy every "
@@ -398,17 +402,7 @@ def estimate_regions(
         if region not in prices["regions"]:
             cross.unknown.append(f"No prices for {region}: its replicas' storage is not estimated.")
         else:
-            replicas = CostEstimate(environment, region, cross.prices_date)
-            _ecr(templates[primary], _Prices(prices, region), replicas)
-            for line in replicas.lines:
-                cross.lines.append(
-                    Line(
-                        f"{line.item.replace('ECR storage', 'ECR replicas')} in {region}",
-                        line.idle,
-                        line.busy,
-                        line.basis,
-                    )
-                )
+            _ecr(templates[primary], _Prices(prices, region), cross, f"ECR replicas, {{n}} repositories in {region}")
         cross.lines.append(
             Line(
                 f"ECR replication {primary} -> {region}",
