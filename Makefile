@@ -1,5 +1,6 @@
 # cloud-ops: the only set-up a newcomer needs.
 #   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
+#   make reports                make synth for every environment (after a change that touches several)
 #   make test                   set up, lint, type-check, run the whole test suite
 #   make bench                  speed and scale figures (see scripts/bench.py)
 #   make forms                  every environment with and without an account, in another region: gate + cfn-lint
@@ -21,7 +22,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test lint bench forms check-versions diff deploy destroy clean
+.PHONY: setup synth reports test lint bench forms check-versions diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -40,6 +41,10 @@ node_modules/.installed: package.json package-lock.json
 synth: setup
 	$(CDK) synth $(CDK_FLAGS) --quiet
 	@echo "compliance report: $(if $(REGION),cdk.out/reports,reports)/$(ENV)/compliance.md"
+
+# Every environment's reports, in one process: the account stack they share can change with one of them.
+reports: setup
+	$(BIN)/python scripts/reports.py
 
 lint: setup
 	$(BIN)/ruff check .

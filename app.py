@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 
 from infra.config import SettingsError, load_settings
 from infra.config.helm_values import check_service_values
-from infra.config.settings import ENVIRONMENTS_DIR, command_line_overrides
+from infra.config.project import REPOSITORY, Project
+from infra.config.settings import command_line_overrides, command_line_sources
 
 if TYPE_CHECKING:
     from aws_cdk import App
-
-ROOT = Path(__file__).resolve().parent
 
 
 def main(app: App | None = None) -> int:
@@ -23,23 +22,31 @@ def main(app: App | None = None) -> int:
     from aws_cdk import App
 
     app = app or App()
+    # Another tree laid out like this repository (tests: their examples, a copy with a procedure applied).
+    project = (
+        Project(Path(app.node.try_get_context("project")).resolve())
+        if app.node.try_get_context("project")
+        else REPOSITORY
+    )
     # For `make bench` and experiments: another settings directory, and where reports go.
     settings_dir = app.node.try_get_context("settings_dir")
     region = app.node.try_get_context("region")
     # The committed reports/<env>/ describe the settings file as it is; a synth for another region
     # (--context region=...) reports beside its templates instead.
-    default_reports = Path(app.outdir) / "reports" if region else ROOT / "reports"
+    default_reports = Path(app.outdir) / "reports" if region else project.reports
     reports_dir = Path(app.node.try_get_context("reports_dir") or default_reports)
     try:
         settings = load_settings(
             app.node.try_get_context("env"),
-            directory=Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR,
+            directory=Path(settings_dir) if settings_dir else project.environments,
+            catalogue=project.catalogue,
             overrides=command_line_overrides(app.node.try_get_context, os.environ),
+            sources=command_line_sources(app.node.try_get_context, os.environ),
         )
         if not settings_dir:
             # The project's own settings: every catalogue service must be deployable in this environment.
             # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
-            check_service_values(settings.environment, [s.name for s in settings.services])
+            check_service_values(settings, project.helm_values)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -49,16 +56,23 @@ def main(app: App | None = None) -> int:
     from infra.platform import addon_values, build_platform
 
     try:
-        platform = build_platform(app, settings, addon_values=addon_values(settings.environment))
+        platform = build_platform(app, settings, addon_values=addon_values(settings.environment, project.helm_values))
     except SettingsError as error:
         # Raised while building (the kubectl layer of the chosen Kubernetes version, a values file):
         # name the settings file the choice came from, unless the message names its own file.
-        source = Path(settings_dir) if settings_dir else ENVIRONMENTS_DIR
-        where = "" if str(error).startswith(str(ROOT)) else f"{source / settings.environment}.yaml: "
+        source = Path(settings_dir) if settings_dir else project.environments
+        where = "" if str(error).startswith(str(project.root)) else f"{source / settings.environment}.yaml: "
         print(f"error: {where}{error}", file=sys.stderr)
         return 2
     packs = register_rule_packs(app, production=settings.production)
-    return synth_with_report(app, platform, packs, reports_dir / settings.environment)
+    code = synth_with_report(app, platform, packs, reports_dir / settings.environment)
+    # (make reports, which rewrites every environment's, says nothing: the others are next.)
+    if code == 0 and reports_dir == project.reports and not app.node.try_get_context("every_environment"):
+        from infra.reports.shared import stale_report_notes
+
+        for note in stale_report_notes(settings, reports_dir, project.relative):
+            print(note, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

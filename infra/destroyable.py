@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from infra.config.settings import SettingsError, load_settings
+from infra.config.project import REPOSITORY, Project
+from infra.config.settings import SettingsError
 
 
-def check(environment: str | None) -> tuple[str | None, str]:
+def check(environment: str | None, project: Project = REPOSITORY) -> tuple[str | None, str]:
     """(None, stack pattern) if the environment may be destroyed, else (the reason it may not, "")."""
-    settings = load_settings(environment)
+    settings = project.settings(environment)
     if settings.production:
         return (
             f"refusing to destroy {environment!r}: its settings say production: true "

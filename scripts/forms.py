@@ -80,11 +80,14 @@ def node() -> str:
     return str(PINNED_NODE) if PINNED_NODE.exists() else "node"
 
 
-def cli_synth_command(form: Form, outdir: Path) -> tuple[list[str], dict[str, str]]:
-    """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups)."""
+def cli_synth_command(form: Form, outdir: Path, project: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups).
+    ``project``: another tree laid out like the repository (app.py's ``--context project=``)."""
     command = [node(), str(CDK_CLI), "synth", "--quiet", "--no-notices", "--output", str(outdir)]
     # Reports beside the templates: a check never rewrites the committed reports/.
     command += ["--context", f"reports_dir={outdir / 'reports'}"]
+    if project is not None:
+        command += ["--context", f"project={project}"]
     for key, value in form.context().items():
         command += ["--context", f"{key}={value}"]
     environ = {k: v for k, v in os.environ.items() if k != "CDK_DEFAULT_ACCOUNT" and not k.startswith("AWS_")}

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from infra.config.settings import load_settings
+from infra.config.project import REPOSITORY, Project
+from tests.projects import settings_of
 
-ROOT = Path(__file__).resolve().parent.parent
-CHART = ROOT / "charts" / "microservice"
+CHART = REPOSITORY.root / "charts" / "microservice"
 
 
 def extract_helm(kubernetes_version: str, into: Path) -> Path:
@@ -36,10 +36,10 @@ def extract_helm(kubernetes_version: str, into: Path) -> Path:
 TEST_CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
 
 
-def image_repository(environment: str, service: str) -> str:
+def image_repository(project: Project, environment: str, service: str) -> str:
     """What the deploy workflow passes as image.repository: the service's ECR URI in this environment."""
-    settings = load_settings(environment)
-    return f"123456789012.dkr.ecr.{settings.region}.amazonaws.com/{settings.stack_prefix}/{service}"
+    settings = settings_of(project, environment)
+    return f"123456789012.dkr.ecr.{settings.region}.amazonaws.com/{settings.name_prefix}/{service}"
 
 
 class Helm:
@@ -50,9 +50,12 @@ class Helm:
         return subprocess.run([str(self.binary), *args], capture_output=True, text=True, check=False, timeout=60)
 
     def release_args(
-        self, environment: str, service: str, *, tag: str = "0123abc", extra: tuple[str, ...] = ()
+        self, project: Project, environment: str, service: str, *, tag: str = "0123abc", extra: tuple[str, ...] = ()
     ) -> list[str]:
-        values = ROOT / "helm_values" / environment / "services" / f"{service}.yaml"
+        """As the deploy workflow passes them: the service's values file, its repository, tag and
+        digest, and in production the environment's certificate."""
+        values = project.helm_values / environment / "services" / f"{service}.yaml"
+        production = settings_of(project, environment).production
         return [
             str(CHART),
             "--namespace",
@@ -60,17 +63,17 @@ class Helm:
             "-f",
             str(values),
             "--set",
-            f"image.repository={image_repository(environment, service)}",
+            f"image.repository={image_repository(project, environment, service)}",
             "--set-string",
             f"image.tag={tag}",
             # As the workflow deploys: by digest, and in production with the environment's certificate.
             "--set-string",
             f"image.digest=sha256:{'ab' * 32}",
-            *(("--set-string", f"ingress.certificateArn={TEST_CERTIFICATE}") if environment == "prod" else ()),
+            *(("--set-string", f"ingress.certificateArn={TEST_CERTIFICATE}") if production else ()),
             *extra,
         ]
 
-    def template(self, environment: str, service: str, **kwargs: Any) -> list[dict[str, Any]]:
-        result = self.run("template", service, *self.release_args(environment, service, **kwargs))
+    def template(self, project: Project, environment: str, service: str, **kwargs: Any) -> list[dict[str, Any]]:
+        result = self.run("template", service, *self.release_args(project, environment, service, **kwargs))
         assert result.returncode == 0, result.stderr
         return [d for d in yaml.safe_load_all(result.stdout) if d]

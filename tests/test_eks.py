@@ -8,10 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
+from infra.config.settings import SettingsError
+from tests.projects import example_settings, nested
 from tests.synth import Synthesized, only, resources, service_log_group
+
+
+def _text(value: Any) -> str:
+    """A string as CloudFormation joins it, references written <AWS::AccountId>."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(_text(p) for p in parts)
 
 
 def _cluster(env: Synthesized) -> dict[str, Any]:
@@ -19,7 +29,7 @@ def _cluster(env: Synthesized) -> dict[str, Any]:
 
 
 def test_cluster_runs_the_version_from_settings(env: Synthesized) -> None:
-    assert _cluster(env)["Version"] == env.settings.eks.kubernetes_version == "1.35"
+    assert _cluster(env)["Version"] == env.settings.eks.kubernetes_version
 
 
 def test_all_five_control_plane_log_types_are_on(env: Synthesized) -> None:
@@ -41,50 +51,42 @@ def test_authentication_is_access_entries_only_and_the_deployer_is_not_admin(env
     assert access == {"AuthenticationMode": "API", "BootstrapClusterCreatorAdminPermissions": False}
 
 
-def test_only_the_kubectl_provider_is_cluster_admin_when_no_admins_are_listed(dev: Synthesized) -> None:
-    entries = list(resources(dev.template("eks"), "AWS::EKS::AccessEntry").values())
-    assert dev.settings.eks.admin_roles == []
-    assert len(entries) == 1
-    assert entries[0]["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ClusterKubectlProviderHandler")
-
-
-def test_prod_admin_role_of_the_account_is_cluster_admin(prod: Synthesized) -> None:
-    entries = list(resources(prod.template("eks"), "AWS::EKS::AccessEntry").values())
-    admins = [e for e in entries if "Fn::GetAtt" not in e["Properties"]["PrincipalArn"]]
-    assert prod.settings.eks.admin_roles == ["platform-admin"]
-    assert [a["Properties"]["PrincipalArn"] for a in admins] == [
-        {
-            "Fn::Join": [
-                "",
-                ["arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, ":role/platform-admin"],
-            ]
-        }
+def test_the_kubectl_provider_and_the_admin_roles_are_the_only_cluster_admins(env: Synthesized) -> None:
+    entries = list(resources(env.template("eks"), "AWS::EKS::AccessEntry").values())
+    provider = [e for e in entries if "Fn::GetAtt" in e["Properties"]["PrincipalArn"]]
+    (kubectl,) = provider
+    assert kubectl["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ClusterKubectlProviderHandler")
+    admins = [e for e in entries if e not in provider]
+    account = env.settings.account or "<AWS::AccountId>"
+    expected = [
+        role if role.startswith("arn:") else f"arn:<AWS::Partition>:iam::{account}:role/{role}"
+        for role in env.settings.eks.admin_roles
     ]
-    assert [p["PolicyArn"] for p in admins[0]["Properties"]["AccessPolicies"]] == [
-        {
-            "Fn::Join": [
-                "",
-                ["arn:", {"Ref": "AWS::Partition"}, ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"],
-            ]
-        }
-    ]
+    assert [_text(a["Properties"]["PrincipalArn"]) for a in admins] == expected
+    for admin in admins:
+        assert [p["PolicyArn"] for p in admin["Properties"]["AccessPolicies"]] == [
+            {
+                "Fn::Join": [
+                    "",
+                    ["arn:", {"Ref": "AWS::Partition"}, ":eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"],
+                ]
+            }
+        ]
 
 
 def test_production_without_an_admin_role_is_refused(tmp_path: Path) -> None:
-    _write(tmp_path, "prod", {"eks.admin_roles": []})
     with pytest.raises(SettingsError, match=r"eks.admin_roles = \[\]: production needs someone who can operate"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "live", {"eks.admin_roles": []})
 
 
-def test_dev_endpoint_is_public_and_private_prod_endpoint_is_private_only(dev: Synthesized, prod: Synthesized) -> None:
-    dev_vpc = _cluster(dev)["ResourcesVpcConfig"]
-    assert dev_vpc["EndpointPrivateAccess"] is True
-    assert dev_vpc["EndpointPublicAccess"] is True
-    assert dev_vpc["PublicAccessCidrs"] == ["0.0.0.0/0"]
-    prod_vpc = _cluster(prod)["ResourcesVpcConfig"]
-    assert prod_vpc["EndpointPrivateAccess"] is True
-    assert prod_vpc["EndpointPublicAccess"] is False
-    assert "PublicAccessCidrs" not in prod_vpc
+def test_the_api_endpoint_is_private_and_public_only_for_the_listed_cidrs(env: Synthesized) -> None:
+    vpc = _cluster(env)["ResourcesVpcConfig"]
+    cidrs = env.settings.eks.endpoint.public_access_cidrs
+    assert vpc["EndpointPrivateAccess"] is True
+    assert vpc["EndpointPublicAccess"] is bool(cidrs)
+    assert vpc.get("PublicAccessCidrs") == (cidrs or None)
+    if env.settings.production:
+        assert "0.0.0.0/0" not in cidrs
 
 
 def _private_subnet_outputs(env: Synthesized, subnet_ids: list[dict[str, Any]]) -> list[str]:
@@ -100,28 +102,29 @@ def test_control_plane_and_nodes_live_in_the_private_subnets_of_every_zone(env: 
         assert all("privateSubnet" in o for o in outputs)
 
 
-def test_dev_nodes_run_on_spot_across_several_types_and_prod_on_demand(dev: Synthesized, prod: Synthesized) -> None:
-    (dev_group,) = resources(dev.template("eks"), "AWS::EKS::Nodegroup").values()
-    (prod_group,) = resources(prod.template("eks"), "AWS::EKS::Nodegroup").values()
-    assert dev_group["Properties"]["CapacityType"] == "SPOT"
-    assert len(dev_group["Properties"]["InstanceTypes"]) >= 2
-    assert prod_group["Properties"]["CapacityType"] == "ON_DEMAND"
+def test_nodes_run_on_the_capacity_type_of_the_settings_and_spot_across_several_types(env: Synthesized) -> None:
+    group = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]
+    node_group = env.settings.eks.node_group
+    assert group["CapacityType"] == {"spot": "SPOT", "on-demand": "ON_DEMAND"}[node_group.capacity_type]
+    if node_group.capacity_type == "spot":
+        assert len(group["InstanceTypes"]) >= 2
 
 
 def test_spot_with_a_single_instance_type_is_refused(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"eks.node_group.instance_types": ["t3.large"]})
     with pytest.raises(SettingsError, match=r"with capacity_type spot: list several instance types"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.node_group.instance_types": ["t3.large"]})
 
 
-def test_node_group_sizes_follow_settings(dev: Synthesized, prod: Synthesized) -> None:
-    assert only(dev.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"] == {
-        "MinSize": 1,
-        "DesiredSize": 2,
-        "MaxSize": 4,
+def test_node_group_sizes_follow_settings_and_production_has_a_node_in_every_zone(env: Synthesized) -> None:
+    scaling = only(env.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"]
+    node_group = env.settings.eks.node_group
+    assert scaling == {
+        "MinSize": node_group.min_size,
+        "DesiredSize": node_group.desired_size,
+        "MaxSize": node_group.max_size,
     }
-    prod_scaling = only(prod.template("eks"), "AWS::EKS::Nodegroup")["Properties"]["ScalingConfig"]
-    assert prod_scaling["MinSize"] >= len(prod.settings.availability_zones)
+    if env.settings.production:
+        assert scaling["MinSize"] >= len(env.settings.availability_zones)
 
 
 def test_nodes_run_al2023_with_the_instance_types_from_settings(env: Synthesized) -> None:
@@ -222,22 +225,15 @@ def test_no_statement_allows_a_wildcard_principal_anywhere(env: Synthesized) -> 
                 assert statement["Principal"] not in ("*", {"AWS": "*"}), (path.name, statement)
 
 
-def _write(tmp_path: Path, source: str, edit: dict[str, Any]) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / f"{source}.yaml").read_text(encoding="utf-8"))
-    for dotted, value in edit.items():
-        *parents, leaf = dotted.split(".")
-        target = data
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+def _load(tmp_path: Path, base: str, edit: dict[str, Any]) -> None:
+    """The example environment ``base`` with ``edit`` (dotted keys), loaded as synth would."""
+    example_settings(tmp_path, base, nested(edit))
 
 
 @pytest.mark.parametrize("version", ["1.29", "1.34", "1.37", "latest"])
 def test_unsupported_kubernetes_version_names_the_support_dates(tmp_path: Path, version: str) -> None:
-    _write(tmp_path, "dev", {"eks.kubernetes_version": version})
     with pytest.raises(SettingsError, match=r"is not in EKS standard support; allowed: 1.35: standard support"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.kubernetes_version": version})
 
 
 def test_missing_kubectl_layer_package_is_a_clear_error() -> None:
@@ -253,49 +249,41 @@ def test_missing_kubectl_layer_package_is_a_clear_error() -> None:
 
 
 def test_production_refuses_an_api_endpoint_open_to_the_internet(tmp_path: Path) -> None:
-    _write(tmp_path, "prod", {"eks.endpoint.public_access_cidrs": ["0.0.0.0/0"]})
     with pytest.raises(SettingsError, match=r"'0.0.0.0/0' is not allowed in production"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "live", {"eks.endpoint.public_access_cidrs": ["0.0.0.0/0"]})
 
 
 def test_endpoint_cidrs_must_be_cidrs(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"eks.endpoint.public_access_cidrs": ["203.0.113.7/24"]})
     with pytest.raises(SettingsError, match=r"'203.0.113.7/24' must be an IPv4 CIDR with host bits clear"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.endpoint.public_access_cidrs": ["203.0.113.7/24"]})
 
 
 def test_production_needs_a_node_per_zone(tmp_path: Path) -> None:
-    _write(tmp_path, "prod", {"eks.node_group.min_size": 2})
     with pytest.raises(SettingsError, match=r"min_size = 2 is below one node per zone \(3\) in production"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "live", {"eks.node_group.min_size": 2})
 
 
 def test_node_sizes_must_be_ordered(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"eks.node_group.desired_size": 9})
     with pytest.raises(SettingsError, match=r"min_size <= desired_size <= max_size, got 1 <= 9 <= 4"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.node_group.desired_size": 9})
 
 
 def test_instance_types_are_checked(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"eks.node_group.instance_types": ["large"]})
     with pytest.raises(SettingsError, match=r"'large' is not an EC2 instance type"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.node_group.instance_types": ["large"]})
 
 
 @pytest.mark.parametrize("role", ["arn:aws:iam::123456789012:user/alice", "role/with space", "*"])
 def test_admin_roles_must_be_role_names_or_arns(tmp_path: Path, role: str) -> None:
-    _write(tmp_path, "dev", {"eks.admin_roles": [role]})
     with pytest.raises(SettingsError, match=r"must be an IAM role name of the account deployed to"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"eks.admin_roles": [role]})
 
 
 def test_service_names_are_dns_labels_and_unique(tmp_path: Path) -> None:
-    _write(tmp_path, "dev", {"services": [{"name": "Api_1", "ingress": True}]})
     with pytest.raises(SettingsError, match=r"setting 'services\[0\].name' = 'Api_1' must be a DNS label"):
-        load_settings("qa", directory=tmp_path)
-    _write(tmp_path, "dev", {"services": [{"name": "api", "ingress": True}, {"name": "api", "ingress": False}]})
+        _load(tmp_path, "sandbox", {"services": [{"name": "Api_1", "ingress": True}]})
     with pytest.raises(SettingsError, match=r"service names must be unique"):
-        load_settings("qa", directory=tmp_path)
+        _load(tmp_path, "sandbox", {"services": [{"name": "api", "ingress": True}, {"name": "api", "ingress": False}]})
 
 
 def test_core_add_ons_are_eks_managed_with_the_pinned_versions(env: Synthesized) -> None:

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from infra.config.helm_values import deep_merge, layered_values, load_addon_values
+from infra.config.project import cdk_json_context
 from infra.config.settings import SettingsError
+from infra.platform import addon_values
 from infra.stacks.eks_addons import (
     ALB_CONTROLLER,
     CLUSTER_AUTOSCALER,
@@ -17,7 +19,13 @@ from infra.stacks.eks_addons import (
     METRICS_SERVER_DEFAULT_ARGS,
     eks_image_repository,
 )
-from tests.synth import Synthesized, cdk_json_context, resources
+from tests.projects import EXAMPLES, settings_of
+from tests.synth import Synthesized, resources
+
+
+def _user_values(env: Synthesized, addon: str) -> dict[str, Any]:
+    """What the environment's values file of ``addon`` says (helm_values/<env>/<addon>.yaml)."""
+    return dict(addon_values(env.settings.environment, env.project.helm_values)[addon])
 
 
 def _chart(env: Synthesized, release: str) -> dict[str, Any]:
@@ -44,16 +52,9 @@ def test_metrics_server_waits_for_the_nodes(env: Synthesized) -> None:
     assert any(d.startswith("ClusterNodegroupNodes") for d in depends_on)
 
 
-def test_metrics_server_values_per_environment(dev: Synthesized, prod: Synthesized) -> None:
-    dev_values = json.loads(_chart(dev, "metrics-server")["Properties"]["Values"])
-    prod_values = json.loads(_chart(prod, "metrics-server")["Properties"]["Values"])
-    assert dev_values["replicas"] == 1
-    assert dev_values["podDisruptionBudget"] == {"enabled": False}
-    assert prod_values["replicas"] == 2
-    assert prod_values["podDisruptionBudget"] == {"enabled": True, "minAvailable": 1}
-    # Defaults from code survive the merge.
-    for values in (dev_values, prod_values):
-        assert values["resources"] == {"requests": {"cpu": "100m", "memory": "200Mi"}}
+def test_metrics_server_values_are_the_defaults_in_code_under_the_values_file(env: Synthesized) -> None:
+    values = json.loads(_chart(env, "metrics-server")["Properties"]["Values"])
+    assert values == deep_merge(METRICS_SERVER.defaults, _user_values(env, "metrics-server"))
 
 
 def test_metrics_server_is_not_given_a_flag_the_chart_already_passes(env: Synthesized) -> None:
@@ -120,10 +121,14 @@ def test_an_unknown_top_level_key_is_rejected_with_what_is_allowed(tmp_path: Pat
 
 
 def test_every_committed_values_file_belongs_to_an_add_on_or_a_service() -> None:
-    root = Path(__file__).resolve().parent.parent / "helm_values"
+    from tests.conftest import CONFIGURED
+
     addons = {a.name for a in (METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER)}
-    for path in root.glob("*/*.yaml"):
-        assert path.stem in addons, f"{path} matches no add-on"
+    for project in {s.project for s in CONFIGURED} | {EXAMPLES}:
+        for path in project.helm_values.glob("*/*.yaml"):
+            assert path.stem in addons, f"{path} matches no add-on"
+        for path in project.helm_values.glob("*"):
+            assert path.name in project.environment_names(), f"{path}: no environment of that name"
 
 
 def _values(env: Synthesized, release: str) -> dict[str, Any]:
@@ -185,18 +190,14 @@ def test_cluster_autoscaler_discovers_this_clusters_groups_through_irsa(env: Syn
     assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("<ref:ClusterAutoscalerRole")
 
 
-def test_cluster_autoscaler_expander_and_scale_down_come_from_the_values_files(
-    dev: Synthesized, prod: Synthesized
-) -> None:
-    dev_args = _values(dev, "cluster-autoscaler")["extraArgs"]
-    prod_args = _values(prod, "cluster-autoscaler")["extraArgs"]
-    assert dev_args["expander"] == prod_args["expander"] == "least-waste"
-    assert dev_args["scale-down-unneeded-time"] == "5m"
-    assert prod_args["scale-down-unneeded-time"] == "15m"
-    assert prod_args["scale-down-utilization-threshold"] == 0.5
-    # Defaults from code survive where a file says nothing.
-    assert dev_args["balance-similar-node-groups"] is True
-    assert dev_args["skip-nodes-with-system-pods"] is False
+def test_cluster_autoscaler_arguments_are_the_defaults_in_code_under_the_values_file(env: Synthesized) -> None:
+    args = _values(env, "cluster-autoscaler")["extraArgs"]
+    assert args == deep_merge(
+        CLUSTER_AUTOSCALER.defaults["extraArgs"], _user_values(env, "cluster-autoscaler").get("extraArgs", {})
+    )
+    # Defaults from code that matter to the platform, unless a values file says otherwise.
+    assert "expander" in args
+    assert "balance-similar-node-groups" in args
 
 
 def test_cluster_autoscaler_may_resize_only_groups_tagged_for_this_cluster(env: Synthesized) -> None:
@@ -231,30 +232,38 @@ def test_cluster_autoscaler_may_resize_only_groups_tagged_for_this_cluster(env: 
     }
 
 
-def test_load_balancer_controller_values_per_environment(dev: Synthesized, prod: Synthesized) -> None:
-    for env, replicas in ((dev, 1), (prod, 2)):
-        values = _values(env, "aws-load-balancer-controller")
-        assert values["clusterName"].startswith("<ref:Cluster")
-        assert values["serviceAccount"] == {"create": False, "name": "aws-load-balancer-controller"}
-        assert values["region"] == env.settings.region
-        assert values["vpcId"] == "<ref:output>"
-        assert values["image"]["tag"] == "v" + ALB_CONTROLLER.version
-        assert values["defaultTargetType"] == "ip"
-        assert values["replicaCount"] == replicas
-    zones = _values(prod, "aws-load-balancer-controller")["topologySpreadConstraints"]
-    assert zones[0]["topologyKey"] == "topology.kubernetes.io/zone"
+def test_load_balancer_controller_values_are_the_stacks_over_the_values_file(env: Synthesized) -> None:
+    values = _values(env, "aws-load-balancer-controller")
+    assert values["clusterName"].startswith("<ref:Cluster")
+    assert values["serviceAccount"] == {"create": False, "name": "aws-load-balancer-controller"}
+    assert values["region"] == env.settings.region
+    assert values["vpcId"] == "<ref:output>"
+    assert values["image"]["tag"] == "v" + ALB_CONTROLLER.version
+    assert values["defaultTargetType"] == "ip"
+    for key, value in _user_values(env, "aws-load-balancer-controller").items():
+        expected = deep_merge(ALB_CONTROLLER.defaults.get(key, {}), value) if isinstance(value, dict) else value
+        assert values[key] == expected, key
+
+
+def test_the_examples_spread_the_production_controller_over_zones() -> None:
+    """What the production example's values file asks for (helm_values/live/), as the chart gets it."""
+    from tests.subjects import two_regions
+
+    values = _values(two_regions("live").synthesized, "aws-load-balancer-controller")
+    assert values["replicaCount"] == 2
+    assert values["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
 
 
 def test_load_balancer_controller_values_may_not_override_what_the_stack_sets(tmp_path: Path) -> None:
     from aws_cdk import App
 
-    from infra.config.settings import load_settings
-    from infra.platform import addon_values, build_platform
+    from infra.platform import build_platform
 
-    values = addon_values("dev")
+    values = addon_values("sandbox", EXAMPLES.helm_values)
     values["aws-load-balancer-controller"] = {**values["aws-load-balancer-controller"], "vpcId": "vpc-123"}
+    app = App(outdir=str(tmp_path), context=cdk_json_context())
     with pytest.raises(SettingsError, match=r"aws-load-balancer-controller: key 'vpcId' is computed by the stack"):
-        build_platform(App(outdir=str(tmp_path), context=cdk_json_context()), load_settings("dev"), addon_values=values)
+        build_platform(app, settings_of(EXAMPLES, "sandbox"), addon_values=values)
 
 
 @pytest.mark.parametrize(("addon", "key"), [(ALB_CONTROLLER, "clusterName"), (CLUSTER_AUTOSCALER, "awsRegion")])

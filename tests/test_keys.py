@@ -17,24 +17,20 @@ import pytest
 from tests.synth import Synthesized, resources
 
 ACCOUNT, REGION, PARTITION = "123456789012", "us-east-1", "aws"
-_PSEUDO = {
-    "AWS::AccountId": ACCOUNT,
-    "AWS::Region": REGION,
-    "AWS::Partition": PARTITION,
-    "AWS::URLSuffix": "amazonaws.com",
-}
 
 
-def _render(value: Any) -> Any:
+def _render(value: Any, region: str = REGION) -> Any:
+    """The policy as IAM evaluates it in ``region``, this account and the aws partition."""
+    pseudo = {"AWS::AccountId": ACCOUNT, "AWS::Region": region, "AWS::Partition": PARTITION}
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return separator.join(str(_render(p)) for p in parts)
+        return separator.join(str(_render(p, region)) for p in parts)
     if isinstance(value, dict) and "Ref" in value:
-        return _PSEUDO.get(value["Ref"], f"<{value['Ref']}>")
+        return pseudo.get(value["Ref"], f"<{value['Ref']}>")
     if isinstance(value, dict):
-        return {k: _render(v) for k, v in value.items()}
+        return {k: _render(v, region) for k, v in value.items()}
     if isinstance(value, list):
-        return [_render(v) for v in value]
+        return [_render(v, region) for v in value]
     return value
 
 
@@ -71,10 +67,12 @@ def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> boo
     return True
 
 
-def allowed(policy: dict[str, Any], caller: dict[str, str], action: str, context: dict[str, str]) -> bool:
+def allowed(
+    policy: dict[str, Any], caller: dict[str, str], action: str, context: dict[str, str], region: str = REGION
+) -> bool:
     matching = [
         s
-        for s in _render(policy)["Statement"]
+        for s in _render(policy, region)["Statement"]
         if _principal_matches(s.get("Principal", "*"), caller)
         and any(fnmatch.fnmatchcase(action, a) for a in _listed(s["Action"]))
         and _conditions_hold(s.get("Condition", {}), context)
@@ -90,6 +88,12 @@ def _keys(env: Synthesized) -> list[tuple[str, str, dict[str, Any]]]:
         for path in sorted(env.outdir.glob("*.template.json"))
         for key_id, key in resources(json.loads(path.read_text(encoding="utf-8")), "AWS::KMS::Key").items()
     ]
+
+
+def _region_of(env: Synthesized, template: str) -> str:
+    from infra.assembly import stack_regions
+
+    return stack_regions(env.outdir)[template.removesuffix(".template.json")]
 
 
 ROLE = {"account": "yes"}  # an IAM role of this account (the key policy delegates to IAM)
@@ -127,17 +131,17 @@ def test_the_account_can_still_administer_every_key(env: Synthesized) -> None:
 
 @pytest.mark.parametrize("action", ["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt"])
 def test_cloudwatch_logs_uses_log_keys_only_for_this_accounts_log_groups(env: Synthesized, action: str) -> None:
-    logs = {"service": f"logs.{REGION}.amazonaws.com"}
-    mine = {"kms:EncryptionContext:aws:logs:arn": f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:"}
-    theirs = {"kms:EncryptionContext:aws:logs:arn": f"arn:{PARTITION}:logs:{REGION}:210987654321:log-group:x"}
     log_keys = [(s, k, p) for s, k, p in _keys(env) if "logs." in json.dumps(p)]
     assert log_keys
     for stack, key_id, policy in log_keys:
-        statement = next(s for s in _render(policy)["Statement"] if s.get("Sid") == "CloudWatchLogsOfThisAccount")
+        region = _region_of(env, stack)
+        logs = {"service": f"logs.{region}.amazonaws.com"}
+        mine = f"arn:{PARTITION}:logs:{region}:{ACCOUNT}:log-group:"
+        theirs = {"kms:EncryptionContext:aws:logs:arn": f"arn:{PARTITION}:logs:{region}:210987654321:log-group:x"}
+        rendered = _render(policy, region)["Statement"]
+        statement = next(s for s in rendered if s.get("Sid") == "CloudWatchLogsOfThisAccount")
         group = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].split(":log-group:")[1]
-        context = {
-            "kms:EncryptionContext:aws:logs:arn": mine["kms:EncryptionContext:aws:logs:arn"] + group.replace("*", "any")
-        }
-        assert allowed(policy, logs, action, context), (stack, key_id)
-        assert not allowed(policy, logs, action, theirs), (stack, key_id)
-        assert not allowed(policy, logs, action, {}), (stack, key_id)
+        context = {"kms:EncryptionContext:aws:logs:arn": mine + group.replace("*", "any")}
+        assert allowed(policy, logs, action, context, region), (stack, key_id)
+        assert not allowed(policy, logs, action, theirs, region), (stack, key_id)
+        assert not allowed(policy, logs, action, {}, region), (stack, key_id)

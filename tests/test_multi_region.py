@@ -1,5 +1,6 @@
-"""An environment in several regions (setting `regions`): a two-region prod (Aurora global database)
-and a two-region dev (no database outside the primary), synthesized whole from test settings."""
+"""An environment in several regions (setting `regions`): the tests' examples in two regions
+(tests/subjects.py TWO_REGIONS), the production one with an Aurora global database, the other with no
+database outside the primary, synthesized whole."""
 
 from __future__ import annotations
 
@@ -12,34 +13,30 @@ import pytest
 import yaml
 
 from infra.assembly import Resource, load_templates, resources_of, stack_regions
-from infra.config.settings import SettingsError, load_settings
+from infra.config.project import Project
+from infra.config.settings import SettingsError
 from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
 from infra.stacks.registry import lifecycle_policy
-from scripts.forms import cfn_lint_problems, describe
-from tests.conftest import (
-    MULTI_REGION,
-    MultiRegionSynth,
-    copy_settings,
-    multi_region_settings_dir,
-    synth_multi_region,
-)
-from tests.synth import ROOT, resources
+from infra.stacks.sharding import by_shard
+from tests.projects import EXAMPLES, ROOT, edited_copy, merged, settings_of
+from tests.subjects import TWO_REGIONS, Done, two_regions, two_regions_project
+from tests.synth import resources
 from tests.test_workflows import run_with_yq
 
 KINDS = ["network", "eks", "cache", "observability", "registry", "cicd"]
 
 
 @pytest.fixture(scope="module")
-def prod2() -> MultiRegionSynth:
-    return synth_multi_region("prod")
+def prod2() -> Done:
+    return two_regions("live")
 
 
 @pytest.fixture(scope="module")
-def dev2() -> MultiRegionSynth:
-    return synth_multi_region("dev")
+def dev2() -> Done:
+    return two_regions("sandbox")
 
 
-def _templates(synth: MultiRegionSynth) -> dict[str, dict[str, Any]]:
+def _templates(synth: Done) -> dict[str, dict[str, Any]]:
     return load_templates(synth.synthesized.outdir)
 
 
@@ -49,31 +46,33 @@ def _one(templates: dict[str, dict[str, Any]], stack: str, resource_type: str) -
     return found[0]
 
 
-@pytest.mark.parametrize("environment", sorted(MULTI_REGION))
+@pytest.mark.parametrize("environment", sorted(TWO_REGIONS))
 def test_each_region_has_its_stack_set_and_the_primary_keeps_its_names(environment: str) -> None:
-    synth = synth_multi_region(environment)
+    synth = two_regions(environment)
     regions = stack_regions(synth.synthesized.outdir)
-    primary, other = MULTI_REGION[environment]["regions"]
-    prefix = f"cloud-ops-{environment}"
-    for kind in ["network", "eks", "cache", "observability", "cicd", "services-1", "registry-1"]:
+    primary, other = TWO_REGIONS[environment]["regions"]
+    prefix = f"acme-{environment}"
+    names = [s.name for s in synth.synthesized.settings.services]
+    shard = min(by_shard(names, names))
+    for kind in ["network", "eks", "cache", "observability", "cicd", f"services-{shard}", f"registry-{shard}"]:
         assert regions[f"{prefix}-{kind}"] == primary
-    for kind in [*KINDS, "services-1"]:
+    for kind in [*KINDS, f"services-{shard}"]:
         assert regions[f"{prefix}-{other}-{kind}"] == other
     # The account stack (replication, OIDC provider) lives once, in the primary region.
-    assert regions["cloud-ops-account"] == primary
+    assert regions["acme-account"] == primary
     database = f"{prefix}-{other}-database"
-    assert (database in regions) is (environment == "prod")  # dev: database.other_regions none
+    assert (database in regions) is (environment == "live")  # sandbox: database.other_regions none
     # The cluster keeps its name in every region: the deploy workflow's kubeconfig step is the same.
     templates = _templates(synth)
     for eks in (f"{prefix}-eks", f"{prefix}-{other}-eks"):
         assert _one(templates, eks, "AWS::EKS::Cluster").props["Name"] == prefix
 
 
-def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: MultiRegionSynth) -> None:
+def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Done) -> None:
     templates = _templates(prod2)
-    primary = _one(templates, "cloud-ops-prod-database", "AWS::RDS::DBCluster")
-    global_cluster = _one(templates, "cloud-ops-prod-database", "AWS::RDS::GlobalCluster")
-    assert global_cluster.props["GlobalClusterIdentifier"] == "cloud-ops-prod-global"
+    primary = _one(templates, "acme-live-database", "AWS::RDS::DBCluster")
+    global_cluster = _one(templates, "acme-live-database", "AWS::RDS::GlobalCluster")
+    assert global_cluster.props["GlobalClusterIdentifier"] == "acme-live-global"
     assert global_cluster.target(global_cluster.props["SourceDBClusterIdentifier"]) == primary
     assert global_cluster.props["DeletionProtection"] is True
     assert global_cluster.body["DeletionPolicy"] == "Retain"
@@ -82,15 +81,15 @@ def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Mul
     # A global database cannot use an RDS-managed master password: a generated secret, rotated.
     assert "ManageMasterUserPassword" not in primary.props
     assert "{{resolve:secretsmanager:" in json.dumps(primary.props["MasterUserPassword"])
-    (rotation,) = resources(templates["cloud-ops-prod-database"], "AWS::SecretsManager::RotationSchedule").values()
+    (rotation,) = resources(templates["acme-live-database"], "AWS::SecretsManager::RotationSchedule").values()
     assert rotation["Properties"]["RotationRules"] == {
         "ScheduleExpression": f"rate({MASTER_PASSWORD_ROTATION_DAYS} days)"
     }
 
-    secondary = _one(templates, "cloud-ops-prod-us-west-2-database", "AWS::RDS::DBCluster")
+    secondary = _one(templates, "acme-live-us-west-2-database", "AWS::RDS::DBCluster")
     reference = secondary.props["GlobalClusterIdentifier"]["Fn::GetStackOutput"]
     assert reference["Region"] == "us-east-1"
-    assert reference["StackName"] == "cloud-ops-prod-database"
+    assert reference["StackName"] == "acme-live-database"
     assert secondary.target(secondary.props["GlobalClusterIdentifier"]) == global_cluster
     # Its own region's customer key; what the primary owns (credentials, database) is absent.
     assert secondary.props["StorageEncrypted"] is True
@@ -111,54 +110,52 @@ def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Mul
     # No master secret (nor its key) of its own.
     assert not resources(templates[secondary.stack], "AWS::SecretsManager::Secret")
     # The first rotation waits for the writer and for the rule admitting the rotation function.
-    rotation_id = next(iter(resources(templates["cloud-ops-prod-database"], "AWS::SecretsManager::RotationSchedule")))
-    waits = templates["cloud-ops-prod-database"]["Resources"][rotation_id].get("DependsOn", [])
-    writer = next(k for k, v in resources(templates["cloud-ops-prod-database"], "AWS::RDS::DBInstance").items())
+    rotation_id = next(iter(resources(templates["acme-live-database"], "AWS::SecretsManager::RotationSchedule")))
+    waits = templates["acme-live-database"]["Resources"][rotation_id].get("DependsOn", [])
+    writer = next(k for k, v in resources(templates["acme-live-database"], "AWS::RDS::DBInstance").items())
     assert writer in waits
     assert any(k.startswith("SecurityGroupfrom") for k in waits)
     # Users replicate from the primary: no users function in the secondary.
-    assert not resources(templates["cloud-ops-prod-us-west-2-database"], "Custom::DatabaseUser")
-    deps = prod2.synthesized.manifest()["artifacts"]["cloud-ops-prod-us-west-2-database"]["dependencies"]
-    assert "cloud-ops-prod-database" in deps
+    assert not resources(templates["acme-live-us-west-2-database"], "Custom::DatabaseUser")
+    deps = prod2.synthesized.manifest()["artifacts"]["acme-live-us-west-2-database"]["dependencies"]
+    assert "acme-live-database" in deps
 
 
-def test_services_connect_to_their_own_regions_data_stores(prod2: MultiRegionSynth, dev2: MultiRegionSynth) -> None:
-    def grants(synth: MultiRegionSynth, stack: str) -> int:
+def test_services_connect_to_their_own_regions_data_stores(prod2: Done, dev2: Done) -> None:
+    def grants(synth: Done, stack: str) -> int:
         template = load_templates(synth.synthesized.outdir)[stack]
         return json.dumps(resources(template, "AWS::IAM::ManagedPolicy")).count("rds-db:connect")
 
     prod_templates = _templates(prod2)
-    secondary_db = _one(prod_templates, "cloud-ops-prod-us-west-2-database", "AWS::RDS::DBCluster")
-    services = [s for s in prod_templates if s.startswith("cloud-ops-prod-us-west-2-services-")]
+    secondary_db = _one(prod_templates, "acme-live-us-west-2-database", "AWS::RDS::DBCluster")
+    services = [s for s in prod_templates if s.startswith("acme-live-us-west-2-services-")]
     text = json.dumps([prod_templates[s] for s in services])
     assert f'"{secondary_db.logical_id}"' not in text  # referenced across stacks, by output
-    assert "cloud-ops-prod-us-west-2-database" in text
-    assert "cloud-ops-prod-database" not in text
-    assert "cloud-ops-prod-us-west-2-cache" in text
+    assert "acme-live-us-west-2-database" in text
+    assert "acme-live-database" not in text
+    assert "acme-live-us-west-2-cache" in text
     # Dev has no database outside the primary: no database grant there, the cache grant stays.
-    dev_services = [s for s in _templates(dev2) if s.startswith("cloud-ops-dev-eu-west-1-services-")]
+    dev_services = [s for s in _templates(dev2) if s.startswith("acme-sandbox-eu-west-1-services-")]
     assert sum(grants(dev2, s) for s in dev_services) == 0
     assert "elasticache:Connect" in json.dumps([_templates(dev2)[s] for s in dev_services])
 
 
-def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(prod2: MultiRegionSynth) -> None:
+def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(prod2: Done) -> None:
     templates = _templates(prod2)
-    replication = _one(templates, "cloud-ops-account", "AWS::ECR::ReplicationConfiguration")
+    replication = _one(templates, "acme-account", "AWS::ECR::ReplicationConfiguration")
     rules = replication.props["ReplicationConfiguration"]["Rules"]
     # Every environment of several regions sharing the account, each limited to its repositories.
     assert rules == [
         {
-            "Destinations": [{"Region": MULTI_REGION[env]["regions"][1], "RegistryId": {"Ref": "AWS::AccountId"}}],
-            "RepositoryFilters": [{"Filter": f"cloud-ops-{env}/", "FilterType": "PREFIX_MATCH"}],
+            "Destinations": [{"Region": TWO_REGIONS[env]["regions"][1], "RegistryId": {"Ref": "AWS::AccountId"}}],
+            "RepositoryFilters": [{"Filter": f"acme-{env}/", "FilterType": "PREFIX_MATCH"}],
         }
-        for env in ("dev", "prod")
+        for env in ("live", "sandbox")
     ]
-    template = _one(templates, "cloud-ops-prod-us-west-2-registry", "AWS::ECR::RepositoryCreationTemplate")
-    assert template.props["Prefix"] == "cloud-ops-prod/"
+    template = _one(templates, "acme-live-us-west-2-registry", "AWS::ECR::RepositoryCreationTemplate")
+    assert template.props["Prefix"] == "acme-live/"
     assert template.props["AppliedFor"] == ["REPLICATION"]
-    repository = next(
-        r for r in resources_of(templates, "AWS::ECR::Repository") if r.stack.startswith("cloud-ops-prod")
-    )
+    repository = next(r for r in resources_of(templates, "AWS::ECR::Repository") if r.stack.startswith("acme-live"))
     assert template.props["ImageTagMutability"] == repository.props["ImageTagMutability"] == "IMMUTABLE"
     assert json.loads(template.props["LifecyclePolicy"]) == json.loads(
         repository.props["LifecyclePolicy"]["LifecyclePolicyText"]
@@ -177,37 +174,36 @@ def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     names = sorted(json.dumps(r)[-40:] for r in statements["CreateThisEnvironmentsReplicas"]["Resource"])
     assert len(names) == len(prod2.synthesized.settings.services)
-    assert all("repository/cloud-ops-prod/" in n for n in names)
+    assert all("repository/acme-live/" in n for n in names)
     assert statements["GrantsOnTheReplicasKey"]["Resource"] == {"Fn::GetAtt": [key.logical_id, "Arn"]}
 
 
-def test_replication_starts_after_the_creation_templates_exist(prod2: MultiRegionSynth) -> None:
-    dependencies = prod2.synthesized.manifest()["artifacts"]["cloud-ops-account"]["dependencies"]
-    assert "cloud-ops-prod-us-west-2-registry" in dependencies
-    template = _templates(prod2)["cloud-ops-prod-us-west-2-registry"]
+def test_replication_starts_after_the_creation_templates_exist(prod2: Done) -> None:
+    dependencies = prod2.synthesized.manifest()["artifacts"]["acme-account"]["dependencies"]
+    assert "acme-live-us-west-2-registry" in dependencies
+    template = _templates(prod2)["acme-live-us-west-2-registry"]
     (template_id,) = resources(template, "AWS::ECR::RepositoryCreationTemplate")
     (policy_id,) = resources(template, "AWS::IAM::ManagedPolicy")
     assert policy_id in template["Resources"][template_id]["DependsOn"]
 
 
-def test_the_account_stack_is_the_same_in_every_environments_app(
-    prod2: MultiRegionSynth, dev2: MultiRegionSynth
-) -> None:
-    assert _templates(prod2)["cloud-ops-account"] == _templates(dev2)["cloud-ops-account"]
+def test_the_account_stack_is_the_same_in_every_environments_app(prod2: Done, dev2: Done) -> None:
+    assert _templates(prod2)["acme-account"] == _templates(dev2)["acme-account"]
 
 
-def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: MultiRegionSynth) -> None:
+def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: Done) -> None:
     templates = _templates(prod2)
-    role = _one(templates, "cloud-ops-prod-cicd", "AWS::IAM::Role")
+    role = _one(templates, "acme-live-cicd", "AWS::IAM::Role")
     entries = {r.stack: r for r in resources_of(templates, "AWS::EKS::AccessEntry") if "cicd" in r.stack}
-    assert set(entries) == {"cloud-ops-prod-cicd", "cloud-ops-prod-us-west-2-cicd"}
+    assert set(entries) == {"acme-live-cicd", "acme-live-us-west-2-cicd"}
     for entry in entries.values():
         assert entry.target(entry.props["PrincipalArn"]) == role
         (policy,) = entry.props["AccessPolicies"]
-        assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": ["api-prod", "web-prod", "worker-prod"]}
-    remote = entries["cloud-ops-prod-us-west-2-cicd"].props["PrincipalArn"]["Fn::GetStackOutput"]
+        namespaces = [f"{s.name}-live" for s in prod2.synthesized.settings.services]
+        assert policy["AccessScope"] == {"Type": "namespace", "Namespaces": namespaces}
+    remote = entries["acme-live-us-west-2-cicd"].props["PrincipalArn"]["Fn::GetStackOutput"]
     assert remote["Region"] == "us-east-1"
-    policies = resources(templates["cloud-ops-prod-cicd"], "AWS::IAM::ManagedPolicy")
+    policies = resources(templates["acme-live-cicd"], "AWS::IAM::ManagedPolicy")
     statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
     (describe_clusters,) = [s for s in statements if s["Sid"] == "FindThisEnvironmentsClusters"]
     assert ":eks:us-west-2:" in json.dumps(describe_clusters["Resource"])
@@ -216,38 +212,27 @@ def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: MultiReg
     assert all(s["Action"] == ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"] for s in replicas)
     arns = [r for s in replicas for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
     assert len(arns) == len(prod2.synthesized.settings.services)
-    assert all(
-        ":ecr:us-west-2:" in json.dumps(arn) and ":repository/cloud-ops-prod/" in json.dumps(arn) for arn in arns
-    )
+    assert all(":ecr:us-west-2:" in json.dumps(arn) and ":repository/acme-live/" in json.dumps(arn) for arn in arns)
 
 
-def test_names_unique_in_the_account_differ_by_region(prod2: MultiRegionSynth) -> None:
+def test_names_unique_in_the_account_differ_by_region(prod2: Done) -> None:
     templates = _templates(prod2)
     dashboards = [r.props["DashboardName"] for r in resources_of(templates, "AWS::CloudWatch::Dashboard")]
-    assert sorted(dashboards) == ["cloud-ops-prod", "cloud-ops-prod-us-west-2"]
+    assert sorted(dashboards) == ["acme-live", "acme-live-us-west-2"]
     # IAM is global: no role or policy of the platform sets a name of its own (CloudFormation names
     # them after their stack, which differs by region).
     for kind in ("AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
         assert not [r for r in resources_of(templates, kind) if {"RoleName", "ManagedPolicyName"} & set(r.props)]
 
 
-def test_the_secondary_watches_its_lag_behind_the_primary(prod2: MultiRegionSynth) -> None:
-    alarms = resources(_templates(prod2)["cloud-ops-prod-us-west-2-observability"], "AWS::CloudWatch::Alarm")
+def test_the_secondary_watches_its_lag_behind_the_primary(prod2: Done) -> None:
+    alarms = resources(_templates(prod2)["acme-live-us-west-2-observability"], "AWS::CloudWatch::Alarm")
     (lag,) = [a for a in alarms.values() if a["Properties"].get("MetricName") == "AuroraGlobalDBReplicationLag"]
-    assert lag["Properties"]["Dimensions"] == [{"Name": "DBClusterIdentifier", "Value": "cloud-ops-prod-db"}]
+    assert lag["Properties"]["Dimensions"] == [{"Name": "DBClusterIdentifier", "Value": "acme-live-db"}]
     assert lag["Properties"]["AlarmActions"]
 
 
-@pytest.mark.background
-@pytest.mark.parametrize("environment", sorted(MULTI_REGION))
-def test_every_region_has_no_cfn_lint_errors(environment: str) -> None:
-    synth = synth_multi_region(environment)
-    assert set(synth.lints) == set(MULTI_REGION[environment]["regions"])
-    for region, lint in synth.lints.items():
-        assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
-
-
-def test_reports_cover_every_region(prod2: MultiRegionSynth, tmp_path: Path) -> None:
+def test_reports_cover_every_region(prod2: Done, tmp_path: Path) -> None:
     from infra.compliance.report import write_environment_reports
 
     write_environment_reports(prod2.synthesized.outdir, tmp_path, prod2.synthesized.platform)
@@ -267,10 +252,10 @@ def test_reports_cover_every_region(prod2: MultiRegionSynth, tmp_path: Path) -> 
 # --- settings --------------------------------------------------------------------------------------
 
 
-def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
-    return copy_settings(
-        multi_region_settings_dir(), tmp_path / "settings", {environment: changes}, merge_sections=True
-    )
+def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Project:
+    """The examples in two regions, with ``changes`` made to one environment's file."""
+    edits = {e: merged(TWO_REGIONS[e], changes if e == environment else {}) for e in TWO_REGIONS}
+    return edited_copy(EXAMPLES, tmp_path / "project", edits)
 
 
 @pytest.mark.parametrize(
@@ -299,45 +284,48 @@ def _settings_with(tmp_path: Path, environment: str, **changes: Any) -> Path:
             {"account_stack": {"region": "eu-west-1"}},
             r"'account_stack.region' = 'eu-west-1'.*allowed: account_stack.region: us-east-1",
         ),
-        ({"regions": ["us-east-1", "us-west-1"]}, r"'network.zones' = 3: a zone count is not enough in us-west-1"),
         (
-            {"github": {"deploy_runs_on": ["self-hosted", "cloud-ops-prod"]}},
-            r"deploy_runs_on = \['self-hosted', 'cloud-ops-prod'\]: the clusters' API endpoints are private"
+            {"regions": ["us-east-1", "us-west-1"]},
+            r"'network.zones' = \['a', 'b', 'c'\]: an account has 2 of the zones a, b, c of us-west-1, not 3",
+        ),
+        (
+            {"github": {"deploy_runs_on": ["self-hosted", "acme-live"]}},
+            r"deploy_runs_on = \['self-hosted', 'acme-live'\]: the clusters' API endpoints are private"
             r".*\{region\}",
         ),
     ],
 )
 def test_invalid_regions_are_clear_errors(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        load_settings("prod", directory=_settings_with(tmp_path, "prod", **changes))
+        _settings_with(tmp_path, "live", **changes).settings("live")
 
 
 def test_a_version_without_global_database_support_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every accepted version supports global databases today (ADR 0011); a new one may not.
     monkeypatch.setattr("infra.config.settings.GLOBAL_DATABASE_VERSIONS", ("16.13",))
     with pytest.raises(SettingsError, match=r"Aurora PostgreSQL 17.9 \(setting 'database.engine_version'\) has no"):
-        load_settings("prod", directory=_settings_with(tmp_path, "prod"))
-    # Dev without a global database: no such limit.
-    assert load_settings("dev", directory=_settings_with(tmp_path, "dev")).other_regions == ["eu-west-1"]
+        _settings_with(tmp_path, "live").settings("live")
+    # Without a global database: no such limit.
+    assert _settings_with(tmp_path, "sandbox").settings("sandbox").other_regions == ["eu-west-1"]
 
 
 def test_a_region_override_moves_only_a_single_region_environment(tmp_path: Path) -> None:
-    directory = _settings_with(tmp_path, "prod")
-    with pytest.raises(SettingsError, match=r"--context region=eu-west-1: environment 'prod' spans the regions"):
-        load_settings("prod", directory=directory, overrides={"region": "eu-west-1"})
-    moved = load_settings("prod", overrides={"region": "eu-west-1"})  # the shipped, single-region prod
+    project = _settings_with(tmp_path, "live")
+    with pytest.raises(SettingsError, match=r"--context region=eu-west-1: environment 'live' spans the regions"):
+        project.settings("live", {"region": "eu-west-1"})
+    moved = EXAMPLES.settings("live", {"region": "eu-west-1"})  # the single-region example
     assert moved.all_regions == ["eu-west-1"]
 
 
 def test_one_region_is_the_default_and_names_stacks_as_before() -> None:
-    settings = load_settings("prod")
+    settings = settings_of(EXAMPLES, "live")
     assert settings.regions is None
     assert settings.all_regions == [settings.region]
     assert settings.is_primary
-    assert settings.stack_prefix == settings.name_prefix == "cloud-ops-prod"
-    other = load_settings("prod", directory=multi_region_settings_dir()).in_region("us-west-2")
-    assert other.stack_prefix == "cloud-ops-prod-us-west-2"
-    assert other.name_prefix == "cloud-ops-prod"
+    assert settings.stack_prefix == settings.name_prefix == "acme-live"
+    other = two_regions_project().settings("live").in_region("us-west-2")
+    assert other.stack_prefix == "acme-live-us-west-2"
+    assert other.name_prefix == "acme-live"
     assert other.availability_zones == ["us-west-2a", "us-west-2b", "us-west-2c"]
 
 
@@ -358,7 +346,7 @@ def _run_region_check(step: dict[str, Any], regions: list[str], region: str, tmp
 
 def test_deploy_service_accepts_exactly_the_environments_regions(tmp_path: Path) -> None:
     step = _step("deploy-service.yml", "Check the region is one of the environment's")
-    regions = MULTI_REGION["prod"]["regions"]
+    regions = TWO_REGIONS["live"]["regions"]
     for region in regions:
         code, _, output = _run_region_check(step, regions, region, tmp_path)
         assert code == 0
@@ -372,7 +360,7 @@ def test_deploy_service_accepts_exactly_the_environments_regions(tmp_path: Path)
 
 def test_build_image_pushes_only_to_the_primary_region(tmp_path: Path) -> None:
     step = _step("build-image.yml", "Check the region is the environment's primary")
-    regions = MULTI_REGION["prod"]["regions"]
+    regions = TWO_REGIONS["live"]["regions"]
     assert _run_region_check(step, regions, "us-east-1", tmp_path)[0] == 0
     code, stdout, _ = _run_region_check(step, regions, "us-west-2", tmp_path)
     assert code == 1
@@ -406,13 +394,13 @@ def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
 def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) -> None:
     step = _step("deploy-service.yml", "Runner labels of the deploy job")
     assert step["env"]["AWS_REGION"] == "${{ inputs.aws_region }}"
-    labels = MULTI_REGION["prod"]["github"]["deploy_runs_on"]
+    labels = TWO_REGIONS["live"]["github"]["deploy_runs_on"]
     done, output = run_with_yq(step, labels, tmp_path, {"AWS_REGION": "us-west-2"})
     assert done.returncode == 0, done.stderr
     assert json.loads(output.split("=", 1)[1]) == [
         "self-hosted",
         "linux",
-        "cloud-ops-prod-us-west-2",
+        "acme-live-us-west-2",
     ]
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from infra.compliance.platform_rules import PLUGIN_NAME, RULES, evaluate
-from tests.synth import Synthesized, cdk_json_context
+from infra.config.project import cdk_json_context
+from tests.synth import Synthesized
 
 KEY = {"Fn::GetAtt": ["Key", "Arn"]}
 

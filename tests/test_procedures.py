@@ -1,16 +1,15 @@
-"""The README's procedures for adding a service and an environment, performed as written.
+"""Every README procedure, then `make test`, stays green: on a copy of the user's working tree.
 
-The edit steps are read from the README (the fenced block after each `<!-- procedure: ... -->`
-marker) and run with bash in a copy of the repository; the `make synth`/`make test` that the README
-runs next are replaced by what they check here: the copy's settings and values load, every
-catalogue service's values are in place, the new environment synthesizes with the new service in
-it, and the new service's values render with the real helm.
+tests/procedures.py applies each procedure of the README (the blocks after `<!-- procedure: ... -->`)
+to a copy of the working tree as the user has it, tracked and untracked files alike; tests/subjects.py
+then synthesizes every environment of the copy as `make synth` does (writing the copy's reports), and
+the tests of the user's platform run over those environments too (their ids start with
+`after-procedures-`). This module checks that the procedures did what the README says they do.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,107 +17,122 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config.helm_values import check_service_values
-from infra.config.settings import load_settings
-from tests.helm import CHART, Helm
-from tests.synth import ROOT, Synthesized, resources, synthesize
-
-README = ROOT / "README.md"
-
-
-def procedure(name: str) -> str:
-    """The bash block that follows ``<!-- procedure: name -->`` in the README."""
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"<!-- procedure: {re.escape(name)} -->\s*```bash\n(.*?)```", text, re.DOTALL)
-    assert match, f"README has no procedure {name!r}"
-    return match.group(1)
+from infra.config.project import REPOSITORY
+from infra.reports.shared import account_stack_section, stale_report_notes
+from tests.procedures import README, procedures
+from tests.projects import ROOT, working_tree_files
+from tests.subjects import procedure_copy, two_regions
+from tests.synth import Synthesized
 
 
-def _tracked_copy(into: Path) -> Path:
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in files.splitlines():
-        source = ROOT / name
-        if source.is_file():
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return into
+def test_every_procedure_of_the_readme_applies_to_a_copy_of_the_working_tree() -> None:
+    copy = procedure_copy()
+    assert copy.error is None, copy.error
+    applied = {a.procedure for a in copy.applied}
+    assert {"add-service", "add-environment"} <= applied
+    # Each kind of change at least once, whatever the user's settings were.
+    for one_of in (
+        {"cache-replication-group", "cache-serverless"},
+        {"cache-cluster-mode", "cache-serverless"},
+        {"database-provisioned", "database-serverless"},
+        {"nodes-on-demand", "nodes-spot"},
+    ):
+        assert one_of & applied, one_of
+    # Two regions for the last environment, unless it has several already.
+    last = REPOSITORY.environment_names()[-1]
+    regions = yaml.safe_load(_file(REPOSITORY.environments / f"{last}.yaml")).get("regions") or [None]
+    assert ("two-regions" in applied) is (len(regions) == 1)
 
 
-@pytest.fixture(scope="module")
-def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repository = _tracked_copy(tmp_path_factory.mktemp("repository"))
-    for name in ("add-service", "add-environment"):
-        result = subprocess.run(
-            ["bash", "-e", "-c", procedure(name)], cwd=repository, capture_output=True, text=True, check=False
-        )
-        assert result.returncode == 0, f"{name}: {result.stderr}"
-    return repository
+def _file(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def staging(copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    settings = load_settings(
-        "staging",
-        directory=copy / "infra" / "config" / "environments",
-        catalogue=copy / "infra" / "config" / "services.yaml",
-    )
-    for environment in ("dev", "prod", "staging"):
-        check_service_values(environment, [s.name for s in settings.services], copy / "helm_values")
-    return synthesize(settings, tmp_path_factory.mktemp("cdk.out.staging"), helm_values=copy / "helm_values")
-
-
-def test_the_procedures_touch_only_the_catalogue_and_the_files_they_add(copy: Path) -> None:
-    changed = subprocess.run(
-        [
-            "git",
-            "diff",
-            "--no-index",
-            "--name-status",
-            str(ROOT / "infra/config/services.yaml"),
-            "infra/config/services.yaml",
-        ],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert "billing" in (copy / "infra/config/services.yaml").read_text(encoding="utf-8")
-    assert changed.returncode == 1  # the one edited file differs
+def test_the_copy_is_the_working_tree_with_the_procedures_changes() -> None:
+    copy = procedure_copy()
+    assert copy.project is not None
+    mine = set(working_tree_files())
+    theirs = set(working_tree_files(copy.project.root))
+    # Nothing of the user's is left out; what is new is the procedures' (and the reports make synth wrote).
+    assert mine <= theirs
+    added = {Path(name).parts[0] for name in theirs - mine}
+    assert added <= {"infra", "helm_values", "reports"}, added
+    # The workflows need no edit for a new service or environment.
     for workflow in (".github/workflows/deploy-service.yml", ".github/workflows/build-image.yml"):
-        assert (copy / workflow).read_bytes() == (ROOT / workflow).read_bytes()
+        assert _file(copy.project.root / workflow) == _file(ROOT / workflow)
 
 
-def test_the_new_environment_synthesizes_with_the_new_service(staging: Synthesized) -> None:
-    assert staging.settings.environment == "staging"
-    assert "billing" in [s.name for s in staging.settings.services]
-    repositories = [
-        r["Properties"]["RepositoryName"]
-        for template in staging.shards("registry").values()
-        for r in resources(template, "AWS::ECR::Repository").values()
-    ]
-    assert "cloud-ops-staging/billing" in repositories
-    services = "".join(str(t) for t in staging.shards("services").values())
-    assert "system:serviceaccount:billing-staging:billing" in services
-    assert staging.validation_report().get("pluginReports") is not None
+def test_the_new_service_and_environment_are_in_the_copy_with_their_values() -> None:
+    copy = procedure_copy()
+    assert copy.project is not None
+    (service,) = [a.detail.split(",")[0] for a in copy.applied if a.procedure == "add-service"]
+    (environment,) = [a.environment for a in copy.applied if a.procedure == "add-environment"]
+    assert environment in copy.project.environment_names()
+    catalogue = yaml.safe_load(_file(copy.project.catalogue))["services"]
+    assert service in [s["name"] for s in catalogue]
+    for name in copy.project.environment_names():
+        values = yaml.safe_load(_file(copy.project.helm_values / name / "services" / f"{service}.yaml"))
+        assert values["environment"] == name
+        assert values["service"]["name"] == values["serviceAccount"]["name"] == service
 
 
-def test_the_new_services_values_render_in_the_new_environment(copy: Path, helm: Helm) -> None:
-    values = copy / "helm_values" / "staging" / "services" / "billing.yaml"
-    assert yaml.safe_load(values.read_text(encoding="utf-8"))["service"]["name"] == "billing"
-    result = helm.run(
-        "template",
-        "billing",
-        str(CHART),
-        "--namespace",
-        "billing-staging",
-        "-f",
-        str(values),
-        "--set",
-        "image.repository=123456789012.dkr.ecr.us-east-1.amazonaws.com/cloud-ops-staging/billing",
-        "--set-string",
-        "image.tag=0123abc",
-    )
-    assert result.returncode == 0, result.stderr
-    documents: list[Any] = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert {d["metadata"]["namespace"] for d in documents} == {"billing-staging"}
+@pytest.mark.parametrize("name", sorted(procedures()))
+def test_each_procedure_block_is_valid_as_written(name: str) -> None:
+    step = procedures()[name]
+    if step.language == "bash":
+        result = subprocess.run(["bash", "-n", "-c", step.text], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        assert step.text.splitlines()[0].split("=")[0].isupper()  # its parameters first
+    else:
+        assert isinstance(step.edits(), dict)
+        assert step.replaces is None or step.replaces in step.edits()
+
+
+def test_the_readme_names_the_test_that_performs_its_procedures() -> None:
+    assert "tests/procedures.py" in _file(README)
+
+
+# --- Reports that more than one environment draws ----------------------------------------------------
+
+
+def test_a_change_to_one_environment_says_which_other_reports_to_regenerate(tmp_path: Path) -> None:
+    """The production example in two regions adds a replication rule to the account stack the other
+    example's architecture report draws: a synth of it names that report and the command to refresh it."""
+    import shutil
+
+    live: Synthesized = two_regions("live").synthesized
+    sandbox: Synthesized = two_regions("sandbox").synthesized
+    reports = tmp_path / "reports"
+    for env in (live, sandbox):
+        assert env.reports is not None  # written by the session's synth, as make synth does
+        shutil.copytree(env.reports, reports / env.settings.environment)
+    assert stale_report_notes(live.settings, reports, str) == []
+    # The sandbox report as it was before live's second region: no replication rule for live.
+    before = _file(reports / "sandbox" / "architecture.md")
+    section = account_stack_section(before, live.settings.account_stack_name)
+    assert "ECR replication" in section or "replicat" in section
+    (reports / "sandbox" / "architecture.md").write_text(before.replace(section.splitlines()[-2], ""), "utf-8")
+    (note,) = stale_report_notes(live.settings, reports, lambda p: str(p.relative_to(tmp_path)))
+    assert note.startswith("note: reports/sandbox/architecture.md draws the account stack acme-account")
+    assert "run `make reports`" in note
+
+
+def test_make_reports_synthesizes_every_environment_and_names_each_that_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts.reports import main
+
+    seen: list[dict[str, Any]] = []
+
+    def synth(app: Any) -> int:
+        context = {k: app.node.try_get_context(k) for k in ("env", "every_environment", "project")}
+        seen.append(context)
+        return 1 if context["env"] == REPOSITORY.environment_names()[-1] else 0
+
+    assert main(REPOSITORY.root, synth) == 1
+    assert [c["env"] for c in seen] == REPOSITORY.environment_names()
+    assert all(c["every_environment"] is True and c["project"] is None for c in seen)
+    assert f"no new reports for {REPOSITORY.environment_names()[-1]}" in capsys.readouterr().err
+    dry_run = subprocess.run(["make", "-n", "reports"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "scripts/reports.py" in dry_run
+    assert json.dumps(seen)  # plain values: what the CLI passes

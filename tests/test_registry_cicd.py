@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
-from tests.synth import ROOT, Synthesized, cdk_json_context, only, resources
+from infra.config.project import cdk_json_context
+from infra.config.settings import SettingsError, environments_sharing_account
+from tests.conftest import CONFIGURED
+from tests.projects import EXAMPLES, ROOT, example_data, example_settings, merged, settings_of, write_environment
+from tests.subjects import synth
+from tests.synth import Synthesized, only, resources, text
 
 
 def _repositories(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -82,13 +86,14 @@ def test_the_deploy_workflow_marks_what_it_deploys_with_the_tag_the_lifecycle_ke
     assert 'aws ecr put-image --region "$region" --repository-name "$repository" --image-tag "$tag"' in run
 
 
-def test_prod_repositories_are_retained_and_dev_ones_deletable(dev: Synthesized, prod: Synthesized) -> None:
-    for repository in _repositories(prod).values():
-        assert repository["DeletionPolicy"] == "Retain"
-        assert "EmptyOnDelete" not in repository["Properties"] or repository["Properties"]["EmptyOnDelete"] is False
-    for repository in _repositories(dev).values():
-        assert repository["DeletionPolicy"] == "Delete"
-        assert repository["Properties"]["EmptyOnDelete"] is True
+def test_repositories_are_retained_where_data_is_and_emptied_and_deleted_elsewhere(env: Synthesized) -> None:
+    for repository in _repositories(env).values():
+        if env.settings.retain_data:
+            assert repository["DeletionPolicy"] == "Retain"
+            assert repository["Properties"].get("EmptyOnDelete", False) is False
+        else:
+            assert repository["DeletionPolicy"] == "Delete"
+            assert repository["Properties"]["EmptyOnDelete"] is True
 
 
 def _deploy_role(env: Synthesized) -> dict[str, Any]:
@@ -100,32 +105,24 @@ def _deploy_role(env: Synthesized) -> dict[str, Any]:
 def test_deploy_role_is_trusted_only_by_this_environments_github_jobs(env: Synthesized) -> None:
     (statement,) = _deploy_role(env)["AssumeRolePolicyDocument"]["Statement"]
     github = env.settings.github
+    if github.owner_id is not None:
+        repository = f"{github.owner}@{github.owner_id}/{github.repository}@{github.repository_id}"
+    else:
+        repository = f"{github.owner}/{github.repository}"
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"] == {"Federated": PROVIDER_ARN}
+    assert text(statement["Principal"]["Federated"]) == _provider_arn(env)
     assert statement["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": (
-                f"repo:{github.owner}/{github.repository}:environment:{env.settings.environment}"
-            ),
+            "token.actions.githubusercontent.com:sub": f"repo:{repository}:environment:{env.settings.environment}",
         }
     }
     assert "*" not in json.dumps(statement["Condition"])
 
 
-# arn:<partition>:iam::<account>:oidc-provider/token.actions.githubusercontent.com, from the account alone.
-PROVIDER_ARN = {
-    "Fn::Join": [
-        "",
-        [
-            "arn:",
-            {"Ref": "AWS::Partition"},
-            ":iam::",
-            {"Ref": "AWS::AccountId"},
-            ":oidc-provider/token.actions.githubusercontent.com",
-        ],
-    ]
-}
+def _provider_arn(env: Synthesized) -> str:
+    """The account's GitHub OIDC provider, from the account alone (IAM names it by the issuer)."""
+    return "arn:<AWS::Partition>:iam::<AWS::AccountId>:oidc-provider/token.actions.githubusercontent.com"
 
 
 def _account_stack(env: Synthesized) -> dict[str, Any]:
@@ -134,6 +131,14 @@ def _account_stack(env: Synthesized) -> dict[str, Any]:
 
 
 def test_the_github_oidc_provider_lives_once_per_account_in_the_account_stack(env: Synthesized) -> None:
+    for path in env.outdir.glob(f"{env.settings.stack_prefix}-*.template.json"):
+        providers = resources(json.loads(path.read_text(encoding="utf-8")), "AWS::IAM::OIDCProvider").values()
+        assert "token.actions" not in json.dumps(list(providers)), path.name
+    path = env.outdir / f"{env.settings.account_stack_name}.template.json"
+    if env.settings.account_stack.github_oidc_provider == "existing":
+        # The account has it already: no account stack, or one with the replication rules only.
+        assert not path.exists() or not resources(_account_stack(env), "AWS::IAM::OIDCProvider")
+        return
     account = _account_stack(env)
     provider = only(account, "AWS::IAM::OIDCProvider")
     assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
@@ -141,18 +146,20 @@ def test_the_github_oidc_provider_lives_once_per_account_in_the_account_stack(en
     # Kept when the stack goes: every environment of the account trusts it.
     assert provider["DeletionPolicy"] == "Retain"
     assert not resources(account, "AWS::Lambda::Function")
-    for path in env.outdir.glob(f"{env.settings.stack_prefix}-*.template.json"):
-        providers = resources(json.loads(path.read_text(encoding="utf-8")), "AWS::IAM::OIDCProvider").values()
-        assert "token.actions" not in json.dumps(list(providers)), path.name
 
 
-def test_the_account_stack_is_the_same_for_every_environment(dev: Synthesized, prod: Synthesized) -> None:
-    assert _account_stack(dev) == _account_stack(prod)
-    artifacts = dev.manifest()["artifacts"]
-    account = artifacts[f"{dev.settings.project}-account"]
-    assert account["properties"]["terminationProtection"] is True
-    cicd = artifacts[f"{dev.settings.stack_prefix}-cicd"]
-    assert f"{dev.settings.project}-account" in cicd["dependencies"]
+def test_every_environment_sharing_an_account_renders_the_same_account_stack() -> None:
+    """Every environment's app includes the account stack: deploying any of them leaves it as it is."""
+    for subject in CONFIGURED:
+        env = synth(subject)
+        if not (env.outdir / f"{env.settings.account_stack_name}.template.json").exists():
+            continue
+        artifacts = env.manifest()["artifacts"]
+        assert artifacts[env.settings.account_stack_name]["properties"]["terminationProtection"] is True
+        assert env.settings.account_stack_name in artifacts[f"{env.settings.stack_prefix}-cicd"]["dependencies"]
+        for _, other, _ in environments_sharing_account(env.settings):
+            (theirs,) = [s for s in CONFIGURED if s.project == subject.project and s.environment == other]
+            assert _account_stack(synth(theirs)) == _account_stack(env), (subject.label, theirs.label)
 
 
 def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster(env: Synthesized) -> None:
@@ -167,7 +174,10 @@ def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster
     by_sid: dict[str, list[dict[str, Any]]] = {}
     for statement in statements:
         by_sid.setdefault(statement["Sid"], []).append(statement)
-    assert set(by_sid) == {"PushAndPullThisEnvironmentsImages", "LogInToEcr", "FindThisCluster"}
+    several = bool(env.settings.other_regions)
+    find = "FindThisEnvironmentsClusters" if several else "FindThisCluster"
+    replicas = {"FindAndMarkTheReplicas"} if several else set()  # tests/test_multi_region.py
+    assert set(by_sid) == {"PushAndPullThisEnvironmentsImages", "LogInToEcr", find} | replicas
     # One push/pull policy per registry shard, each naming that shard's repositories exactly.
     pushes = by_sid["PushAndPullThisEnvironmentsImages"]
     assert len(pushes) == len(env.shards("registry"))
@@ -176,17 +186,19 @@ def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster
         assert push["Action"] == ECR_PUSH_PULL
         resources_ = push["Resource"] if isinstance(push["Resource"], list) else [push["Resource"]]
         # arn:aws:ecr:<region>:<account>:repository/<prefix>/<service>, built from the name.
+        head = f"arn:aws:ecr:{env.settings.region}:{env.settings.account or '<AWS::AccountId>'}:repository/"
         for arn in resources_:
-            head, account, tail = arn["Fn::Join"][1]
-            assert (head, account) == (f"arn:aws:ecr:{env.settings.region}:", {"Ref": "AWS::AccountId"})
-            names.append(tail.removeprefix(":repository/"))
+            assert text(arn).startswith(head)
+            names.append(text(arn).removeprefix(head))
     assert sorted(names) == sorted(_repositories(env))
     assert by_sid["LogInToEcr"] == [
         {"Action": "ecr:GetAuthorizationToken", "Effect": "Allow", "Resource": "*", "Sid": "LogInToEcr"}
     ]
-    (cluster,) = by_sid["FindThisCluster"]
+    (cluster,) = by_sid[find]
     assert cluster["Action"] == "eks:DescribeCluster"
-    assert cluster["Resource"]["Fn::GetStackOutput"]["StackName"] == f"{env.settings.stack_prefix}-eks"
+    clusters = cluster["Resource"] if several else [cluster["Resource"]]
+    assert clusters[0]["Fn::GetStackOutput"]["StackName"] == f"{env.settings.stack_prefix}-eks"
+    assert len(clusters) == len(env.settings.all_regions)
 
 
 def test_deploy_role_edits_only_this_environments_service_namespaces(env: Synthesized) -> None:
@@ -216,24 +228,18 @@ def test_deploy_role_arn_is_an_output(env: Synthesized) -> None:
 
 @pytest.fixture(scope="module")
 def variant(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Prod with settings the shipped files leave off: an existing GitHub provider, an ingress certificate."""
+    """The production example (it has an ingress certificate) in an account that has the GitHub provider."""
     from aws_cdk import App
 
-    from infra.config.settings import IngressCertificateSettings
     from infra.platform import addon_values, build_platform
 
-    settings = load_settings("prod")
-    certificate = IngressCertificateSettings(
-        domain_name="*.example.com", hosted_zone_id="Z0123456789ABCDEFGHIJ", hosted_zone_name="example.com"
-    )
+    settings = settings_of(EXAMPLES, "live")
+    assert settings.ingress_certificate is not None
     settings = settings.model_copy(
-        update={
-            "account_stack": settings.account_stack.model_copy(update={"github_oidc_provider": "existing"}),
-            "ingress_certificate": certificate,
-        }
+        update={"account_stack": settings.account_stack.model_copy(update={"github_oidc_provider": "existing"})}
     )
     app = App(outdir=str(tmp_path_factory.mktemp("variant")), context=cdk_json_context())
-    return app, build_platform(app, settings, addon_values=addon_values("prod"))
+    return app, build_platform(app, settings, addon_values=addon_values("live", EXAMPLES.helm_values))
 
 
 def test_an_account_that_has_the_provider_gets_no_account_stack(variant: Any) -> None:
@@ -241,10 +247,14 @@ def test_an_account_that_has_the_provider_gets_no_account_stack(variant: Any) ->
 
     app, platform = variant
     assert platform.account is None
-    assert [s.stack_name for s in app.node.children if hasattr(s, "stack_name")].count("cloud-ops-account") == 0
+    assert [s.stack_name for s in app.node.children if hasattr(s, "stack_name")].count("acme-account") == 0
     template = Template.from_stack(platform.cicd).to_json()
     role = next(r for k, r in template["Resources"].items() if k.startswith("DeployRole"))
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Federated": PROVIDER_ARN}
+    principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Federated"]
+    assert (
+        text(principal)
+        == "arn:<AWS::Partition>:iam::<AWS::AccountId>:oidc-provider/token.actions.githubusercontent.com"
+    )
 
 
 def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(variant: Any) -> None:
@@ -253,27 +263,32 @@ def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(varian
     _, platform = variant
     template = Template.from_stack(platform.cicd).to_json()
     (cert,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CertificateManager::Certificate"]
-    assert cert["Properties"]["DomainName"] == "*.example.com"
+    assert cert["Properties"]["DomainName"] == "*.acme.example"
     assert cert["Properties"]["ValidationMethod"] == "DNS"
     assert cert["Properties"]["DomainValidationOptions"] == [
-        {"DomainName": "*.example.com", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
+        {"DomainName": "*.acme.example", "HostedZoneId": "Z0123456789ABCDEFGHIJ"}
     ]
     assert "CertificateArn" in template["Outputs"]
 
 
 def _environments(tmp_path: Path, **files: dict[str, Any]) -> Path:
+    """Environment files from the examples (``prod`` from the production one, any other name from the
+    non-production one) with top-level ``changes``, side by side in one directory."""
     for name, changes in files.items():
-        data = yaml.safe_load((ENVIRONMENTS_DIR / f"{'prod' if name == 'prod' else 'dev'}.yaml").read_text())
-        for key, value in changes.items():
-            data[key] = value
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+        write_environment(tmp_path, name, merged(example_data("live" if name == "prod" else "sandbox"), changes))
     return tmp_path
+
+
+def _load(directory: Path, name: str, overrides: dict[str, str | None] | None = None) -> Any:
+    from infra.config.project import Project
+
+    return Project(directory).settings(name, overrides)
 
 
 def test_environments_sharing_an_account_share_its_stack_with_no_settings_edits(tmp_path: Path) -> None:
     directory = _environments(tmp_path, dev={}, prod={}, qa={})
     for name in ("dev", "prod", "qa"):
-        assert load_settings(name, directory=directory).account_stack_name == "cloud-ops-account"
+        assert _load(directory, name).account_stack_name == "acme-account"
 
 
 @pytest.mark.parametrize(
@@ -292,26 +307,27 @@ def test_settings_that_would_create_the_provider_twice_are_refused(
     with pytest.raises(
         SettingsError, match=r"environments 'dev' and 'prod' may share an AWS account .* created\s+twice"
     ):
-        load_settings("dev", directory=directory)
+        _load(directory, "dev")
 
 
 def test_environments_in_named_different_accounts_may_differ(tmp_path: Path) -> None:
     directory = _environments(
         tmp_path, dev={"account": "111111111111"}, prod={"account": "222222222222", "region": "eu-west-1"}
     )
-    assert load_settings("dev", directory=directory).account_stack_region == "us-east-1"
-    assert load_settings("prod", directory=directory).account_stack_region == "eu-west-1"
+    assert _load(directory, "dev").account_stack_region == "us-east-1"
+    assert _load(directory, "prod").account_stack_region == "eu-west-1"
 
 
-def test_a_region_override_does_not_move_the_account_stack() -> None:
-    assert load_settings("dev", overrides={"region": "eu-west-1"}).account_stack_region == "us-east-1"
+def test_a_region_override_does_not_move_the_account_stack(tmp_path: Path) -> None:
+    directory = _environments(tmp_path, dev={})
+    assert _load(directory, "dev", {"region": "eu-west-1"}).account_stack_region == "us-east-1"
 
 
 def test_immutable_repository_ids_change_the_trusted_subject() -> None:
     from infra.stacks.cicd import github_subject
 
-    github = load_settings("dev").github.model_copy(update={"owner_id": 123456, "repository_id": 456789})
-    assert github_subject(github, "prod") == "repo:your-org@123456/cloud-ops@456789:environment:prod"
+    github = settings_of(EXAMPLES, "sandbox").github.model_copy(update={"owner_id": 123456, "repository_id": 456789})
+    assert github_subject(github, "live") == "repo:acme-corp@123456/platform@456789:environment:live"
 
 
 @pytest.mark.parametrize(
@@ -325,20 +341,15 @@ def test_immutable_repository_ids_change_the_trusted_subject() -> None:
     ],
 )
 def test_github_settings_are_checked(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
-    data["github"] = {**data["github"], **changes}
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=message):
-        load_settings("qa", directory=tmp_path)
+        example_settings(tmp_path, "live", {"github": changes})
 
 
 def test_a_certificate_outside_its_zone_is_refused(tmp_path: Path) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
-    data["ingress_certificate"] = {
+    certificate = {
         "domain_name": "api.example.org",
         "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
         "hosted_zone_name": "example.com",
     }
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(SettingsError, match=r"'api.example.org' is not in the hosted zone 'example.com'"):
-        load_settings("qa", directory=tmp_path)
+        example_settings(tmp_path, "live", replace={"ingress_certificate": certificate})

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
-from infra.assembly import load_templates, stack_dependencies
+from infra.assembly import load_templates, stack_dependencies, stack_regions
+from infra.config.project import cdk_json_context
 from infra.reports.architecture import _id, mermaid
 from infra.reports.cost import estimate, load_prices
-from tests.synth import ROOT, Synthesized, cdk_json_context
+from tests.conftest import CONFIGURED
+from tests.projects import EXAMPLES, settings_of
+from tests.subjects import two_regions
+from tests.synth import Synthesized
 
 PRICES: dict[str, Any] = {
     "date": "2026-01-01",
@@ -143,39 +147,31 @@ def test_the_price_file_is_dated_and_sourced_for_both_regions() -> None:
     assert set(prices["regions"]["eu-west-1"]) <= set(prices["regions"]["us-east-1"])
 
 
-def test_dev_costs_less_than_prod(dev: Synthesized, prod: Synthesized) -> None:
+def test_spot_nodes_are_priced_at_the_assumed_fraction_and_the_report_says_so() -> None:
+    """The non-production example runs Spot nodes (tests/subjects.py, in two regions; its primary's stacks)."""
+    done = two_regions("sandbox").synthesized
+    regions = stack_regions(done.outdir)
+    templates = {k: v for k, v in load_templates(done.outdir).items() if regions[k] == done.settings.region}
     prices = load_prices()
-    costs = {
-        e.settings.environment: estimate(
-            load_templates(e.outdir), environment=e.settings.environment, region=e.settings.region, prices=prices
-        )
-        for e in (dev, prod)
-    }
-    assert costs["dev"].idle < costs["prod"].idle
-    assert costs["dev"].busy < costs["prod"].busy
-    assert costs["dev"].unknown == costs["prod"].unknown == []
-
-
-def test_dev_idles_at_200_usd_a_month_or_less_on_spot_nodes_and_says_so(dev: Synthesized) -> None:
-    prices = load_prices()
-    cost = estimate(load_templates(dev.outdir), environment="dev", region=dev.settings.region, prices=prices)
-    assert cost.idle <= 200
+    cost = estimate(templates, environment="sandbox", region=done.settings.region, prices=prices)
     (nodes,) = [line for line in cost.lines if line.item.startswith("EKS nodes")]
     fraction = prices["assumptions"]["spot_price_fraction"]
+    node_group = done.settings.eks.node_group
+    assert node_group.capacity_type == "spot"
+    hourly = prices["regions"][done.settings.region]["ec2_hour"][node_group.instance_types[0]]
     assert "Spot" in nodes.item
-    assert f"Spot, assumed at {fraction:.0%} of the $0.0832/h on-demand price" in nodes.basis
-    # The same nodes on demand: the figure the Spot choice saves.
-    on_demand = 2 * (0.0832 * 730 + 50 * 0.08)
-    assert nodes.idle == round(2 * (0.0832 * fraction * 730 + 50 * 0.08), 2) < on_demand
+    assert f"Spot, assumed at {fraction:.0%} of the ${hourly}/h on-demand price" in nodes.basis
+    disk = node_group.disk_size_gib * prices["regions"][done.settings.region]["ebs_gp3_gb_month"]
+    expected = round(node_group.desired_size * (hourly * fraction * prices["hours_per_month"] + disk), 2)
+    assert nodes.idle == expected < node_group.desired_size * (hourly * prices["hours_per_month"] + disk)
 
 
 def test_one_more_nat_gateway_raises_the_estimate_by_exactly_its_price(tmp_path: Path) -> None:
     from aws_cdk import App, Environment
 
-    from infra.config.settings import load_settings
     from infra.stacks.network import NetworkStack
 
-    settings = load_settings("dev")
+    settings = settings_of(EXAMPLES, "sandbox")
     prices = load_prices()
 
     def cost(nat_gateways: int) -> tuple[float, float]:
@@ -218,30 +214,29 @@ def test_the_diagram_shows_who_reaches_the_data_stores_on_which_port(env: Synthe
     diagram = mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
     prefix = env.settings.stack_prefix
     nodes = _id(f"{prefix}-eks", "ClusterNodegroupNodes417D2EBB")
+    cache = {"serverless": "Valkey26DD46EF", "replication-group": "ValkeyReplicationGroup77C9E011"}
     assert f"{nodes} -->|tcp 5432| {_id(f'{prefix}-database', 'ClusterEB0386A7')}" in diagram
-    assert f"{nodes} -->|tcp 6379| {_id(f'{prefix}-cache', 'Valkey26DD46EF')}" in diagram
+    assert f"{nodes} -->|tcp 6379| {_id(f'{prefix}-cache', cache[env.settings.cache.kind])}" in diagram
 
 
-@pytest.mark.parametrize("name", ["compliance.md", "cost.md", "architecture.md"])
-def test_committed_reports_are_what_make_synth_writes(env: Synthesized, tmp_path: Path, name: str) -> None:
-    """The README links these files; they must never drift from the code. Run `make synth` to refresh."""
-    from infra.compliance.platform_rules import rules_for
-    from infra.compliance.report import build_report, write_environment_reports, write_report
-
-    report = build_report(
-        environment=env.settings.environment,
-        validation=env.validation_report(),
-        packs=env.packs,
-        acknowledgements=env.platform.ledger.entries,
-        rules=rules_for(production=env.settings.production),
+@pytest.mark.parametrize("name", ["compliance.md", "compliance.json", "cost.md", "cost.json", "architecture.md"])
+def test_committed_reports_are_what_make_synth_writes(configured: Synthesized, name: str) -> None:
+    """The README links these files; they must never drift from the code or the settings. The
+    session's synth of each environment wrote its reports as `make synth` does, elsewhere."""
+    env = configured
+    assert env.reports is not None
+    committed = env.project.reports / env.settings.environment / name
+    command = f"make synth ENV={env.settings.environment} (or make reports, for every environment)"
+    assert committed.exists(), f"{committed} is missing: run {command}"
+    assert committed.read_text(encoding="utf-8") == (env.reports / name).read_text(encoding="utf-8"), (
+        f"{committed} is stale: run {command} and commit it"
     )
-    write_report(report, tmp_path)
-    write_environment_reports(env.outdir, tmp_path, env.platform)
-    committed = ROOT / "reports" / env.settings.environment / name
-    assert committed.exists(), f"{committed} is missing: run make synth ENV={env.settings.environment}"
-    assert committed.read_text(encoding="utf-8") == (tmp_path / name).read_text(encoding="utf-8"), (
-        f"{committed} is stale: run make synth ENV={env.settings.environment} and commit it"
-    )
+
+
+def test_no_report_is_committed_for_an_environment_that_does_not_exist() -> None:
+    for project in {s.project for s in CONFIGURED}:
+        environments = set(project.environment_names())
+        assert {p.name for p in project.reports.iterdir() if p.is_dir()} <= environments, project.root
 
 
 def test_the_diagram_shows_readable_values_and_the_services_of_each_shard(env: Synthesized) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,18 +14,29 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config.instance_types import unavailable
+from infra.config.project import REPOSITORY, Project
 from infra.config.regions import ACCOUNT_DEPENDENT_ZONES, NO_DATA_API, ZONE_LETTERS
-from infra.config.settings import ENVIRONMENTS_DIR, SettingsError, load_settings
-from tests.synth import ROOT
+from infra.config.settings import SettingsError
+from tests.projects import EXAMPLES, ROOT, example_data, settings_of, write_environment
 
 
 def _base() -> dict[str, Any]:
-    return dict(yaml.safe_load((ENVIRONMENTS_DIR / "dev.yaml").read_text(encoding="utf-8")))
+    """The tests' non-production example (never the user's settings)."""
+    return example_data("sandbox")
 
 
 def _load(tmp_path: Path, data: object, **overrides: str | None) -> None:
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-    load_settings("qa", directory=tmp_path, overrides=overrides)
+    project = Project(tmp_path)
+    project.environments.mkdir(parents=True, exist_ok=True)
+    (project.environments / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    if not project.catalogue.exists():
+        project.catalogue.write_text(EXAMPLES.catalogue.read_text(encoding="utf-8"), encoding="utf-8")
+    project.settings("qa", overrides)
+
+
+def _qa(tmp_path: Path) -> Project:
+    return Project(tmp_path)
 
 
 def _network(**changes: Any) -> dict[str, Any]:
@@ -32,21 +45,28 @@ def _network(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def test_both_shipped_environments_load() -> None:
-    assert load_settings("dev").network.nat_gateways == 1
-    assert load_settings("prod").retain_data is True
+def test_every_environment_of_the_user_loads_with_one_catalogue_shared() -> None:
+    names = REPOSITORY.environment_names()
+    assert names
+    catalogue = yaml.safe_load(REPOSITORY.catalogue.read_text(encoding="utf-8"))["services"]
+    for name in names:
+        settings = settings_of(REPOSITORY, name)
+        assert settings.environment == name
+        assert "services" not in yaml.safe_load((REPOSITORY.environments / f"{name}.yaml").read_text("utf-8"))
+        assert [s.name for s in settings.services] == [s["name"] for s in catalogue]
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
+    known = ", ".join(REPOSITORY.environment_names())
     with pytest.raises(
-        SettingsError, match=r"setting 'env' = 'nosuchenv' is not a known environment; allowed: dev, prod"
+        SettingsError, match=rf"setting 'env' = 'nosuchenv' is not a known environment; allowed: {re.escape(known)} "
     ):
-        load_settings("nosuchenv")
+        REPOSITORY.settings("nosuchenv")
 
 
 def test_missing_environment_says_how_to_pass_it() -> None:
     with pytest.raises(SettingsError, match=r"setting 'env' is missing: pass --context env=<name>"):
-        load_settings(None)
+        REPOSITORY.settings(None)
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
@@ -58,15 +78,18 @@ def test_missing_field_is_named(tmp_path: Path) -> None:
 
 def test_unknown_field_is_rejected_with_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(
-        SettingsError, match=r"setting 'network.nat_gateway' is not a known setting; allowed here: .*nat_gateways"
+        SettingsError,
+        match=r"setting 'network.nat_gateway' is not a known setting \(did you mean 'nat_gateways'\?\); "
+        r"allowed here: .*nat_gateways",
     ):
         _load(tmp_path, _network(nat_gateway=2))
 
 
 def test_malformed_yaml_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "qa.yaml").write_text("project: [unclosed\n", encoding="utf-8")
+    project = write_environment(tmp_path, "qa", {})
+    (project.environments / "qa.yaml").write_text("project: [unclosed\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"qa.yaml: not valid YAML"):
-        load_settings("qa", directory=tmp_path)
+        project.settings("qa")
 
 
 def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
@@ -75,22 +98,21 @@ def test_a_file_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
 
 
 def test_wrong_type_is_named(tmp_path: Path) -> None:
-    with pytest.raises(
-        SettingsError, match=r"setting 'network.nat_gateways' = '2' is invalid: must be a valid integer"
-    ):
+    with pytest.raises(SettingsError, match=r"setting 'network.nat_gateways' = '2' is invalid: must be a whole number"):
         _load(tmp_path, _network(nat_gateways="2"))
 
 
 def test_region_must_be_an_aws_region(tmp_path: Path) -> None:
     with pytest.raises(
-        SettingsError, match=r"setting 'region' = 'us-east-9' is not an AWS region .*allowed: af-south-1"
+        SettingsError,
+        match=r"invalid command line\n  --context region=us-east-9 is not an AWS region .*allowed: af-south-1",
     ):
         _load(tmp_path, _base(), region="us-east-9")
 
 
 @pytest.mark.parametrize("account", ["12345678901", "1234567890123", "abcdefghijkl"])
 def test_account_must_be_twelve_digits(tmp_path: Path, account: str) -> None:
-    with pytest.raises(SettingsError, match=rf"setting 'account' = '{account}' must be a 12-digit AWS account id"):
+    with pytest.raises(SettingsError, match=rf"--context account={account} must be a 12-digit AWS account id"):
         _load(tmp_path, _base(), account=account)
 
 
@@ -102,8 +124,8 @@ def test_unquoted_account_in_yaml_is_explained(tmp_path: Path) -> None:
 
 
 def test_account_from_the_command_line_is_accepted(tmp_path: Path) -> None:
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_base()), encoding="utf-8")
-    assert load_settings("qa", directory=tmp_path, overrides={"account": "123456789012"}).account == "123456789012"
+    project = write_environment(tmp_path, "qa", _base())
+    assert project.settings("qa", {"account": "123456789012"}).account == "123456789012"
 
 
 @pytest.mark.parametrize(
@@ -128,27 +150,24 @@ def test_private_cidrs_between_16_and_24_are_accepted(tmp_path: Path, cidr: str)
     _load(tmp_path, _network(vpc_cidr=cidr))
 
 
+def _three_zones(tmp_path: Path, **overrides: str | None) -> list[str]:
+    project = write_environment(tmp_path, "qa", _network(zones=3, nat_gateways=1))
+    return project.settings("qa", overrides).availability_zones
+
+
 def test_zone_names_follow_from_the_region_and_a_count(tmp_path: Path) -> None:
-    assert load_settings("dev").availability_zones == ["us-east-1a", "us-east-1b"]
-    assert load_settings("prod", overrides={"region": "eu-west-1"}).availability_zones == [
-        "eu-west-1a",
-        "eu-west-1b",
-        "eu-west-1c",
-    ]
+    assert settings_of(EXAMPLES, "sandbox").availability_zones == ["us-east-1a", "us-east-1b"]
+    assert _three_zones(tmp_path, region="eu-west-1") == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
 
-def test_zone_letters_skip_the_ones_a_region_does_not_have() -> None:
+def test_zone_letters_skip_the_ones_a_region_does_not_have(tmp_path: Path) -> None:
     # ap-northeast-1 has no zone b: a count takes the zones that exist.
-    assert load_settings("prod", overrides={"region": "ap-northeast-1"}).availability_zones == [
-        "ap-northeast-1a",
-        "ap-northeast-1c",
-        "ap-northeast-1d",
-    ]
+    assert _three_zones(tmp_path, region="ap-northeast-1") == ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]
 
 
 def test_zone_letters_are_taken_as_given(tmp_path: Path) -> None:
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_network(zones=["a", "c"])), encoding="utf-8")
-    assert load_settings("qa", directory=tmp_path).availability_zones == ["us-east-1a", "us-east-1c"]
+    project = write_environment(tmp_path, "qa", _network(zones=["a", "c"]))
+    assert project.settings("qa").availability_zones == ["us-east-1a", "us-east-1c"]
 
 
 def test_a_letter_the_region_does_not_have_is_rejected(tmp_path: Path) -> None:
@@ -170,26 +189,35 @@ def test_a_region_with_too_few_zones_for_the_count_is_rejected(tmp_path: Path) -
 def test_a_region_whose_zones_depend_on_the_account_needs_letters(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"a zone count is not enough in us-west-1: .*list the letters instead"):
         _load(tmp_path, _base(), region="us-west-1")
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(_network(zones=["a", "c"])), encoding="utf-8")
-    assert load_settings("qa", directory=tmp_path, overrides={"region": "us-west-1"}).availability_zones == [
-        "us-west-1a",
-        "us-west-1c",
-    ]
+    project = write_environment(tmp_path, "qa", _network(zones=["a", "c"]))
+    assert project.settings("qa", {"region": "us-west-1"}).availability_zones == ["us-west-1a", "us-west-1c"]
 
 
 def test_an_unknown_region_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         _load(tmp_path, _base(), region="eu-west-9")
     assert str(caught.value).count("\n") == 1
-    assert "setting 'region' = 'eu-west-9' is not an AWS region of the aws partition; allowed: af-south-1" in str(
+    assert "--context region=eu-west-9 is not an AWS region of the aws partition; allowed: af-south-1" in str(
         caught.value
     )
 
 
 @pytest.mark.parametrize("region", sorted(set(ZONE_LETTERS) - set(ACCOUNT_DEPENDENT_ZONES) - NO_DATA_API))
-def test_prod_settings_work_unchanged_in_every_region_with_three_zones(region: str) -> None:
-    """Except where the RDS Data API is missing (tests/test_database_users.py)."""
-    zones = load_settings("prod", overrides={"region": region}).availability_zones
+def test_production_settings_work_unchanged_in_every_region_with_three_zones_and_their_types(
+    tmp_path: Path, region: str
+) -> None:
+    """The production example with a zone count, moved to each region: its zones follow; where the
+    region does not offer its instance types, synth says which (not where the RDS Data API is missing:
+    tests/test_database_users.py)."""
+    data = {**example_data("live"), "network": {**example_data("live")["network"], "zones": 3}}
+    project = write_environment(tmp_path, "qa", data)
+    types = [*data["eks"]["node_group"]["instance_types"]]
+    missing = next((why for t in types if (why := unavailable("ec2", t, [region]))), None)
+    if missing:
+        with pytest.raises(SettingsError, match=re.escape(missing)):
+            project.settings("qa", {"region": region})
+        return
+    zones = project.settings("qa", {"region": region}).availability_zones
     assert [zone.removeprefix(region) for zone in zones] == list(ZONE_LETTERS[region][:3])
 
 
@@ -240,6 +268,7 @@ def test_environment_is_the_file_name_not_a_setting(tmp_path: Path) -> None:
 
 
 def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
+    known = ", ".join(REPOSITORY.environment_names())
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
     result = subprocess.run(
         [sys.executable, "app.py"],
@@ -253,19 +282,19 @@ def test_app_reports_bad_input_in_one_message_without_a_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        "error: setting 'env' = 'nosuchenv' is not a known environment; allowed: dev, prod "
-        f"(one file each in {ENVIRONMENTS_DIR})"
+        f"error: setting 'env' = 'nosuchenv' is not a known environment; allowed: {known} "
+        f"(one file each in {REPOSITORY.environments})"
     )
 
 
 def test_environment_file_names_are_checked(tmp_path: Path) -> None:
-    (tmp_path / "Staging_EU.yaml").write_text(yaml.safe_dump(_base()), encoding="utf-8")
+    project = write_environment(tmp_path, "Staging_EU", _base())
     with pytest.raises(SettingsError, match=r"setting 'env' = 'Staging_EU' \(file Staging_EU.yaml\) is not a valid"):
-        load_settings("Staging_EU", directory=tmp_path)
+        project.settings("Staging_EU")
 
 
 def test_prod_with_a_private_endpoint_refuses_github_hosted_deploy_runners(tmp_path: Path) -> None:
-    data = yaml.safe_load((ENVIRONMENTS_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    data = example_data("live")
     data["github"]["deploy_runs_on"] = ["ubuntu-latest"]
     with pytest.raises(SettingsError, match=r"GitHub-hosted runners cannot reach a production cluster whose API"):
         _load(tmp_path, data)
@@ -291,16 +320,20 @@ def test_an_error_found_while_building_names_the_settings_file(
 
     data = _base()
     data["eks"] = {**data["eks"], "kubernetes_version": "1.36"}
-    (tmp_path / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    project = write_environment(tmp_path / "project", "qa", data)
+    shutil.copytree(EXAMPLES.helm_values / "sandbox", project.helm_values / "qa")
+    for values in (project.helm_values / "qa" / "services").glob("*.yaml"):
+        values.write_text(values.read_text(encoding="utf-8").replace("environment: sandbox", "environment: qa"))
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
-    context = {**context, "env": "qa", "settings_dir": str(tmp_path)}
+    context = {**context, "env": "qa", "project": str(project.root)}
     assert app.main(App(context=context, outdir=str(tmp_path / "out"))) == 2
     stderr = capsys.readouterr().err
-    assert stderr.startswith(f"error: {tmp_path / 'qa.yaml'}: setting 'eks.kubernetes_version' = '1.36' needs")
+    settings_file = project.environments / "qa.yaml"
+    assert stderr.startswith(f"error: {settings_file}: setting 'eks.kubernetes_version' = '1.36' needs")
 
 
 def test_yaml_typing_mistakes_get_a_hint(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match=r"= '4' is invalid: must be a valid integer \(the quotes make it text"):
+    with pytest.raises(SettingsError, match=r"= '4' is invalid: must be a whole number \(the quotes make it text"):
         _load(tmp_path, _network(nat_gateways="4"))
     data = _base()
     data["eks"] = {**data["eks"], "kubernetes_version": 1.35}
@@ -313,15 +346,6 @@ def test_a_check_across_a_section_does_not_print_the_whole_section(tmp_path: Pat
         _load(tmp_path, _network(nat_gateways=4))
     assert "setting 'network': nat_gateways = 4 is more than the 2 availability zones" in str(caught.value)
     assert "vpc_cidr" not in str(caught.value)
-
-
-def test_every_environment_takes_the_one_shared_catalogue() -> None:
-    from infra.config.settings import CATALOGUE_FILE
-
-    catalogue = yaml.safe_load(CATALOGUE_FILE.read_text(encoding="utf-8"))["services"]
-    for environment in ("dev", "prod"):
-        assert "services" not in yaml.safe_load((ENVIRONMENTS_DIR / f"{environment}.yaml").read_text("utf-8"))
-        assert [s.name for s in load_settings(environment).services] == [s["name"] for s in catalogue]
 
 
 def test_a_malformed_catalogue_is_one_clear_error(tmp_path: Path) -> None:

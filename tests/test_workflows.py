@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config.settings import known_environments, load_settings
+from infra.config.project import REPOSITORY
+from tests.projects import settings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -81,7 +82,7 @@ def test_actionlint_would_catch_a_broken_workflow(actionlint_run: subprocess.Com
 
 
 def _catalogue() -> list[str]:
-    names = [[s.name for s in load_settings(e).services] for e in known_environments()]
+    names = [[s.name for s in settings_of(REPOSITORY, e).services] for e in REPOSITORY.environment_names()]
     assert all(n == names[0] for n in names), "environments disagree on the catalogue"
     return names[0]
 
@@ -116,14 +117,32 @@ def test_the_catalogue_and_the_names_the_workflows_accept_agree() -> None:
     assert _SERVICE_NAME.pattern in check
     assert f"^{_ENVIRONMENT_NAME.pattern}$" in check
     assert all(_SERVICE_NAME.match(name) for name in _catalogue())
-    assert all(_ENVIRONMENT_NAME.fullmatch(name) for name in known_environments())
+    assert all(_ENVIRONMENT_NAME.fullmatch(name) for name in REPOSITORY.environment_names())
 
 
 def test_deploy_takes_the_seeds_inputs() -> None:
     inputs = _load("deploy-service.yml")["on"]["workflow_dispatch"]["inputs"]
     assert set(inputs) == {"service", "environment", "image_tag", "aws_region", "project_name"}
-    assert all(i["required"] for i in inputs.values())
-    assert inputs["project_name"]["default"] == load_settings("dev").project
+    assert [name for name, i in inputs.items() if not i["required"]] == ["project_name"]
+
+
+@pytest.mark.parametrize("name", ["deploy-service.yml", "build-image.yml"])
+def test_the_project_name_is_the_environments_and_may_be_left_out(name: str, tmp_path: Path) -> None:
+    """Whatever the project is called in the settings, the workflows need no edit: an empty project_name
+    takes the settings file's, another one is refused."""
+    assert _load(name)["on"]["workflow_dispatch"]["inputs"]["project_name"]["default"] == ""
+    (step,) = [s for s in _load(name)["jobs"]["validate"]["steps"] if s.get("id") == "project"]
+    for environment in REPOSITORY.environment_names():
+        project = settings_of(REPOSITORY, environment).project
+        for given in ("", project):
+            done, output = run_with_yq(step, project, tmp_path, {"PROJECT": given})
+            assert done.returncode == 0, done.stdout
+            assert output.strip() == f"name={project}"
+        done, _ = run_with_yq(step, project, tmp_path, {"PROJECT": "someone-else"})
+        assert done.returncode == 1
+        assert f"'someone-else' is not the project of this environment; allowed: {project}" in done.stdout
+    later = [job for job_id, job in _load(name)["jobs"].items() if job_id != "validate"]
+    assert all(job["env"]["PROJECT"] == "${{ needs.validate.outputs.project }}" for job in later)
 
 
 def test_the_image_tag_is_validated_before_anything_runs() -> None:
@@ -146,7 +165,10 @@ def run_with_yq(
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     """A workflow step's script, run with a yq that prints ``answer`` (as JSON) as it would read it from
     the settings file; returns the run and what the step wrote to GITHUB_OUTPUT."""
-    (tmp_path / "yq").write_text(f"#!/bin/sh\necho '{json.dumps(answer, separators=(',', ':'))}'\n", encoding="utf-8")
+    printed = json.dumps(answer, separators=(",", ":"))
+    raw = answer if isinstance(answer, str) else printed  # what `yq -r` prints
+    script = f"#!/bin/sh\ncase \" $* \" in *' -r '*) echo '{raw}';; *) echo '{printed}';; esac\n"
+    (tmp_path / "yq").write_text(script, encoding="utf-8")
     (tmp_path / "yq").chmod(0o755)
     output = tmp_path / "output"
     output.write_text("", encoding="utf-8")
@@ -165,25 +187,29 @@ def _runner_step() -> dict[str, Any]:
     return dict(step)
 
 
-@pytest.mark.parametrize("environment", ["dev", "prod"])
+@pytest.mark.parametrize("environment", REPOSITORY.environment_names())
 def test_the_deploy_job_runs_where_the_environments_settings_say(environment: str, tmp_path: Path) -> None:
     workflow = _load("deploy-service.yml")
     assert workflow["jobs"]["deploy"]["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on) }}"
     assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
     step = _runner_step()
     assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
-    labels = [*load_settings(environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
+    labels = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
     done, output = run_with_yq(step, labels, tmp_path, {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2"})
     assert done.returncode == 0, done.stderr
     key, value = output.strip().split("=", 1)
     assert key == "runs_on"
-    assert json.loads(value) == [*load_settings(environment).github.deploy_runs_on, "codebuild-x-42-2"]
+    region = settings_of(REPOSITORY, environment).region
+    expected = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-42-2"]
+    assert json.loads(value) == [label.replace("{region}", region) for label in expected]
 
 
-def test_prod_deploys_run_inside_the_vpc_because_its_endpoint_is_private() -> None:
-    prod = load_settings("prod")
-    assert prod.eks.endpoint.public_access_cidrs == []
-    assert "self-hosted" in prod.github.deploy_runs_on
+def test_deploys_to_a_private_endpoint_run_on_runners_inside_the_vpc() -> None:
+    """Settings refuse GitHub-hosted runners for a production cluster whose endpoint is private."""
+    for environment in REPOSITORY.environment_names():
+        settings = settings_of(REPOSITORY, environment)
+        if settings.production and not settings.eks.endpoint.public_access_cidrs:
+            assert not settings.github.github_hosted_runner
 
 
 def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
@@ -282,9 +308,11 @@ def test_deploy_steps_follow_the_seed() -> None:
     assert setup["with"]["version"] == "v4.1.4"
 
 
-def test_cluster_name_in_the_workflow_is_the_one_the_stack_creates(prod: Any) -> None:
-    cluster = next(r for r in prod.template("eks")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster")
-    assert cluster["Properties"]["Name"] == f"{prod.settings.project}-{prod.settings.environment}"
+def test_cluster_name_in_the_workflow_is_the_one_the_stack_creates(env: Any) -> None:
+    steps = _load("deploy-service.yml")["jobs"]["deploy"]["steps"]
+    assert any('--name "$PROJECT-$ENVIRONMENT"' in s.get("run", "") for s in steps)
+    cluster = next(r for r in env.template("eks")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster")
+    assert cluster["Properties"]["Name"] == f"{env.settings.project}-{env.settings.environment}"
 
 
 def test_infra_ci_tests_synthesizes_and_uploads_the_reports() -> None:

@@ -86,6 +86,12 @@ def zone_names(region: str, zones: int | list[str]) -> list[str]:
             f"{region} has no zone {', '.join(region + u for u in unknown)}; its zones are "
             f"{', '.join(region + letter for letter in letters)}"
         )
+    if len(zones) > ACCOUNT_DEPENDENT_ZONES.get(region, len(letters)):
+        raise ZoneError(
+            f"an account has {ACCOUNT_DEPENDENT_ZONES[region]} of the zones {', '.join(letters)} of {region}, not "
+            f"{len(zones)}; list the {ACCOUNT_DEPENDENT_ZONES[region]} that `aws ec2 describe-availability-zones` "
+            "shows, e.g. [a, c]"
+        )
     return [region + letter for letter in zones]
 
 

@@ -8,9 +8,13 @@ message names the setting, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import ipaddress
 import re
+import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,7 +30,9 @@ from pydantic import (
     model_validator,
 )
 
+from infra.config.instance_types import unavailable
 from infra.config.regions import AWS_REGIONS, NO_DATA_API, ZoneError, zone_names
+from infra.config.subnets import SubnetPlanError, subnet_plan
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent / "environments"
 # The service catalogue every environment shares (an environment file may carry its own `services:`
@@ -86,10 +92,49 @@ class SettingsError(Exception):
     """A user-facing configuration error: the message is printed as is, without a traceback."""
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping: YAML would keep the last one silently."""
+
+
+# libyaml's parser when PyYAML has it (the wheels do), else the pure-Python one; the same documents.
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StrictLoader(_BaseLoader):  # type: ignore[misc]
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML itself keeps the last one,
+    so a second ``nat_gateways:`` would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the loader refuses an unhashable key itself
+            if key in first:
+                raise DuplicateKeyError(
+                    f"line {line}: key {key!r} is given twice in one mapping (first on line {first[key]}); YAML "
+                    "would keep only the last one; allowed: each key once"
+                )
+            first[key] = line
+        return dict(super().construct_mapping(node, deep=deep))
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML document, duplicate keys refused (:class:`StrictLoader`)."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
 def read_yaml(path: Path) -> Any:
-    """The document in ``path``; a syntax error is one SettingsError naming the file."""
+    """The document in ``path``; a syntax error or a duplicate key is one SettingsError naming the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as error:
+        raise SettingsError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
 
@@ -154,6 +199,14 @@ class NetworkSettings(_Model):
     @classmethod
     def _known_endpoints(cls, value: list[str]) -> list[str]:
         return _distinct_members(value, INTERFACE_ENDPOINTS, "endpoint")
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> NetworkSettings:
+        try:
+            subnet_plan(self.vpc_cidr, self.zone_count)
+        except SubnetPlanError as error:
+            raise ValueError(f"vpc_cidr = {self.vpc_cidr!r} with zones = {self.zones!r}: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _nat_within_zones(self) -> NetworkSettings:
@@ -881,6 +934,25 @@ class Settings(_Model):
         return self
 
     @model_validator(mode="after")
+    def _types_offered_in_every_region(self) -> Settings:
+        wanted = [("eks.node_group.instance_types", "ec2", n) for n in self.eks.node_group.instance_types]
+        if self.cache.kind == "replication-group" and self.cache.node_type:
+            wanted.append(("cache.node_type", "elasticache", self.cache.node_type))
+        if self.database.instance_class:
+            wanted.append(
+                (
+                    "database.instance_class",
+                    "aurora_postgresql",
+                    "db." + self.database.instance_class.removeprefix("db."),
+                )
+            )
+        for setting, kind, name in wanted:
+            why = unavailable(kind, name, self.all_regions)
+            if why:
+                raise ValueError(f"setting '{setting}': {why}")
+        return self
+
+    @model_validator(mode="after")
     def _data_api_in_region(self) -> Settings:
         users = [s.name for s in self.services if "database" in s.uses]
         # Users are created where a writer is: the primary, and each region with a cluster of its own.
@@ -1051,6 +1123,20 @@ def command_line_overrides(context: Callable[[str], Any], environ: Mapping[str, 
     }
 
 
+def command_line_sources(context: Callable[[str], Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """How a person wrote each value of :func:`command_line_overrides`, for its error messages."""
+    sources = {}
+    if context("region"):
+        sources["region"] = f"--context region={context('region')} (make: REGION={context('region')})"
+    if context("account"):
+        sources["account"] = f"--context account={context('account')}"
+    elif environ.get("CDK_DEFAULT_ACCOUNT"):
+        sources["account"] = (
+            f"CDK_DEFAULT_ACCOUNT={environ['CDK_DEFAULT_ACCOUNT']} (the CDK CLI sets it from your credentials)"
+        )
+    return sources
+
+
 def known_environments(directory: Path = ENVIRONMENTS_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.yaml"))
 
@@ -1061,11 +1147,13 @@ def load_settings(
     overrides: Mapping[str, str | None] | None = None,
     directory: Path = ENVIRONMENTS_DIR,
     catalogue: Path = CATALOGUE_FILE,
+    sources: Mapping[str, str] | None = None,
 ) -> Settings:
     """Read and validate ``<directory>/<environment>.yaml``.
 
     ``overrides`` holds values from the command line (``region``, ``account``); ``None``
-    values are ignored. Raises :class:`SettingsError` with a message for a person.
+    values are ignored; ``sources`` says how each was written (:func:`command_line_sources`).
+    Raises :class:`SettingsError` with a message for a person.
     """
     known = known_environments(directory)
     if not environment:
@@ -1085,6 +1173,11 @@ def load_settings(
             "2-10 lowercase letters and digits, starting with a letter"
         )
     raw = read_yaml(path)
+    if raw is None:
+        raise SettingsError(
+            f"{path}: the file is empty; it holds the settings of environment {environment!r} (start from a copy "
+            "of another environment's file)"
+        )
     if not isinstance(raw, dict):
         raise SettingsError(f"{path}: must be a mapping of settings, got {type(raw).__name__}")
     if "environment" in raw:
@@ -1093,6 +1186,8 @@ def load_settings(
     data["account_stack"] = _account_stack_of(raw)
     if "services" not in raw:
         data["services"] = load_catalogue(catalogue)
+    written = {key: f"--context {key}={value}" for key, value in (overrides or {}).items() if value is not None}
+    written.update(sources or {})
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
@@ -1108,7 +1203,8 @@ def load_settings(
     try:
         settings = Settings.model_validate(data)
     except ValidationError as error:
-        raise SettingsError(format_validation_error(path, error, data)) from None
+        where = Sources(path, None if "services" in raw else catalogue, written)
+        raise SettingsError(format_validation_error(path, error, data, where)) from None
     settings._directory = directory
     check_one_provider_per_account(settings, directory)
     return settings
@@ -1119,6 +1215,8 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Any:
     if not path.exists():
         raise SettingsError(f"{path}: the service catalogue is missing; it lists `services:`")
     raw = read_yaml(path)
+    if raw is None:
+        raise SettingsError(f"{path}: the file is empty; it lists the services: `services:` and one entry per service")
     if not isinstance(raw, dict) or set(raw) != {"services"}:
         raise SettingsError(f"{path}: must be a mapping with one key, `services:` (the list of services)")
     return raw["services"]
@@ -1127,7 +1225,8 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Any:
 def _account_stack_of(raw: Mapping[str, Any]) -> Any:
     """``account_stack`` with its region defaulting to the file's own region (not an override)."""
     section = raw.get("account_stack", {})
-    if isinstance(section, dict) and "region" not in section and isinstance(raw.get("region"), str):
+    # Only a region the file names validly: a bad `region` is reported once, as itself.
+    if isinstance(section, dict) and "region" not in section and raw.get("region") in AWS_REGIONS:
         return {**section, "region": raw["region"]}
     return section
 
@@ -1140,8 +1239,8 @@ def _may_share_account(settings: Settings, directory: Path) -> list[tuple[str, d
         if other == settings.environment:
             continue
         try:
-            raw = yaml.safe_load((directory / f"{other}.yaml").read_text(encoding="utf-8"))
-        except yaml.YAMLError:
+            raw = read_yaml(directory / f"{other}.yaml")
+        except SettingsError:
             continue  # reported when that environment is synthesized
         if not isinstance(raw, dict):
             continue
@@ -1198,32 +1297,106 @@ def environments_sharing_account(settings: Settings) -> list[tuple[str, str, lis
     return [(project, name, regions) for name, (project, regions) in sorted(found.items())]
 
 
-def format_validation_error(path: Path, error: ValidationError, data: Mapping[str, Any]) -> str:
-    lines = [f"{path}: invalid settings"]
+@dataclass(frozen=True)
+class Sources:
+    """Where the values being validated came from, so that each error names its own source."""
+
+    settings_file: Path
+    catalogue: Path | None = None  # None: the settings file lists its own services
+    command_line: Mapping[str, str] = dataclasses.field(default_factory=dict)  # key -> "--context key=value"
+
+
+def format_validation_error(
+    path: Path, error: ValidationError, data: Mapping[str, Any], sources: Sources | None = None
+) -> str:
+    """One line per mistake, under the file (or the command line) the value came from."""
+    sources = sources or Sources(path)
+    groups: dict[tuple[int | str, ...], list[Any]] = {}
     for item in error.errors():
-        location = _dotted(item["loc"])
+        keep_last = item["type"] in ("extra_forbidden", "missing")
+        groups.setdefault(_field_location(item["loc"], keep_last=keep_last), []).append(item)
+    by_source: dict[str, list[str]] = {}
+    for location, items in groups.items():
+        header, line = _describe(location, items, data, sources)
+        by_source.setdefault(header, []).append(line)
+    return "\n".join(f"{header}\n" + "\n".join(f"  {line}" for line in lines) for header, lines in by_source.items())
+
+
+def _describe(
+    location: tuple[int | str, ...], items: list[Any], data: Mapping[str, Any], sources: Sources
+) -> tuple[str, str]:
+    """(the header naming the source, the line describing the mistake) for one setting's errors."""
+    item = items[0]
+    top = location[0] if location else None
+    if top in sources.command_line and data.get(str(top)) == item["input"]:
         message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(item["loc"])
-            lines.append(f"  setting '{location}' is not a known setting; allowed here: {', '.join(allowed)}")
-        elif item["type"] == "missing":
-            lines.append(f"  setting '{location}' is required but missing")
-        elif not location:
-            lines.append(f"  {message}")
-        elif isinstance(item["input"], dict):
-            # A check across a section's fields: its message names them; the whole mapping is noise.
-            lines.append(f"  setting '{location}': {message}")
-        else:
-            lines.append(f"  setting '{location}' = {item['input']!r} {_as_clause(message)}{_yaml_hint(item)}")
-    return "\n".join(lines)
+        return "invalid command line", f"{sources.command_line[str(top)]} {_as_clause(message)}"
+    if top == "services" and sources.catalogue is not None:
+        where = "services" + _dotted(location).removeprefix("services")
+        if len(location) > 1 and isinstance(location[1], int):
+            entries = data.get("services")
+            entry = entries[location[1]] if isinstance(entries, list) and len(entries) > location[1] else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            tail = _dotted(location[2:])
+            where = f"services[{location[1]}]" + (f" ({name})" if name else "") + (f".{tail}" if tail else "")
+        return f"{sources.catalogue}: invalid service catalogue", _mistake(location, items, where)
+    return f"{sources.settings_file}: invalid settings", _mistake(location, items, _dotted(location))
 
 
-def _yaml_hint(item: Mapping[str, Any]) -> str:
+def _mistake(location: tuple[int | str, ...], items: list[Any], dotted: str) -> str:
+    item = items[0]
+    message = str(item["msg"]).removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
+        allowed = _allowed_keys(location)
+        near = difflib.get_close_matches(str(location[-1]), allowed, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return f"setting '{dotted}' is not a known setting{hint}; allowed here: {', '.join(allowed)}"
+    if item["type"] == "missing":
+        return f"setting '{dotted}' is required but missing"
+    if not dotted:
+        return message
+    if isinstance(item["input"], dict) and len(items) == 1 and item["type"] not in _TYPE_NAMES:
+        # A check across a section's fields: its message names them; the whole mapping is noise.
+        return f"setting '{dotted}': {message}"
+    if len(items) > 1 or item["type"] in _TYPE_NAMES:
+        # The wrong kind of value (or none of a union's kinds): say which kinds the setting takes.
+        takes = _TAKES.get(_dotted(tuple(p for p in location if not isinstance(p, int))))
+        kinds = takes or " or ".join(dict.fromkeys(_TYPE_NAMES.get(i["type"], i["type"]) for i in items))
+        return f"setting '{dotted}' = {item['input']!r} is invalid: must be {kinds}{_yaml_hint(items)}"
+    return f"setting '{dotted}' = {item['input']!r} {_as_clause(message)}{_yaml_hint(items)}"
+
+
+# What pydantic's type errors ask for, in a user's words.
+_TYPE_NAMES = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list such as [a, b]",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+}
+# Settings that take more than one kind of value, described as a person would.
+_TAKES = {
+    "network.zones": "a zone count such as 3, or zone letters such as [a, b, c]",
+    "database.capacity": "a mapping {min_acu: ..., max_acu: ...} (or left out, with database.instance_class)",
+    "regions": "a list of regions such as [us-east-1, us-west-2], the primary first",
+}
+
+
+def _yaml_hint(items: list[Any]) -> str:
     """Why YAML gave the wrong type: quotes made a number text, or no quotes made a version a number."""
-    value = item["input"]
-    if item["type"] in ("int_type", "int_parsing", "float_type") and isinstance(value, str):
+    value = items[0]["input"]
+    wanted = {i["type"] for i in items}
+    numeric = {"int_type", "int_parsing", "float_type", "float_parsing"}
+    if wanted & numeric and isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
         return f" (the quotes make it text in YAML: write {value.strip()} without quotes)"
-    if item["type"] == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+    if "string_type" in wanted and isinstance(value, int | float) and not isinstance(value, bool):
         return f' (YAML reads an unquoted {value!r} as a number: write it in quotes, "{value}")'
     return ""
 
@@ -1244,12 +1417,39 @@ def _dotted(location: tuple[int | str, ...]) -> str:
     return out
 
 
-def _allowed_keys(location: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = Settings
-    for part in location[:-1]:
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model an annotation holds: itself, the items of a list, a member of a union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_of(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _field_location(location: tuple[int | str, ...], *, keep_last: bool = False) -> tuple[int | str, ...]:
+    """The location of an error as settings name it: pydantic's union member tags (``int``,
+    ``list[str]``, a model's name) left out; ``keep_last``: the last part is a key of the input (an
+    unknown or a missing one), kept whatever it is."""
+    model: type[BaseModel] | None = Settings
+    out: list[int | str] = []
+    for index, part in enumerate(location):
         if isinstance(part, int):
+            out.append(part)
+        elif model is not None and part in model.model_fields:
+            out.append(part)
+            model = _model_of(model.model_fields[part].annotation)
+        elif model is None or not out or (keep_last and index == len(location) - 1):
+            out.append(part)
+    return tuple(out)
+
+
+def _allowed_keys(location: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] | None = Settings
+    for part in location[:-1]:
+        if isinstance(part, int) or model is None:
             continue
-        annotation = model.model_fields[str(part)].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return sorted(name for name in model.model_fields if name != "environment")
+        field = model.model_fields.get(str(part))
+        model = _model_of(field.annotation) if field else None
+    return sorted(name for name in (model or Settings).model_fields if name != "environment")

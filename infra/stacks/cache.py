@@ -10,11 +10,11 @@ from aws_cdk import aws_elasticache as elasticache
 from constructs import Construct
 
 from infra.config.settings import CacheSettings
+from infra.config.subnets import DATA as DATA_SUBNETS
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT, Valkey
 from infra.stacks.base import PlatformStack
-from infra.stacks.network import DATA_SUBNETS
 
 
 class CacheStack(PlatformStack):

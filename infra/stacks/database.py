@@ -16,12 +16,13 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IConstruct
 
 from infra.config.settings import DatabaseSettings
+from infra.config.subnets import DATA as DATA_SUBNETS
+from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.database_users import DatabaseUsers
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
-from infra.stacks.network import DATA_SUBNETS, PRIVATE_SUBNETS
 
 POSTGRES_PORT = 5432
 # Not the well-known "postgres": a guessable admin name halves the work of anyone trying passwords.

@@ -18,6 +18,7 @@ from constructs import Construct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ObservabilitySettings, SettingsError, support_dates
+from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
 from infra.constructs.log_retention import log_key, retention
@@ -32,7 +33,6 @@ from infra.stacks.eks_addons import (
     HelmAddon,
     eks_image_repository,
 )
-from infra.stacks.network import PRIVATE_SUBNETS
 
 ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.API,

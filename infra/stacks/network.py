@@ -10,18 +10,12 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config.settings import NetworkSettings
+from infra.config.subnets import DATA as DATA_SUBNETS
+from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
+from infra.config.subnets import PUBLIC as PUBLIC_SUBNETS
+from infra.config.subnets import subnet_masks
 from infra.constructs.log_retention import encrypted_log_group
 from infra.stacks.base import PlatformStack
-
-PUBLIC_SUBNETS = "public"
-PRIVATE_SUBNETS = "private"
-DATA_SUBNETS = "data"
-
-
-def subnet_masks(vpc_prefix: int) -> dict[str, int]:
-    """Private subnets get most of the space: with the VPC CNI every pod takes a VPC address."""
-    small = min(vpc_prefix + 6, 28)
-    return {PUBLIC_SUBNETS: small, PRIVATE_SUBNETS: vpc_prefix + 3, DATA_SUBNETS: small}
 
 
 class NetworkStack(PlatformStack):
