@@ -1,11 +1,10 @@
 """Fixtures over what tests/subjects.py synthesizes.
 
-- ``platform``: every synthesized platform, the user's and the examples' (properties of templates
-  that hold whatever the settings are);
-- ``configured``: the user's platform only, the repository's environments and those of the copy
-  after the README procedures (properties that involve the project's own files: its reports, its
-  Helm values);
-- ``env``: the same as ``platform`` (the name the template tests use).
+- ``env``: every synthesized platform, the user's (as its files are, in another form, after the
+  README procedures) and the examples' (properties of templates that hold whatever the settings are);
+- ``configured``: the user's platform as its files are, the repository's environments and those of
+  the copy after the README procedures (properties that involve the project's own files: its
+  reports, its Helm values).
 """
 
 from __future__ import annotations
@@ -27,43 +26,74 @@ from tests.projects import EXAMPLES, ROOT, WORK, settings_of
 from tests.subjects import (
     Background,
     Subject,
+    cli,
+    cli_subjects,
     example_subjects,
     procedure_subjects,
     repository_subjects,
+    start_cli,
+    start_worker,
     stop_background_work,
     synth,
+    worker,
 )
 from tests.synth import Synthesized
 
+# The user's platform as its files are (the repository, and the copy after the README's procedures).
 CONFIGURED = repository_subjects() + procedure_subjects()
-PLATFORMS = CONFIGURED + example_subjects()
+PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + cli_subjects()
 _BY_LABEL = {s.label: s for s in PLATFORMS}
+# The second process and the CLI start synthesizing now, while the session collects and runs the rest.
+start_worker(PLATFORMS)
+start_cli()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cli_forms: waits for the CDK CLI synths of CLI_SUBJECTS (run last)")
+    config.addinivalue_line("markers", "cli_forms: waits for the CDK CLI synths of the CLI forms (run last)")
     config.addinivalue_line("markers", "background: reads what a background process produced (run late)")
+    config.addinivalue_line(
+        "markers", "needs_synth(*labels): reads what the second process synthesizes ('*configured': all of the user's)"
+    )
 
 
-_BACKGROUND: Background | None = None
+def _needs(item: pytest.Item) -> list[str]:
+    """The labels of what the second process synthesizes that a test reads."""
+    labels = []
+    callspec = getattr(item, "callspec", None)
+    for name in ("env", "configured", "label"):
+        if callspec is not None and name in callspec.params:
+            labels.append(str(callspec.params[name]))
+    for marker in item.iter_markers("needs_synth"):
+        for label in marker.args:
+            labels += [s.label for s in CONFIGURED] if label == "*configured" else [label]
+    return [
+        label for label in labels if label in _BY_LABEL and (_BY_LABEL[label].background or _BY_LABEL[label].via_cli)
+    ]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Start the CLI synths now if any test needs them; run the tests that wait for background work
-    last, so that it runs while the others do."""
-    global _BACKGROUND  # noqa: PLW0603
-    late = [item for item in items if item.get_closest_marker("background")]
-    cli = [item for item in items if item.get_closest_marker("cli_forms")]
-    if cli:
-        _BACKGROUND = Background()
-        _BACKGROUND.thread.start()
-    items[:] = [item for item in items if item not in late and item not in cli] + late + cli
+    """Tests that read nothing from the second process first (this process synthesizes meanwhile), then
+    the others in the order the second process finishes their synths; the tests that wait for
+    background lints and the CLI last, so that those run while the others do."""
+
+    def key(position: int, item: pytest.Item) -> tuple[int, int, int]:
+        if item.get_closest_marker("cli_forms"):
+            return (3, 0, position)
+        if item.get_closest_marker("background"):
+            return (2, 0, position)
+        needs = _needs(item)
+        if any(_BY_LABEL[label].via_cli for label in needs):
+            return (3, 0, position)
+        if needs:
+            return (1, max(worker().order(label) for label in needs), position)
+        return (0, 0, position)
+
+    items[:] = [item for _, item in sorted(((key(i, item), item) for i, item in enumerate(items)), key=lambda p: p[0])]
 
 
 @pytest.fixture(scope="session")
 def cli_forms() -> Background:
-    assert _BACKGROUND is not None, "mark the test with @pytest.mark.cli_forms"
-    return _BACKGROUND
+    return cli()
 
 
 def subject(label: str) -> Subject:
@@ -102,6 +132,4 @@ def helm() -> Helm:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     stop_background_work()
-    if _BACKGROUND is not None:
-        _BACKGROUND.thread.join(timeout=900)
     shutil.rmtree(WORK, ignore_errors=True)

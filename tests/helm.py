@@ -6,6 +6,7 @@ import importlib
 import subprocess
 import tarfile
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,21 @@ def image_repository(project: Project, environment: str, service: str) -> str:
 class Helm:
     def __init__(self, binary: Path) -> None:
         self.binary = binary
+        self._started: dict[tuple[str, ...], Future[subprocess.CompletedProcess[str]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="helm")
+
+    def _call(self, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.binary), *args], capture_output=True, text=True, check=False, timeout=60)
+
+    def start(self, *args: str) -> None:
+        """Runs ``helm args`` in the background (helm is a process of its own: several run at once);
+        :meth:`run` with the same arguments takes its result."""
+        if args not in self._started:
+            self._started[args] = self._pool.submit(self._call, args)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.binary), *args], capture_output=True, text=True, check=False, timeout=60)
+        started = self._started.pop(args, None)
+        return started.result() if started is not None else self._call(args)
 
     def release_args(
         self, project: Project, environment: str, service: str, *, tag: str = "0123abc", extra: tuple[str, ...] = ()
@@ -76,4 +89,4 @@ class Helm:
     def template(self, project: Project, environment: str, service: str, **kwargs: Any) -> list[dict[str, Any]]:
         result = self.run("template", service, *self.release_args(project, environment, service, **kwargs))
         assert result.returncode == 0, result.stderr
-        return [d for d in yaml.safe_load_all(result.stdout) if d]
+        return [d for d in yaml.load_all(Loader=yaml.CSafeLoader, stream=result.stdout) if d]

@@ -26,12 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.config.project import Project
 from infra.config.regions import NO_DATA_API, ZONE_LETTERS, ZoneError, zone_names
 from infra.config.settings import GITHUB_HOSTED_LABEL_PREFIXES
-from tests.projects import edit_settings_file, merged
+from tests.projects import dump_yaml, edit_settings_file, load_yaml, merged
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 _MARKER = re.compile(
@@ -58,7 +56,7 @@ class Procedure:
         return text
 
     def edits(self) -> dict[str, Any]:
-        data = yaml.safe_load(self.text)
+        data = load_yaml(self.text)
         assert isinstance(data, dict), f"procedure {self.name}: a YAML block of settings"
         return data
 
@@ -99,18 +97,18 @@ def edit_environment(procedure: Procedure, project: Project, environment: str, *
     path = project.environments / f"{environment}.yaml"
     edits = merged(procedure.edits(), overrides)
     if procedure.replaces:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
         data[procedure.replaces] = edits.pop(procedure.replaces)
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        path.write_text(dump_yaml(data, sort_keys=False), encoding="utf-8")
     edit_settings_file(path, edits)
 
 
 def _raw(project: Project, environment: str) -> dict[str, Any]:
-    return dict(yaml.safe_load((project.environments / f"{environment}.yaml").read_text(encoding="utf-8")))
+    return dict(load_yaml((project.environments / f"{environment}.yaml").read_text(encoding="utf-8")))
 
 
 def _catalogue(project: Project) -> list[dict[str, Any]]:
-    return list(yaml.safe_load(project.catalogue.read_text(encoding="utf-8"))["services"])
+    return list(load_yaml(project.catalogue.read_text(encoding="utf-8"))["services"])
 
 
 def second_region(raw: Mapping[str, Any], suggested: list[str]) -> str:

@@ -2,20 +2,23 @@
 
 The user's platform:
 - every environment of the repository (``REPOSITORY``), environment-agnostic, as ``make synth`` does;
+- the first one with an account from ``--context account=``, in another region its settings fit;
+- through the real CDK CLI, on the pinned Node LTS, in a background thread: the last one with its
+  account from ``CDK_DEFAULT_ACCOUNT`` (as the CLI sets it when it finds credentials), in another
+  region;
 - every environment of a copy of the working tree with every README procedure applied
-  (tests/procedures.py): synthesized like ``make synth`` after the procedure, writing the copy's
-  reports. The tests of the user's platform run over both.
+  (tests/procedures.py), synthesized through app.py as `make reports` does (the copy's reports
+  rewritten). The tests of the user's platform run over all of these.
 
 The tests' own examples (``EXAMPLES``, tests/examples/), for shapes the user's platform may not have:
-- ``examples-sandbox-account-from-context-ap-northeast-1``: an account from ``--context account=``,
-  in a region without zone b;
-- two-region environments (an Aurora global database; no database outside the primary);
-- replication groups (cluster mode; Multi-AZ in production), as their data tier only;
-- through the real CDK CLI, on the pinned Node LTS, in the background while the rest runs: the
-  production example with its account from ``CDK_DEFAULT_ACCOUNT``, in another region.
+the two examples in two regions (an Aurora global database and a serverless cache; no database
+outside the primary and a cluster-mode replication group), and the production example with a
+Multi-AZ replication group, as its data tier.
 
-cfn-lint runs over each one's templates, region by region, in a background process as soon as they
-exist; its findings for identical templates are cached (``.pytest_cache/cfn-lint``), like mypy's.
+What is marked ``background`` is synthesized by a second process (tests/synth_worker.py) on the
+other core while this one runs the rest. cfn-lint runs over each one's templates, region by region,
+in a background process as soon as they exist; its findings for identical templates are cached
+(``.pytest_cache/cfn-lint``), like mypy's.
 """
 
 from __future__ import annotations
@@ -24,17 +27,21 @@ import hashlib
 import importlib.metadata
 import json
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infra.assembly import stack_regions, template_files
+from infra.compliance.packs import pack_names
 from infra.config.project import REPOSITORY, Project
+from infra.config.regions import AWS_REGIONS
+from infra.config.settings import Settings, SettingsError
 from scripts.forms import Form, cfn_lint_command, cli_synth_command
 from tests.procedures import Applied, ProcedureFailed, apply_all
 from tests.projects import EXAMPLES, ROOT, WORK, copy_working_tree, edited_copy, settings_of
-from tests.synth import DataTier, Synthesized, synthesize, synthesize_data_tier
+from tests.synth import DataTier, Synthesized, synthesize
 
 # cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version.
 LINT_CACHE = ROOT / ".pytest_cache" / "cfn-lint" / importlib.metadata.version("cfn-lint")
@@ -104,18 +111,46 @@ class Subject:
     # Reports into the project's own reports/ (a copy after a procedure, as `make synth` writes them);
     # otherwise into the work directory, never over the committed ones.
     writes_project_reports: bool = False
+    # Synthesized by the second process (tests/synth_worker.py) through app.py's main, on the other core.
+    background: bool = False
+    # Synthesized through the real CDK CLI (`cdk synth`, on the pinned Node LTS), in a background thread.
+    via_cli: bool = False
 
     @property
     def form(self) -> Form:
         return Form(self.environment, self.account_from, self.region)
 
-    def settings(self) -> Any:
+    @property
+    def outdir(self) -> Path:
+        return WORK / self.label / "cdk.out"
+
+    @property
+    def reports(self) -> Path:
+        """reports/, whose <env>/ the synth writes (scripts/forms.py: the CLI's beside its templates)."""
+        if self.via_cli:
+            return self.outdir / "reports"
+        return self.project.reports if self.writes_project_reports else WORK / self.label / "reports"
+
+    def settings(self) -> Settings:
         from infra.config.settings import command_line_overrides
 
         form = self.form
         if not form.account_from and not form.region:
             return settings_of(self.project, self.environment)
         return self.project.settings(self.environment, command_line_overrides(form.context().get, form.environ()))
+
+    def job(self) -> dict[str, Any]:
+        """What the worker runs: app.py's main with the context the CDK CLI would give it."""
+        context: dict[str, Any] = dict(self.form.context())
+        if not self.writes_project_reports:
+            context["reports_dir"] = str(self.reports)
+        return {
+            "kind": "app",
+            "label": self.label,
+            "project": str(self.project.root),
+            "outdir": str(self.outdir),
+            "context": context,
+        }
 
 
 @dataclass
@@ -133,18 +168,105 @@ def synth(subject: Subject) -> Synthesized:
 
 def synthesized(subject: Subject) -> Done:
     if subject.label not in _DONE:
-        outdir = WORK / subject.label
-        reports = subject.project.reports if subject.writes_project_reports else outdir / "reports"
-        result = synthesize(
-            subject.settings(),
-            outdir / "cdk.out",
-            helm_values=subject.project.helm_values,
-            reports=reports,
-            label=subject.label,
-            project=subject.project,
-        )
+        if subject.background or subject.via_cli:
+            if subject.via_cli:
+                job = cli().get(subject)
+                assert job.result is not None
+                assert job.result.returncode == 0, job.result.stderr[-3000:]
+            else:
+                worker().wait(subject.label)
+            settings = subject.settings()
+            result = Synthesized(
+                settings,
+                None,
+                subject.outdir,
+                pack_names(),
+                subject.label,
+                subject.project,
+                subject.reports / settings.environment,
+            )
+        else:
+            result = synthesize(
+                subject.settings(),
+                subject.outdir,
+                helm_values=subject.project.helm_values,
+                reports=subject.reports,
+                label=subject.label,
+                project=subject.project,
+            )
         _DONE[subject.label] = Done(result, lint_by_region(result.outdir))
     return _DONE[subject.label]
+
+
+# --- The second process -----------------------------------------------------------------------------
+
+
+class Worker:
+    """tests/synth_worker.py, given every background job at once; :meth:`wait` blocks until one is on disk."""
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        self.results: dict[str, str | None] = {}  # label -> None (done) or the failure
+        self.labels = [job["label"] for job in jobs]
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.synth_worker"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(jobs))
+        self.process.stdin.close()
+        threading.Thread(target=self._read, name="synth-worker", daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            status, label, *rest = line.rstrip("\n").split(" ", 2)
+            with self._changed:
+                self.results[label] = None if status == "done" else json.loads(rest[0])
+                self._changed.notify_all()
+        with self._changed:
+            for label in self.labels:
+                self.results.setdefault(label, "the synth worker stopped before this job")
+            self._changed.notify_all()
+
+    def wait(self, label: str) -> None:
+        assert label in self.labels, f"{label} is not a background job"
+        with self._changed:
+            self._changed.wait_for(lambda: label in self.results, timeout=1200)
+        failure = self.results.get(label, "timed out")
+        assert failure is None, f"{label}: {failure}"
+
+    def has(self, label: str) -> bool:
+        return label in self.labels
+
+    def order(self, label: str) -> int:
+        """When the job is done, relative to the others (they run one after the other)."""
+        return self.labels.index(label)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+_WORKER: Worker | None = None
+
+
+def start_worker(subjects: list[Subject]) -> None:
+    """Starts the second process with every background subject, in the order given (then the tiers)."""
+    global _WORKER  # noqa: PLW0603
+    if _WORKER is None:
+        jobs = [s.job() for s in subjects if s.background]
+        jobs += [tier_job(e) for e in sorted(REPLICATION_GROUPS)]
+        _WORKER = Worker(jobs)
+
+
+def worker() -> Worker:
+    assert _WORKER is not None, "start_worker() first (tests/conftest.py does at collection)"
+    return _WORKER
 
 
 # --- The user's platform -------------------------------------------------------------------------
@@ -177,60 +299,49 @@ def procedure_copy() -> ProcedureCopy:
 
 
 def procedure_subjects() -> list[Subject]:
+    """Every environment of the copy, synthesized as `make reports` does after the procedures (the
+    copy's reports/ rewritten), in the second process."""
     copy = procedure_copy()
     if copy.project is None:
         return []
     return [
-        Subject(f"after-procedures-{e}", copy.project, e, writes_project_reports=True)
+        Subject(f"after-procedures-{e}", copy.project, e, writes_project_reports=True, background=True)
         for e in copy.project.environment_names()
     ]
 
 
+def other_region(project: Project, environment: str, skip: tuple[str, ...] = ()) -> str | None:
+    """A region other than the environment's own that its settings fit (zones, instance types), for a
+    form with ``--context region=``; None for an environment of several regions (refused there)."""
+    settings = settings_of(project, environment)
+    if settings.other_regions:
+        return None
+    for region in ("eu-west-1", "ap-northeast-1", "us-west-2", "eu-central-1", "us-east-2", *sorted(AWS_REGIONS)):
+        if region == settings.region or region in skip:
+            continue
+        try:
+            project.settings(environment, {"region": region})
+        except SettingsError:
+            continue
+        return region
+    return None
+
+
+def cli_subjects() -> list[Subject]:
+    """Through the real CDK CLI on the pinned Node LTS, in the background: the user's last environment
+    with its account from CDK_DEFAULT_ACCOUNT (as the CLI sets it when it finds credentials), in a
+    region other than its own (``--context region=``) that its settings fit."""
+    last = REPOSITORY.environment_names()[-1]
+    region = other_region(REPOSITORY, last)
+    label = f"{last}-account-from-environment-{region or 'own-region'}"
+    return [Subject(label, REPOSITORY, last, "environment", region, via_cli=True)]
+
+
 # --- The tests' own examples ------------------------------------------------------------------------
 
-# The production example in two regions (private endpoints: a runner in each region's VPC), and the
-# non-production one in two regions without a database outside the primary.
-TWO_REGIONS: dict[str, dict[str, Any]] = {
-    "live": {
-        "regions": ["us-east-1", "us-west-2"],
-        "github": {"deploy_runs_on": ["self-hosted", "linux", "acme-live-{region}"]},
-    },
-    "sandbox": {"regions": ["us-east-1", "eu-west-1"], "database": {"other_regions": "none"}},
-}
-
-
-def two_regions_project() -> Project:
-    return edited_copy(EXAMPLES, WORK / "examples-two-regions", TWO_REGIONS)
-
-
-def example_subjects() -> list[Subject]:
-    return [
-        Subject(
-            "examples-sandbox-account-from-context-ap-northeast-1", EXAMPLES, "sandbox", "context", "ap-northeast-1"
-        ),
-        *(Subject(f"examples-{e}-two-regions", two_regions_project(), e) for e in sorted(TWO_REGIONS)),
-    ]
-
-
-def two_regions(environment: str) -> Done:
-    return synthesized(Subject(f"examples-{environment}-two-regions", two_regions_project(), environment))
-
-
-# Replication groups: the non-production example in cluster mode, the production one Multi-AZ with two
-# replicas. Each synthesized as its data tier (network, cache, observability) with the gate.
+# Replication groups: the production example Multi-AZ with two replicas, as its data tier (network,
+# cache, observability) with the gate; the non-production one in cluster mode, in two regions below.
 REPLICATION_GROUPS: dict[str, dict[str, Any]] = {
-    "sandbox": {
-        "kind": "replication-group",
-        "max_data_storage_gb": None,
-        "max_ecpu_per_second": None,
-        "engine_version": "8.2",
-        "node_type": "cache.t4g.small",
-        "cluster_mode": True,
-        "shards": 2,
-        "replicas_per_shard": 1,
-        "snapshot_retention_days": 1,
-        "parameters": {"maxmemory-policy": "allkeys-lru"},
-    },
     "live": {
         "kind": "replication-group",
         "max_data_storage_gb": None,
@@ -242,6 +353,45 @@ REPLICATION_GROUPS: dict[str, dict[str, Any]] = {
         "maintenance_window": "sat:22:00-sat:23:00",
     },
 }
+CLUSTER_MODE = {
+    "kind": "replication-group",
+    "max_data_storage_gb": None,
+    "max_ecpu_per_second": None,
+    "engine_version": "8.2",
+    "node_type": "cache.t4g.small",
+    "cluster_mode": True,
+    "shards": 2,
+    "replicas_per_shard": 1,
+    "snapshot_retention_days": 1,
+    "parameters": {"maxmemory-policy": "allkeys-lru"},
+}
+
+# The production example in two regions (private endpoints: a runner in each region's VPC; a global
+# database, a serverless cache), and the non-production one in two regions without a database outside
+# the primary, with a cluster-mode replication group.
+TWO_REGIONS: dict[str, dict[str, Any]] = {
+    "live": {
+        "regions": ["us-east-1", "us-west-2"],
+        "github": {"deploy_runs_on": ["self-hosted", "linux", "acme-live-{region}"]},
+    },
+    "sandbox": {"regions": ["us-east-1", "eu-west-1"], "database": {"other_regions": "none"}, "cache": CLUSTER_MODE},
+}
+
+
+def two_regions_project() -> Project:
+    return edited_copy(EXAMPLES, WORK / "examples-two-regions", TWO_REGIONS)
+
+
+def example_subjects() -> list[Subject]:
+    return [
+        Subject(f"examples-{e}-two-regions", two_regions_project(), e, background=True) for e in sorted(TWO_REGIONS)
+    ]
+
+
+def two_regions(environment: str) -> Done:
+    return synthesized(
+        Subject(f"examples-{environment}-two-regions", two_regions_project(), environment, background=True)
+    )
 
 
 @dataclass
@@ -253,21 +403,33 @@ class TierDone:
 _TIERS: dict[str, TierDone] = {}
 
 
+def _tier_project(environment: str) -> Project:
+    edits = {environment: {"cache": REPLICATION_GROUPS[environment]}}
+    return edited_copy(EXAMPLES, WORK / f"examples-{environment}-replication-group-settings", edits)
+
+
+def tier_job(environment: str) -> dict[str, Any]:
+    label = f"examples-{environment}-replication-group"
+    return {
+        "kind": "tier",
+        "label": label,
+        "project": str(_tier_project(environment).root),
+        "environment": environment,
+        "outdir": str(WORK / label),
+    }
+
+
 def replication_group(environment: str) -> TierDone:
     if environment not in _TIERS:
-        edits = {environment: {"cache": REPLICATION_GROUPS[environment]}}
-        project = edited_copy(EXAMPLES, WORK / f"examples-{environment}-replication-group-settings", edits)
-        outdir = WORK / f"examples-{environment}-replication-group"
-        tier = synthesize_data_tier(project.settings(environment), outdir)
-        _TIERS[environment] = TierDone(tier, lint_by_region(outdir))
+        job = tier_job(environment)
+        worker().wait(job["label"])
+        settings = _tier_project(environment).settings(environment)
+        outdir = Path(job["outdir"])
+        _TIERS[environment] = TierDone(DataTier(settings, outdir, None), lint_by_region(outdir))
     return _TIERS[environment]
 
 
 # --- Through the real CLI, in the background ---------------------------------------------------------
-
-CLI_SUBJECTS = (
-    Subject("examples-live-account-from-environment-eu-west-1", EXAMPLES, "live", "environment", "eu-west-1"),
-)
 
 
 @dataclass
@@ -275,26 +437,39 @@ class CliSynth:
     subject: Subject
     outdir: Path
     result: subprocess.CompletedProcess[str] | None = None
-    lint: Linted | None = None
 
 
 class Background:
     """The CLI subjects, synthesized one after the other in a thread, each linted as it lands."""
 
     def __init__(self) -> None:
-        self.synths = {s.label: CliSynth(s, WORK / s.label) for s in CLI_SUBJECTS}
+        self.synths = {s.label: CliSynth(s, s.outdir) for s in cli_subjects()}
         self.thread = threading.Thread(target=self._run, name="cli-forms", daemon=True)
 
     def _run(self) -> None:
         for job in self.synths.values():
-            command, environ = cli_synth_command(job.subject.form, job.outdir, project=job.subject.project.root)
+            project = None if job.subject.project == REPOSITORY else job.subject.project.root
+            command, environ = cli_synth_command(job.subject.form, job.outdir, project=project)
             job.result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=600, check=False)
-            if job.result.returncode == 0 and job.subject.region:
-                job.lint = lint_in_background(job.subject.region, sorted(job.outdir.glob("*.template.json")))
 
     def get(self, subject: Subject) -> CliSynth:
         self.thread.join(timeout=900)
         return self.synths[subject.label]
+
+
+_CLI: Background | None = None
+
+
+def start_cli() -> None:
+    global _CLI  # noqa: PLW0603
+    if _CLI is None:
+        _CLI = Background()
+        _CLI.thread.start()
+
+
+def cli() -> Background:
+    assert _CLI is not None, "start_cli() first (tests/conftest.py does at collection)"
+    return _CLI
 
 
 def stop_background_work() -> None:
@@ -304,3 +479,7 @@ def stop_background_work() -> None:
     for tier in _TIERS.values():
         for lint in tier.lints.values():
             lint.stop()
+    if _WORKER is not None:
+        _WORKER.stop()
+    if _CLI is not None:
+        _CLI.thread.join(timeout=900)

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_cdk import App
 
+from infra.compliance.ledger import Acknowledged
 from infra.compliance.packs import register_rule_packs
 from infra.config.project import REPOSITORY, Project, cdk_json_context
 from infra.config.settings import Settings
@@ -21,7 +22,8 @@ ROOT = REPOSITORY.root
 @dataclass
 class Synthesized:
     settings: Settings
-    platform: Platform
+    # The stacks as Python objects: only for a synth of this process (None for the second process's).
+    platform: Platform | None
     outdir: Path
     packs: list[str]
     # Which synthesis this is (a test id), and the project whose files it read.
@@ -54,6 +56,21 @@ class Synthesized:
 
     def validation_report(self) -> dict[str, Any]:
         return dict(json.loads((self.outdir / "validation-report.json").read_text(encoding="utf-8")))
+
+    def acknowledgements(self) -> list[Acknowledged]:
+        """Every acknowledged finding, as the compliance report this synth wrote lists it."""
+        assert self.reports is not None
+        report = json.loads((self.reports / "compliance.json").read_text(encoding="utf-8"))
+        return [
+            Acknowledged(a["construct_path"], a["rule"], a["reason"])
+            for section in report["packs"]
+            for a in section["acknowledgements"]
+        ]
+
+    @property
+    def global_primary(self) -> bool:
+        """Whether the database is the primary of an Aurora global database (it holds the global cluster)."""
+        return bool(resources(self.template("database"), "AWS::RDS::GlobalCluster"))
 
 
 def synthesize(
@@ -153,7 +170,7 @@ class DataTier:
 
     settings: Settings
     outdir: Path
-    cache: CacheStack
+    cache: CacheStack | None  # None for the second process's
 
     def template(self, stack: str) -> dict[str, Any]:
         name = f"{self.settings.stack_prefix}-{stack}"

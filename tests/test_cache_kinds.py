@@ -1,8 +1,9 @@
 """cache.kind: ElastiCache Serverless or a provisioned replication group, same users and grants either way.
 
-The tests' examples as replication groups (tests/subjects.py REPLICATION_GROUPS): the non-production
-one in cluster mode, the production one Multi-AZ with two replicas; each synthesized as its data tier
-(network, cache, observability) through the gate. The examples in two regions are Serverless.
+The tests' examples (tests/subjects.py): in two regions, the production one has a Serverless cache and
+the non-production one a cluster-mode replication group; the production one with a Multi-AZ
+replication group of two replicas is synthesized as its data tier (network, cache, observability)
+through the gate.
 """
 
 from __future__ import annotations
@@ -13,21 +14,26 @@ from typing import Any
 
 import pytest
 
-from infra.assembly import load_templates, stack_dependencies
+from infra.assembly import load_templates, stack_dependencies, stack_regions
 from infra.config.settings import SettingsError
 from infra.reports.architecture import mermaid
 from infra.reports.cost import estimate, load_prices
 from scripts.forms import cfn_lint_problems, describe
 from tests.projects import example_settings
 from tests.subjects import REPLICATION_GROUPS, replication_group, two_regions
-from tests.synth import DataTier, Synthesized, only, resources
+from tests.synth import DataTier, Synthesized, only, resources, text
+
+# Synthesized by the second process: run after the tests that need nothing from it.
+pytestmark = pytest.mark.needs_synth(
+    "examples-sandbox-two-regions", "examples-live-two-regions", "examples-live-replication-group"
+)
 
 PROD_REPLICATION_GROUP = {k: v for k, v in REPLICATION_GROUPS["live"].items() if v is not None}
 
 
 @pytest.fixture(scope="module")
-def sandbox_cluster_mode() -> DataTier:
-    return replication_group("sandbox").tier
+def sandbox_cluster_mode() -> Synthesized:
+    return two_regions("sandbox").synthesized
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +42,18 @@ def live_replication_group() -> DataTier:
 
 
 @pytest.fixture(scope="module")
-def sandbox_serverless() -> Synthesized:
-    return two_regions("sandbox").synthesized
+def live_serverless() -> Synthesized:
+    return two_regions("live").synthesized
+
+
+def _primary_templates(env: Synthesized) -> dict[str, dict[str, Any]]:
+    regions = stack_regions(env.outdir)
+    return {k: v for k, v in load_templates(env.outdir).items() if regions[k] == env.settings.region}
+
+
+def _same_prefix(value: Any, env: Synthesized) -> Any:
+    """``value`` with the environment's name prefix written <prefix>, to compare two environments."""
+    return json.loads(json.dumps(value).replace(env.settings.name_prefix, "<prefix>"))
 
 
 def _group(template: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +61,7 @@ def _group(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_cluster_mode_replication_group_is_made_from_its_settings(
-    sandbox_cluster_mode: DataTier,
+    sandbox_cluster_mode: Synthesized,
 ) -> None:
     template = sandbox_cluster_mode.template("cache")
     settings = sandbox_cluster_mode.settings.cache
@@ -75,7 +91,7 @@ def test_a_cluster_mode_replication_group_is_made_from_its_settings(
 
 @pytest.mark.parametrize("environment", ["sandbox", "live"])
 def test_a_replication_group_is_encrypted_tls_only_and_in_the_data_subnets(environment: str) -> None:
-    tier = replication_group(environment).tier
+    tier = two_regions("sandbox").synthesized if environment == "sandbox" else replication_group("live").tier
     template = tier.template("cache")
     props = _group(template)
     assert props["AtRestEncryptionEnabled"] is True
@@ -142,65 +158,69 @@ def test_a_production_replication_group_is_multi_az_retained_and_passes_the_gate
 
 
 def test_users_are_the_same_resources_whatever_the_kind(
-    sandbox_serverless: Synthesized, sandbox_cluster_mode: DataTier
+    live_serverless: Synthesized, sandbox_cluster_mode: Synthesized
 ) -> None:
-    """Same logical ids and properties: switching the kind replaces the cache, never the users."""
+    """Same logical ids and properties (but for the environment's name): switching the kind replaces the
+    cache, never the users."""
     kinds = ("AWS::ElastiCache::User", "AWS::ElastiCache::UserGroup")
 
-    def comparable(template: dict[str, Any], kind: str) -> dict[str, Any]:
-        # Tags aside: the data tier is synthesized without the platform's tags.
-        return {
-            k: {**r, "Properties": {p: v for p, v in r["Properties"].items() if p != "Tags"}, "Metadata": None}
-            for k, r in resources(template, kind).items()
+    def comparable(env: Synthesized, kind: str) -> Any:
+        # What differs between the two environments aside: tags, and retention (production retains).
+        found = {
+            k: {"Type": r["Type"], "Properties": {p: v for p, v in r["Properties"].items() if p != "Tags"}}
+            for k, r in resources(env.template("cache"), kind).items()
         }
+        return _same_prefix(found, env)
 
     for kind in kinds:
-        assert comparable(sandbox_serverless.template("cache"), kind) == comparable(
-            sandbox_cluster_mode.template("cache"), kind
-        )
-    (group,) = resources(sandbox_serverless.template("cache"), "AWS::ElastiCache::UserGroup").values()
+        assert comparable(live_serverless, kind) == comparable(sandbox_cluster_mode, kind)
+    (group,) = resources(sandbox_cluster_mode.template("cache"), "AWS::ElastiCache::UserGroup").values()
     assert _group(sandbox_cluster_mode.template("cache"))["UserGroupIds"] == [group["Properties"]["UserGroupId"]]
     # Engine "redis": the user group that may hold both IAM users and the switched-off default user.
     assert group["Properties"]["Engine"] == "redis"
 
 
 def test_services_and_their_grants_do_not_change_with_the_kind(
-    sandbox_serverless: Synthesized, sandbox_cluster_mode: DataTier
+    live_serverless: Synthesized, sandbox_cluster_mode: Synthesized
 ) -> None:
-    """The statement the services stacks attach (DataStoreArns) is the same for both kinds: the same
-    action and user; only the cache's own ARN follows the kind."""
-    from aws_cdk import Stack
+    """The statement the services stacks attach is the same for both kinds: the same action and user;
+    only the cache's own ARN follows the kind."""
 
-    from infra.stacks.services import DataStoreArns
+    def cache_statements(env: Synthesized) -> dict[str, dict[str, Any]]:
+        found = {}
+        for template in env.shards("services").values():
+            for policy in resources(template, "AWS::IAM::ManagedPolicy").values():
+                for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                    if statement["Sid"] == "ConnectAsItsOwnCacheUser":
+                        found[policy["Properties"]["Roles"][0]["Ref"]] = statement
+        return found
 
-    def cache_statement(cache: Any, service: Any) -> dict[str, Any]:
-        arns = DataStoreArns(db_user_prefix="", cache_arn=cache.valkey.arn, cache_user_prefix=cache.valkey.user_arn(""))
-        (statement,) = [s for s in arns.grants(service) if s["Sid"] == "ConnectAsItsOwnCacheUser"]
-        return dict(Stack.of(cache).resolve(statement))
-
-    prefix = sandbox_serverless.settings.stack_prefix
-    for service in [s for s in sandbox_serverless.settings.services if "cache" in s.uses]:
-        serverless = cache_statement(sandbox_serverless.platform.cache, service)
-        nodes = cache_statement(sandbox_cluster_mode.cache, service)
-        assert serverless["Action"] == nodes["Action"] == "elasticache:Connect"
-        assert serverless["Resource"][1] == nodes["Resource"][1]  # the same user
-        assert serverless["Resource"][0] == {"Fn::GetAtt": ["Valkey26DD46EF", "ARN"]}
-        assert nodes["Resource"][0]["Fn::Join"][1] == [
-            f"arn:aws:elasticache:{sandbox_serverless.settings.region}:",
-            {"Ref": "AWS::AccountId"},
-            f":replicationgroup:{prefix}-cache-cm",
-        ]
+    serverless, nodes = cache_statements(live_serverless), cache_statements(sandbox_cluster_mode)
+    clients = [s.name for s in live_serverless.settings.services if "cache" in s.uses]
+    assert sorted(serverless) == sorted(nodes) == sorted(f"Role{c}" for c in clients)
+    prefix = sandbox_cluster_mode.settings.name_prefix
+    for role, statement in serverless.items():
+        other = nodes[role]
+        assert statement["Action"] == other["Action"] == "elasticache:Connect"
+        # The same user (its id names the environment).
+        assert _same_prefix(statement["Resource"][1], live_serverless) == _same_prefix(
+            other["Resource"][1], sandbox_cluster_mode
+        )
+        assert "Valkey" in statement["Resource"][0]["Fn::GetStackOutput"]["OutputName"]
+        assert text(other["Resource"][0]) == (
+            f"arn:aws:elasticache:{sandbox_cluster_mode.settings.region}:<AWS::AccountId>:replicationgroup:{prefix}-cache-cm"
+        )
 
 
 @pytest.mark.background
 @pytest.mark.parametrize("environment", sorted(REPLICATION_GROUPS))
-def test_replication_groups_have_no_cfn_lint_errors(environment: str) -> None:
+def test_replication_group_tiers_have_no_cfn_lint_errors(environment: str) -> None:
     for lint in replication_group(environment).lints.values():
         assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == []
 
 
-def test_the_cost_report_prices_nodes_and_reports_unknown_types(sandbox_cluster_mode: DataTier) -> None:
-    templates = load_templates(sandbox_cluster_mode.outdir)
+def test_the_cost_report_prices_nodes_and_reports_unknown_types(sandbox_cluster_mode: Synthesized) -> None:
+    templates = _primary_templates(sandbox_cluster_mode)
     prices = load_prices()
     cost = estimate(templates, environment="sandbox", region="us-east-1", prices=prices)
     (line,) = [line for line in cost.lines if "replication group" in line.item]
@@ -214,12 +234,12 @@ def test_the_cost_report_prices_nodes_and_reports_unknown_types(sandbox_cluster_
 
 
 def test_the_architecture_report_names_the_kind(
-    sandbox_serverless: Synthesized, sandbox_cluster_mode: DataTier
+    live_serverless: Synthesized, sandbox_cluster_mode: Synthesized
 ) -> None:
-    def report(env: Synthesized | DataTier) -> str:
+    def report(env: Synthesized) -> str:
         return mermaid(load_templates(env.outdir), stack_dependencies(env.outdir))
 
-    assert "(cache.kind serverless)" in report(sandbox_serverless)
+    assert "(cache.kind serverless)" in report(live_serverless)
     text = report(sandbox_cluster_mode)
     assert "replication group (cache.kind replication-group): 4 x cache.t4g.small" in text
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from infra.config.helm_values import check_service_values
 from infra.config.project import Project
@@ -25,7 +24,7 @@ from infra.stacks.database import POSTGRES_PORT
 from infra.stacks.services import namespace_of
 from tests.conftest import CONFIGURED, subject
 from tests.helm import Helm, image_repository
-from tests.projects import EXAMPLES, settings_of
+from tests.projects import EXAMPLES, load_yaml, settings_of
 from tests.subjects import synth
 
 CASES = [
@@ -35,6 +34,19 @@ CASES = [
 ]
 IDS = [f"{label}-{service}" for label, _, _, service in CASES]
 _RENDERED: dict[tuple[Path, str, str], list[dict[str, Any]]] = {}
+
+
+def _start_every_case(helm: Helm) -> None:
+    """Every case's lint and template, started at once on the first use (helm runs beside the tests)."""
+    for _, project, environment, service in CASES:
+        args = helm.release_args(project, environment, service)
+        helm.start("lint", "--strict", *args)
+        helm.start("template", service, *args)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _every_case_started(helm: Helm) -> None:
+    _start_every_case(helm)
 
 
 def _rendered(helm: Helm, project: Project, environment: str, service: str) -> dict[str, dict[str, Any]]:
@@ -118,7 +130,7 @@ def test_http_services_get_an_alb_ingress_and_workers_get_none(
         assert "Service" not in rendered
         assert "Ingress" not in rendered
         return
-    values = yaml.safe_load((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
+    values = load_yaml((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
     ingress = rendered["Ingress"]
     assert ingress["spec"]["ingressClassName"] == "alb"
     annotations = ingress["metadata"]["annotations"]
@@ -189,7 +201,7 @@ def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_dat
 def test_values_say_production_and_name_the_catalogue_entry_as_the_settings_do(
     label: str, project: Project, environment: str, service: str
 ) -> None:
-    values = yaml.safe_load((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
+    values = load_yaml((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
     entry = _entry(project, environment, service)
     assert bool(values.get("production", False)) is settings_of(project, environment).production
     assert values["environment"] == environment

@@ -27,14 +27,14 @@ def test_no_unacknowledged_findings(env: Synthesized) -> None:
 
 
 def test_every_acknowledgement_has_an_exact_rule_and_a_real_reason(env: Synthesized) -> None:
-    assert env.platform.ledger.entries
-    for entry in env.platform.ledger.entries:
+    assert env.acknowledgements()
+    for entry in env.acknowledgements():
         assert EXACT_RULE_ID.match(entry.rule_id) or entry.rule_id.startswith("CloudFormation-Validate::W")
         assert len(entry.reason.split()) >= 12, entry
 
 
 def test_acknowledgements_sit_on_resources_not_on_stacks(env: Synthesized) -> None:
-    for entry in env.platform.ledger.entries:
+    for entry in env.acknowledgements():
         assert entry.construct_path.count("/") >= 2, entry
 
 
@@ -103,8 +103,8 @@ def test_report_of_a_clean_environment_has_every_pack_and_zero_findings(env: Syn
         environment=env.settings.environment,
         validation=env.validation_report(),
         packs=PACKS,
-        acknowledgements=env.platform.ledger.entries,
+        acknowledgements=env.acknowledgements(),
     )
     assert report["summary"]["findings"] == 0
-    assert report["summary"]["acknowledgements"] == len(env.platform.ledger.entries)
+    assert report["summary"]["acknowledgements"] == len(env.acknowledgements())
     assert {s["pack"] for s in report["packs"]} >= set(PACKS)

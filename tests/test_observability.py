@@ -14,8 +14,8 @@ from infra.reports.architecture import mermaid
 from infra.reports.cost import estimate, load_prices
 from infra.stacks.observability import member_clusters
 from tests.projects import example_settings
-from tests.subjects import replication_group
-from tests.synth import DataTier, Synthesized, only, resources
+from tests.subjects import two_regions
+from tests.synth import Synthesized, only, resources
 
 
 def _alarms(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -255,11 +255,12 @@ def test_load_balancers_are_watched_through_metrics_insights(env: Synthesized) -
     }
 
 
+@pytest.mark.needs_synth("examples-sandbox-two-regions")
 def test_a_replication_group_is_watched_node_by_node() -> None:
-    tier: DataTier = replication_group("sandbox").tier
-    alarms = _alarms(tier)  # type: ignore[arg-type]
-    cache = tier.settings.cache
-    prefix = tier.settings.stack_prefix
+    sandbox = two_regions("sandbox").synthesized  # a cluster-mode replication group
+    alarms = _alarms(sandbox)
+    cache = sandbox.settings.cache
+    prefix = sandbox.settings.stack_prefix
     members = member_clusters(f"{prefix}-cache-cm", cache)
     assert members[:2] == [f"{prefix}-cache-cm-0001-001", f"{prefix}-cache-cm-0001-002"]
     assert len(members) == cache.shards * (1 + cache.replicas_per_shard)

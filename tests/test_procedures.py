@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.config.project import REPOSITORY
 from infra.reports.shared import account_stack_section, stale_report_notes
 from tests.procedures import README, procedures
-from tests.projects import ROOT, working_tree_files
+from tests.projects import ROOT, load_yaml, working_tree_files
 from tests.subjects import procedure_copy, two_regions
 from tests.synth import Synthesized
 
@@ -40,7 +39,7 @@ def test_every_procedure_of_the_readme_applies_to_a_copy_of_the_working_tree() -
         assert one_of & applied, one_of
     # Two regions for the last environment, unless it has several already.
     last = REPOSITORY.environment_names()[-1]
-    regions = yaml.safe_load(_file(REPOSITORY.environments / f"{last}.yaml")).get("regions") or [None]
+    regions = load_yaml(_file(REPOSITORY.environments / f"{last}.yaml")).get("regions") or [None]
     assert ("two-regions" in applied) is (len(regions) == 1)
 
 
@@ -68,10 +67,10 @@ def test_the_new_service_and_environment_are_in_the_copy_with_their_values() -> 
     (service,) = [a.detail.split(",")[0] for a in copy.applied if a.procedure == "add-service"]
     (environment,) = [a.environment for a in copy.applied if a.procedure == "add-environment"]
     assert environment in copy.project.environment_names()
-    catalogue = yaml.safe_load(_file(copy.project.catalogue))["services"]
+    catalogue = load_yaml(_file(copy.project.catalogue))["services"]
     assert service in [s["name"] for s in catalogue]
     for name in copy.project.environment_names():
-        values = yaml.safe_load(_file(copy.project.helm_values / name / "services" / f"{service}.yaml"))
+        values = load_yaml(_file(copy.project.helm_values / name / "services" / f"{service}.yaml"))
         assert values["environment"] == name
         assert values["service"]["name"] == values["serviceAccount"]["name"] == service
 
@@ -95,6 +94,7 @@ def test_the_readme_names_the_test_that_performs_its_procedures() -> None:
 # --- Reports that more than one environment draws ----------------------------------------------------
 
 
+@pytest.mark.needs_synth("examples-live-two-regions", "examples-sandbox-two-regions")
 def test_a_change_to_one_environment_says_which_other_reports_to_regenerate(tmp_path: Path) -> None:
     """The production example in two regions adds a replication rule to the account stack the other
     example's architecture report draws: a synth of it names that report and the command to refresh it."""

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.config.project import cdk_json_context
 from infra.config.settings import SettingsError, environments_sharing_account
 from tests.conftest import CONFIGURED
-from tests.projects import EXAMPLES, ROOT, example_data, example_settings, merged, settings_of, write_environment
+from tests.projects import (
+    EXAMPLES,
+    ROOT,
+    example_data,
+    example_settings,
+    load_yaml,
+    merged,
+    settings_of,
+    write_environment,
+)
 from tests.subjects import synth
 from tests.synth import Synthesized, only, resources, text
 
@@ -77,7 +85,7 @@ def test_the_deploy_workflow_marks_what_it_deploys_with_the_tag_the_lifecycle_ke
     from infra.stacks.registry import DEPLOYED_TAG_PREFIX
 
     workflow = (ROOT / ".github" / "workflows" / "deploy-service.yml").read_text(encoding="utf-8")
-    steps = yaml.safe_load(workflow)["jobs"]["deploy"]["steps"]
+    steps = load_yaml(workflow)["jobs"]["deploy"]["steps"]
     names = [step["name"] for step in steps]
     mark = names.index("Mark the image deployed, so the registry lifecycle keeps it")
     assert mark < next(i for i, name in enumerate(names) if name.startswith("Helm upgrade"))
@@ -148,6 +156,7 @@ def test_the_github_oidc_provider_lives_once_per_account_in_the_account_stack(en
     assert not resources(account, "AWS::Lambda::Function")
 
 
+@pytest.mark.needs_synth("*configured")
 def test_every_environment_sharing_an_account_renders_the_same_account_stack() -> None:
     """Every environment's app includes the account stack: deploying any of them leaves it as it is."""
     for subject in CONFIGURED:

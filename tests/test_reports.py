@@ -147,6 +147,7 @@ def test_the_price_file_is_dated_and_sourced_for_both_regions() -> None:
     assert set(prices["regions"]["eu-west-1"]) <= set(prices["regions"]["us-east-1"])
 
 
+@pytest.mark.needs_synth("examples-sandbox-two-regions")
 def test_spot_nodes_are_priced_at_the_assumed_fraction_and_the_report_says_so() -> None:
     """The non-production example runs Spot nodes (tests/subjects.py, in two regions; its primary's stacks)."""
     done = two_regions("sandbox").synthesized

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.config.instance_types import unavailable
 from infra.config.project import REPOSITORY, Project
 from infra.config.regions import ACCOUNT_DEPENDENT_ZONES, NO_DATA_API, ZONE_LETTERS
 from infra.config.settings import SettingsError
-from tests.projects import EXAMPLES, ROOT, example_data, settings_of, write_environment
+from tests.projects import EXAMPLES, ROOT, dump_yaml, example_data, load_yaml, settings_of, write_environment
 
 
 def _base() -> dict[str, Any]:
@@ -29,7 +28,7 @@ def _base() -> dict[str, Any]:
 def _load(tmp_path: Path, data: object, **overrides: str | None) -> None:
     project = Project(tmp_path)
     project.environments.mkdir(parents=True, exist_ok=True)
-    (project.environments / "qa.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (project.environments / "qa.yaml").write_text(dump_yaml(data), encoding="utf-8")
     if not project.catalogue.exists():
         project.catalogue.write_text(EXAMPLES.catalogue.read_text(encoding="utf-8"), encoding="utf-8")
     project.settings("qa", overrides)
@@ -48,11 +47,11 @@ def _network(**changes: Any) -> dict[str, Any]:
 def test_every_environment_of_the_user_loads_with_one_catalogue_shared() -> None:
     names = REPOSITORY.environment_names()
     assert names
-    catalogue = yaml.safe_load(REPOSITORY.catalogue.read_text(encoding="utf-8"))["services"]
+    catalogue = load_yaml(REPOSITORY.catalogue.read_text(encoding="utf-8"))["services"]
     for name in names:
         settings = settings_of(REPOSITORY, name)
         assert settings.environment == name
-        assert "services" not in yaml.safe_load((REPOSITORY.environments / f"{name}.yaml").read_text("utf-8"))
+        assert "services" not in load_yaml((REPOSITORY.environments / f"{name}.yaml").read_text("utf-8"))
         assert [s.name for s in settings.services] == [s["name"] for s in catalogue]
 
 

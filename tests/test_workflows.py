@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.config.project import REPOSITORY
-from tests.projects import settings_of
+from tests.projects import load_yaml, settings_of
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -25,7 +24,7 @@ FILES = sorted(WORKFLOWS.glob("*.yml"))
 
 
 def _load(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    data = load_yaml((WORKFLOWS / name).read_text(encoding="utf-8"))
     # YAML 1.1 reads the key `on` as True.
     data["on"] = data.pop(True, data.get("on"))
     return dict(data)

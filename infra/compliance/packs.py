@@ -7,6 +7,14 @@ from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R
 
 from infra.compliance.platform_rules import PLUGIN_NAME, PlatformRules
 
+# The packs' names as cdk-nag reports them (NagPack.read_pack_name), in report order.
+PACK_NAMES = ("AwsSolutions", "NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
+
+
+def pack_names() -> list[str]:
+    """What :func:`register_rule_packs` returns, without an app."""
+    return [*PACK_NAMES, PLUGIN_NAME]
+
 
 def rule_packs(app: App) -> list[NagPack]:
     return [AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app), PCIDSS321Checks(app)]

@@ -15,16 +15,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from infra.assembly import Resource, Template, resources_of
-from infra.config.settings import EKS_STANDARD_SUPPORT
+from infra.config.settings import EKS_STANDARD_SUPPORT, parse_yaml
 
 PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
 
 
 def load_prices(path: Path = PRICES_FILE) -> dict[str, Any]:
-    return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return dict(parse_yaml(path.read_text(encoding="utf-8")))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""A second process that synthesizes while the test session runs (tests/subjects.py starts it).
+
+CDK synth is CPU-bound and the session's own process is busy with the rest of the tests: this one
+takes jobs on the other core. Each job is the real entry point, app.py's ``main`` with the context
+the CDK CLI would give it (``make synth``; for a copy of the repository, ``--context project=``), or
+a data tier (tests/synth.py). Jobs come as JSON on stdin; a line ``done <label>`` or
+``failed <label> <message as JSON>`` on stdout says when each one's output is on disk.
+
+    python -m tests.synth_worker < jobs.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+
+def run(job: dict[str, Any]) -> None:
+    from aws_cdk import App
+
+    import app
+    from infra.config.project import Project, cdk_json_context
+    from tests.synth import synthesize_data_tier
+
+    project = Project(Path(job["project"]))
+    if job["kind"] == "tier":
+        settings = project.settings(job["environment"])
+        synthesize_data_tier(settings, Path(job["outdir"]))
+        return
+    context = {**cdk_json_context(), **job["context"], "project": str(project.root)}
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = app.main(App(context=context, outdir=job["outdir"]))
+    if code != 0:
+        raise RuntimeError(f"app.py exited {code}: {errors.getvalue()[-3000:]}")
+
+
+def main() -> int:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    for job in json.load(sys.stdin):
+        try:
+            run(job)
+        except Exception as error:
+            message = f"{error}\n{traceback.format_exc(limit=5)}"
+            print(f"failed {job['label']} {json.dumps(message)}", flush=True)
+        else:
+            print(f"done {job['label']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
