@@ -186,7 +186,7 @@ def _check_schema(
         validator.iter_errors(values), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
     )
     if errors:
-        raise SettingsError(f"{path}: {_schema_message(errors[0], document)} ({chart.name}/values.schema.json)")
+        raise SettingsError(f"{path}: {_schema_message(errors[0], document)} (charts/{chart.name}/values.schema.json)")
 
 
 def _schema_message(error: Any, schema: Mapping[str, Any]) -> str:
@@ -261,7 +261,11 @@ def _check_agrees(path: Path, data: Mapping[str, Any], settings: Settings, entry
         raise SettingsError(
             f"{path}: networkPolicy.egress.dataStorePorts = {sorted(ports)}, but {entry.name} uses "
             f"{', '.join(entry.uses) or 'no data store'} (the catalogue); allowed: {sorted(needed)}"
-            + (f", and {sorted(allowed - needed)}" if allowed - needed else "")
+            + (
+                f", and optionally {sorted(allowed - needed)} (a serverless cache's reads from replicas)"
+                if allowed - needed
+                else ""
+            )
             + (" with dataStoreCidrs, the data subnets" if ports and not cidrs else "")
         )
 

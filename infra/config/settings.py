@@ -1009,7 +1009,8 @@ class Settings(_Model):
                 raise ValueError(
                     f"github.deploy_runs_on = {self.github.deploy_runs_on}: GitHub-hosted runners cannot reach a "
                     "production cluster whose API endpoint is private (eks.endpoint.public_access_cidrs = []); "
-                    "allowed: labels of self-hosted runners inside the VPC, e.g. [self-hosted, linux, cloud-ops-prod]"
+                    "allowed: labels of self-hosted runners inside the VPC, "
+                    f"e.g. [self-hosted, linux, {self.name_prefix}]"
                 )
             if not self.observability.notifications.count:
                 raise ValueError(
@@ -1055,7 +1056,7 @@ class Settings(_Model):
                 f"github.deploy_runs_on = {self.github.deploy_runs_on}: the clusters' API endpoints are private, so a "
                 "deploy must run inside the region's VPC, but these labels name the same runners for every region; "
                 "allowed: labels with {region}, which the deploy workflow replaces with the region deployed to, "
-                "e.g. [self-hosted, linux, cloud-ops-prod-{region}]"
+                f'e.g. [self-hosted, linux, "{self.name_prefix}-{{region}}"] (in quotes: YAML reads {{ as a mapping)'
             )
         if self.account_stack_region != self.region:
             raise ValueError(
@@ -1315,6 +1316,14 @@ def format_validation_error(
     for item in error.errors():
         keep_last = item["type"] in ("extra_forbidden", "missing")
         groups.setdefault(_field_location(item["loc"], keep_last=keep_last), []).append(item)
+    # A misspelt key is one mistake, not two: the unknown key (with the name it resembles) says it all,
+    # so the required key it was meant to be is not also reported missing.
+    for location, items in list(groups.items()):
+        if items[0]["type"] == "extra_forbidden":
+            near = difflib.get_close_matches(str(location[-1]), _allowed_keys(location), n=1)
+            sibling = (*location[:-1], near[0]) if near else None
+            if sibling in groups and groups[sibling][0]["type"] == "missing":
+                del groups[sibling]
     by_source: dict[str, list[str]] = {}
     for location, items in groups.items():
         header, line = _describe(location, items, data, sources)
@@ -1430,18 +1439,20 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 def _field_location(location: tuple[int | str, ...], *, keep_last: bool = False) -> tuple[int | str, ...]:
     """The location of an error as settings name it: pydantic's union member tags (``int``,
-    ``list[str]``, a model's name) left out; ``keep_last``: the last part is a key of the input (an
-    unknown or a missing one), kept whatever it is."""
+    ``list[str]``, a model's name) left out; a mapping's keys and a list's indices kept. ``keep_last``:
+    the last part is a key of the input (an unknown or a missing one), kept whatever it is."""
     model: type[BaseModel] | None = Settings
+    mapping = False  # the field is a dict: its next part is one of its keys
     out: list[int | str] = []
     for index, part in enumerate(location):
-        if isinstance(part, int):
+        if isinstance(part, int) or mapping or (keep_last and index == len(location) - 1):
             out.append(part)
+            mapping = False
         elif model is not None and part in model.model_fields:
             out.append(part)
-            model = _model_of(model.model_fields[part].annotation)
-        elif model is None or not out or (keep_last and index == len(location) - 1):
-            out.append(part)
+            annotation = model.model_fields[part].annotation
+            model = _model_of(annotation)
+            mapping = typing.get_origin(annotation) is dict
     return tuple(out)
 
 
