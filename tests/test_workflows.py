@@ -194,11 +194,12 @@ def test_the_deploy_job_runs_where_the_environments_settings_say(environment: st
     step = _runner_step()
     assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
     labels = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
-    done, output = run_with_yq(step, labels, tmp_path, {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2"})
+    region = settings_of(REPOSITORY, environment).region
+    environ = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "AWS_REGION": region}
+    done, output = run_with_yq(step, labels, tmp_path, environ)
     assert done.returncode == 0, done.stderr
     key, value = output.strip().split("=", 1)
     assert key == "runs_on"
-    region = settings_of(REPOSITORY, environment).region
     expected = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-42-2"]
     assert json.loads(value) == [label.replace("{region}", region) for label in expected]
 
