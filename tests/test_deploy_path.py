@@ -64,22 +64,16 @@ def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: B
     assert job.result is not None
     assert job.result.returncode == 0, job.result.stderr[-3000:]
     manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
-    settings = settings_of(form.project, form.environment)
-    stacks = _stack_environments(manifest, settings.name_prefix)
-    assert stacks.pop(settings.name_prefix) == f"aws://{ACCOUNT}/{form.region or settings.region}"
-    # The account stack, if the account needs one, stays in its region whatever the override.
-    assert stacks in ({}, {settings.account_stack_name: f"aws://{ACCOUNT}/{settings.account_stack_region}"})
-
-
-def _stack_environments(manifest: dict[str, Any], prefix: str) -> dict[str, str]:
-    """Target environment per stack group: the environment's stacks (``prefix``-*) as one, and the account stack."""
-    groups: dict[str, set[str]] = {}
+    settings = form.settings()
+    targets: dict[str, set[str]] = {}
     for name, artifact in manifest["artifacts"].items():
         if artifact["type"] == "aws:cloudformation:stack":
-            group = prefix if name.startswith(prefix + "-") else name
-            groups.setdefault(group, set()).add(artifact["environment"])
-    assert all(len(environments) == 1 for environments in groups.values()), groups
-    return {group: environments.pop() for group, environments in groups.items()}
+            group = settings.name_prefix if name.startswith(settings.name_prefix + "-") else name
+            targets.setdefault(group, set()).add(artifact["environment"])
+    # Every region of the environment (the override's, when one is given), in the account of the variable.
+    assert targets.pop(settings.name_prefix) == {f"aws://{ACCOUNT}/{r}" for r in settings.all_regions}
+    # The account stack, if the account needs one, stays in its region whatever the override.
+    assert targets in ({}, {settings.account_stack_name: {f"aws://{ACCOUNT}/{settings.account_stack_region}"}})
 
 
 @pytest.mark.cli_forms

@@ -205,9 +205,13 @@ def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster
     ]
     (cluster,) = by_sid[find]
     assert cluster["Action"] == "eks:DescribeCluster"
-    clusters = cluster["Resource"] if several else [cluster["Resource"]]
-    assert clusters[0]["Fn::GetStackOutput"]["StackName"] == f"{env.settings.stack_prefix}-eks"
+    clusters = [text(c) for c in (cluster["Resource"] if several else [cluster["Resource"]])]
     assert len(clusters) == len(env.settings.all_regions)
+    # This region's cluster by the eks stack's output; another region's by its ARN (its name is the same).
+    (here,) = [c for c in clusters if c.startswith(f"<{env.settings.stack_prefix}-eks/")]
+    others = sorted(c for c in clusters if c != here)
+    assert [o.split(":")[3] for o in others] == sorted(env.settings.other_regions)
+    assert all(o.endswith(f":cluster/{env.settings.name_prefix}") for o in others)
 
 
 def test_deploy_role_edits_only_this_environments_service_namespaces(env: Synthesized) -> None:
