@@ -27,8 +27,8 @@ from tests.subjects import (
     Background,
     Subject,
     cli,
-    cli_subjects,
     example_subjects,
+    form_subjects,
     procedure_subjects,
     repository_subjects,
     start_cli,
@@ -41,7 +41,7 @@ from tests.synth import Synthesized
 
 # The user's platform as its files are (the repository, and the copy after the README's procedures).
 CONFIGURED = repository_subjects() + procedure_subjects()
-PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + cli_subjects()
+PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + form_subjects()
 _BY_LABEL = {s.label: s for s in PLATFORMS}
 # The second process and the CLI start synthesizing now, while the session collects and runs the rest.
 start_worker(PLATFORMS)
@@ -60,9 +60,10 @@ def _needs(item: pytest.Item) -> list[str]:
     """The labels of what the second process synthesizes that a test reads."""
     labels = []
     callspec = getattr(item, "callspec", None)
-    for name in ("env", "configured", "label"):
+    for name in ("env", "configured", "label", "form"):
         if callspec is not None and name in callspec.params:
-            labels.append(str(callspec.params[name]))
+            value = callspec.params[name]
+            labels.append(value.label if isinstance(value, Subject) else str(value))
     for marker in item.iter_markers("needs_synth"):
         for label in marker.args:
             labels += [s.label for s in CONFIGURED] if label == "*configured" else [label]

@@ -41,15 +41,15 @@ from infra.config.settings import Settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command, other_region
 from tests.procedures import Applied, ProcedureFailed, apply_all
 from tests.projects import EXAMPLES, ROOT, WORK, copy_working_tree, edited_copy, settings_of
-from tests.synth import DataTier, Synthesized, synthesize
+from tests.synth import DataTier, Synthesized, synthesize, synthesize_data_tier
 
 # cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version.
 LINT_CACHE = ROOT / ".pytest_cache" / "cfn-lint" / importlib.metadata.version("cfn-lint")
 
 
 def _behind_the_session(command: list[str]) -> list[str]:
-    """Background work yields the CPU to the session's own process, which most tests wait on; it takes
-    what that process leaves (the tests that need its results run last)."""
+    """Work whose results the session reads last (cfn-lint, the CLI form) yields the CPU to the session's
+    process and to the second one, which the other tests wait on."""
     return ["nice", "-n", "10", *command] if shutil.which("nice") else command
 
 
@@ -217,7 +217,7 @@ class Worker:
         self.labels = [job["label"] for job in jobs]
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            _behind_the_session([sys.executable, "-m", "tests.synth_worker"]),
+            [sys.executable, "-m", "tests.synth_worker"],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -267,9 +267,7 @@ def start_worker(subjects: list[Subject]) -> None:
     """Starts the second process with every background subject, in the order given (then the tiers)."""
     global _WORKER  # noqa: PLW0603
     if _WORKER is None:
-        jobs = [s.job() for s in subjects if s.background]
-        jobs += [tier_job(e) for e in sorted(REPLICATION_GROUPS)]
-        _WORKER = Worker(jobs)
+        _WORKER = Worker([s.job() for s in subjects if s.background])
 
 
 def worker() -> Worker:
@@ -281,7 +279,13 @@ def worker() -> Worker:
 
 
 def repository_subjects() -> list[Subject]:
-    return [Subject(e, REPOSITORY, e) for e in REPOSITORY.environment_names()]
+    """Every environment of the repository; the last one through the real CDK CLI on the pinned Node LTS
+    with its account from CDK_DEFAULT_ACCOUNT, as the CLI sets it whenever it finds credentials (what
+    users run; its reports are the same as without an account, and the tests say so)."""
+    names = REPOSITORY.environment_names()
+    return [Subject(e, REPOSITORY, e) for e in names[:-1]] + [
+        Subject(names[-1], REPOSITORY, names[-1], "environment", via_cli=True)
+    ]
 
 
 @dataclass
@@ -319,13 +323,16 @@ def procedure_subjects() -> list[Subject]:
 
 
 def cli_subjects() -> list[Subject]:
-    """Through the real CDK CLI on the pinned Node LTS, in the background: the user's last environment
-    with its account from CDK_DEFAULT_ACCOUNT (as the CLI sets it when it finds credentials), in a
-    region other than its own (``--context region=``) that its settings fit."""
-    last = REPOSITORY.environment_names()[-1]
-    region = other_region(REPOSITORY, last)
-    label = f"{last}-account-from-environment-{region or 'own-region'}"
-    return [Subject(label, REPOSITORY, last, "environment", region, via_cli=True)]
+    return [s for s in repository_subjects() if s.via_cli]
+
+
+def form_subjects() -> list[Subject]:
+    """The user's first environment with an account from ``--context account=``, in another region its
+    settings fit (``--context region=``), through app.py in the second process."""
+    first = REPOSITORY.environment_names()[0]
+    region = other_region(REPOSITORY, first)
+    label = f"{first}-account-from-context-{region or 'own-region'}"
+    return [Subject(label, REPOSITORY, first, "context", region, background=True)]
 
 
 # --- The tests' own examples ------------------------------------------------------------------------
@@ -413,10 +420,9 @@ def tier_job(environment: str) -> dict[str, Any]:
 def replication_group(environment: str) -> TierDone:
     if environment not in _TIERS:
         job = tier_job(environment)
-        worker().wait(job["label"])
-        settings = _tier_project(environment).settings(environment)
         outdir = Path(job["outdir"])
-        _TIERS[environment] = TierDone(DataTier(settings, outdir, None), lint_by_region(outdir))
+        tier = synthesize_data_tier(_tier_project(environment).settings(environment), outdir)
+        _TIERS[environment] = TierDone(tier, lint_by_region(outdir))
     return _TIERS[environment]
 
 

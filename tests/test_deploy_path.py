@@ -28,7 +28,7 @@ from infra.config.project import cdk_json_context
 from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, cfn_lint_problems, describe
 from tests.conftest import CONFIGURED, subject
 from tests.projects import ROOT, settings_of
-from tests.subjects import Background, Subject, cli_subjects, synth, synthesized
+from tests.subjects import Background, Subject, cli_subjects, form_subjects, synth, synthesized
 from tests.synth import Synthesized
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 REPORTS = ROOT / "reports"
 CLI = cli_subjects()
+IN_WORKER = form_subjects()
 
 
 def _agnostic(form: Subject) -> Synthesized:
@@ -57,48 +58,59 @@ USERS_FILES = (REPORTS, ROOT / "infra" / "config", ROOT / "helm_values")
 COMMITTED = _digest(*USERS_FILES)
 
 
-@pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
-def test_cli_form_in_another_region_synthesizes_and_passes_the_gate(cli_forms: Background, form: Subject) -> None:
-    job = cli_forms.get(form)
-    assert job.result is not None
-    assert job.result.returncode == 0, job.result.stderr[-3000:]
-    manifest = json.loads((job.outdir / "manifest.json").read_text(encoding="utf-8"))
-    settings = form.settings()
+def _targets(manifest: dict[str, Any], settings: Any) -> dict[str, set[str]]:
+    """Target environments per stack group: the environment's stacks as one, and the account stack."""
     targets: dict[str, set[str]] = {}
     for name, artifact in manifest["artifacts"].items():
         if artifact["type"] == "aws:cloudformation:stack":
             group = settings.name_prefix if name.startswith(settings.name_prefix + "-") else name
             targets.setdefault(group, set()).add(artifact["environment"])
-    # Every region of the environment (the override's, when one is given), in the account of the variable.
+    return targets
+
+
+@pytest.mark.parametrize("form", [*CLI, *IN_WORKER], ids=lambda f: f.label)
+def test_a_form_with_an_account_targets_it_and_passes_the_gate(form: Subject) -> None:
+    """The CLI's (the account from CDK_DEFAULT_ACCOUNT) and app.py's with --context account= and region=."""
+    synthesized = synth(form)
+    settings = form.settings()
+    assert settings.account == ACCOUNT
+    targets = _targets(synthesized.manifest(), settings)
+    # Every region of the environment (the override's, when one is given), in the account given.
     assert targets.pop(settings.name_prefix) == {f"aws://{ACCOUNT}/{r}" for r in settings.all_regions}
     # The account stack, if the account needs one, stays in its region whatever the override.
     assert targets in ({}, {settings.account_stack_name: {f"aws://{ACCOUNT}/{settings.account_stack_region}"}})
+    report = synthesized.validation_report()
+    assert [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])] == []
+
+
+@pytest.mark.parametrize("form", IN_WORKER, ids=lambda f: f.label)
+def test_a_form_in_another_region_has_that_regions_zones_and_the_same_compliance_report(form: Subject) -> None:
+    synthesized, agnostic = synth(form), _agnostic(form)
+    settings = form.settings()
+    assert _subnet_zones(synthesized.template("network")) == set(settings.availability_zones)
+    assert all(zone.startswith(settings.region) for zone in settings.availability_zones)
+    assert synthesized.reports is not None
+    assert agnostic.reports is not None
+    written = (synthesized.reports / "compliance.md").read_text(encoding="utf-8")
+    assert written == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.cli_forms
 @pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
-def test_cli_form_in_another_region_has_zones_of_that_region(cli_forms: Background, form: Subject) -> None:
-    settings = form.settings()
-    network = json.loads((cli_forms.get(form).outdir / f"{settings.stack_prefix}-network.template.json").read_text())
-    assert _subnet_zones(network) == set(settings.availability_zones)
-    assert all(zone.startswith(settings.region) for zone in settings.availability_zones)
+def test_the_cli_forms_reports_with_an_account_are_the_committed_ones(form: Subject) -> None:
+    """No acknowledgement, cost or diagram depends on a literal account (tests/test_reports.py compares
+    every file; this one says why it can)."""
+    synthesized = synth(form)
+    assert synthesized.settings.account == ACCOUNT
+    assert synthesized.reports is not None
+    committed = form.project.reports / form.environment / "compliance.md"
+    assert (synthesized.reports / "compliance.md").read_text(encoding="utf-8") == committed.read_text("utf-8")
 
 
 def _subnet_zones(template: dict[str, Any]) -> set[str]:
     return {
         r["Properties"]["AvailabilityZone"] for r in template["Resources"].values() if r["Type"] == "AWS::EC2::Subnet"
     }
-
-
-@pytest.mark.cli_forms
-@pytest.mark.parametrize("form", CLI, ids=lambda f: f.label)
-def test_cli_form_in_another_region_reports_the_same_compliance(cli_forms: Background, form: Subject) -> None:
-    synthesized, agnostic = synth(form), _agnostic(form)
-    assert synthesized.reports is not None
-    assert agnostic.reports is not None
-    written = (synthesized.reports / "compliance.md").read_text(encoding="utf-8")
-    assert written == (agnostic.reports / "compliance.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.cli_forms
