@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from infra.config import SettingsError, load_settings
 from infra.config.helm_values import check_service_values
@@ -17,31 +19,32 @@ if TYPE_CHECKING:
     from aws_cdk import App
 
 
+def cli_context() -> dict[str, Any]:
+    """The context the CDK CLI hands the app: ``CDK_CONTEXT_JSON``, and the file it names in
+    ``CONTEXT_OVERFLOW_LOCATION_ENV`` when the context is too large for the environment (as aws-cdk-lib's
+    ``App`` reads them). Read here so that a mistake in the settings is reported before jsii starts."""
+    context: dict[str, Any] = {}
+    overflow = os.environ.get("CONTEXT_OVERFLOW_LOCATION_ENV")
+    if overflow:
+        context.update(json.loads(Path(overflow).read_text(encoding="utf-8")))
+    context.update(json.loads(os.environ.get("CDK_CONTEXT_JSON") or "{}"))
+    return context
+
+
 def main(app: App | None = None) -> int:
     """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
-    from aws_cdk import App
-
-    app = app or App()
+    context: Callable[[str], Any] = app.node.try_get_context if app is not None else cli_context().get
     # Another tree laid out like this repository (tests: their examples, a copy with a procedure applied).
-    project = (
-        Project(Path(app.node.try_get_context("project")).resolve())
-        if app.node.try_get_context("project")
-        else REPOSITORY
-    )
+    project = Project(Path(context("project")).resolve()) if context("project") else REPOSITORY
     # For `make bench` and experiments: another settings directory, and where reports go.
-    settings_dir = app.node.try_get_context("settings_dir")
-    region = app.node.try_get_context("region")
-    # The committed reports/<env>/ describe the settings file as it is; a synth for another region
-    # (--context region=...) reports beside its templates instead.
-    default_reports = Path(app.outdir) / "reports" if region else project.reports
-    reports_dir = Path(app.node.try_get_context("reports_dir") or default_reports)
+    settings_dir = context("settings_dir")
     try:
         settings = load_settings(
-            app.node.try_get_context("env"),
+            context("env"),
             directory=Path(settings_dir) if settings_dir else project.environments,
             catalogue=project.catalogue,
-            overrides=command_line_overrides(app.node.try_get_context, os.environ),
-            sources=command_line_sources(app.node.try_get_context, os.environ),
+            overrides=command_line_overrides(context, os.environ),
+            sources=command_line_sources(context, os.environ),
         )
         if not settings_dir:
             # The project's own settings: every catalogue service must be deployable in this environment.
@@ -50,6 +53,14 @@ def main(app: App | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+    from aws_cdk import App
+
+    app = app or App()
+    # The committed reports/<env>/ describe the settings file as it is; a synth for another region
+    # (--context region=...) reports beside its templates instead.
+    default_reports = Path(app.outdir) / "reports" if context("region") else project.reports
+    reports_dir = Path(context("reports_dir") or default_reports)
 
     from infra.compliance.packs import register_rule_packs
     from infra.compliance.report import synth_with_report

@@ -355,3 +355,18 @@ def test_a_malformed_catalogue_is_one_clear_error(tmp_path: Path) -> None:
         load_catalogue(tmp_path / "services.yaml")
     with pytest.raises(SettingsError, match=r"the service catalogue is missing"):
         load_catalogue(tmp_path / "absent.yaml")
+
+
+def test_the_apps_context_is_read_as_the_cdk_cli_passes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CDK_CONTEXT_JSON, and the file CONTEXT_OVERFLOW_LOCATION_ENV names when the context is large
+    (aws-cdk-lib's App reads both): so that settings are checked before jsii starts."""
+    import app
+
+    overflow = tmp_path / "context.json"
+    overflow.write_text(json.dumps({"env": "from-file", "region": "eu-west-1"}), encoding="utf-8")
+    monkeypatch.setenv("CONTEXT_OVERFLOW_LOCATION_ENV", str(overflow))
+    monkeypatch.setenv("CDK_CONTEXT_JSON", json.dumps({"env": "sandbox"}))
+    assert app.cli_context() == {"env": "sandbox", "region": "eu-west-1"}
+    monkeypatch.delenv("CONTEXT_OVERFLOW_LOCATION_ENV")
+    monkeypatch.delenv("CDK_CONTEXT_JSON")
+    assert app.cli_context() == {}
