@@ -334,6 +334,7 @@ def database_stack(
         name_prefix=settings.name_prefix,
         retain_data=settings.retain_data,
         users=[s.name for s in settings.services if "database" in s.uses],
+        function_log_retention_days=settings.observability.function_log_retention_days,
         global_membership=membership,
     )
 

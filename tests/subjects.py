@@ -349,6 +349,7 @@ REPLICATION_GROUPS: dict[str, dict[str, Any]] = {
         "replicas_per_shard": 2,
         "snapshot_retention_days": 15,
         "maintenance_window": "sat:22:00-sat:23:00",
+        "log_retention_days": 365,
     },
 }
 CLUSTER_MODE = {

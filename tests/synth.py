@@ -43,6 +43,13 @@ class Synthesized:
             self._templates[name] = json.loads((self.outdir / f"{name}.template.json").read_text(encoding="utf-8"))
         return self._templates[name]
 
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Every template of this synthesis (all its regions and the account stack), by stack name."""
+        return {
+            p.name.removesuffix(".template.json"): self.template_named(p.name.removesuffix(".template.json"))
+            for p in sorted(self.outdir.glob("*.template.json"))
+        }
+
     def shards(self, kind: str) -> dict[str, dict[str, Any]]:
         """Templates of the sharded stacks ``<prefix>-<kind>-<n>`` (registry, services), by stack name."""
         prefix = f"{self.settings.stack_prefix}-{kind}-"

@@ -515,6 +515,7 @@ def test_provisioned_instances_replace_serverless_when_an_instance_class_is_set(
         name_prefix="t",
         retain_data=True,
         users=["api"],
+        function_log_retention_days=settings.observability.function_log_retention_days,
     )
     template = Template.from_stack(stack).to_json()
     instances = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBInstance"]

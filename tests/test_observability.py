@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from infra.assembly import load_templates, stack_dependencies
-from infra.config.settings import SettingsError
+from infra.config.settings import LOG_RETENTION_DAYS, PRODUCTION_LOG_RETENTION_DAYS, VALKEY_VERSIONS, SettingsError
+from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG
 from infra.reports.architecture import mermaid
 from infra.reports.cost import estimate, load_prices
 from infra.stacks.observability import member_clusters
 from tests.projects import example_settings
 from tests.subjects import two_regions
-from tests.synth import Synthesized, only, resources
+from tests.synth import Synthesized, only, resources, text
 
 
 def _alarms(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -240,19 +241,40 @@ def test_every_nat_gateway_has_its_two_alarms(env: Synthesized) -> None:
     assert len(watched) == len(gateways)
 
 
-def test_load_balancers_are_watched_through_metrics_insights(env: Synthesized) -> None:
+def test_load_balancers_are_watched_only_where_this_environment_tagged_them(env: Synthesized) -> None:
+    """Metrics Insights over the ALBs whose controller-given tag names this environment's cluster, with
+    the tag on every load balancer the controller creates and CloudWatch's tag enrichment turned on."""
+    cluster = only(env.template("eks"), "AWS::EKS::Cluster")["Properties"]["Name"]
+    mine = f" WHERE tag.{LOAD_BALANCER_TAG} = '{cluster}'"
     alarms = _alarms(env)
     queries = {
         name: [q["Expression"] for q in alarms[name]["Metrics"]]
         for name in ("load-balancer-5xx", "service-5xx", "unhealthy-targets")
     }
     assert queries == {
-        "load-balancer-5xx": ['SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)'],
-        "service-5xx": ['SELECT SUM(HTTPCode_Target_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)'],
+        "load-balancer-5xx": [
+            f'SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer){mine}'
+        ],
+        "service-5xx": [f'SELECT SUM(HTTPCode_Target_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer){mine}'],
         "unhealthy-targets": [
-            'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)'
+            f'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup){mine}'
         ],
     }
+    (controller,) = [
+        c
+        for c in resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart").values()
+        if c["Properties"]["Release"] == "aws-load-balancer-controller"
+    ]
+    assert json.dumps({LOAD_BALANCER_TAG: cluster}, separators=(",", ":")) in text(controller["Properties"]["Values"])
+    (start,) = [
+        r["Properties"]
+        for r in resources(env.template("eks"), "Custom::AWS").values()
+        if "startTelemetryEnrichment" in str(r["Properties"].get("Create"))
+    ]
+    call = json.loads(start["Create"])
+    assert (call["service"], call["ignoreErrorCodesMatching"]) == ("ObservabilityAdmin", "ConflictException")
+    assert start["Update"] == start["Create"]
+    assert "Delete" not in start  # other environments of the account may filter by tags too
 
 
 @pytest.mark.needs_synth("examples-sandbox-two-regions")
@@ -366,6 +388,51 @@ def test_bad_observability_settings_are_one_clear_error(
 ) -> None:
     with pytest.raises(SettingsError, match=message):
         example_settings(tmp_path, environment, replace={"observability": observability})
+
+
+@pytest.mark.parametrize("kind", ["serverless", "replication-group"])
+def test_production_refuses_each_log_retention_below_a_year(tmp_path: Path, kind: str) -> None:
+    """Every retention the settings decide (the cache's once it has log groups), one at a time."""
+    cache: dict[str, Any] = {"kind": kind}
+    if kind == "replication-group":
+        cache |= {
+            "max_data_storage_gb": None,
+            "max_ecpu_per_second": None,
+            "engine_version": VALKEY_VERSIONS[-1],
+            "node_type": "cache.r7g.large",
+            "snapshot_retention_days": 15,
+            "log_retention_days": PRODUCTION_LOG_RETENTION_DAYS,
+        }
+    live = example_settings(tmp_path / "base", "live", {"cache": cache})
+    assert ("cache.log_retention_days" in live.log_retentions) == (kind == "replication-group")
+    shorter = max(d for d in LOG_RETENTION_DAYS if d < PRODUCTION_LOG_RETENTION_DAYS)
+    for setting in live.log_retentions:
+        section, key = setting.split(".")
+        edits: dict[str, Any] = {"cache": dict(cache)}
+        edits.setdefault(section, {})[key] = shorter
+        with pytest.raises(SettingsError, match=rf"{setting} = {shorter} is below the production minimum of 365 days"):
+            example_settings(tmp_path / setting, "live", edits)
+    sandbox = example_settings(tmp_path / "sandbox", "sandbox", {"observability": {"function_log_retention_days": 1}})
+    assert sandbox.observability.function_log_retention_days == 1  # not production: the user's choice
+
+
+def test_every_log_group_of_production_keeps_a_year(env: Synthesized) -> None:
+    """Plain log groups and those created or adopted at deploy time, in every stack of the environment."""
+    if not env.settings.production:
+        pytest.skip("production only")
+    seen = 0
+    for name, template in env.templates().items():
+        for logical_id, resource in template.get("Resources", {}).items():
+            properties = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Logs::LogGroup":
+                days = properties.get("RetentionInDays")
+            elif resource["Type"] == "Custom::AWS" and "putRetentionPolicy" in str(properties.get("Create")):
+                days = json.loads(properties["Create"])["parameters"]["retentionInDays"]
+            else:
+                continue
+            seen += 1
+            assert days is None or days >= PRODUCTION_LOG_RETENTION_DAYS, (name, logical_id, days)
+    assert seen
 
 
 def test_a_silent_agent_is_an_alarm_not_a_green_board(env: Synthesized) -> None:

@@ -137,6 +137,21 @@ def _baseline() -> dict[str, dict[str, Any]]:
                     ],
                 },
             },
+            "LogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": 365}},
+            "ForeverLogGroup": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+            "ServiceLogRetention": {
+                "Type": "Custom::AWS",
+                "Properties": {
+                    "Create": json.dumps(
+                        {
+                            "action": "putRetentionPolicy",
+                            "service": "CloudWatchLogs",
+                            "parameters": {"logGroupName": "/aws/eks/c/cluster", "retentionInDays": 365},
+                        },
+                        separators=(",", ":"),
+                    ),
+                },
+            },
             "Repository": {
                 "Type": "AWS::ECR::Repository",
                 "Properties": {
@@ -279,6 +294,14 @@ BREAKS: dict[str, Callable[[dict[str, dict[str, Any]]], None]] = {
     ),
     "CloudOps-OBS2": _set(f"{P}.DatabaseAlarm.Properties.AlarmActions", []),
     "CloudOps-OBS2/disabled": _set(f"{P}.CacheAlarm.Properties.ActionsEnabled", False),
+    "CloudOps-LOG1": _set(f"{P}.LogGroup.Properties.RetentionInDays", 90),
+    "CloudOps-LOG1/service-log-group": _set(
+        f"{P}.ServiceLogRetention.Properties.Create",
+        json.dumps(
+            {"action": "putRetentionPolicy", "parameters": {"logGroupName": "g", "retentionInDays": 30}},
+            separators=(",", ":"),
+        ),
+    ),
     "CloudOps-ECR1": _set(f"{P}.Repository.Properties.ImageTagMutability", "MUTABLE"),
     "CloudOps-ECR2": _set(f"{P}.Repository.Properties.ImageScanningConfiguration", _DELETE),
     "CloudOps-ECR3": _set(f"{P}.Repository.Properties.EncryptionConfiguration.EncryptionType", "AES256"),
@@ -319,6 +342,7 @@ def test_production_only_rules_do_not_apply_elsewhere() -> None:
         "CloudOps-RDS3",
         "CloudOps-OBS1",
         "CloudOps-OBS2",
+        "CloudOps-LOG1",
     }
     for rule_id in production_only:
         templates = copy.deepcopy(_baseline())

@@ -127,7 +127,11 @@ def test_network_policies_may_keep_the_serverless_read_port_after_a_switch_to_no
     """Switching the cache kind needs no values edit: 6380 stays allowed, 6379 is what is needed."""
     values = _values(tmp_path, "live", "sessions", {})
     cache = {"kind": "replication-group", "engine_version": "8.2", "node_type": "cache.r7g.large"}
-    nodes = example_settings(tmp_path / "settings", "live", replace={"cache": {**cache, "snapshot_retention_days": 15}})
+    nodes = example_settings(
+        tmp_path / "settings",
+        "live",
+        replace={"cache": {**cache, "snapshot_retention_days": 15, "log_retention_days": 365}},
+    )
     assert nodes.cache.kind == "replication-group"
     check_service_values(nodes.model_copy(update={"environment": "live"}), values)
 

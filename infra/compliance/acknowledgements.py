@@ -37,6 +37,7 @@ def acknowledge_platform(platform: Platform) -> None:
         _eks(eks, platform.ledger)
         acknowledge_cache(cache, platform.ledger, retained=platform.settings.retain_data)
         _service_log_groups(eks, platform.ledger)
+        _resource_tags_for_telemetry(eks, platform.ledger)
         if database is not None:
             _database(database, platform.ledger)
             _service_log_groups(database, platform.ledger)
@@ -158,6 +159,26 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
         ledger,
         "aws-cdk-lib's AwsCustomResource function: CloudFormation invokes it only when this stack is deployed "
         "or deleted, to create or adopt a service log group and set its key and retention.",
+    )
+
+
+def _resource_tags_for_telemetry(stack: Stack, ledger: Ledger) -> None:
+    """The policy of the custom resource that turns on CloudWatch's resource tags for telemetry."""
+    policy = _child(stack, "ResourceTagsForTelemetry/Policy/Resource")
+    ledger.acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "StartTelemetryEnrichment switches on an account-level feature and names no resource; the Resource "
+        "Explorer index and managed view it creates on the caller's behalf get ARNs AWS generates at that "
+        "moment, so they cannot be listed beforehand. Only aws-cdk-lib's AwsCustomResource function holds "
+        "this policy, and it runs only while CloudFormation deploys this stack.",
+    )
+    ledger.acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/aws-service-role/*]",
+        "iam:CreateServiceLinkedRole for the service-linked role the feature needs (CloudWatch user guide, "
+        "'Enable resource tags on telemetry'); service-linked roles live only under aws-service-role/, where "
+        "AWS alone defines what they may do.",
     )
 
 

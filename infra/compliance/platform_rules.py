@@ -10,6 +10,7 @@ synth and shows up in ``validation-report.json`` and in the compliance report li
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from aws_cdk import (
 )
 
 from infra.assembly import Resource, Template, resources_of
-from infra.config.settings import AURORA_POSTGRES_VERSIONS
+from infra.config.settings import AURORA_POSTGRES_VERSIONS, PRODUCTION_LOG_RETENTION_DAYS
 
 PLUGIN_NAME = "CloudOps"
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -292,6 +293,31 @@ def _aurora_deletion_protection(r: Resource) -> str | None:
     return None if r.props.get("DeletionProtection") is True else "deletion protection is off"
 
 
+# --- CloudWatch Logs -----------------------------------------------------------------------------
+
+
+def _retention_days(r: Resource) -> Any:
+    """A log group's retention: its ``RetentionInDays``, or what an ``AwsCustomResource`` calling
+    ``putRetentionPolicy`` sets (the log groups AWS services write to, created or adopted at deploy
+    time). ``None``: never expires, or the resource sets no retention."""
+    if r.body.get("Type") == "AWS::Logs::LogGroup":
+        return r.props.get("RetentionInDays")
+    days = None
+    for key in ("Create", "Update"):
+        call = r.props.get(key)
+        text = call if isinstance(call, str) else _literal_text(call)
+        match = re.search(r'"action":"putRetentionPolicy".*"retentionInDays":(\d+)', text)
+        days = int(match.group(1)) if match else days
+    return days
+
+
+def _log_retention(r: Resource) -> str | None:
+    days = _retention_days(r)
+    if days is None or (isinstance(days, int) and days >= PRODUCTION_LOG_RETENTION_DAYS):
+        return None
+    return f"events kept {days} days"
+
+
 # --- IAM -----------------------------------------------------------------------------------------
 
 
@@ -461,6 +487,16 @@ RULES: tuple[Rule, ...] = (
         "An alarm without an action changes colour on a dashboard nobody is looking at.",
         "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-actions.html",
         _alarm_action,
+        production_only=True,
+    ),
+    Rule(
+        "CloudOps-LOG1",
+        ("AWS::Logs::LogGroup", "Custom::AWS"),
+        f"every log group keeps its events at least {PRODUCTION_LOG_RETENTION_DAYS} days in production",
+        "Investigations and audits reach back months; AWS Control Tower's proactive control CT.CLOUDWATCH.PR.2 "
+        "asks a year.",
+        "https://docs.aws.amazon.com/controltower/latest/controlreference/cloudwatch-rules.html",
+        _log_retention,
         production_only=True,
     ),
     Rule(

@@ -77,6 +77,9 @@ def _check_log_retention(value: int) -> int:
 
 # Days a log group keeps its events: one of the periods CloudWatch Logs accepts.
 LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
+# Production keeps every log group at least a year (AWS Control Tower proactive control
+# CT.CLOUDWATCH.PR.2, the NIST 800-53 AU-11 baseline many auditors ask for).
+PRODUCTION_LOG_RETENTION_DAYS = 365
 
 
 def _distinct_members(value: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
@@ -760,6 +763,8 @@ class ObservabilitySettings(_Model):
     # cluster, node and namespace level metrics of standard Container Insights.
     enhanced_container_insights: bool = True
     container_log_retention_days: LogRetentionDays = 30
+    # The platform's own deploy-time functions (log group adoption, database users).
+    function_log_retention_days: LogRetentionDays = 30
     notifications: NotificationSettings = NotificationSettings()
     alarms: AlarmThresholds = AlarmThresholds()
 
@@ -975,6 +980,21 @@ class Settings(_Model):
         return self
 
     @property
+    def log_retentions(self) -> dict[str, int]:
+        """Every log group retention the settings decide, by setting name (the cache's only for a
+        replication group: a serverless cache has no log groups)."""
+        retentions = {
+            "network.flow_log_retention_days": self.network.flow_log_retention_days,
+            "eks.control_plane_log_retention_days": self.eks.control_plane_log_retention_days,
+            "database.log_retention_days": self.database.log_retention_days,
+            "observability.container_log_retention_days": self.observability.container_log_retention_days,
+            "observability.function_log_retention_days": self.observability.function_log_retention_days,
+        }
+        if self.cache.kind == "replication-group":
+            retentions["cache.log_retention_days"] = self.cache.log_retention_days
+        return retentions
+
+    @property
     def availability_zones(self) -> list[str]:
         """The zone names: from the region and ``network.zones``, never from a lookup."""
         return zone_names(self.region, self.network.zones)
@@ -1022,6 +1042,14 @@ class Settings(_Model):
                     "eks.admin_roles = []: production needs someone who can operate the cluster (the deployer is "
                     "not admin); allowed: one or more IAM role names or ARNs, e.g. [platform-admin]"
                 )
+            year = PRODUCTION_LOG_RETENTION_DAYS
+            for setting, days in self.log_retentions.items():
+                if days < year:
+                    raise ValueError(
+                        f"{setting} = {days} is below the production minimum of {year} days "
+                        "(AWS Control Tower control CT.CLOUDWATCH.PR.2: production log groups are kept a year); "
+                        f"allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS if d >= year)}"
+                    )
             zones = self.network.zone_count
             if self.eks.node_group.min_size < zones:
                 raise ValueError(

@@ -42,6 +42,7 @@ class DatabaseUsers(Construct):
         subnets: ec2.SubnetSelection,
         alias_prefix: str,
         retain: bool,
+        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -76,6 +77,7 @@ class DatabaseUsers(Construct):
             purpose="database-users-function",
             alias_prefix=alias_prefix,
             retain=retain,
+            log_retention_days=log_retention_days,
         )
         self.security_group = ec2.SecurityGroup(
             self,

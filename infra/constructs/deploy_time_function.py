@@ -8,12 +8,16 @@ from constructs import Construct
 
 from infra.constructs.log_retention import encrypted_log_group
 
-# Days a deploy-time function's own log group keeps its events.
-FUNCTION_LOG_RETENTION_DAYS = 30
-
 
 def function_role_and_logs(
-    scope: Construct, *, description: str, policy: iam.IManagedPolicy, purpose: str, alias_prefix: str, retain: bool
+    scope: Construct,
+    *,
+    description: str,
+    policy: iam.IManagedPolicy,
+    purpose: str,
+    alias_prefix: str,
+    retain: bool,
+    log_retention_days: int,
 ) -> tuple[iam.Role, logs.LogGroup]:
     """``Role`` (``policy`` and AWS's documented VPC-access policy, managed policies only, so the
     function's permissions exist before it does) and an encrypted ``LogGroup`` with its ``LogKey``."""
@@ -33,7 +37,7 @@ def function_role_and_logs(
         group_id="LogGroup",
         purpose=purpose,
         alias_prefix=alias_prefix,
-        retention_days=FUNCTION_LOG_RETENTION_DAYS,
+        retention_days=log_retention_days,
         retain=retain,
     )
     return role, log_group

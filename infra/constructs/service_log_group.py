@@ -39,6 +39,7 @@ class ServiceLogGroup(Construct):
         key_id: str,
         purpose: str,
         retention_days: int,
+        function_log_retention_days: int,
         retain: bool,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
@@ -50,7 +51,9 @@ class ServiceLogGroup(Construct):
         key = log_key(scope, key_id, purpose=purpose, alias_prefix=alias_prefix, retain=retain, log_group_name=name)
         self.name = name
         self.arn = log_group_arn(stack, name)
-        provider = _provider(stack, alias_prefix=alias_prefix, retain=retain)
+        provider = provider_of(
+            stack, alias_prefix=alias_prefix, retain=retain, log_retention_days=function_log_retention_days
+        )
         provider.policy.add_statements(
             iam.PolicyStatement(
                 sid="ManageServiceLogGroup" + "".join(c for c in construct_id if c.isalnum()),
@@ -110,7 +113,9 @@ class ServiceLogGroup(Construct):
 class _Provider(Construct):
     """Per stack: the ``AwsCustomResource`` function's role (managed policies only) and its own log group."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, alias_prefix: str, retain: bool) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, alias_prefix: str, retain: bool, log_retention_days: int
+    ) -> None:
         super().__init__(scope, construct_id)
         self.policy = iam.ManagedPolicy(self, "Policy", description="Manage the log groups AWS services write to")
         self.role, self.log_group = function_role_and_logs(
@@ -120,11 +125,18 @@ class _Provider(Construct):
             purpose=f"{Stack.of(self).stack_name.removeprefix(alias_prefix + '-')}-log-groups-function",
             alias_prefix=alias_prefix,
             retain=retain,
+            log_retention_days=log_retention_days,
         )
 
 
-def _provider(stack: Stack, *, alias_prefix: str, retain: bool) -> _Provider:
+def provider_of(stack: Stack, *, alias_prefix: str, retain: bool, log_retention_days: int) -> _Provider:
     existing = stack.node.try_find_child("ServiceLogGroupProvider")
     if isinstance(existing, _Provider):
         return existing
-    return _Provider(stack, "ServiceLogGroupProvider", alias_prefix=alias_prefix, retain=retain)
+    return _Provider(
+        stack,
+        "ServiceLogGroupProvider",
+        alias_prefix=alias_prefix,
+        retain=retain,
+        log_retention_days=log_retention_days,
+    )

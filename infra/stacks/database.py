@@ -77,6 +77,7 @@ class DatabaseStack(PlatformStack):
         name_prefix: str,
         retain_data: bool,
         users: list[str],
+        function_log_retention_days: int,
         global_membership: GlobalMembership | None = None,
         **kwargs: Any,
     ) -> None:
@@ -107,6 +108,7 @@ class DatabaseStack(PlatformStack):
             purpose="aurora-logs",
             alias_prefix=name_prefix,
             retention_days=database.log_retention_days,
+            function_log_retention_days=function_log_retention_days,
             retain=retain_data,
             vpc=vpc,
             subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
@@ -209,6 +211,7 @@ class DatabaseStack(PlatformStack):
             subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
             alias_prefix=name_prefix,
             retain=retain_data,
+            log_retention_days=function_log_retention_days,
         )
         self._outputs(secret=True)
 

@@ -22,6 +22,7 @@ from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
 from infra.constructs.log_retention import log_key, retention
+from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG, ResourceTagsForTelemetry
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
@@ -128,11 +129,22 @@ class EksStack(PlatformStack):
             purpose="eks-logs",
             alias_prefix=name_prefix,
             retention_days=eks_settings.control_plane_log_retention_days,
+            function_log_retention_days=observability.function_log_retention_days,
             retain=retain_data,
             vpc=vpc,
             subnets=private_subnets,
         )
         self.log_key = self.log_group.key
+        # The load balancer alarms filter by the tag the controller puts on its load balancers.
+        self.resource_tags_for_telemetry = ResourceTagsForTelemetry(
+            self,
+            "ResourceTagsForTelemetry",
+            vpc=vpc,
+            subnets=private_subnets,
+            alias_prefix=name_prefix,
+            retain=retain_data,
+            function_log_retention_days=observability.function_log_retention_days,
+        )
 
         self.cluster = eks.Cluster(
             self,
@@ -438,8 +450,14 @@ class EksStack(PlatformStack):
                 "tag": "v" + ALB_CONTROLLER.version,
             },
         }
+        # Every AWS resource the controller creates carries the environment's tag: the load balancer
+        # alarms (observability stack) watch only what carries it. A values file may add tags of its own.
+        owned = {"defaultTags": {LOAD_BALANCER_TAG: self.cluster_name}}
         layered = layered_values(
-            addon=ALB_CONTROLLER.name, defaults=ALB_CONTROLLER.defaults, user=user_values, computed=computed_by_cdk
+            addon=ALB_CONTROLLER.name,
+            defaults=ALB_CONTROLLER.defaults,
+            user=user_values,
+            computed={**computed_by_cdk, **owned},
         )
         controller = eks.AlbController(
             self,

@@ -3,7 +3,7 @@
 Every alarm names real metrics of this environment's resources, by the identifiers the other
 stacks fix at synth (cluster, database and cache names) or reference (NAT gateways). The load
 balancers the controller creates at run time are watched through Metrics Insights queries over the
-account and region (ADR 0010 says why not by tag).
+ones it tagged with the environment's cluster (ADR 0010).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from constructs import Construct
 
 from infra.config.settings import AlarmThresholds, CacheSettings, DatabaseSettings, NotificationSettings
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG
 from infra.stacks.base import PlatformStack
 
 FIVE_MINUTES = 300  # seconds
@@ -138,7 +139,7 @@ class ObservabilityStack(PlatformStack):
         else:
             self._serverless_cache(watched)
         self._nat(watched)
-        self._load_balancers()
+        self._load_balancers(watched)
         self.dashboard = self._dashboard()
         CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn, description="SNS topic every alarm notifies")
         CfnOutput(
@@ -575,11 +576,14 @@ class ObservabilityStack(PlatformStack):
             dropped_metrics.append(dropped)
         self._graph("NAT gateways: dropped packets", dropped_metrics)
 
-    def _load_balancers(self) -> None:
+    def _load_balancers(self, watched: Watched) -> None:
         t = self.thresholds
+        # Only the load balancers this environment's controller created: it tags each with the cluster's
+        # name (EksStack, LOAD_BALANCER_TAG), and the EKS stack turns on resource tags for telemetry.
+        mine = f"WHERE tag.{LOAD_BALANCER_TAG} = '{watched.cluster_name}'"
 
-        def query(sql: str, label: str) -> Expression:
-            return Expression(expression=sql, label=label)
+        def query(select: str, label: str) -> Expression:
+            return Expression(expression=f"{select} {mine}", label=label)
 
         elb_5xx = query(
             'SELECT SUM(HTTPCode_ELB_5XX_Count) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer)',
@@ -593,12 +597,12 @@ class ObservabilityStack(PlatformStack):
             'SELECT MAX(UnHealthyHostCount) FROM SCHEMA("AWS/ApplicationELB", LoadBalancer, TargetGroup)',
             "unhealthy targets",
         )
-        where = "the load balancers of this account and region (the load balancer controller creates them)"
+        where = f"the load balancers of cluster {watched.cluster_name} (the load balancer controller creates them)"
         first = self._alarm(
             "load-balancer-5xx",
             metric=elb_5xx,
             threshold=t.load_balancer_5xx_per_5_minutes,
-            description="The load balancers of this account and region answered more than "
+            description=f"The load balancers of cluster {watched.cluster_name} answered more than "
             f"{t.load_balancer_5xx_per_5_minutes} requests with their own 5xx in each of 15 minutes: no healthy "
             "target, or targets refusing connections.",
         )
