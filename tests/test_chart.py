@@ -21,9 +21,9 @@ from infra.config.settings import SettingsError
 from infra.config.subnets import DATA, PUBLIC
 from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT
 from infra.stacks.database import POSTGRES_PORT
-from infra.stacks.services import namespace_of
+from infra.stacks.services import PLATFORM_CONFIG_MAP, namespace_of
 from tests.conftest import CONFIGURED, subject
-from tests.helm import Helm, image_repository
+from tests.helm import CHART, Helm, image_repository
 from tests.projects import EXAMPLES, load_yaml, settings_of
 from tests.subjects import synth
 
@@ -164,12 +164,18 @@ def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_dat
     network = synth(subject(label)).template("network")
     spec = rendered["NetworkPolicy"]["spec"]
     entry = _entry(project, environment, service)
+    values = load_yaml((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
     if entry.ingress:
         (rule,) = spec["ingress"]
         assert rule["ports"] == [{"port": entry.port, "protocol": "TCP"}]
         assert rule["from"][0] == {"podSelector": {}}
+        # The pods of the catalogue services its values say call it, each in its own namespace.
+        callers = [b for b in rule["from"][1:] if "namespaceSelector" in b]
+        assert callers == [
+            _pods_of(caller, environment) for caller in values["networkPolicy"].get("ingressFromServices", [])
+        ]
         # The load balancer's subnets: this environment's public ones (internet-facing) or private ones.
-        blocks = {b["ipBlock"]["cidr"] for b in rule["from"][1:]}
+        blocks = {b["ipBlock"]["cidr"] for b in rule["from"][1:] if "ipBlock" in b}
         assert blocks <= set(_cidrs(network, PUBLIC)) | set(_cidrs(network, "private"))
         # Not the VPC: with the VPC CNI every pod of every namespace has an address in it.
         assert {"ipBlock": {"cidr": settings_of(project, environment).network.vpc_cidr}} not in rule["from"]
@@ -184,7 +190,15 @@ def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_dat
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
         }
     ]
-    stores = [r for r in rest if "to" in r]
+    # The catalogue services it calls: their pods, on their catalogue port.
+    callees = [r for r in rest if "to" in r and "namespaceSelector" in r["to"][0]]
+    ports = {s.name: s.port for s in settings_of(project, environment).services}
+    for callee in callees:
+        (pods,) = callee["to"]
+        name = pods["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert pods == _pods_of(name, environment)
+        assert callee["ports"] == [{"port": ports[name], "protocol": "TCP"}]
+    stores = [r for r in rest if "to" in r and r not in callees]
     assert [r for r in rest if "to" not in r] in ([], [{"ports": [{"port": 443, "protocol": "TCP"}]}])
     needed = {POSTGRES_PORT} if "database" in entry.uses else set()
     allowed = set(needed)
@@ -197,6 +211,63 @@ def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_dat
     (store,) = stores
     assert sorted(b["ipBlock"]["cidr"] for b in store["to"]) == _cidrs(network, DATA)
     assert needed <= {p["port"] for p in store["ports"]} <= allowed
+
+
+def _pods_of(service: str, environment: str) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace_of(service, environment)}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": service}},
+    }
+
+
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_pods_read_the_platforms_config_are_probed_where_services_answer_and_pause_before_sigterm(
+    helm: Helm, label: str, project: Project, environment: str, service: str
+) -> None:
+    """The platform's ConfigMap first (infra/stacks/services.py writes it into the namespace), then the
+    release's own, whose keys win; the probes on the paths the values (or the chart) name; a preStop
+    pause that leaves most of the grace period to the service's own shutdown."""
+    pod = _rendered(helm, project, environment, service)["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": PLATFORM_CONFIG_MAP}},
+        {"configMapRef": {"name": service}},
+    ]
+    values = load_yaml((project.helm_values / environment / "services" / f"{service}.yaml").read_text("utf-8"))
+    probes = {**load_yaml((CHART / "values.yaml").read_text("utf-8"))["probes"], **values.get("probes", {})}
+    assert container["readinessProbe"]["httpGet"]["path"] == probes["readiness"]["path"]
+    assert container["livenessProbe"]["httpGet"]["path"] == probes["liveness"]["path"]
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < pause <= pod["terminationGracePeriodSeconds"] - 20
+
+
+def test_the_charts_probes_are_the_paths_the_reference_services_serve() -> None:
+    probes = load_yaml((CHART / "values.yaml").read_text("utf-8"))["probes"]
+    assert (probes["readiness"]["path"], probes["liveness"]["path"]) == ("/readyz", "/healthz")
+
+
+@pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
+def test_services_sharing_a_load_balancer_have_distinct_paths_and_the_catch_all_comes_last(
+    helm: Helm, label: str, project: Project, environment: str, service: str
+) -> None:
+    ingress = _rendered(helm, project, environment, service).get("Ingress")
+    if ingress is None:
+        return
+    annotations = ingress["metadata"]["annotations"]
+    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    if "alb.ingress.kubernetes.io/group.name" in annotations:
+        expected = "1000" if path["path"] == "/" else "0"
+        assert annotations["alb.ingress.kubernetes.io/group.order"] == expected
+    group = annotations.get("alb.ingress.kubernetes.io/group.name")
+    others = [
+        other
+        for other in settings_of(project, environment).services
+        if other.name != service and other.ingress and group
+    ]
+    for other in others:
+        document = _rendered(helm, project, environment, other.name)["Ingress"]
+        if document["metadata"]["annotations"].get("alb.ingress.kubernetes.io/group.name") == group:
+            assert document["spec"]["rules"][0]["http"]["paths"][0]["path"] != path["path"], other.name
 
 
 @pytest.mark.parametrize(("label", "project", "environment", "service"), CASES, ids=IDS)
@@ -291,6 +362,7 @@ def test_production_refuses_an_internet_facing_ingress_without_a_certificate(hel
         (("--set-string", "image.tag=bad tag"), r"at '/image/tag': 'bad tag' does not match pattern"),
         (("--set", "ingress.scheme=public"), r"at '/ingress/scheme'"),
         (("--set-string", "service.port=http"), r"at '/service/port'"),
+        (("--set", "ingress.path=orders"), r"at '/ingress/path'"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema_with_a_clear_message(
@@ -340,3 +412,30 @@ def test_values_of_a_service_the_catalogue_does_not_list_are_refused(tmp_path: P
     ):
         check_service_values(settings_of(EXAMPLES, SANDBOX), values, ["orders", "storefront"])
     check_service_values(settings_of(EXAMPLES, SANDBOX), values, EXAMPLE_SERVICES)
+
+
+def test_two_services_on_one_path_of_a_shared_load_balancer_are_refused(tmp_path: Path) -> None:
+    values = _values_copy(tmp_path)
+    orders = values / SANDBOX / "services" / "orders.yaml"
+    orders.write_text(orders.read_text("utf-8").replace("path: /orders", "path: /"), "utf-8")
+    with pytest.raises(SettingsError, match=r"ingress.path = '/' in groupName 'acme-sandbox', as in .*: .*/storefront"):
+        check_service_values(settings_of(EXAMPLES, SANDBOX), values, EXAMPLE_SERVICES)
+
+
+def test_calls_between_services_name_catalogue_services_on_their_ports(tmp_path: Path) -> None:
+    values = _values_copy(tmp_path)
+    path = values / LIVE / "services" / "storefront.yaml"
+    original = path.read_text("utf-8")
+    assert "networkPolicy:\n  enabled: true" in original
+    path.write_text(original.replace("networkPolicy:\n", "networkPolicy:\n  ingressFromServices: [nobody]\n", 1))
+    with pytest.raises(SettingsError, match=r"ingressFromServices lists 'nobody', which the catalogue"):
+        check_service_values(settings_of(EXAMPLES, LIVE), values, EXAMPLE_SERVICES)
+    path.write_text(
+        original.replace(
+            "  egress:\n    enabled: true\n",
+            "  egress:\n    enabled: true\n    services: [{name: orders, port: 9090}]\n",
+            1,
+        )
+    )
+    with pytest.raises(SettingsError, match=r"egress.services lists \{name: orders, port: 9090\}, which is not"):
+        check_service_values(settings_of(EXAMPLES, LIVE), values, EXAMPLE_SERVICES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from infra.constructs.valkey_cache import VALKEY_PORT
 from infra.stacks.sharding import SHARDS, by_shard, shard_of
 from tests.synth import Synthesized, resources
 from tests.test_eks import trust_conditions
@@ -13,6 +14,10 @@ from tests.test_eks import trust_conditions
 def _flatten(value: Any) -> list[Any]:
     if isinstance(value, dict) and "Fn::Join" in value:
         return [x for part in value["Fn::Join"][1] for x in _flatten(part)]
+    if isinstance(value, dict) and "Fn::GetStackOutput" in value:
+        # A value of another stack: named by its stack and output, resolved by _output_value.
+        reference = value["Fn::GetStackOutput"]
+        return [f"<{reference['StackName']}.{reference['OutputName']}>"]
     return [value] if isinstance(value, str) else ["<ref>"]
 
 
@@ -21,12 +26,19 @@ def _manifests(template: dict[str, Any]) -> list[dict[str, Any]]:
     for resource in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").values():
         manifest = resource["Properties"]["Manifest"]
         text = manifest if isinstance(manifest, str) else "".join(_flatten(manifest))
-        # One manifest per service: its namespace first, then its service account.
-        namespace, account = json.loads(text)
-        assert (namespace["kind"], account["kind"]) == ("Namespace", "ServiceAccount")
-        assert account["metadata"]["namespace"] == namespace["metadata"]["name"]
-        out += [namespace, account]
+        # One manifest per service: its namespace first, then its service account and the platform's
+        # ConfigMap in that namespace.
+        namespace, account, config = json.loads(text)
+        assert (namespace["kind"], account["kind"], config["kind"]) == ("Namespace", "ServiceAccount", "ConfigMap")
+        assert account["metadata"]["namespace"] == config["metadata"]["namespace"] == namespace["metadata"]["name"]
+        out += [namespace, account, config]
     return out
+
+
+def _output_value(env: Synthesized, reference: str) -> Any:
+    """The value of ``<stack.output>`` in the producer's template (a weak reference's target)."""
+    stack, output = reference.strip("<>").split(".")
+    return env.template_named(stack)["Outputs"][output]["Value"]
 
 
 def test_services_are_sharded_by_a_stable_hash_of_their_name(env: Synthesized) -> None:
@@ -60,8 +72,73 @@ def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
     for document in documents:
         if document["kind"] == "ServiceAccount":
             assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
-        else:
+        elif document["kind"] == "Namespace":
             assert document["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_each_namespace_gets_the_platform_config_of_exactly_the_data_stores_its_service_uses(
+    env: Synthesized,
+) -> None:
+    """The ConfigMap ``platform`` (the chart's pods read it with envFrom): the region, and for each
+    store the catalogue entry uses, the endpoint (the data stack's own, by weak reference), port and
+    the service's own user; nothing about a store it does not use."""
+    configs = {
+        d["metadata"]["namespace"]: d["data"]
+        for t in env.shards("services").values()
+        for d in _manifests(t)
+        if d["kind"] == "ConfigMap"
+    }
+    has_database = (env.outdir / f"{env.settings.stack_prefix}-database.template.json").exists()
+    database = env.template("database") if has_database else None
+    cache = env.template("cache")
+    (cache_resource,) = [r for r in cache["Resources"].values() if r["Type"] in _CACHE_TYPES]
+    for service in env.settings.services:
+        data = configs[f"{service.name}-{env.settings.environment}"]
+        assert data.pop("AWS_REGION") in (env.settings.region, "<ref>")
+        keys = set(data)
+        if "database" in service.uses and database is not None:
+            (cluster,) = resources(database, "AWS::RDS::DBCluster").values()
+            host = _output_value(env, data["DATABASE_HOST"])
+            assert host == {"Fn::GetAtt": [_logical_id(database, cluster), "Endpoint.Address"]}
+            assert data["DATABASE_PORT"] == str(cluster["Properties"]["Port"])
+            assert data["DATABASE_NAME"] == env.settings.database.database_name
+            assert data["DATABASE_USER"] == service.name
+            keys -= {"DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER"}
+        if "cache" in service.uses:
+            users = {
+                u["Properties"]["UserId"]: u["Properties"] for u in resources(cache, "AWS::ElastiCache::User").values()
+            }
+            user = users[data["CACHE_USER"]]
+            # Its own IAM user, whose keys the service prefixes with its name.
+            assert user["UserName"] == data["CACHE_USER"]
+            assert user["AuthenticationMode"] == {"Type": "iam"}
+            assert f"~{service.name}:*" in user["AccessString"].split()
+            properties = cache_resource["Properties"]
+            serverless = cache_resource["Type"] == "AWS::ElastiCache::ServerlessCache"
+            name = properties["ServerlessCacheName"] if serverless else properties["ReplicationGroupId"]
+            assert data["CACHE_NAME"] == name
+            assert data["CACHE_KIND"] == ("serverless" if serverless else "replication-group")
+            cluster_mode = not serverless and properties.get("ClusterMode") == "enabled"
+            assert data["CACHE_CLUSTER_MODE"] == str(cluster_mode).lower()
+            attribute = (
+                "Endpoint.Address"
+                if serverless
+                else ("ConfigurationEndPoint.Address" if cluster_mode else "PrimaryEndPoint.Address")
+            )
+            assert _output_value(env, data["CACHE_HOST"]) == {
+                "Fn::GetAtt": [_logical_id(cache, cache_resource), attribute]
+            }
+            assert data["CACHE_PORT"] == str(VALKEY_PORT)
+            keys -= {"CACHE_HOST", "CACHE_PORT", "CACHE_NAME", "CACHE_USER", "CACHE_KIND", "CACHE_CLUSTER_MODE"}
+        assert keys == set(), f"{service.name}: {sorted(keys)} for a data store it does not use"
+
+
+_CACHE_TYPES = ("AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::ReplicationGroup")
+
+
+def _logical_id(template: dict[str, Any], resource: dict[str, Any]) -> str:
+    (logical_id,) = [str(k) for k, v in template["Resources"].items() if v is resource]
+    return logical_id
 
 
 def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesized) -> None:

@@ -58,7 +58,7 @@ def _values(tmp_path: Path, environment: str, service: str, edit: dict[str, Any]
         (
             {"ingress": {"schme": "internal"}},
             r"orders.yaml: key 'ingress.schme' is not a value of the chart \(did you mean 'scheme'\?\); allowed in "
-            r"ingress: certificateArn, enabled, groupName, healthCheckPath, host, scheme",
+            r"ingress: certificateArn, enabled, groupName, healthCheckPath, host, path, scheme",
         ),
         ({"replicas": -1}, r"orders.yaml: replicas = -1 is not allowed; allowed: at least 0"),
         (

@@ -113,6 +113,7 @@ def check_service_values(
     entries = {s.name: s for s in settings.services}
     folder = directory / environment / "services"
     schema = _schema(chart)
+    routes: dict[tuple[str, str, str], Path] = {}
     for name in names:
         path = folder / f"{name}.yaml"
         if not path.exists():
@@ -132,6 +133,17 @@ def check_service_values(
         _check_schema(path, data, schema, chart)
         if name in entries:
             _check_agrees(path, data, settings, entries[name])
+        ingress = data.get("ingress") or {}
+        if ingress.get("enabled") and ingress.get("groupName"):
+            # One ALB per group takes the first matching rule: two services on one path, one never answers.
+            route = (str(ingress["groupName"]), str(ingress.get("host", "")), str(ingress.get("path", "/")))
+            if route in routes:
+                raise SettingsError(
+                    f"{path}: ingress.path = {route[2]!r} in groupName {route[0]!r}, as in {routes[route]}: the "
+                    "load balancer they share would send every request to one of them; allowed: a path of its "
+                    "own, such as /" + name
+                )
+            routes[route] = path
     strays = sorted(p.stem for p in folder.glob("*.yaml") if p.stem not in names)
     if strays:
         raise SettingsError(
@@ -245,9 +257,23 @@ def _check_agrees(path: Path, data: Mapping[str, Any], settings: Settings, entry
                 f"load balancers; allowed: the public subnets {', '.join(plan[PUBLIC])} (internet-facing) or the "
                 f"private ones {', '.join(plan[PRIVATE])} (internal)"
             )
+    ports_of = {s.name: s.port for s in settings.services}
+    for name in policy.get("ingressFromServices") or []:
+        if name not in ports_of:
+            raise SettingsError(
+                f"{path}: networkPolicy.ingressFromServices lists {name!r}, which the catalogue "
+                f"(infra/config/services.yaml) does not; allowed: {', '.join(sorted(ports_of))}"
+            )
     egress = policy.get("egress") or {}
     if not egress.get("enabled"):
         return
+    for callee in egress.get("services") or []:
+        if ports_of.get(callee["name"]) != callee["port"]:
+            known = ", ".join(f"{{name: {n}, port: {p}}}" for n, p in sorted(ports_of.items()))
+            raise SettingsError(
+                f"{path}: networkPolicy.egress.services lists {{name: {callee['name']}, port: {callee['port']}}}, "
+                f"which is not a catalogue service on its port; allowed: {known}"
+            )
     cidrs = egress.get("dataStoreCidrs") or []
     if cidrs and sorted(cidrs) != sorted(plan[DATA]):
         raise SettingsError(

@@ -26,6 +26,11 @@ VALKEY_PORT = 6379
 SERVERLESS_READ_PORT = 6380
 
 
+def access_string(client: str) -> str:
+    """What a client's user may do: only its own key space and channels (``<client>:*``), no admin commands."""
+    return f"on ~{client}:* &{client}:* +@all -@dangerous"
+
+
 def cache_ports(kind: str) -> list[int]:
     """The ports a client of a cache of this kind connects to."""
     return [VALKEY_PORT, SERVERLESS_READ_PORT] if kind == "serverless" else [VALKEY_PORT]
@@ -103,8 +108,7 @@ class Valkey(Construct):
                 engine=USER_ENGINE,
                 user_id=user_id,
                 user_name=user_id,
-                # Each client sees only its own key space and channels, and no admin commands.
-                access_string=f"on ~{client}:* &{client}:* +@all -@dangerous",
+                access_string=access_string(client),
                 authentication_mode={"Type": "iam"},
             )
         self.all_users = [disabled_default, *self.users.values()]

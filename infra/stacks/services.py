@@ -13,14 +13,19 @@ from typing import Any, cast
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_rds as rds
 from constructs import Construct
 
 from infra.config.settings import ServiceSettings
 from infra.constructs.irsa import service_account_condition
+from infra.constructs.valkey_cache import VALKEY_PORT
 from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
-from infra.stacks.database import DatabaseStack
+from infra.stacks.database import POSTGRES_PORT, DatabaseStack
 from infra.stacks.eks import EksStack
+
+# The ConfigMap each service namespace gets from the platform (charts/microservice: envFrom).
+PLATFORM_CONFIG_MAP = "platform"
 
 
 def namespace_of(service: str, environment: str) -> str:
@@ -33,7 +38,10 @@ class ServicesStack(PlatformStack):
     - namespace ``<service>-<env>`` with the Pod Security ``restricted`` label;
     - service account ``<service>`` whose IRSA role trusts only
       ``system:serviceaccount:<service>-<env>:<service>`` (audience ``sts.amazonaws.com``);
-    - the exact grants its catalogue entry's ``uses`` declares, nothing else.
+    - the exact grants its catalogue entry's ``uses`` declares, nothing else;
+    - a ConfigMap ``platform`` with what the service needs to reach those data stores (endpoints,
+      ports, user names, region; :class:`PlatformConfig`), which the chart passes to its pods as
+      environment variables: nothing is copied into Helm values by hand.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class ServicesStack(PlatformStack):
             cache_arn=cache.valkey.arn,
             cache_user_prefix=cache.valkey.user_arn(""),
         )
+        platform = PlatformConfig(region=self.region, database=database, cache=cache)
         for service in services:
             namespace = namespace_of(service.name, environment_name)
             conditions = service_account_condition(
@@ -117,6 +126,19 @@ class ServicesStack(PlatformStack):
                             "annotations": {"eks.amazonaws.com/role-arn": role_arn},
                         },
                     },
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {
+                            "name": PLATFORM_CONFIG_MAP,
+                            "namespace": namespace,
+                            "labels": {
+                                "app.kubernetes.io/name": service.name,
+                                "app.kubernetes.io/part-of": name_prefix,
+                            },
+                        },
+                        "data": platform.data(service),
+                    },
                 ],
             )
             statements = arns.grants(service)
@@ -166,3 +188,39 @@ class DataStoreArns:
                 }
             )
         return statements
+
+
+class PlatformConfig:
+    """A service's view of the platform, as environment variables (the ConfigMap ``platform``): the
+    region, and for each data store its catalogue entry ``uses`` (and that exists in this region),
+    the endpoint, port and the service's own user. The endpoints are the data stacks' real values
+    (weak cross-stack references, resolved when the services stack deploys: ADR 0007)."""
+
+    def __init__(self, *, region: str, database: DatabaseStack | None, cache: CacheStack) -> None:
+        self.region = region
+        self.database = database
+        self.cache = cache
+
+    def data(self, service: ServiceSettings) -> dict[str, str]:
+        data = {"AWS_REGION": self.region}
+        if "database" in service.uses and self.database is not None:
+            cluster = cast(rds.CfnDBCluster, self.database.cluster.node.default_child)
+            data |= {
+                "DATABASE_HOST": self.database.cluster.cluster_endpoint.hostname,
+                "DATABASE_PORT": str(POSTGRES_PORT),
+                "DATABASE_NAME": str(cluster.database_name),
+                # The role the database stack's users function creates (ADR 0009): the service's name.
+                "DATABASE_USER": service.name,
+            }
+        if "cache" in service.uses:
+            valkey = self.cache.valkey
+            data |= {
+                "CACHE_HOST": valkey.endpoint_address,
+                "CACHE_PORT": str(VALKEY_PORT),
+                # The host of the IAM token: the serverless cache's name or the replication group's id.
+                "CACHE_NAME": valkey.replication_group_id or valkey.cache_name,
+                "CACHE_USER": valkey.user_id(service.name),
+                "CACHE_KIND": valkey.kind,
+                "CACHE_CLUSTER_MODE": str(getattr(valkey.cache, "cluster_mode", None) == "enabled").lower(),
+            }
+        return data
