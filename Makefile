@@ -51,6 +51,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 	@test -d .mypy_cache || echo "lint: mypy --strict builds its cache on the first run (about a minute), then takes a second"
 	$(BIN)/mypy
+	@# Every service's package is named `service` (as in its image): one mypy run per service.
+	@for package in services/*/service; do echo "$(BIN)/mypy $$package"; $(BIN)/mypy "$$package" || exit 1; done
 
 test: lint
 	@echo "test: each environment is synthesized once, then about 500 tests; cfn-lint and the CDK CLI form run in the background"

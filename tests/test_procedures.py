@@ -52,10 +52,11 @@ def test_the_copy_is_the_working_tree_with_the_procedures_changes() -> None:
     assert copy.project is not None
     mine = set(working_tree_files())
     theirs = set(working_tree_files(copy.project.root))
-    # Nothing of the user's is left out; what is new is the procedures' (and the reports make synth wrote).
+    # Nothing of the user's is left out; what is new is the procedures' (and the reports make synth wrote),
+    # a new service's code among them (services/<name>, built by build-image).
     assert mine <= theirs
     added = {Path(name).parts[0] for name in theirs - mine}
-    assert added <= {"infra", "helm_values", "reports"}, added
+    assert added <= {"infra", "helm_values", "reports", "services"}, added
     # The workflows need no edit for a new service or environment.
     for workflow in (".github/workflows/deploy-service.yml", ".github/workflows/build-image.yml"):
         assert _file(copy.project.root / workflow) == _file(ROOT / workflow)

@@ -354,6 +354,8 @@ def test_build_image_builds_only_the_services_own_directory_after_validating_eve
     assert "id-token" not in validate["permissions"]
     run = "\n".join(s.get("run", "") for s in build["steps"])
     assert '--file "services/$SERVICE/Dockerfile" --tag "$image" "services/$SERVICE"' in run
+    # The one other context: the services' shared library, by name (ADR 0013).
+    assert re.findall(r"--build-context \S+", run) == ["--build-context servicekit=services/lib"]
     checks = "\n".join(s.get("run", "") for s in validate["steps"])
     assert 'services/$SERVICE/Dockerfile" ]]' in checks
 
