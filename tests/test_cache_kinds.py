@@ -141,7 +141,6 @@ def test_a_production_replication_group_is_multi_az_retained_and_passes_the_gate
     assert props["SnapshotRetentionLimit"] >= 15
     assert props["PreferredMaintenanceWindow"] == "sat:22:00-sat:23:00"
     kept = (
-        "AWS::ElastiCache::ReplicationGroup",
         "AWS::ElastiCache::User",
         "AWS::ElastiCache::UserGroup",
         "AWS::Logs::LogGroup",
@@ -151,10 +150,36 @@ def test_a_production_replication_group_is_multi_az_retained_and_passes_the_gate
     for kind in kept:
         for logical_id, resource in resources(template, kind).items():
             assert resource["DeletionPolicy"] == "Retain", logical_id
+    # The group itself is kept as a final snapshot: a group the template stops holding (a switch of
+    # cluster mode or kind, a deleted stack) is snapshotted and deleted, not left running and billing.
+    (group,) = resources(template, "AWS::ElastiCache::ReplicationGroup").values()
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Snapshot"
+    for kind in ("AWS::ElastiCache::SubnetGroup", "AWS::ElastiCache::ParameterGroup"):
+        for logical_id, resource in resources(template, kind).items():
+            assert resource.get("DeletionPolicy", "Delete") == "Delete", logical_id
     assert "ReaderEndpoint" in template["Outputs"]
     report = live_replication_group.validation_report()
     violations = [v for plugin in report.get("pluginReports", []) for v in plugin.get("violations", [])]
     assert violations == []
+
+
+def test_a_cluster_mode_switch_makes_a_new_group_with_its_own_subnet_and_parameter_groups(
+    live_replication_group: DataTier, sandbox_cluster_mode: Synthesized
+) -> None:
+    """Turning cluster mode on or off replaces the group (its id names the mode) and gives the new one a
+    parameter group and a subnet group of its own: the old group keeps its own until it is deleted."""
+    off, on = live_replication_group.template("cache"), sandbox_cluster_mode.template("cache")
+
+    def named(template: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+        return {k: r["Properties"].get(name) for k, r in resources(template, kind).items()}
+
+    groups = [named(t, "AWS::ElastiCache::ReplicationGroup", "ReplicationGroupId") for t in (off, on)]
+    assert set(groups[0]) == set(groups[1])  # one logical id: a replacement, under its UpdateReplacePolicy
+    assert [next(iter(g.values())).rsplit("-", 1)[1] for g in groups] == ["rg", "cm"]
+    subnets = [named(t, "AWS::ElastiCache::SubnetGroup", "CacheSubnetGroupName") for t in (off, on)]
+    assert [next(iter(s.values())).rsplit("-", 1)[1] for s in subnets] == ["rg", "cm"]  # a new name: a new group
+    parameters = [set(resources(t, "AWS::ElastiCache::ParameterGroup")) for t in (off, on)]
+    assert not parameters[0] & parameters[1]
 
 
 def test_users_are_the_same_resources_whatever_the_kind(

@@ -102,6 +102,27 @@ def test_a_paused_writer_is_waited_for_then_the_statement_runs() -> None:
     }
 
 
+def test_a_master_password_being_rotated_is_waited_out() -> None:
+    """Between the rotation's setSecret and finishSecret the secret's current password is refused."""
+
+    class Rotating:
+        def __init__(self) -> None:
+            self.failures = 3
+
+        def execute_statement(self, **_: Any) -> dict[str, Any]:
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError(
+                    'An error occurred (BadRequestException): FATAL: password authentication failed for user "postgres"'
+                )
+            return {"records": []}
+
+    naps = list[float]()
+    execute = handler.data_api(Rotating(), _event("Create")["ResourceProperties"], deadline=1e12, sleep=naps.append)
+    assert execute("SELECT 1", []) == {"records": []}
+    assert naps == [10, 10, 10]
+
+
 def test_waiting_stops_before_the_function_times_out() -> None:
     execute = handler.data_api(Client(failures=100), {"ClusterArn": "c", "SecretArn": "s", "Database": "d"}, 0.0)
     with pytest.raises(DatabaseResumingException):
@@ -181,7 +202,7 @@ def test_the_function_may_only_run_statements_as_the_master_user_of_this_cluster
     function = next(f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("UsersFunction"))
     props = function["Properties"]
     assert props["Runtime"] == "python3.14"
-    assert props["Timeout"] == 300
+    assert props["Timeout"] == 600  # room to wait out a rotation of the master password
     assert props["Code"]["ZipFile"] == HANDLER_FILE.read_text(encoding="utf-8")
     subnets = props["VpcConfig"]["SubnetIds"]
     assert all("privateSubnet" in s["Fn::GetStackOutput"]["OutputName"] for s in subnets)

@@ -117,6 +117,11 @@ def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Don
     writer = next(k for k, v in resources(templates["acme-live-database"], "AWS::RDS::DBInstance").items())
     assert writer in waits
     assert any(k.startswith("SecurityGroupfrom") for k in waits)
+    # The users are made once the first rotation has started (its function waits out the moment the
+    # database and the secret's current version disagree).
+    users = resources(templates["acme-live-database"], "Custom::DatabaseUser")
+    assert users
+    assert all(rotation_id in user.get("DependsOn", []) for user in users.values())
     # Users replicate from the primary: no users function in the secondary.
     assert not resources(templates["acme-live-us-west-2-database"], "Custom::DatabaseUser")
     deps = prod2.synthesized.manifest()["artifacts"]["acme-live-us-west-2-database"]["dependencies"]
@@ -155,7 +160,17 @@ def test_images_replicate_from_the_primary_into_replicas_made_like_the_primarys(
         for env in ("live", "sandbox")
     ]
     template = _one(templates, "acme-live-us-west-2-registry", "AWS::ECR::RepositoryCreationTemplate")
-    assert template.props["Prefix"] == "acme-live/"
+    # ECR appends the "/" itself: the prefix is the namespace of every replicated repository, without it.
+    prefix = template.props["Prefix"]
+    assert not prefix.endswith("/")
+    replicated = [
+        r.props["RepositoryName"]
+        for r in resources_of(templates, "AWS::ECR::Repository")
+        if r.stack.startswith("acme-live-")
+    ]
+    assert replicated
+    assert all(name.startswith(f"{prefix}/") for name in replicated)
+    assert all(f["Filter"] == f"{prefix}/" for f in rules[0]["RepositoryFilters"])
     assert template.props["AppliedFor"] == ["REPLICATION"]
     repository = next(r for r in resources_of(templates, "AWS::ECR::Repository") if r.stack.startswith("acme-live"))
     assert template.props["ImageTagMutability"] == repository.props["ImageTagMutability"] == "IMMUTABLE"

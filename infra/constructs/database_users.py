@@ -94,7 +94,7 @@ class DatabaseUsers(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             handler="index.handler",
             code=lambda_.Code.from_inline(code),
-            timeout=Duration.minutes(5),
+            timeout=Duration.minutes(10),  # a rotation of the master password is waited out
             role=self.role,
             log_group=log_group,
             vpc=vpc,

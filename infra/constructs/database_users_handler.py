@@ -39,6 +39,13 @@ def apply(execute: Execute, user: str) -> None:
             execute(sql, [])
 
 
+def passing(error: Exception) -> bool:
+    """A paused Serverless v2 writer resuming on the first call, or the master password being rotated
+    (the secret's current version and the database disagree until the rotation finishes)."""
+    text = str(error).lower()
+    return type(error).__name__ == "DatabaseResumingException" or "resum" in text or "authentication fail" in text
+
+
 def data_api(
     client: Any, props: dict[str, str], deadline: float, sleep: Callable[[float], object] = time.sleep
 ) -> Execute:
@@ -53,9 +60,8 @@ def data_api(
                     parameters=parameters,
                 )
                 return response
-            except Exception as error:  # a paused Serverless v2 writer resumes on the first call
-                resuming = type(error).__name__ == "DatabaseResumingException" or "resum" in str(error).lower()
-                if not resuming or time.time() + 15 > deadline:
+            except Exception as error:
+                if not passing(error) or time.time() + 15 > deadline:
                     raise
                 sleep(10)
 

@@ -88,6 +88,11 @@ class Valkey(Construct):
         # delete could not remove a user group that a cache still uses.
         for resource in (self.cache, self.user_group, *self.all_users):
             resource.apply_removal_policy(removal_policy)
+        if settings.kind == "replication-group" and removal_policy == RemovalPolicy.RETAIN:
+            # Kept data is a final snapshot, not a running group: a group this template no longer
+            # holds (a cluster-mode switch, a kind switch, a deleted stack) is deleted after ElastiCache
+            # snapshots it, so nothing is left billing, and its subnet group and parameter group go too.
+            self.cache.apply_removal_policy(RemovalPolicy.SNAPSHOT)
 
     def _users(self, clients: Sequence[str]) -> None:
         disabled_default = elasticache.CfnUser(
@@ -174,9 +179,11 @@ class Valkey(Construct):
             description=f"{name}: the isolated data subnets",
             subnet_ids=[s.subnet_id for s in subnets],
         )
+        # A group of the other mode gets a parameter group of its own (cluster-enabled cannot change
+        # while the running group uses it); the mode-off id is the one groups have had from the start.
         parameters = elasticache.CfnParameterGroup(
             self,
-            "Parameters",
+            "ClusterModeParameters" if settings.cluster_mode else "Parameters",
             cache_parameter_group_family=settings.engine_family,
             description=f"{name}: cluster mode {'on' if settings.cluster_mode else 'off'}, entries of cache.parameters",
             properties=_parameters(settings.parameters, cluster_mode=settings.cluster_mode),

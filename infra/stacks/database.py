@@ -190,6 +190,7 @@ class DatabaseStack(PlatformStack):
         self.cluster.node.add_dependency(self.log_group)
         self.global_cluster_id: str | None = None
         self.users: DatabaseUsers | None = None
+        self.rotation_schedule: IConstruct | None = None
         if global_membership and global_membership.primary:
             self.global_cluster_id = self._global_cluster(global_membership, vpc, retain_data)
         if secondary:
@@ -213,6 +214,10 @@ class DatabaseStack(PlatformStack):
             retain=retain_data,
             log_retention_days=function_log_retention_days,
         )
+        if self.rotation_schedule is not None:
+            # The first rotation starts when its schedule is created and runs while the users are
+            # made: after it has started, the users' function waits out its authentication failures.
+            self.users.node.add_dependency(self.rotation_schedule)
         self._outputs(secret=True)
 
     def _outputs(self, *, secret: bool) -> None:
@@ -278,8 +283,9 @@ class DatabaseStack(PlatformStack):
         )
         # The first rotation runs at once: after the instances exist and the function may reach them.
         # (The schedule is a child of the cluster's secret attachment, not of the rotation construct.)
-        schedule = cast(secretsmanager.ISecret, self.cluster.secret).node
-        schedule.find_child("RotationSchedule").node.add_dependency(*self._instances(), self.security_group)
+        schedule = cast(secretsmanager.ISecret, self.cluster.secret).node.find_child("RotationSchedule")
+        schedule.node.add_dependency(*self._instances(), self.security_group)
+        self.rotation_schedule = schedule
         return global_cluster.ref
 
     def _instances(self) -> list[IConstruct]:

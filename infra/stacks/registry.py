@@ -203,7 +203,9 @@ class ReplicaRegistryStack(PlatformStack):
         self.template = ecr.CfnRepositoryCreationTemplate(
             self,
             "ReplicaTemplate",
-            prefix=f"{name_prefix}/",
+            # ECR always assumes a "/" after a template's prefix ("prod" applies to prod/...; API
+            # reference, CreateRepositoryCreationTemplate): the namespace without its slash.
+            prefix=name_prefix,
             applied_for=["REPLICATION"],
             description=f"Replicas of {name_prefix}'s repositories: as in the primary region",
             image_tag_mutability="IMMUTABLE",
