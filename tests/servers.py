@@ -77,7 +77,7 @@ class Postgres:
 
 @contextlib.contextmanager
 def postgres() -> Iterator[Postgres]:
-    binaries = _package_dir("pgserver") / "pginstall" / "bin"
+    installation = _package_dir("pgserver") / "pginstall"
     directory = Path(tempfile.mkdtemp(prefix="services-pg-"))
     data = directory / "data"
     as_user: dict[str, Any] = {}
@@ -85,6 +85,14 @@ def postgres() -> Iterator[Postgres]:
         nobody = pwd.getpwnam("nobody")
         os.chown(directory, nobody.pw_uid, nobody.pw_gid)
         as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        # Where nobody can reach them whatever the permissions of the checkout's directories; with the
+        # wheel's bundled libraries, which the binaries find relative to themselves.
+        packages = installation.parent.parent
+        for part in ("pgserver/pginstall/bin", "pgserver/pginstall/lib", "pgserver/pginstall/share", "pgserver.libs"):
+            if (packages / part).exists():
+                shutil.copytree(packages / part, directory / "packages" / part, symlinks=True)
+        installation = directory / "packages" / "pgserver" / "pginstall"
+    binaries = installation / "bin"
     port = free_port()
     process: subprocess.Popen[bytes] | None = None
     try:
