@@ -5,6 +5,7 @@
 #   make bench                  speed and scale figures (see scripts/bench.py)
 #   make forms                  every environment with and without an account, in another region: gate + cfn-lint
 #   make check-versions         every pinned add-on and chart version against AWS and the chart repositories
+#   make upgrade-readiness ENV=...  the clusters' EKS upgrade insights for the next Kubernetes minor
 #   make diff ENV=...  /  make deploy ENV=...  /  make destroy ENV=dev   (need AWS credentials)
 
 ENV ?= dev
@@ -22,7 +23,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth reports test lint bench forms check-versions diff deploy destroy clean
+.PHONY: setup synth reports test lint bench forms check-versions upgrade-readiness diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -71,6 +72,10 @@ forms: setup
 # Needs the AWS CLI with read-only credentials (eks:DescribeAddonVersions) and helm.
 check-versions: setup
 	$(BIN)/python scripts/check_versions.py
+
+# Needs the AWS CLI with read-only credentials (eks:DescribeCluster, eks:ListInsights, eks:DescribeInsight).
+upgrade-readiness: setup
+	$(BIN)/python scripts/upgrade_readiness.py $(ENV)
 
 diff: setup
 	$(CDK) diff $(CDK_FLAGS)

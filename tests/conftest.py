@@ -35,6 +35,7 @@ from tests.subjects import (
     start_worker,
     stop_background_work,
     synth,
+    upgrade_subjects,
     worker,
 )
 from tests.synth import Synthesized
@@ -42,9 +43,11 @@ from tests.synth import Synthesized
 # The user's platform as its files are (the repository, and the copy after the README's procedures).
 CONFIGURED = repository_subjects() + procedure_subjects()
 PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + form_subjects()
-_BY_LABEL = {s.label: s for s in PLATFORMS}
+# Each environment at the next Kubernetes minor (tests/test_upgrades.py), not a platform of its own.
+UPGRADES = upgrade_subjects()
+_BY_LABEL = {s.label: s for s in PLATFORMS + UPGRADES}
 # The second process and the CLI start synthesizing now, while the session collects and runs the rest.
-start_worker(PLATFORMS)
+start_worker(PLATFORMS + UPGRADES)
 start_cli()
 
 
@@ -60,10 +63,12 @@ def _needs(item: pytest.Item) -> list[str]:
     """The labels of what the second process synthesizes that a test reads."""
     labels = []
     callspec = getattr(item, "callspec", None)
-    for name in ("env", "configured", "label", "form"):
+    for name in ("env", "configured", "label", "form", "upgrade"):
         if callspec is not None and name in callspec.params:
             value = callspec.params[name]
             labels.append(value.label if isinstance(value, Subject) else str(value))
+            if name == "upgrade" and str(value) in _BY_LABEL:  # and the environment it upgrades
+                labels.append(_BY_LABEL[str(value)].environment)
     for marker in item.iter_markers("needs_synth"):
         for label in marker.args:
             labels += [s.label for s in CONFIGURED] if label == "*configured" else [label]

@@ -158,6 +158,7 @@ class Subject:
             "project": str(self.project.root),
             "outdir": str(self.outdir),
             "context": context,
+            "environ": self.form.environ(),
         }
 
 
@@ -333,6 +334,34 @@ def form_subjects() -> list[Subject]:
     region = other_region(REPOSITORY, first)
     label = f"{first}-account-from-context-{region or 'own-region'}"
     return [Subject(label, REPOSITORY, first, "context", region, background=True)]
+
+
+def next_kubernetes_version(version: str) -> str | None:
+    """The minor after ``version`` that the settings accept, if any."""
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+
+    accepted = sorted(EKS_STANDARD_SUPPORT, key=lambda v: tuple(int(p) for p in v.split(".")))
+    later = accepted[accepted.index(version) + 1 :] if version in accepted else []
+    return later[0] if later else None
+
+
+def upgrade_subjects() -> list[Subject]:
+    """Each environment of the repository at the next Kubernetes minor the settings accept (none when it
+    runs the newest), edited as a user would, in the second process: the far side of an upgrade."""
+    subjects = []
+    forms = {s.environment: s.account_from for s in repository_subjects()}
+    for environment in REPOSITORY.environment_names():
+        version = settings_of(REPOSITORY, environment).eks.kubernetes_version
+        later = next_kubernetes_version(version)
+        if later is None:
+            continue
+        label = f"{environment}-kubernetes-{later}"
+        project = edited_copy(
+            REPOSITORY, WORK / label / "project", {environment: {"eks": {"kubernetes_version": later}}}
+        )
+        # In the same form as the environment's own synthesis (the last one has its account).
+        subjects.append(Subject(label, project, environment, forms[environment], background=True))
+    return subjects
 
 
 # --- The tests' own examples ------------------------------------------------------------------------

@@ -35,8 +35,14 @@ def run(job: dict[str, Any]) -> None:
         return
     context = {**cdk_json_context(), **job["context"], "project": str(project.root)}
     errors = io.StringIO()
-    with contextlib.redirect_stderr(errors):
-        code = app.main(App(context=context, outdir=job["outdir"]))
+    saved = dict(os.environ)
+    os.environ.update(job.get("environ", {}))  # CDK_DEFAULT_ACCOUNT, as the CLI sets it
+    try:
+        with contextlib.redirect_stderr(errors):
+            code = app.main(App(context=context, outdir=job["outdir"]))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     if code != 0:
         raise RuntimeError(f"app.py exited {code}: {errors.getvalue()[-3000:]}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config.settings import SettingsError
-from tests.projects import example_settings, nested
+from tests.projects import ROOT, example_settings, nested
 from tests.synth import Synthesized, only, resources, service_log_group
 
 
@@ -236,16 +237,66 @@ def test_unsupported_kubernetes_version_names_the_support_dates(tmp_path: Path, 
         _load(tmp_path, "sandbox", {"eks.kubernetes_version": version})
 
 
-def test_missing_kubectl_layer_package_is_a_clear_error() -> None:
+def test_nodes_may_stay_one_minor_behind_a_new_control_plane_and_no_further(tmp_path: Path) -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+
+    newest = max(EKS_STANDARD_SUPPORT, key=lambda v: int(v.split(".")[1]))
+    major, minor = newest.split(".")
+    behind, too_far, ahead = f"{major}.{int(minor) - 1}", f"{major}.{int(minor) - 2}", f"{major}.{int(minor) + 1}"
+    held = example_settings(
+        tmp_path / "held",
+        "sandbox",
+        nested({"eks.kubernetes_version": newest, "eks.node_group.kubernetes_version": behind}),
+    )
+    assert (held.eks.kubernetes_version, held.eks.node_version) == (newest, behind)
+    assert (
+        example_settings(tmp_path / "default", "sandbox", nested({"eks.kubernetes_version": newest})).eks.node_version
+        == newest
+    )
+    for version in (too_far, ahead):
+        with pytest.raises(
+            SettingsError,
+            match=rf"eks.node_group.kubernetes_version = '{version}': nodes run the cluster's minor "
+            rf"\({newest}\) or the one before it.*allowed: '{newest}', '{behind}'",
+        ):
+            _load(
+                tmp_path / version,
+                "sandbox",
+                {"eks.kubernetes_version": newest, "eks.node_group.kubernetes_version": version},
+            )
+
+
+def test_every_accepted_kubernetes_version_has_its_kubectl_layer_pinned_and_installed() -> None:
+    """A version change in settings needs no dependency edit (ADR 0014)."""
     from aws_cdk import App, Stack
 
+    from infra.config.settings import EKS_STANDARD_SUPPORT
     from infra.stacks.eks import kubectl_layer
 
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").split() if "==" in line
+    )
+    for version in EKS_STANDARD_SUPPORT:
+        package = f"aws-cdk.lambda-layer-kubectl-v{version.split('.')[1]}"
+        assert package in pins, f"{package} is not pinned in requirements.txt"
+        assert importlib.metadata.version(package) == pins[package]
+        kubectl_layer(Stack(App(), "S"), version)  # importable, with its layer class
+
+
+def test_missing_kubectl_layer_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_cdk import App, Stack
+
+    from infra.stacks import eks
+
+    def missing(name: str) -> Any:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
     with pytest.raises(
         SettingsError,
         match=r"needs the kubectl layer package aws-cdk.lambda-layer-kubectl-v36.*EKS versions: 1.35: standard support",
     ):
-        kubectl_layer(Stack(App(), "S"), "1.36")
+        eks.kubectl_layer(Stack(App(), "S"), "1.36")
 
 
 def test_production_refuses_an_api_endpoint_open_to_the_internet(tmp_path: Path) -> None:
@@ -291,11 +342,11 @@ def test_core_add_ons_are_eks_managed_with_the_pinned_versions(env: Synthesized)
 
     assert _cluster(env)["BootstrapSelfManagedAddons"] is False
     addons = {a["Properties"]["AddonName"]: a for a in resources(env.template("eks"), "AWS::EKS::Addon").values()}
-    del addons["amazon-cloudwatch-observability"]  # tests/test_observability.py
     pinned = EKS_MANAGED_ADDONS[env.settings.eks.kubernetes_version]
     # An unpinned add-on (None) carries no AddonVersion: EKS installs its default for the minor.
     assert {name: a["Properties"].get("AddonVersion") for name, a in addons.items()} == pinned
-    assert set(pinned) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver"}
+    assert set(pinned) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "amazon-cloudwatch-observability"}
+    del addons["amazon-cloudwatch-observability"]  # tests/test_observability.py
     roles = {
         name: a["Properties"].get("ServiceAccountRoleArn", {}).get("Fn::GetAtt", [""])[0] for name, a in addons.items()
     }

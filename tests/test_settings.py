@@ -310,13 +310,24 @@ def test_runner_labels_are_checked(tmp_path: Path) -> None:
 
 
 def test_an_error_found_while_building_names_the_settings_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """app.py's main in this process (the subprocess test above proves the no-traceback exit)."""
+    """app.py's main in this process (the subprocess test above proves the no-traceback exit); the
+    error: a kubectl layer package missing from the machine (every accepted one is pinned)."""
+    import importlib
+
     from aws_cdk import App
 
     import app
 
+    real = importlib.import_module
+
+    def without_layers(name: str, package: str | None = None) -> Any:
+        if name.startswith("aws_cdk.lambda_layer_kubectl_v"):
+            raise ModuleNotFoundError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_layers)
     data = _base()
     data["eks"] = {**data["eks"], "kubernetes_version": "1.36"}
     project = write_environment(tmp_path / "project", "qa", data)

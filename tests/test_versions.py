@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from infra.stacks.eks_addons import EKS_MANAGED_ADDONS
 from scripts.check_versions import addon_problems, check
@@ -61,3 +62,95 @@ def test_every_pin_and_chart_is_asked_about() -> None:
     ]
     assert problems == ["chart metrics-server 3.13.0 not found in https://kubernetes-sigs.github.io/metrics-server/"]
     assert any(line.endswith("ok (default None)") for line in report)
+
+
+# --- make upgrade-readiness ------------------------------------------------------------------------
+
+
+def _eks(
+    running: str, insights: list[dict[str, Any]], details: dict[str, dict[str, Any]] | None = None
+) -> tuple[Callable[[Sequence[str]], str], list[list[str]]]:
+    asked: list[list[str]] = []
+
+    def fake(command: Sequence[str]) -> str:
+        asked.append(list(command))
+        if command[2] == "describe-cluster":
+            return running + "\n"
+        if command[2] == "list-insights":
+            return json.dumps({"insights": insights})
+        insight_id = command[command.index("--id") + 1]
+        return json.dumps({"insight": (details or {}).get(insight_id, {})})
+
+    return fake, asked
+
+
+def _insight(name: str, status: str, insight_id: str = "i-1") -> dict[str, Any]:
+    return {"id": insight_id, "name": name, "insightStatus": {"status": status}}
+
+
+def test_every_insight_passing_for_the_next_minor_is_ready() -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+    from scripts.upgrade_readiness import Cluster, readiness
+
+    accepted = sorted(EKS_STANDARD_SUPPORT)
+    fake, asked = _eks(accepted[0], [_insight("Deprecated APIs removed", "PASSING")])
+    ready, lines = readiness(Cluster("acme-live", "us-east-1"), accepted, fake)
+    assert ready
+    assert lines[0] == f"acme-live (us-east-1): Kubernetes {accepted[0]} -> {accepted[1]}"
+    listing = next(c for c in asked if c[2] == "list-insights")
+    assert json.loads(listing[listing.index("--filter") + 1]) == {
+        "categories": ["UPGRADE_READINESS"],
+        "kubernetesVersions": [accepted[1]],
+    }
+    assert listing[listing.index("--region") + 1] == "us-east-1"
+
+
+def test_a_failing_insight_is_not_ready_and_says_who_calls_what() -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+    from scripts.upgrade_readiness import Cluster, readiness
+
+    accepted = sorted(EKS_STANDARD_SUPPORT)
+    detail = {
+        "insightStatus": {"status": "ERROR", "reason": "Deprecated API usage detected within last 30 days."},
+        "recommendation": "Update manifests and API clients to use newer Kubernetes APIs.",
+        "categorySpecificSummary": {
+            "deprecationDetails": [
+                {
+                    "usage": "/apis/flowcontrol.apiserver.k8s.io/v1beta3/flowschemas",
+                    "replacedWith": "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas",
+                    "clientStats": [{"userAgent": "old-operator", "numberOfRequestsLast30Days": 12}],
+                }
+            ]
+        },
+    }
+    fake, _ = _eks(accepted[0], [_insight("Deprecated APIs removed", "ERROR", "i-9")], {"i-9": detail})
+    ready, lines = readiness(Cluster("acme-live", "us-east-1"), accepted, fake)
+    assert not ready
+    text = "\n".join(lines)
+    assert "ERROR    Deprecated APIs removed" in text
+    assert "recommendation: Update manifests" in text
+    assert (
+        "v1beta3/flowschemas -> /apis/flowcontrol.apiserver.k8s.io/v1/flowschemas; called by old-operator (12" in text
+    )
+
+
+def test_no_insights_yet_or_no_later_minor_is_not_ready() -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+    from scripts.upgrade_readiness import Cluster, readiness
+
+    accepted = sorted(EKS_STANDARD_SUPPORT)
+    fake, _ = _eks(accepted[0], [])
+    ready, lines = readiness(Cluster("c", "eu-west-1"), accepted, fake)
+    assert not ready
+    assert "no upgrade insights" in lines[-1]
+    fake, asked = _eks(accepted[-1], [])
+    ready, lines = readiness(Cluster("c", "eu-west-1"), accepted, fake)
+    assert not ready
+    assert "no later minor is accepted" in lines[0]
+    assert [c[2] for c in asked] == ["describe-cluster"]
+
+
+def test_upgrade_readiness_needs_a_known_environment() -> None:
+    from scripts.upgrade_readiness import main
+
+    assert main(["nosuchenv"]) == 2

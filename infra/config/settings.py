@@ -259,6 +259,10 @@ class NodeGroupSettings(_Model):
     desired_size: Annotated[int, Field(ge=0, le=450)]
     max_size: Annotated[int, Field(ge=1, le=450)]
     disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 50
+    # The nodes' Kubernetes minor: the cluster's by default. One minor behind it holds the nodes back
+    # while a new control plane bakes (EKS can roll a control plane back within 7 days; nodes at the
+    # previous minor need no rollback of their own).
+    kubernetes_version: str | None = None
 
     @field_validator("instance_types")
     @classmethod
@@ -304,6 +308,25 @@ class EksSettings(_Model):
         if value not in EKS_STANDARD_SUPPORT:
             raise ValueError(f"is not in EKS standard support; allowed: {support_dates()}")
         return value
+
+    @property
+    def node_version(self) -> str:
+        return self.node_group.kubernetes_version or self.kubernetes_version
+
+    @model_validator(mode="after")
+    def _nodes_at_or_one_behind(self) -> EksSettings:
+        nodes = self.node_group.kubernetes_version
+        if nodes is None:
+            return self
+        major, minor = self.kubernetes_version.split(".")
+        allowed = [self.kubernetes_version, f"{major}.{int(minor) - 1}"]
+        if nodes not in allowed:
+            raise ValueError(
+                f"eks.node_group.kubernetes_version = {nodes!r}: nodes run the cluster's minor "
+                f"({self.kubernetes_version}) or the one before it, while a new control plane bakes; "
+                f"allowed: {allowed[0]!r}, {allowed[1]!r}, or leave it out (the cluster's)"
+            )
+        return self
 
     @field_validator("admin_roles")
     @classmethod

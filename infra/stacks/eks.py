@@ -6,7 +6,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -87,8 +87,9 @@ def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVe
     except ImportError:
         raise SettingsError(
             f"setting 'eks.kubernetes_version' = {kubernetes_version!r} needs the kubectl layer package "
-            f"{package}, which is not installed; pin it in requirements.txt (kubectl supports one minor "
-            f"version of skew, so the layer must match the cluster). EKS versions: {support_dates()}"
+            f"{package}, which is not installed: `make setup` installs the one requirements.txt pins for every "
+            f"accepted version (kubectl supports one minor version of skew, so the layer must match the "
+            f"cluster). EKS versions: {support_dates()}"
         ) from None
     layer: lambda_.ILayerVersion = getattr(module, f"KubectlV{minor}Layer")(scope, "KubectlLayer")
     return layer
@@ -203,6 +204,7 @@ class EksStack(PlatformStack):
             description="Amazon EBS CSI driver controller through IRSA",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
         )
+        self.kubernetes_version = eks_settings.kubernetes_version
         versions = EKS_MANAGED_ADDONS[eks_settings.kubernetes_version]
         self.managed_addons = {
             name: eks.CfnAddon(
@@ -274,6 +276,13 @@ class EksStack(PlatformStack):
                 "k8s.io/cluster-autoscaler/enabled": "true",
                 f"k8s.io/cluster-autoscaler/{self.cluster_name}": "owned",
             },
+        )
+        # The group's Kubernetes version is the cluster's (or one behind, eks.node_group.kubernetes_version):
+        # a version change in settings updates the control plane, then (this group depends on the cluster
+        # and on the networking add-ons) rolls the nodes onto the new minor's AMI, in place
+        # (AWS::EKS::Nodegroup Version: no interruption).
+        cast(eks.CfnNodegroup, self.nodegroup.node.default_child).add_property_override(
+            "Version", eks_settings.node_version
         )
         # Nodes join once pod networking is in place; DNS and the CSI driver need nodes to run on.
         self.nodegroup.node.add_dependency(self.managed_addons["vpc-cni"], self.managed_addons["kube-proxy"])
@@ -566,8 +575,8 @@ class EksStack(PlatformStack):
             self,
             "CloudWatchObservabilityAddon",
             addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
-            # None: EKS's default version for the cluster's minor (EKS publishes no per-version table).
-            addon_version=None,
+            # eks_addons.py says why it is not pinned.
+            addon_version=EKS_MANAGED_ADDONS[self.kubernetes_version][CLOUDWATCH_OBSERVABILITY_ADDON],
             cluster_name=self.cluster.cluster_name,
             service_account_role_arn=self.cloudwatch_agent_role.role_arn,
             configuration_values=json.dumps(config),

@@ -23,12 +23,20 @@ EKS_MANAGED_ADDONS: dict[str, dict[str, str | None]] = {
         "kube-proxy": "v1.35.3-eksbuild.13",
         "coredns": "v1.14.3-eksbuild.3",
         "aws-ebs-csi-driver": None,
+        # Container Insights (the EKS stack's observability section). Unpinned like the two above:
+        # EKS installs its default once, at creation, and never moves an installed add-on by itself
+        # (CloudFormation sends no AddonVersion); the weekly `make check-versions` prints the default
+        # a new cluster would get. A default that stopped publishing the classic Container Insights
+        # metrics would not silence the alarms: `container-insights-silent` treats missing
+        # cluster_node_count as breaching.
+        "amazon-cloudwatch-observability": None,
     },
     "1.36": {
         "vpc-cni": None,
         "kube-proxy": "v1.36.0-eksbuild.14",
         "coredns": "v1.14.3-eksbuild.3",
         "aws-ebs-csi-driver": None,
+        "amazon-cloudwatch-observability": None,
     },
 }
 
