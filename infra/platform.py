@@ -13,11 +13,12 @@ from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import HELM_VALUES_DIR, load_addon_values
 from infra.config.settings import Settings, environments_sharing_account
+from infra.constructs.encryption_key import EncryptionKey
 from infra.stacks.account import AccountStack, ReplicationRule
 from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
 from infra.stacks.cicd import CicdStack, ClusterAccessStack
-from infra.stacks.database import DatabaseStack, GlobalMembership
+from infra.stacks.database import SECRET_REPLICA_PURPOSE, DatabaseStack, GlobalMembership
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
 from infra.stacks.network import NetworkStack
@@ -161,6 +162,18 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
         ingress_certificate=settings.ingress_certificate,
     )
+    if primary.database is not None and primary.database.global_membership is not None:
+        # The master secret's copy in each other region is encrypted with a key of that region, made
+        # by its network stack before the primary's database stack replicates the secret there.
+        for other in others:
+            EncryptionKey(
+                other.network,
+                "MasterSecretReplicaKey",
+                alias_prefix=other.settings.name_prefix,
+                purpose=SECRET_REPLICA_PURPOSE,
+                retain=other.settings.retain_data,
+            )
+            primary.database.add_stack_dependency(other.network, "encrypts the master secret's copy with its key")
     for other in others:
         s = other.settings
         other.registry = ReplicaRegistryStack(
@@ -295,7 +308,8 @@ def regional_stacks(
         cache=cache,
         cluster_name=eks.cluster_name,
         database_identifier=database.cluster_identifier if database else None,
-        global_secondary=bool(database and database.global_membership and not database.global_membership.primary),
+        # Not the writer of a global database (a secondary, or the primary region's cluster after a switchover).
+        global_secondary=bool(database and database.global_membership and settings.region != settings.writer_region),
     )
     # Alarms name the resources by the names these stacks give them: created after them, gone before.
     for watched in (eks, database, cache):
@@ -336,6 +350,14 @@ def database_stack(
         users=[s.name for s in settings.services if "database" in s.uses],
         function_log_retention_days=settings.observability.function_log_retention_days,
         global_membership=membership,
+        # A global database's minor upgrade, step one: the clusters outside the writer's region first.
+        engine_version=(
+            settings.database.secondary_engine_version
+            if membership and settings.region != settings.writer_region
+            else None
+        ),
+        writer_region=settings.writer_region if membership else None,
+        secret_replica_regions=settings.other_regions if membership and membership.primary else (),
     )
 
 

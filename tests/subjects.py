@@ -410,10 +410,20 @@ def two_regions_project() -> Project:
     return edited_copy(EXAMPLES, WORK / "examples-two-regions", TWO_REGIONS)
 
 
+# The production example after a switchover: its global database's writer in its second region.
+SWITCHED_REGION = TWO_REGIONS["live"]["regions"][1]
+SWITCHED = f"examples-live-two-regions-writer-{SWITCHED_REGION}"
+
+
+def switched_project() -> Project:
+    edits = {**TWO_REGIONS, "live": {**TWO_REGIONS["live"], "database": {"writer_region": SWITCHED_REGION}}}
+    return edited_copy(EXAMPLES, WORK / "examples-two-regions-switched", edits)
+
+
 def example_subjects() -> list[Subject]:
     return [
         Subject(f"examples-{e}-two-regions", two_regions_project(), e, background=True) for e in sorted(TWO_REGIONS)
-    ]
+    ] + [Subject(SWITCHED, switched_project(), "live", background=True)]
 
 
 def two_regions(environment: str) -> Done:

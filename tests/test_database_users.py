@@ -8,7 +8,7 @@ import pytest
 
 from infra.constructs import database_users_handler as handler
 from infra.constructs.database_users import HANDLER_FILE, INLINE_CODE_LIMIT, RESOURCE_TYPE
-from tests.synth import Synthesized, resources
+from tests.synth import Synthesized, resources, text
 
 
 class FakeDataApi:
@@ -157,6 +157,31 @@ def _master_secret(env: Synthesized) -> dict[str, Any]:
     return {"Fn::GetAtt": [cluster, "MasterUserSecret.SecretArn"]}
 
 
+def _away(env: Synthesized) -> bool:
+    """After a switchover: the global database's writer in another region than this stack's."""
+    return env.settings.writer_region != env.settings.region
+
+
+def _writer_secret(env: Synthesized) -> str:
+    """The master secret the users are made with: this region's, or its copy in the writer's region."""
+    secret = text(_master_secret(env))
+    if not _away(env):
+        return secret
+    # The copy's ARN: the primary's with the writer's region (same name and suffix).
+    return ":".join(env.settings.writer_region if i == 3 else f"{secret}[{i}]" for i in range(7))
+
+
+def _rendered_secret(value: Any) -> str:
+    """A secret ARN as text; a part picked from an ARN split at ':' reads ``<ARN>[i]``."""
+    if isinstance(value, dict) and "Fn::Select" in value:
+        index, source = value["Fn::Select"]
+        return f"{text(source['Fn::Split'][1])}[{index}]"
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_rendered_secret(p) for p in parts)
+    return text(value)
+
+
 def _users(env: Synthesized) -> dict[str, dict[str, Any]]:
     return {r["Properties"]["User"]: r for r in resources(env.template("database"), RESOURCE_TYPE).values()}
 
@@ -172,8 +197,16 @@ def test_one_user_per_service_that_uses_the_database(env: Synthesized) -> None:
         props = user["Properties"]
         assert props["ServiceToken"] == {"Fn::GetAtt": [function_id, "Arn"]}
         assert props["Database"] == env.settings.database.database_name
-        assert props["ClusterArn"]["Fn::Join"][1][-1]["Ref"].startswith("Cluster")
-        assert props["SecretArn"] == _master_secret(env)
+        if _away(env):  # the writer's cluster in its region, by the name every region's cluster has
+            writer = env.settings.writer_region
+            assert text(props["ClusterArn"]).endswith(
+                f":rds:{writer}:<AWS::AccountId>:cluster:{env.settings.name_prefix}-db"
+            )
+            assert props["Region"] == writer
+        else:
+            assert props["ClusterArn"]["Fn::Join"][1][-1]["Ref"].startswith("Cluster")
+            assert "Region" not in props
+        assert _rendered_secret(props["SecretArn"]) == _writer_secret(env)
         assert any(d.startswith("Clusterwriter") for d in user["DependsOn"])  # after the writer is up
     cluster = next(iter(resources(template, "AWS::RDS::DBCluster").values()))
     assert cluster["Properties"]["EnableHttpEndpoint"] is True
@@ -192,13 +225,19 @@ def test_the_function_may_only_run_statements_as_the_master_user_of_this_cluster
     assert set(statements) == {"DataApi", "MasterSecret", "MasterSecretKey"}
     assert statements["DataApi"]["Action"] == "rds-data:ExecuteStatement"
     assert statements["MasterSecret"]["Action"] == "secretsmanager:GetSecretValue"
-    assert statements["MasterSecret"]["Resource"] == _master_secret(env)
+    assert _rendered_secret(statements["MasterSecret"]["Resource"]) == _writer_secret(env)
     key = statements["MasterSecretKey"]
     assert key["Action"] == "kms:Decrypt"
-    assert key["Resource"]["Fn::GetAtt"][0].startswith("SecretKey")
-    assert key["Condition"] == {
-        "StringEquals": {"kms:ViaService": f"secretsmanager.{env.settings.region}.amazonaws.com"}
-    }
+    writer = env.settings.writer_region
+    assert key["Condition"]["StringEquals"] == {"kms:ViaService": f"secretsmanager.{writer}.amazonaws.com"}
+    if _away(env):  # the copy's key, known by its alias there
+        assert text(key["Resource"]).endswith(f":kms:{writer}:<AWS::AccountId>:key/*")
+        assert key["Condition"]["ForAnyValue:StringEquals"] == {
+            "kms:ResourceAliases": [f"alias/{env.settings.name_prefix}/aurora-master-secret-replica"]
+        }
+    else:
+        assert key["Resource"]["Fn::GetAtt"][0].startswith("SecretKey")
+        assert set(key["Condition"]) == {"StringEquals"}
     function = next(f for k, f in resources(template, "AWS::Lambda::Function").items() if k.startswith("UsersFunction"))
     props = function["Properties"]
     assert props["Runtime"] == "python3.14"

@@ -106,7 +106,7 @@ def test_the_prod_database_is_a_global_database_with_a_key_per_region(prod2: Don
     assert secondary.props["EngineVersion"] == primary.props["EngineVersion"]
     assert secondary.props["DeletionProtection"] is True
     assert secondary.body["DeletionPolicy"] == "Snapshot"
-    assert secondary.props["EnableHttpEndpoint"] is False
+    assert secondary.props["EnableHttpEndpoint"] is True  # answers once a switchover promotes it
     # Services in this region write through it: Aurora forwards writes to the primary's writer.
     assert secondary.props["EnableGlobalWriteForwarding"] is True
     # No master secret (nor its key) of its own.

@@ -470,6 +470,8 @@ def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> N
         expected["database-capacity"] = t.database_capacity_percent
     if s.database.readers:
         expected["database-replica-lag"] = t.database_replica_lag_seconds * 1000
+    if s.other_regions and s.database.other_regions == "global" and s.writer_region != s.region:
+        expected["database-global-lag"] = t.database_replica_lag_seconds * 1000  # not the writer
     if cache.kind == "serverless":
         assert cache.max_data_storage_gb is not None
         assert cache.max_ecpu_per_second is not None

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.config.settings import Settings
 from tests.conftest import UPGRADES, subject
+from tests.projects import example_settings
 from tests.replacements import Change, deploy_changes
 from tests.subjects import Subject, synth
 from tests.synth import Synthesized, only, resources
@@ -136,3 +139,96 @@ def test_a_replacement_spreads_to_create_only_properties_that_refer_to_it() -> N
 
     found = changes({"s": template("a.zip")}, {"s": template("b.zip")}, {"s": "us-east-1"})
     assert {(c.logical_id, c.action) for c in found} == {("Layer", "replace"), ("Permission", "replace")}
+
+
+# --- Aurora engine upgrades --------------------------------------------------------------------------
+
+
+def _database_tier(settings: Settings, outdir: Path) -> Path:
+    """The network and database stacks of every region of ``settings``, synthesized (no gate: the
+    platforms the session synthesizes pass it); what an engine version change touches."""
+    from aws_cdk import App
+
+    from infra.config.project import cdk_json_context
+    from infra.platform import database_stack, network_stack
+
+    # CloudFormation's own validation (a cdk.json flag) flags the tier's zones, as it does the platform's,
+    # where the gate acknowledges them; here only the templates matter.
+    context = {k: v for k, v in cdk_json_context().items() if "Validat" not in k}
+    app = App(context=context, outdir=str(outdir))
+    primary = database_stack(app, settings, network_stack(app, settings), primary=None)
+    for region in settings.other_regions:
+        view = settings.in_region(region)
+        database_stack(app, view, network_stack(app, view), primary=primary)
+    app.synth()
+    return outdir
+
+
+def _versions_with_a_minor_upgrade() -> tuple[str, str]:
+    from infra.config.settings import AURORA_POSTGRES_VERSIONS, minor_upgrades
+
+    base = next(v for v in AURORA_POSTGRES_VERSIONS if minor_upgrades(v))
+    return base, minor_upgrades(base)[-1]
+
+
+def _engine_changes(changes: list[Change]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    return [(c.stack, c.resource_type, c.action, c.properties) for c in changes]
+
+
+def test_a_single_region_minor_upgrade_is_one_change_in_place(tmp_path: Path) -> None:
+    base, later = _versions_with_a_minor_upgrade()
+    before = example_settings(tmp_path / "a", "live", {"database": {"engine_version": base}})
+    after = example_settings(tmp_path / "b", "live", {"database": {"engine_version": later}})
+    found = deploy_changes(_database_tier(before, tmp_path / "1"), _database_tier(after, tmp_path / "2"))
+    assert _engine_changes(found) == [
+        (f"{before.stack_prefix}-database", "AWS::RDS::DBCluster", "update", ("EngineVersion",))
+    ]
+
+
+def test_a_single_region_major_upgrade_replaces_only_the_parameter_group(tmp_path: Path) -> None:
+    """The family follows the major: a new parameter group, named to the cluster in the same update as
+    the version (what `modify-db-cluster --allow-major-version-upgrade` needs)."""
+    from infra.config.settings import AURORA_POSTGRES_VERSIONS
+
+    majors = sorted({int(v.split(".")[0]) for v in AURORA_POSTGRES_VERSIONS})
+    if len(majors) < 2:
+        pytest.skip("one major accepted")
+    older = max(v for v in AURORA_POSTGRES_VERSIONS if int(v.split(".")[0]) == majors[-2])
+    newer = max(v for v in AURORA_POSTGRES_VERSIONS if int(v.split(".")[0]) == majors[-1])
+    before = example_settings(tmp_path / "a", "sandbox", {"database": {"engine_version": older}})
+    after = example_settings(tmp_path / "b", "sandbox", {"database": {"engine_version": newer}})
+    found = deploy_changes(_database_tier(before, tmp_path / "1"), _database_tier(after, tmp_path / "2"))
+    stack = f"{before.stack_prefix}-database"
+    assert sorted(_engine_changes(found)) == [
+        (stack, "AWS::RDS::DBCluster", "update", ("EngineVersion",)),
+        (stack, "AWS::RDS::DBClusterParameterGroup", "replace", ("/properties/Family",)),
+    ]
+    # The cluster names the group by Ref: the new group's name goes with the version, in one update.
+    (group,) = [c.logical_id for c in found if c.action == "replace"]
+    template = json.loads((tmp_path / "2" / f"{stack}.template.json").read_text(encoding="utf-8"))
+    (cluster,) = resources(template, "AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["DBClusterParameterGroupName"] == {"Ref": group}
+
+
+def test_a_global_minor_upgrade_is_two_changes_secondaries_first(tmp_path: Path) -> None:
+    """AWS upgrades a global database's secondaries before its primary; CloudFormation's RDS provider
+    sends EngineVersion only when the template's changes, so each step touches one side only."""
+    from tests.subjects import TWO_REGIONS
+
+    base, later = _versions_with_a_minor_upgrade()
+    regions = TWO_REGIONS["live"]
+    steps = [
+        {"database": {"engine_version": base}},
+        {"database": {"engine_version": base, "secondary_engine_version": later}},
+        {"database": {"engine_version": later}},
+    ]
+    outs = [
+        _database_tier(example_settings(tmp_path / str(i), "live", {**regions, **edits}), tmp_path / f"out{i}")
+        for i, edits in enumerate(steps)
+    ]
+    settings = example_settings(tmp_path / "view", "live", regions)
+    primary = f"{settings.stack_prefix}-database"
+    secondaries = [f"{settings.in_region(r).stack_prefix}-database" for r in settings.other_regions]
+    update = ("AWS::RDS::DBCluster", "update", ("EngineVersion",))
+    assert _engine_changes(deploy_changes(outs[0], outs[1])) == [(s, *update) for s in secondaries]
+    assert _engine_changes(deploy_changes(outs[1], outs[2])) == [(primary, *update)]

@@ -270,6 +270,8 @@ def acknowledge_cache(stack: CacheStack, ledger: Ledger, *, retained: bool) -> N
 def _database(stack: DatabaseStack, ledger: Ledger) -> None:
     if stack.users is not None:
         _database_users(stack, ledger)
+    if stack.users is not None and stack.writer_region != stack.region:
+        _writer_away(stack, ledger)
     secondary = stack.global_membership is not None and not stack.global_membership.primary
     cluster_level = (
         "Aurora DB instances hold no data of their own: storage and backups belong to the cluster. The "
@@ -283,9 +285,9 @@ def _database(stack: DatabaseStack, ledger: Ledger) -> None:
             "Aurora DB instances hold no data of their own, and this cluster is a read-only secondary of a "
             "global database: its storage is a copy of the primary cluster's, whose automated backups "
             "(point-in-time recovery) and, in production, AWS Backup plan (daily, retained vault) are taken in "
-            "the primary region. After a failover this region is deployed as the primary and gets them "
-            "(README, 'Switchover and failover'). AWS Backup cannot select an Aurora instance, which is what "
-            "this rule looks for."
+            "the primary region (where the stacks of the environment's first region keep them after a "
+            "switchover too: README, 'Switchover and failover'). AWS Backup cannot select an Aurora instance, "
+            "which is what this rule looks for."
         )
     for instance in stack.cluster.node.children:
         if not isinstance(instance, Construct) or instance.node.id not in _instance_ids(stack):
@@ -309,6 +311,30 @@ def _database_users(stack: DatabaseStack, ledger: Ledger) -> None:
         ledger,
         "The database users function: CloudFormation invokes it only when the database stack is deployed, to "
         "create a service's PostgreSQL role and schema (ADR 0009).",
+    )
+
+
+def _writer_away(stack: DatabaseStack, ledger: Ledger) -> None:
+    """After a switchover: the writer of the global database is in another region than this stack's."""
+    writer, home = stack.writer_region, stack.region
+    paused = (
+        f"Rotation is paused while the global database's writer is in {writer}: Secrets Manager rotates a "
+        f"secret in its own region ({home}), and the single-user rotation function runs here, in this VPC, "
+        f"which has no route to the writer's VPC in {writer} (the regions are not connected, by design: ADR "
+        f"0011). It resumes when database.writer_region is set back to {home} after switching back (README, "
+        "'Switchover and failover'); the password stays valid meanwhile."
+    )
+    secret = _child(stack, "Cluster/Secret/Resource")
+    ledger.acknowledge(secret, "AwsSolutions-SMG4", paused)
+    for pack in ("NIST.800.53.R5", "HIPAA.Security"):
+        ledger.acknowledge(secret, f"{pack}-SecretsManagerRotationEnabled", paused)
+    ledger.acknowledge(
+        _child(stack, "Users/Policy/Resource"),
+        f"AwsSolutions-IAM5[Resource::arn:aws:kms:{writer}:<AWS::AccountId>:key/*]",
+        f"kms:Decrypt of the master secret's copy in {writer} only through Secrets Manager there "
+        "(kms:ViaService) and only with the key whose alias is the one the environment's network stack in "
+        f"{writer} gives it (kms:ResourceAliases): its key id is generated in that region, and naming it here "
+        "would take a reference from this stack into one that waits for it.",
     )
 
 

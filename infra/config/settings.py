@@ -378,6 +378,19 @@ class ServerlessCapacity(_Model):
         return self
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def minor_upgrades(version: str) -> list[str]:
+    """The accepted Aurora PostgreSQL versions a cluster at ``version`` may take in a minor upgrade."""
+    return [
+        v
+        for v in AURORA_POSTGRES_VERSIONS
+        if _version(v)[0] == _version(version)[0] and _version(v) > _version(version)
+    ]
+
+
 class DatabaseSettings(_Model):
     engine_version: str
     # Serverless v2 (default) or, for teams that need them, provisioned instances of this class.
@@ -394,11 +407,19 @@ class DatabaseSettings(_Model):
     # primary gets. global: a read-only secondary cluster of an Aurora global database (production
     # requires it); regional: a cluster of its own, not replicated; none: no database there.
     other_regions: Literal["global", "regional", "none"] = "global"
+    # A global database: the region whose cluster is the writer now. The primary region (`region`)
+    # until a switchover or failover moves it (README, "Switchover and failover"); the stacks keep
+    # their names and regions whatever it is, only what follows the writer changes.
+    writer_region: str | None = None
+    # A global database's minor upgrade, step one: the clusters of the regions other than the
+    # writer's at this later minor (AWS upgrades a global database's secondaries before its primary);
+    # step two sets engine_version to it and deletes this key.
+    secondary_engine_version: str | None = None
 
-    @field_validator("engine_version")
+    @field_validator("engine_version", "secondary_engine_version")
     @classmethod
-    def _engine(cls, value: str) -> str:
-        if value not in AURORA_POSTGRES_VERSIONS:
+    def _engine(cls, value: str | None) -> str | None:
+        if value is not None and value not in AURORA_POSTGRES_VERSIONS:
             raise ValueError(
                 f"is not an accepted Aurora PostgreSQL version; allowed: {', '.join(AURORA_POSTGRES_VERSIONS)}"
             )
@@ -1080,6 +1101,39 @@ class Settings(_Model):
                     f"({zones}) in production"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _global_writer_and_upgrade(self) -> Settings:
+        database = self.database
+        is_global = bool(self.other_regions) and database.other_regions == "global"
+        for key, value in (
+            ("writer_region", database.writer_region),
+            ("secondary_engine_version", database.secondary_engine_version),
+        ):
+            if value is not None and not is_global:
+                raise ValueError(
+                    f"setting 'database.{key}' = {value!r} applies to a global database only (several regions "
+                    "with database.other_regions: global); allowed: leave it out"
+                )
+        if database.writer_region is not None and database.writer_region not in self.all_regions:
+            raise ValueError(
+                f"setting 'database.writer_region' = {database.writer_region!r} is not a region of this "
+                f"environment; allowed: one of {', '.join(self.all_regions)}"
+            )
+        later, current = database.secondary_engine_version, database.engine_version
+        if later is not None and later not in minor_upgrades(current):
+            raise ValueError(
+                f"setting 'database.secondary_engine_version' = {later!r}: step one of a minor upgrade of the "
+                f"global database from database.engine_version = {current!r}; allowed: a later minor of the "
+                f"same major ({', '.join(minor_upgrades(current)) or 'none accepted'})"
+            )
+        return self
+
+    @property
+    def writer_region(self) -> str:
+        """The region whose database cluster is the writer: the primary region unless a switchover or
+        failover moved it (``database.writer_region``)."""
+        return self.database.writer_region or self.primary_region
 
     @model_validator(mode="after")
     def _several_regions(self) -> Settings:

@@ -8,13 +8,14 @@ does nothing: removing a service from the catalogue never drops its role or its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
 from constructs import Construct
@@ -27,6 +28,18 @@ INLINE_CODE_LIMIT = 4096
 RESOURCE_TYPE = "Custom::DatabaseUser"
 
 
+@dataclass(frozen=True)
+class Writer:
+    """Where the users are made: the writer cluster's region and ARN, a copy of the master secret in
+    that region (the RDS Data API reads it there), and the KMS key statement that lets it be read."""
+
+    region: str
+    cluster_arn: str
+    secret_arn: str
+    key_resources: Sequence[str]
+    key_conditions: Mapping[str, Any] = field(default_factory=dict)
+
+
 class DatabaseUsers(Construct):
     def __init__(
         self,
@@ -34,8 +47,7 @@ class DatabaseUsers(Construct):
         construct_id: str,
         *,
         cluster: rds.DatabaseCluster,
-        secret_arn: str,
-        secret_key: kms.IKey,
+        writer: Writer,
         database_name: str,
         users: Sequence[str],
         vpc: ec2.IVpc,
@@ -55,18 +67,18 @@ class DatabaseUsers(Construct):
             description="Create service roles in the Aurora cluster through the RDS Data API as the master user",
             statements=[
                 iam.PolicyStatement(
-                    sid="DataApi", actions=["rds-data:ExecuteStatement"], resources=[cluster.cluster_arn]
+                    sid="DataApi", actions=["rds-data:ExecuteStatement"], resources=[writer.cluster_arn]
                 ),
                 # The Data API reads the secret with the caller's credentials (Aurora user guide,
                 # "Authorizing access to the RDS Data API").
                 iam.PolicyStatement(
-                    sid="MasterSecret", actions=["secretsmanager:GetSecretValue"], resources=[secret_arn]
+                    sid="MasterSecret", actions=["secretsmanager:GetSecretValue"], resources=[writer.secret_arn]
                 ),
                 iam.PolicyStatement(
                     sid="MasterSecretKey",
                     actions=["kms:Decrypt"],
-                    resources=[secret_key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}},
+                    resources=list(writer.key_resources),
+                    conditions=dict(writer.key_conditions),
                 ),
             ],
         )
@@ -111,8 +123,11 @@ class DatabaseUsers(Construct):
                 properties={
                     "User": user,
                     "Database": database_name,
-                    "ClusterArn": cluster.cluster_arn,
-                    "SecretArn": secret_arn,
+                    "ClusterArn": writer.cluster_arn,
+                    "SecretArn": writer.secret_arn,
+                    # The writer of a global database in another region (after a switchover): the
+                    # function calls that region's Data API (over HTTPS, like any AWS API).
+                    **({"Region": writer.region} if writer.region != stack.region else {}),
                 },
                 # Never dropped: a role whose service left a production catalogue keeps its data.
                 removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,

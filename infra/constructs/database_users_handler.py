@@ -40,8 +40,8 @@ def apply(execute: Execute, user: str) -> None:
 
 
 def passing(error: Exception) -> bool:
-    """A paused Serverless v2 writer resuming on the first call, or the master password being rotated
-    (the secret's current version and the database disagree until the rotation finishes)."""
+    """A paused writer resuming, or a master password rotation under way (the secret and the
+    database disagree until it ends)."""
     text = str(error).lower()
     return type(error).__name__ == "DatabaseResumingException" or "resum" in text or "authentication fail" in text
 
@@ -96,7 +96,9 @@ def handler(event: dict[str, Any], context: Any) -> None:
         import boto3  # type: ignore[import-not-found]  # the Lambda runtime's
 
         deadline = time.time() + context.get_remaining_time_in_millis() / 1000 - 30
-        physical_id = handle(event, data_api(boto3.client("rds-data"), event["ResourceProperties"], deadline))
+        props = event["ResourceProperties"]
+        client = boto3.client("rds-data", region_name=props.get("Region"))
+        physical_id = handle(event, data_api(client, props, deadline))
         send(event, "SUCCESS", physical_id, "ok")
     except Exception as error:
         print(f"failed: {error!r}")

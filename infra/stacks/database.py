@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import jsii
-from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CfnOutput, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -19,7 +20,7 @@ from infra.config.settings import DatabaseSettings
 from infra.config.subnets import DATA as DATA_SUBNETS
 from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.data_store_access import security_group_admitting
-from infra.constructs.database_users import DatabaseUsers
+from infra.constructs.database_users import DatabaseUsers, Writer
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
@@ -30,9 +31,16 @@ POSTGRES_PORT = 5432
 MASTER_USERNAME = "platform_admin"
 # How often Secrets Manager rotates a generated master password (a global database's primary).
 MASTER_PASSWORD_ROTATION_DAYS = 30
+# The key of the master secret's copy in a global database's other regions (in their network stacks).
+SECRET_REPLICA_PURPOSE = "aurora-master-secret-replica"
 # Characters a generated master password leaves out, at creation and at each rotation alike: CDK's
 # default for RDS secrets (DatabaseSecret), which the rotation application must be told as well.
 PASSWORD_EXCLUDE_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
+
+
+def secret_replica_alias(name_prefix: str) -> str:
+    """The alias of the key that encrypts the master secret's copy in a secondary region."""
+    return f"alias/{name_prefix}/{SECRET_REPLICA_PURPOSE}"
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,20 @@ class DatabaseStack(PlatformStack):
         users: list[str],
         function_log_retention_days: int,
         global_membership: GlobalMembership | None = None,
+        engine_version: str | None = None,
+        writer_region: str | None = None,
+        secret_replica_regions: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        """``engine_version``: this cluster's, when not ``database.engine_version`` (a global database's
+        minor upgrade, secondaries first); ``writer_region``: the global database's writer region when
+        a switchover moved it away from this one; ``secret_replica_regions``: where the primary's master
+        secret is copied (the regions a switchover can make the writer: the users are made there)."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.cluster_identifier = f"{name_prefix}-db"
         self.global_membership = global_membership
+        self.writer_region = writer_region or self.region
+        engine_version = engine_version or database.engine_version
         secondary = global_membership is not None and not global_membership.primary
         self.readers = database.readers
         self.deletion_protection = retain_data
@@ -126,7 +143,7 @@ class DatabaseStack(PlatformStack):
         parameters = rds.ParameterGroup(
             self,
             "Parameters",
-            engine=self.engine(database.engine_version),
+            engine=self.engine(engine_version),
             description=f"{self.cluster_identifier}: TLS only, statement and connection logging",
             parameters={
                 "rds.force_ssl": "1",
@@ -141,7 +158,7 @@ class DatabaseStack(PlatformStack):
             self,
             "Cluster",
             cluster_identifier=self.cluster_identifier,
-            engine=self.engine(database.engine_version),
+            engine=self.engine(engine_version),
             writer=self._instance("writer", database, reader=False, key=self.storage_key),
             readers=[
                 self._instance(f"reader{i + 1}", database, reader=True, key=self.storage_key)
@@ -184,8 +201,10 @@ class DatabaseStack(PlatformStack):
             # Prod: a final snapshot on delete or replacement. Dev: gone with the stack.
             removal_policy=RemovalPolicy.SNAPSHOT if retain_data else RemovalPolicy.DESTROY,
             delete_automated_backups=not retain_data,
-            # The RDS Data API: how the platform creates the services' database users (ADR 0009).
-            enable_data_api=not secondary,
+            # The RDS Data API: how the platform creates the services' database users (ADR 0009). On every
+            # member of a global database from the start: a secondary answers once a switchover has made
+            # it the writer (Aurora user guide, Data API limitations), so the switch changes nothing here.
+            enable_data_api=True,
         )
         self.cluster.node.add_dependency(self.log_group)
         self.global_cluster_id: str | None = None
@@ -200,12 +219,13 @@ class DatabaseStack(PlatformStack):
             return
         self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
         self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
+        if secret_replica_regions:
+            self._replicate_master_secret(name_prefix, secret_replica_regions)
         self.users = DatabaseUsers(
             self,
             "Users",
             cluster=self.cluster,
-            secret_arn=self.master_secret_arn,
-            secret_key=cast(kms.IKey, self.secret_key),
+            writer=self._writer(name_prefix),
             database_name=database.database_name,
             users=users,
             vpc=vpc,
@@ -220,15 +240,57 @@ class DatabaseStack(PlatformStack):
             self.users.node.add_dependency(self.rotation_schedule)
         self._outputs(secret=True)
 
+    def _writer(self, name_prefix: str) -> Writer:
+        """Where the users are made: this cluster, or (after a switchover) the writer's in its region,
+        through the copy of the master secret there."""
+        region = self.writer_region
+        if region == self.region:
+            return Writer(
+                region,
+                self.cluster.cluster_arn,
+                self.master_secret_arn,
+                [cast(kms.IKey, self.secret_key).key_arn],
+                {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            )
+        parts = Fn.split(":", self.master_secret_arn, 7)
+        # The copy's ARN: the primary's with this region (the same name and suffix: Secrets Manager).
+        replica = Fn.join(":", [*parts[:3], region, *parts[4:]])
+        return Writer(
+            region,
+            self.format_arn(
+                service="rds",
+                region=region,
+                resource="cluster",
+                resource_name=self.cluster_identifier,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            replica,
+            [self.format_arn(service="kms", region=region, resource="key", resource_name="*")],
+            {
+                "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
+                "ForAnyValue:StringEquals": {"kms:ResourceAliases": [secret_replica_alias(name_prefix)]},
+            },
+        )
+
+    def _replicate_master_secret(self, name_prefix: str, regions: Sequence[str]) -> None:
+        """A copy of the master secret in each region a switchover can make the writer, under that
+        region's key (made by its network stack, which this stack waits for): the RDS Data API reads a
+        secret of its own region. Secrets Manager keeps the copies current through every rotation."""
+        # The cluster's generated secret (its `secret` is the attachment to the cluster).
+        secret = self.cluster.node.find_child("Secret").node.default_child
+        cast(secretsmanager.CfnSecret, secret).add_property_override(
+            "ReplicaRegions", [{"Region": r, "KmsKeyId": secret_replica_alias(name_prefix)} for r in regions]
+        )
+
     def _outputs(self, *, secret: bool) -> None:
         secondary = not secret
         CfnOutput(
             self,
             "Endpoint",
             value=self.cluster.cluster_endpoint.hostname,
-            description="Cluster endpoint: read-only until this region is made the primary (README, switchover)"
-            if secondary
-            else "Writer endpoint",
+            description="Writer endpoint"
+            if self.writer_region == self.region
+            else f"Cluster endpoint of a read-only secondary: writes go on to the writer in {self.writer_region}",
         )
         CfnOutput(
             self, "ReaderEndpoint", value=self.cluster.cluster_read_endpoint.hostname, description="Reader endpoint"
@@ -268,6 +330,15 @@ class DatabaseStack(PlatformStack):
         # comes first by the reference above).
         global_cluster.node.add_dependency(*self._instances())
         global_cluster.apply_removal_policy(RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
+        if self.writer_region != self.region:
+            # Demoted by a switchover or failover: this region's services write through it too. (Not
+            # set before: RDS accepts it only on a member of a global database, and this cluster is
+            # created standalone, then converted.)
+            cfn = cast(rds.CfnDBCluster, self.cluster.node.default_child)
+            cfn.add_property_override("EnableGlobalWriteForwarding", True)
+            # Secrets Manager rotates a secret in its own region, and the rotation function here has no
+            # route to a writer in another region's VPC: paused while the writer is away (README).
+            return global_cluster.ref
         # Secrets Manager's single-user PostgreSQL rotation (its published application), from the
         # private subnets, admitted to the database on 5432 by a rule of its own.
         secretsmanager.SecretRotation(

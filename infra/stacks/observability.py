@@ -103,7 +103,7 @@ class Watched:
     replication_group_id: str | None  # set when cache.kind is replication-group
     cache: CacheSettings
     nat_gateway_ids: Sequence[str]
-    # A read-only secondary of an Aurora global database: its lag behind the primary region is watched.
+    # Not the writer of an Aurora global database: its lag behind the writer's region is watched.
     global_secondary: bool = False
 
 
@@ -405,16 +405,17 @@ class ObservabilityStack(PlatformStack):
             )
             self._graph("Aurora: reader lag (ms)", [lag], lag_alarm)
         if w.global_secondary:
-            # Published only in the secondary regions (Aurora user guide, global database metrics).
+            # Published only by the members that are not the writer (Aurora user guide, global database metrics).
             global_lag = rds("AuroraGlobalDBReplicationLag", "Maximum")
             global_lag_alarm = self._alarm(
                 "database-global-lag",
                 metric=global_lag,
                 threshold=t.database_replica_lag_seconds * 1000,
-                description=f"Aurora {db} (a global database secondary) lags the primary region by more than "
-                f"{t.database_replica_lag_seconds} s for 15 minutes: a failover now would lose that much.",
+                description=f"Aurora {db} (a global database member that is not the writer) lags the writer's "
+                f"region by more than {t.database_replica_lag_seconds} s for 15 minutes: a failover now would "
+                "lose that much.",
             )
-            self._graph("Aurora: lag behind the primary region (ms)", [global_lag], global_lag_alarm)
+            self._graph("Aurora: lag behind the writer's region (ms)", [global_lag], global_lag_alarm)
         self._graph("Aurora: CPU %", graphs, cpu_alarm)
         self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])
 
