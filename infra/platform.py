@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from aws_cdk import App, Environment, Tags
+from aws_cdk import aws_iam as iam
 
 from infra.compliance.acknowledgements import acknowledge_platform
 from infra.compliance.ledger import Ledger
@@ -166,12 +167,29 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         # The master secret's copy in each other region is encrypted with a key of that region, made
         # by its network stack before the primary's database stack replicates the secret there.
         for other in others:
-            EncryptionKey(
+            replica_key = EncryptionKey(
                 other.network,
                 "MasterSecretReplicaKey",
                 alias_prefix=other.settings.name_prefix,
                 purpose=SECRET_REPLICA_PURPOSE,
                 retain=other.settings.retain_data,
+            ).key
+            # Secrets Manager writes each new version into the copy with the permissions of whoever
+            # changed the secret (the rotation function, among others): like the aws/secretsmanager
+            # key's policy, any principal of this account, through Secrets Manager in this region only.
+            replica_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="SecretsManagerOfThisAccount",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                    resources=["*"],
+                    conditions={
+                        "StringEquals": {
+                            "kms:CallerAccount": other.network.account,
+                            "kms:ViaService": f"secretsmanager.{other.settings.region}.amazonaws.com",
+                        }
+                    },
+                )
             )
             primary.database.add_stack_dependency(other.network, "encrypts the master secret's copy with its key")
     for other in others:

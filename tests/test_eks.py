@@ -219,11 +219,16 @@ def _statements(node: object) -> list[dict[str, Any]]:
 
 
 def test_no_statement_allows_a_wildcard_principal_anywhere(env: Synthesized) -> None:
-    # A Deny to everyone (the keys' grant guard) is fine; an Allow to everyone never is.
+    # A Deny to everyone (the keys' grant guard) is fine; an Allow to everyone never is, but for the
+    # AWS-managed keys' own pattern: a KMS key usable only by this account's principals and only through
+    # one AWS service (the master secret's copy in another region: ADR 0014).
     for path in env.outdir.glob("*.template.json"):
         for statement in _statements(json.loads(path.read_text(encoding="utf-8"))):
-            if statement["Effect"] == "Allow":
-                assert statement["Principal"] not in ("*", {"AWS": "*"}), (path.name, statement)
+            if statement["Effect"] != "Allow" or statement["Principal"] not in ("*", {"AWS": "*"}):
+                continue
+            scoped = statement.get("Condition", {}).get("StringEquals", {})
+            assert {"kms:CallerAccount", "kms:ViaService"} <= set(scoped), (path.name, statement)
+            assert all(a.startswith("kms:") for a in statement["Action"]), (path.name, statement)
 
 
 def _load(tmp_path: Path, base: str, edit: dict[str, Any]) -> None:

@@ -104,6 +104,19 @@ def test_the_users_are_made_on_the_writer_through_its_regions_copy_of_the_secret
         a["Properties"]["AliasName"] for a in resources(away.template_named(network), "AWS::KMS::Alias").values()
     ]
     assert {r["KmsKeyId"] for r in replicas} <= set(aliases)
+    # Secrets Manager writes each rotated version into the copy as whoever rotated it: the key lets the
+    # account's principals use it through Secrets Manager in that region, and nothing else.
+    (alias,) = [
+        a
+        for a in resources(away.template_named(network), KMS_ALIAS).values()
+        if "secret" in a["Properties"]["AliasName"]
+    ]
+    key = away.template_named(network)["Resources"][alias["Properties"]["TargetKeyId"]["Fn::GetAtt"][0]]
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    through = statements["SecretsManagerOfThisAccount"]
+    assert through["Principal"] == {"AWS": "*"}
+    assert through["Condition"]["StringEquals"]["kms:ViaService"] == f"secretsmanager.{SWITCHED_REGION}.amazonaws.com"
+    assert "kms:CallerAccount" in through["Condition"]["StringEquals"]
     assert network in away.manifest()["artifacts"][f"{away.settings.stack_prefix}-database"]["dependencies"]
 
 

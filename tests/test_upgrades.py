@@ -79,6 +79,18 @@ def test_nodes_follow_the_control_plane_and_the_networking_add_ons(
         assert cluster["Properties"]["Version"] == after.settings.eks.kubernetes_version
 
 
+@pytest.mark.background
+def test_the_upgraded_environment_has_no_cfn_lint_errors(
+    upgrade: tuple[Synthesized, Synthesized, list[Change]],
+) -> None:
+    from scripts.forms import cfn_lint_problems, describe
+    from tests.subjects import synthesized
+
+    _, after, _ = upgrade
+    for region, lint in synthesized(subject(after.label)).lints.items():
+        assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
+
+
 def test_the_upgraded_environment_passes_the_gate(upgrade: tuple[Synthesized, Synthesized, list[Change]]) -> None:
     """The second process wrote its compliance report as `make synth` does: the gate passed."""
     _, after, _ = upgrade
