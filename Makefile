@@ -10,6 +10,10 @@
 
 ENV ?= dev
 CONCURRENCY ?= 4
+# make deploy asks before security-broadening changes; CI passes APPROVAL=never (its GitHub environment's
+# reviewers approved the run). make diff: DIFF_FLAGS=--method=template compares templates only (read only).
+APPROVAL ?= broadening
+DIFF_FLAGS ?=
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -78,10 +82,10 @@ upgrade-readiness: setup
 	$(BIN)/python scripts/upgrade_readiness.py $(ENV)
 
 diff: setup
-	$(CDK) diff $(CDK_FLAGS)
+	$(CDK) diff $(CDK_FLAGS) $(DIFF_FLAGS)
 
 deploy: setup
-	$(CDK) deploy $(CDK_FLAGS) --all --concurrency $(CONCURRENCY) --require-approval broadening
+	$(CDK) deploy $(CDK_FLAGS) --all --concurrency $(CONCURRENCY) --require-approval $(APPROVAL)
 
 # Refuses an environment whose settings say production: true, before the CLI asks anything, and
 # names only the environment's stacks: the account stack stays for the other environments.

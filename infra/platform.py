@@ -148,6 +148,7 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
             registry=settings.registry,
             name_prefix=settings.name_prefix,
             retain_data=settings.retain_data,
+            pulled_by_account=promotion_reader(settings),
         )
         for shard, group in by_shard(names, settings.services).items()
     ]
@@ -162,6 +163,8 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         namespaces=namespaces,
         repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
         ingress_certificate=settings.ingress_certificate,
+        infrastructure_regions=sorted({*settings.all_regions, settings.account_stack_region}),
+        promoted_from=settings.promotion.previous,
     )
     if primary.database is not None and primary.database.global_membership is not None:
         # The master secret's copy in each other region is encrypted with a key of that region, made
@@ -377,6 +380,16 @@ def database_stack(
         writer_region=settings.writer_region if membership else None,
         secret_replica_regions=settings.other_regions if membership and membership.primary else (),
     )
+
+
+def promotion_reader(settings: Settings) -> str | None:
+    """The account of the environment after this one in the promotion order, when it may be another one:
+    its settings name an account and this environment's name none or a different one. Its deploy role
+    copies this environment's images (same account: its own policy is enough)."""
+    following = settings.promotion.next
+    if following is None or following.account is None or following.account == settings.account:
+        return None
+    return following.account
 
 
 def replication_rules(settings: Settings) -> list[ReplicationRule]:

@@ -103,6 +103,8 @@ def edited_copy(source: Project, into: Path, edits: Mapping[str, Mapping[str, An
         shutil.copytree(source.environments, project.environments)
         shutil.copy2(source.catalogue, project.catalogue)
         shutil.copytree(source.helm_values, project.helm_values)
+        if (source.environments.parent / "delivery.yaml").exists():
+            shutil.copy2(source.environments.parent / "delivery.yaml", project.environments.parent / "delivery.yaml")
         for environment, changes in edits.items():
             edit_settings_file(project.environments / f"{environment}.yaml", changes)
     return project

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,11 @@ def test_the_account_stack_is_the_same_in_every_environments_app(prod2: Done, de
 
 def test_the_one_deploy_role_has_access_to_every_regions_cluster(prod2: Done) -> None:
     templates = _templates(prod2)
-    role = _one(templates, "acme-live-cicd", "AWS::IAM::Role")
+    (role,) = [
+        r
+        for r in resources_of(templates, "AWS::IAM::Role")
+        if r.stack == "acme-live-cicd" and r.logical_id.startswith("DeployRole")
+    ]
     entries = {r.stack: r for r in resources_of(templates, "AWS::EKS::AccessEntry") if "cicd" in r.stack}
     assert set(entries) == {"acme-live-cicd", "acme-live-us-west-2-cicd"}
     for entry in entries.values():
@@ -392,7 +397,7 @@ def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
 
     def chosen(region: str, mapping: str = arns) -> str:
         environ = {
-            "PATH": "/usr/bin:/bin",
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",  # the job's python (deploy-tools)
             "AWS_REGION": region,
             "PRIMARY_REGION": "us-east-1",
             "INGRESS_CERTIFICATE_ARN": "arn:east",
@@ -408,48 +413,16 @@ def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
 
 
 def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) -> None:
-    step = _step("deploy-service.yml", "Runner labels of the deploy job")
+    from tests.test_workflows import run_with_settings
+
+    step = _step("deploy-service.yml", "Regions, runner labels")
     assert step["env"]["AWS_REGION"] == "${{ inputs.aws_region }}"
-    labels = TWO_REGIONS["live"]["github"]["deploy_runs_on"]
-    done, output = run_with_yq(step, labels, tmp_path, {"AWS_REGION": "us-west-2"})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(output.split("=", 1)[1]) == [
-        "self-hosted",
-        "linux",
-        "acme-live-us-west-2",
-    ]
-
-
-def test_a_deploy_to_another_region_marks_the_primarys_image_and_the_replica(tmp_path: Path) -> None:
-    steps = load_yaml((ROOT / ".github/workflows/deploy-service.yml").read_text(encoding="utf-8"))
-    (mark,) = [s for s in steps["jobs"]["deploy"]["steps"] if s["name"].startswith("Mark the image deployed")]
-    calls = tmp_path / "calls"
-    # An aws that logs its calls; in us-west-2 the tag has already arrived by replication.
-    (tmp_path / "aws").write_text(
-        "#!/bin/bash\n"
-        f'echo "$*" >> {calls}\n'
-        'if [[ "$2" == batch-get-image ]]; then echo \'["{}", "application/vnd.oci.image.manifest.v1+json"]\'; fi\n'
-        'if [[ "$2" == put-image && "$*" == *us-west-2* ]]; then\n'
-        '  echo "ImageAlreadyExistsException" >&2; exit 254\n'
-        "fi\n",
-        encoding="utf-8",
-    )
-    (tmp_path / "aws").chmod(0o755)
-    environ = {
-        "PATH": f"{tmp_path}:/usr/bin:/bin",
-        "PROJECT": "cloud-ops",
-        "ENVIRONMENT": "prod",
-        "SERVICE": "api",
-        "IMAGE_DIGEST": "sha256:abc",
-        "GITHUB_RUN_ID": "7",
-        "GITHUB_RUN_ATTEMPT": "1",
-        "PRIMARY_REGION": "us-east-1",
+    settings = {
+        ".regions // [.region]": TWO_REGIONS["live"]["regions"],
+        ".github.deploy_runs_on": TWO_REGIONS["live"]["github"]["deploy_runs_on"],
+        ".eks.kubernetes_version": "1.35",
     }
-    subprocess.run(["bash", "-e", "-c", mark["run"]], env={**environ, "AWS_REGION": "us-west-2"}, check=True)
-    puts = [line for line in calls.read_text(encoding="utf-8").splitlines() if line.startswith("ecr put-image")]
-    assert [p.split()[3] for p in puts] == ["us-east-1", "us-west-2"]
-    assert all("--image-tag deployed-7-1" in p for p in puts)
-    # The primary region alone: one put.
-    calls.unlink()
-    subprocess.run(["bash", "-e", "-c", mark["run"]], env={**environ, "AWS_REGION": "us-east-1"}, check=True)
-    assert sum(line.startswith("ecr put-image") for line in calls.read_text(encoding="utf-8").splitlines()) == 1
+    for given, regions in (("us-west-2", ["us-west-2"]), ("", TWO_REGIONS["live"]["regions"])):
+        output = run_with_settings(step, settings, tmp_path, {"AWS_REGION": given})
+        runs_on = json.loads(dict(line.split("=", 1) for line in output.splitlines())["runs_on"])
+        assert runs_on == {r: ["self-hosted", "linux", f"acme-live-{r}"] for r in regions}

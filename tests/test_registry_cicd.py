@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +82,19 @@ def test_lifecycle_rules_follow_settings(env: Synthesized) -> None:
         }
 
 
-def test_the_deploy_workflow_marks_what_it_deploys_with_the_tag_the_lifecycle_keeps() -> None:
+def test_the_deploy_workflow_marks_what_it_deployed_with_the_tag_the_lifecycle_keeps() -> None:
+    """After the rollout succeeded (the mark names what runs: the promotion reads it), with the prefix the
+    registry's first lifecycle rule keeps."""
+    from delivery.registry import DEPLOYED_TAG
     from infra.stacks.registry import DEPLOYED_TAG_PREFIX
 
     workflow = (ROOT / ".github" / "workflows" / "deploy-service.yml").read_text(encoding="utf-8")
     steps = load_yaml(workflow)["jobs"]["deploy"]["steps"]
     names = [step["name"] for step in steps]
-    mark = names.index("Mark the image deployed, so the registry lifecycle keeps it")
-    assert mark < next(i for i, name in enumerate(names) if name.startswith("Helm upgrade"))
-    run = steps[mark]["run"]
-    assert f'tag="{DEPLOYED_TAG_PREFIX}' in run
-    assert 'aws ecr put-image --region "$region" --repository-name "$repository" --image-tag "$tag"' in run
+    mark = next(i for i, name in enumerate(names) if name.startswith("Mark the image deployed"))
+    assert mark > names.index("Verify the rollout and print the address")
+    assert "python -m delivery mark-deployed" in steps[mark]["run"]
+    assert DEPLOYED_TAG.pattern.startswith(DEPLOYED_TAG_PREFIX)
 
 
 def test_repositories_are_retained_where_data_is_and_emptied_and_deleted_elsewhere(env: Synthesized) -> None:
@@ -176,10 +179,17 @@ def test_deploy_role_may_push_this_environments_images_and_describe_this_cluster
 
     template = env.template("cicd")
     role_id = next(k for k in template["Resources"] if k.startswith("DeployRole"))
-    policies = resources(template, "AWS::IAM::ManagedPolicy")
-    for policy in policies.values():
-        assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
-    statements = [s for p in policies.values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    policies = {
+        k: p
+        for k, p in resources(template, "AWS::IAM::ManagedPolicy").items()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+    }
+    statements = [
+        s
+        for p in policies.values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Sid"] != "ReadThePreviousEnvironmentsImages"  # test_the_deploy_role_reads_only_the_environment_before
+    ]
     by_sid: dict[str, list[dict[str, Any]]] = {}
     for statement in statements:
         by_sid.setdefault(statement["Sid"], []).append(statement)
@@ -366,3 +376,196 @@ def test_a_certificate_outside_its_zone_is_refused(tmp_path: Path) -> None:
     }
     with pytest.raises(SettingsError, match=r"'api.example.org' is not in the hosted zone 'example.com'"):
         example_settings(tmp_path, "live", replace={"ingress_certificate": certificate})
+
+
+# --- Delivery: the infrastructure roles, promotion (tests/test_delivery.py has the workflows' side) -----
+
+
+def _role(env: Synthesized, prefix: str) -> tuple[str, dict[str, Any]]:
+    roles = resources(env.template("cicd"), "AWS::IAM::Role")
+    ((role_id, role),) = [(k, r) for k, r in roles.items() if k.startswith(prefix)]
+    return role_id, dict(role["Properties"])
+
+
+def _statements_of(env: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in resources(env.template("cicd"), "AWS::IAM::ManagedPolicy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _subject(env: Synthesized, suffix: str) -> str:
+    github = env.settings.github
+    if github.owner_id is not None:
+        return f"repo:{github.owner}@{github.owner_id}/{github.repository}@{github.repository_id}:{suffix}"
+    return f"repo:{github.owner}/{github.repository}:{suffix}"
+
+
+def _bootstrap_roles(env: Synthesized, *names: str) -> list[str]:
+    regions = sorted({*env.settings.all_regions, env.settings.account_stack_region})
+    account = "<AWS::AccountId>"
+    return sorted(
+        f"arn:<AWS::Partition>:iam::{account}:role/cdk-hnb659fds-{name}-{account}-{region}"
+        for name in names
+        for region in regions
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "bootstrap"),
+    [
+        # cdk deploy: jobs of the environment's GitHub environment (its reviewers); every bootstrap role.
+        (
+            "InfrastructureRole",
+            "environment",
+            ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role"),
+        ),
+        # cdk diff --method=template on pull requests: the lookup role only (read only, kms:Decrypt denied).
+        ("DiffRole", "pull_request", ("lookup-role",)),
+    ],
+)
+def test_the_infrastructure_roles_may_only_assume_the_cdk_bootstrap_roles_of_their_regions(
+    env: Synthesized, prefix: str, suffix: str, bootstrap: tuple[str, ...]
+) -> None:
+    role_id, role = _role(env, prefix)
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    subject = _subject(env, f"environment:{env.settings.environment}" if suffix == "environment" else suffix)
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert text(trust["Principal"]["Federated"]) == _provider_arn(env)
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": subject,
+        }
+    }
+    assert not role.get("Policies")
+    assert not role.get("ManagedPolicyArns")
+    (statement,) = _statements_of(env, role_id)
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "sts:AssumeRole"
+    listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    assert sorted(text(r) for r in listed) == _bootstrap_roles(env, *bootstrap)
+    output = "InfrastructureRoleArn" if prefix == "InfrastructureRole" else "DiffRoleArn"
+    assert env.template("cicd")["Outputs"][output]["Value"]["Fn::GetAtt"][0] == role_id
+
+
+def test_the_deploy_role_reads_only_the_environment_before_it_in_the_promotion_order(env: Synthesized) -> None:
+    from infra.stacks.registry import ECR_PROMOTION_READ
+
+    role_id, _ = _role(env, "DeployRole")
+    reads = [s for s in _statements_of(env, role_id) if s["Sid"] == "ReadThePreviousEnvironmentsImages"]
+    previous = env.settings.promotion.previous
+    if previous is None:
+        assert reads == []
+        return
+    (statement,) = reads
+    assert statement["Action"] == ECR_PROMOTION_READ
+    assert not any(
+        a.startswith(("ecr:Put", "ecr:Upload", "ecr:Initiate", "ecr:Complete", "ecr:Delete"))
+        for a in statement["Action"]
+    )
+    account = previous.account or "<AWS::AccountId>"
+    assert text(statement["Resource"]) == (
+        f"arn:<AWS::Partition>:ecr:{previous.region}:{account}:repository/{previous.project}-{previous.environment}/*"
+    )
+
+
+def _two_accounts(tmp_path: Path) -> Any:
+    """The examples' promotion order (sandbox, then live) in two accounts."""
+    from infra.config.project import Project
+
+    directory = tmp_path / "project"
+    (directory / "infra" / "config").mkdir(parents=True)
+    (directory / "infra" / "config" / "delivery.yaml").write_text("promotion: [sandbox, live]\n", encoding="utf-8")
+    write_environment(directory, "sandbox", merged(example_data("sandbox"), {"account": "111111111111"}))
+    write_environment(directory, "live", merged(example_data("live"), {"account": "222222222222"}))
+    return Project(directory)
+
+
+def test_an_environment_in_another_account_may_read_the_images_of_the_one_before(tmp_path: Path) -> None:
+    from aws_cdk import App
+
+    from infra.platform import addon_values, build_platform
+    from infra.stacks.registry import ECR_PROMOTION_READ
+
+    project = _two_accounts(tmp_path)
+    built = {}
+    for name in ("sandbox", "live"):
+        app = App(outdir=str(tmp_path / name), context=cdk_json_context())
+        built[name] = build_platform(app, project.settings(name), addon_values=addon_values(name, EXAMPLES.helm_values))
+        app.synth()
+    # The environment promoted from admits the next one's account, read only, on each repository.
+    for registry in built["sandbox"].registries:
+        template = json.loads(
+            (tmp_path / "sandbox" / f"{registry.stack_name}.template.json").read_text(encoding="utf-8")
+        )
+        for repository in resources(template, "AWS::ECR::Repository").values():
+            (statement,) = repository["Properties"]["RepositoryPolicyText"]["Statement"]
+            assert statement["Effect"] == "Allow"
+            assert statement["Action"] == ECR_PROMOTION_READ
+            assert re.fullmatch(r"arn:[^:]+:iam::222222222222:root", text(statement["Principal"]["AWS"]))
+    # The last environment admits no one: nothing is promoted from it.
+    for registry in built["live"].registries:
+        template = json.loads((tmp_path / "live" / f"{registry.stack_name}.template.json").read_text(encoding="utf-8"))
+        assert all(
+            "RepositoryPolicyText" not in r["Properties"] for r in resources(template, "AWS::ECR::Repository").values()
+        )
+    cicd = json.loads(
+        (tmp_path / "live" / f"{built['live'].cicd.stack_name}.template.json").read_text(encoding="utf-8")
+    )
+    reads = [
+        s
+        for p in resources(cicd, "AWS::IAM::ManagedPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Sid"] == "ReadThePreviousEnvironmentsImages"
+    ]
+    assert [text(s["Resource"]) for s in reads] == [
+        "arn:<AWS::Partition>:ecr:us-east-1:111111111111:repository/acme-sandbox/*"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("delivery", "message"),
+    [
+        ("promotion: [sandbox, qa]\n", "names 'qa', which is not a known environment; allowed: live, sandbox"),
+        ("promotion: [sandbox, live, sandbox]\n", "sandbox is listed twice; allowed: each environment once"),
+        ("promotion: [live, sandbox]\n", "starts with 'live', a production environment"),
+        ("promotion: []\n", "allowed: a non-empty list of environment names"),
+        ("order: [sandbox, live]\n", "allowed: a mapping with one key, `promotion:`"),
+        ("promotion: [sandbox, live]\npromotion: [live]\n", "key 'promotion' is given twice"),
+    ],
+)
+def test_a_bad_promotion_order_stops_synth_naming_the_file_the_value_and_what_is_allowed(
+    tmp_path: Path, delivery: str, message: str
+) -> None:
+    project = _two_accounts(tmp_path)
+    (project.root / "infra" / "config" / "delivery.yaml").write_text(delivery, encoding="utf-8")
+    with pytest.raises(SettingsError) as error:
+        project.settings("sandbox")
+    assert "delivery.yaml" in str(error.value)
+    assert message in str(error.value)
+
+
+def test_more_environments_than_the_delivery_workflow_has_stages_are_refused(tmp_path: Path) -> None:
+    from infra.config.delivery import MAX_STAGES
+
+    project = _two_accounts(tmp_path)
+    names = [f"qa{i}" for i in range(MAX_STAGES)]
+    for name in names:
+        write_environment(project.root, name, example_data("sandbox"))
+    (project.root / "infra" / "config" / "delivery.yaml").write_text(
+        f"promotion: [{', '.join([*names, 'live'])}]\n", encoding="utf-8"
+    )
+    with pytest.raises(SettingsError, match=f"allowed: at most {MAX_STAGES}"):
+        project.settings("live")
+    workflow = load_yaml((ROOT / ".github" / "workflows" / "delivery.yml").read_text(encoding="utf-8"))
+    assert [j for j in workflow["jobs"] if j.startswith("stage-")] == [f"stage-{i + 1}" for i in range(MAX_STAGES)]
+
+
+def test_without_a_delivery_file_nothing_is_promoted(tmp_path: Path) -> None:
+    project = _two_accounts(tmp_path)
+    (project.root / "infra" / "config" / "delivery.yaml").unlink()
+    assert project.settings("live").promotion.order == ()
+    assert project.settings("live").promotion.previous is None

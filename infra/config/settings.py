@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
@@ -33,6 +33,9 @@ from pydantic import (
 from infra.config.instance_types import unavailable
 from infra.config.regions import AWS_REGIONS, NO_DATA_API, ZoneError, zone_names
 from infra.config.subnets import SubnetPlanError, subnet_plan
+
+if TYPE_CHECKING:
+    from infra.config.delivery import Promotion
 
 ENVIRONMENTS_DIR = Path(__file__).resolve().parent / "environments"
 # The service catalogue every environment shares (an environment file may carry its own `services:`
@@ -882,10 +885,21 @@ class Settings(_Model):
     services: Annotated[list[ServiceSettings], Field(min_length=1)]
     # The directory the settings file was read from (its neighbours share the account stack).
     _directory: Path = PrivateAttr(default=ENVIRONMENTS_DIR)
+    # Where the environment stands in infra/config/delivery.yaml (set by load_settings).
+    _promotion: Any = PrivateAttr(default=None)
 
     @property
     def directory(self) -> Path:
         return self._directory
+
+    @property
+    def promotion(self) -> Promotion:
+        """The environments just before and after this one in the promotion order (infra/config/delivery.py)."""
+        if self._promotion is None:
+            from infra.config.delivery import promotion_of
+
+            self._promotion = promotion_of(self.environment, self._directory)
+        return cast("Promotion", self._promotion)
 
     @field_validator("project")
     @classmethod
@@ -1313,6 +1327,7 @@ def load_settings(
         raise SettingsError(format_validation_error(path, error, data, where)) from None
     settings._directory = directory
     check_one_provider_per_account(settings, directory)
+    settings.promotion  # noqa: B018 (validates infra/config/delivery.yaml: every synth refuses a bad one)
     return settings
 
 

@@ -1,21 +1,24 @@
-"""CI/CD stack: this environment's deploy role, trusted through the account's GitHub OIDC provider, and
-its EKS access entry."""
+"""CI/CD stack: this environment's roles for GitHub Actions, trusted through the account's GitHub OIDC
+provider: the deploy role (images and Helm releases, with its EKS access entry), and the infrastructure
+roles (``cdk deploy`` and ``cdk diff`` through the account's CDK bootstrap roles, nothing else)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, cast
 
-from aws_cdk import CfnOutput
+from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Duration
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
+from infra.config.delivery import Neighbour
 from infra.config.settings import GithubSettings, IngressCertificateSettings
 from infra.stacks.account import GITHUB_OIDC_HOST, github_oidc_provider_arn
 from infra.stacks.base import PlatformStack
+from infra.stacks.registry import ECR_PROMOTION_READ
 
 ECR_PUSH_PULL = [
     "ecr:BatchCheckLayerAvailability",
@@ -35,8 +38,18 @@ ECR_PUSH_PULL = [
 ECR_REPLICA_ACTIONS = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"]
 
 
-def github_subject(github: GithubSettings, environment: str) -> str:
-    """The only token subject the deploy role trusts: jobs bound to this GitHub environment.
+# ECR_PROMOTION_READ: what the deploy role may read of the environment it promotes from
+# (infra/config/delivery.yaml): find the image that environment runs (its deployed-* tags) and copy it,
+# manifest and layers, into this environment's repository under the same digest (delivery/registry.py).
+
+# The CDK bootstrap roles (``cdk bootstrap``'s template, names fixed by qualifier, account and region).
+CDK_DEPLOY_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
+CDK_READ_ROLES = ("lookup-role",)
+
+
+def github_subject(github: GithubSettings, environment: str | None) -> str:
+    """The only token subject a role trusts: jobs bound to this GitHub environment, or (``None``) jobs of
+    the repository's pull requests (the read-only diff).
 
     With the repository's immutable ids (GitHub docs, "OpenID Connect reference", immutable subject
     claims) the subject is ``repo:<owner>@<owner id>/<repo>@<repo id>:...``: a repository deleted and
@@ -46,7 +59,19 @@ def github_subject(github: GithubSettings, environment: str) -> str:
         repository = f"{github.owner}@{github.owner_id}/{github.repository}@{github.repository_id}"
     else:
         repository = f"{github.owner}/{github.repository}"
-    return f"repo:{repository}:environment:{environment}"
+    return f"repo:{repository}:" + (f"environment:{environment}" if environment else "pull_request")
+
+
+def bootstrap_role_arns(scope: Construct, roles: tuple[str, ...], regions: list[str]) -> list[str]:
+    """The CDK bootstrap roles of this account in ``regions``: ``cdk-<qualifier>-<role>-<account>-<region>``."""
+    qualifier = (
+        scope.node.try_get_context("@aws-cdk/core:bootstrapQualifier") or DefaultStackSynthesizer.DEFAULT_QUALIFIER
+    )
+    return [
+        f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{qualifier}-{role}-{Aws.ACCOUNT_ID}-{region}"
+        for role in roles
+        for region in regions
+    ]
 
 
 class CicdStack(PlatformStack):
@@ -61,11 +86,15 @@ class CicdStack(PlatformStack):
         cluster: eks.Cluster,
         namespaces: list[str],
         repository_groups: list[list[str]],
+        infrastructure_regions: list[str],
         ingress_certificate: IngressCertificateSettings | None = None,
         other_clusters: Mapping[str, str] | None = None,
+        promoted_from: Neighbour | None = None,
         **kwargs: Any,
     ) -> None:
-        """``other_clusters``: region -> cluster name, for each other region of the environment."""
+        """``other_clusters``: region -> cluster name, for each other region of the environment.
+        ``infrastructure_regions``: where this environment's stacks are (its regions, its account stack's).
+        ``promoted_from``: the environment before this one in the promotion order, whose images it copies."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         # The provider belongs to the account (the account stack, or whoever made it before): its ARN
         # follows from the account, so no reference to another stack is needed.
@@ -75,16 +104,7 @@ class CicdStack(PlatformStack):
             self,
             "DeployRole",
             description=f"GitHub Actions deploys to {environment_name}: push images, helm upgrade in its namespaces",
-            assumed_by=iam.FederatedPrincipal(
-                provider_arn,
-                conditions={
-                    "StringEquals": {
-                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
-                        f"{GITHUB_OIDC_HOST}:sub": github_subject(github, environment_name),
-                    }
-                },
-                assume_role_action="sts:AssumeRoleWithWebIdentity",
-            ),
+            assumed_by=github_principal(provider_arn, github_subject(github, environment_name)),
         )
         iam.ManagedPolicy(
             self,
@@ -156,7 +176,76 @@ class CicdStack(PlatformStack):
                     ),
                 ],
             )
+        self.promotion_policy: iam.ManagedPolicy | None = None
+        if promoted_from is not None:
+            self.promotion_policy = iam.ManagedPolicy(
+                self,
+                "PromotionPolicy",
+                description=f"Read the images {promoted_from.environment} runs, to promote them to {environment_name}",
+                roles=[self.deploy_role],
+                statements=[
+                    iam.PolicyStatement(
+                        sid="ReadThePreviousEnvironmentsImages",
+                        actions=ECR_PROMOTION_READ,
+                        # Its registry: the primary region of the environment before this one, in its
+                        # account (when its settings name one; else this one's). Another account's
+                        # repositories admit this account by their policy (its registry stack).
+                        resources=[promotion_source_arn(promoted_from)],
+                    )
+                ],
+            )
         self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
+        self.infrastructure_role = iam.Role(
+            self,
+            "InfrastructureRole",
+            description=f"GitHub Actions runs cdk deploy for {environment_name}: the CDK bootstrap roles only",
+            assumed_by=github_principal(provider_arn, github_subject(github, environment_name)),
+            max_session_duration=Duration.hours(2),
+        )
+        iam.ManagedPolicy(
+            self,
+            "InfrastructurePolicy",
+            description=f"Assume the CDK bootstrap roles of {environment_name}'s regions (cdk deploy)",
+            roles=[self.infrastructure_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="AssumeTheCdkBootstrapRoles",
+                    actions=["sts:AssumeRole"],
+                    resources=bootstrap_role_arns(self, CDK_DEPLOY_ROLES, infrastructure_regions),
+                )
+            ],
+        )
+        self.diff_role = iam.Role(
+            self,
+            "DiffRole",
+            description=f"GitHub Actions pull requests run cdk diff against {environment_name}: read only",
+            assumed_by=github_principal(provider_arn, github_subject(github, None)),
+        )
+        iam.ManagedPolicy(
+            self,
+            "DiffPolicy",
+            description=f"Assume the CDK lookup roles of {environment_name}'s regions (cdk diff reads templates)",
+            roles=[self.diff_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="AssumeTheCdkLookupRoles",
+                    actions=["sts:AssumeRole"],
+                    resources=bootstrap_role_arns(self, CDK_READ_ROLES, infrastructure_regions),
+                )
+            ],
+        )
+        CfnOutput(
+            self,
+            "InfrastructureRoleArn",
+            value=self.infrastructure_role.role_arn,
+            description=f"Set as AWS_INFRA_ROLE_ARN in the GitHub environment '{environment_name}' (cdk deploy)",
+        )
+        CfnOutput(
+            self,
+            "DiffRoleArn",
+            value=self.diff_role.role_arn,
+            description=f"The '{environment_name}' entry of the repository variable AWS_DIFF_ROLE_ARNS (cdk diff)",
+        )
         if ingress_certificate is not None:
             # DNS validation in the zone named by its id and name: no lookup at synth.
             zone = route53.HostedZone.from_hosted_zone_attributes(
@@ -183,6 +272,23 @@ class CicdStack(PlatformStack):
             value=self.deploy_role.role_arn,
             description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
         )
+
+
+def promotion_source_arn(source: Neighbour) -> str:
+    """Every repository of the environment promoted from: ``<project>-<env>/*`` in its primary region."""
+    account = source.account or Aws.ACCOUNT_ID
+    return f"arn:{Aws.PARTITION}:ecr:{source.region}:{account}:repository/{source.name_prefix}/*"
+
+
+def github_principal(provider_arn: str, subject: str) -> iam.FederatedPrincipal:
+    """GitHub Actions' OIDC tokens for STS with exactly this subject."""
+    return iam.FederatedPrincipal(
+        provider_arn,
+        conditions={
+            "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com", f"{GITHUB_OIDC_HOST}:sub": subject}
+        },
+        assume_role_action="sts:AssumeRoleWithWebIdentity",
+    )
 
 
 def deploy_access(scope: Construct, cluster: eks.Cluster, principal: str, namespaces: list[str]) -> eks.AccessEntry:

@@ -14,6 +14,9 @@ from infra.config.settings import RegistrySettings, ServiceSettings
 from infra.constructs.encryption_key import EncryptionKey
 from infra.stacks.base import PlatformStack
 
+# What the next environment's deploy role reads when it promotes an image (infra/stacks/cicd.py).
+ECR_PROMOTION_READ = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer"]
+
 
 def repository_name(name_prefix: str, service: str) -> str:
     return f"{name_prefix}/{service}"
@@ -35,8 +38,11 @@ class RegistryStack(PlatformStack):
         registry: RegistrySettings,
         name_prefix: str,
         retain_data: bool,
+        pulled_by_account: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """``pulled_by_account``: the account of the next environment in the promotion order, when it is
+        another one; its deploy role copies the images this environment runs (read only)."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         # One key per shard; its alias names the shard, as an alias name is unique in the account and region.
         self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose=f"ecr-{shard}", retain=retain_data).key
@@ -86,6 +92,17 @@ class RegistryStack(PlatformStack):
                 removal_policy=removal,
                 empty_on_delete=not retain_data,
             )
+            if pulled_by_account is not None:
+                # Cross-account access needs both sides: this policy admits the account, whose deploy role's
+                # own policy names these repositories (its cicd stack). ECR decrypts the layers with its
+                # own grant on the key: the reader needs no key permission.
+                repository.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid="PromotedToTheNextEnvironment",
+                        principals=[iam.AccountPrincipal(pulled_by_account)],
+                        actions=ECR_PROMOTION_READ,
+                    )
+                )
             self.repositories[service.name] = repository
             CfnOutput(
                 self,
