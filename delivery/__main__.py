@@ -66,20 +66,27 @@ def cmd_plan(args: argparse.Namespace, project: Project) -> None:
 
 
 def cmd_targets(args: argparse.Namespace, project: Project) -> None:
+    """The deploy or rollback jobs of an environment: one per region (every region when none is given), on
+    the runner labels its settings name (github.deploy_runs_on: a private API endpoint is reachable only
+    from runners inside the VPC; {run_id} and {run_attempt} fill in CodeBuild-hosted runners' per-run
+    labels, {region} the region deployed to), with the cluster's Kubernetes version for the pinned tools."""
     environment = project.environment(args.environment)
     if args.region and args.region not in environment.regions:
         raise ProjectError(
-            f"aws_region {args.region!r} is not a region of {environment.name}; allowed: "
-            f"{', '.join(environment.regions)} (setting regions, or region)"
+            f"'{args.region}' is not a region of this environment; allowed: {json.dumps(list(environment.regions))} "
+            f"(setting regions, or region, in {environment.settings_file})"
         )
     regions = [args.region] if args.region else list(environment.regions)
     run_id, attempt = os.environ.get("GITHUB_RUN_ID", "0"), os.environ.get("GITHUB_RUN_ATTEMPT", "1")
+    runs_on = {r: environment.labels(r, run_id, attempt) for r in regions}
+    print(f"deploy jobs: {json.dumps(runs_on)}")
     _emit(
         {
             "regions": json.dumps(regions),
             "primary": environment.primary,
             "project": environment.project,
-            "runs_on": json.dumps({r: environment.labels(r, run_id, attempt) for r in regions}),
+            "runs_on": json.dumps(runs_on),
+            "kubernetes_version": environment.kubernetes_version,
         }
     )
 

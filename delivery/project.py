@@ -33,6 +33,7 @@ class Environment:
     regions: tuple[str, ...]
     account: str | None
     runs_on: tuple[str, ...]
+    kubernetes_version: str
 
     @property
     def primary(self) -> str:
@@ -44,6 +45,10 @@ class Environment:
 
     def repository(self, service: str) -> str:
         return f"{self.name_prefix}/{service}"
+
+    @property
+    def settings_file(self) -> str:
+        return f"{CONFIG}/environments/{self.name}.yaml"
 
     @property
     def cluster(self) -> str:
@@ -80,6 +85,7 @@ class Project:
             regions=tuple(str(r) for r in regions),
             account=str(account) if account is not None else None,
             runs_on=tuple(github.get("deploy_runs_on") or ["ubuntu-latest"]),
+            kubernetes_version=str((raw.get("eks") or {}).get("kubernetes_version")),
         )
 
     def services(self) -> list[str]:

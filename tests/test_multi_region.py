@@ -366,17 +366,17 @@ def _run_region_check(step: dict[str, Any], regions: list[str], region: str, tmp
 
 
 def test_deploy_service_accepts_exactly_the_environments_regions(tmp_path: Path) -> None:
-    step = _step("deploy-service.yml", "Check the region is one of the environment's")
+    from tests.test_workflows import run_targets
+
+    project = two_regions_project()
     regions = TWO_REGIONS["live"]["regions"]
     for region in regions:
-        code, _, output = _run_region_check(step, regions, region, tmp_path)
+        code, _, outputs = run_targets(project.root, "live", region, tmp_path, {})
         assert code == 0
-        assert output.strip() == "primary=us-east-1"
-    code, stdout, _ = _run_region_check(step, regions, "eu-west-1", tmp_path)
+        assert outputs["primary"] == "us-east-1"
+    code, stdout, _ = run_targets(project.root, "live", "eu-west-1", tmp_path, {})
     assert code == 1
     assert "'eu-west-1' is not a region of this environment" in stdout
-    # The yq expression the step runs reads the shipped files' single region too.
-    assert "'.regions // [.region]'" in step["run"]
 
 
 def test_build_image_pushes_only_to_the_primary_region(tmp_path: Path) -> None:
@@ -413,16 +413,10 @@ def test_each_region_deploys_with_its_own_ingress_certificate() -> None:
 
 
 def test_a_deploy_runs_on_the_runners_of_the_region_deployed_to(tmp_path: Path) -> None:
-    from tests.test_workflows import run_with_settings
+    from tests.test_workflows import run_targets
 
-    step = _step("deploy-service.yml", "Regions, runner labels")
-    assert step["env"]["AWS_REGION"] == "${{ inputs.aws_region }}"
-    settings = {
-        ".regions // [.region]": TWO_REGIONS["live"]["regions"],
-        ".github.deploy_runs_on": TWO_REGIONS["live"]["github"]["deploy_runs_on"],
-        ".eks.kubernetes_version": "1.35",
-    }
+    project = two_regions_project()
     for given, regions in (("us-west-2", ["us-west-2"]), ("", TWO_REGIONS["live"]["regions"])):
-        output = run_with_settings(step, settings, tmp_path, {"AWS_REGION": given})
-        runs_on = json.loads(dict(line.split("=", 1) for line in output.splitlines())["runs_on"])
-        assert runs_on == {r: ["self-hosted", "linux", f"acme-live-{r}"] for r in regions}
+        code, _, outputs = run_targets(project.root, "live", given, tmp_path, {})
+        assert code == 0
+        assert json.loads(outputs["runs_on"]) == {r: ["self-hosted", "linux", f"acme-live-{r}"] for r in regions}

@@ -265,31 +265,25 @@ def test_the_workflows_exist() -> None:
     ]
 
 
-def _runner_step() -> dict[str, Any]:
-    (step,) = [s for s in _load("deploy-service.yml")["jobs"]["validate"]["steps"] if s.get("id") == "runner"]
-    return dict(step)
+def run_targets(
+    root: Path, environment: str, region: str, tmp_path: Path, environ: dict[str, str]
+) -> tuple[int, str, dict[str, str]]:
+    """``python -m delivery targets`` as the validate jobs run it; returns its exit code, what it printed
+    and what it wrote to GITHUB_OUTPUT."""
+    import contextlib
+    import io
+    import os
+    from unittest import mock
 
+    from delivery.__main__ import main
 
-def run_with_settings(step: dict[str, Any], settings: dict[str, Any], tmp_path: Path, environ: dict[str, str]) -> str:
-    """A workflow step's script with a yq that answers the queries it makes of a settings file from
-    ``settings`` (query -> value, printed as `yq -o=json -I=0` or `yq -r` would); returns GITHUB_OUTPUT."""
-    cases = "".join(
-        f"  *'{query}'*) echo '{value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}';;\n"
-        for query, value in settings.items()
-    )
-    (tmp_path / "yq").write_text(f'#!/bin/bash\ncase "$*" in\n{cases}  *) exit 3;;\nesac\n', encoding="utf-8")
-    (tmp_path / "yq").chmod(0o755)
     output = tmp_path / "output"
     output.write_text("", encoding="utf-8")
-    done = subprocess.run(
-        ["bash", "-e", "-c", step["run"]],
-        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SETTINGS": "unused", "GITHUB_OUTPUT": str(output), **environ},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return output.read_text(encoding="utf-8")
+    printed = io.StringIO()
+    with mock.patch.dict(os.environ, {"GITHUB_OUTPUT": str(output), **environ}), contextlib.redirect_stdout(printed):
+        code = main(["--root", str(root), "targets", "--environment", environment, "--region", region])
+    written = output.read_text(encoding="utf-8")
+    return code, printed.getvalue(), dict(line.split("=", 1) for line in written.splitlines())
 
 
 @pytest.mark.parametrize("environment", REPOSITORY.environment_names())
@@ -299,27 +293,33 @@ def test_the_deploy_jobs_run_where_the_environments_settings_say(
 ) -> None:
     """One job per region (every region of the environment when none is given), on the runner labels its
     settings name for that region, with the cluster's Kubernetes version for the pinned tools."""
-    workflow = _load("deploy-service.yml")
-    job = workflow["jobs"]["deploy"]
-    assert job["strategy"]["matrix"]["region"] == "${{ fromJSON(needs.validate.outputs.regions) }}"
-    assert job["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on)[matrix.region] }}"
-    assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == "${{ steps.runner.outputs.runs_on }}"
-    step = _runner_step()
-    assert step["env"]["SETTINGS"] == "infra/config/environments/${{ inputs.environment }}.yaml"
+    from tests.projects import edited_copy
+
+    for name, job_id, step_id in (
+        ("deploy-service.yml", "deploy", "runner"),
+        ("rollback-service.yml", "rollback", "targets"),
+    ):
+        workflow = _load(name)
+        job = workflow["jobs"][job_id]
+        assert job["strategy"]["matrix"]["region"] == "${{ fromJSON(needs.validate.outputs.regions) }}"
+        assert job["runs-on"] == "${{ fromJSON(needs.validate.outputs.runs_on)[matrix.region] }}"
+        assert workflow["jobs"]["validate"]["outputs"]["runs_on"] == f"${{{{ steps.{step_id}.outputs.runs_on }}}}"
+        (step,) = [s for s in workflow["jobs"]["validate"]["steps"] if s.get("id") == step_id]
+        assert step["run"] == 'python -m delivery targets --environment "$ENVIRONMENT" --region "$AWS_REGION"'
+        assert step["env"] == {"ENVIRONMENT": "${{ inputs.environment }}", "AWS_REGION": "${{ inputs.aws_region }}"}
     settings = settings_of(REPOSITORY, environment)
     labels = [*settings.github.deploy_runs_on, "codebuild-x-{run_id}-{run_attempt}-{region}"]
+    project = edited_copy(REPOSITORY, tmp_path / "project", {environment: {"github": {"deploy_runs_on": labels}}})
     regions = [settings.region] if one_region else settings.all_regions
-    environ = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2", "AWS_REGION": settings.region if one_region else ""}
-    answers = {
-        ".regions // [.region]": settings.all_regions,
-        ".github.deploy_runs_on": labels,
-        ".eks.kubernetes_version": settings.eks.kubernetes_version,
-    }
-    outputs = dict(line.split("=", 1) for line in run_with_settings(step, answers, tmp_path, environ).splitlines())
+    environ = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "2"}
+    code, _, outputs = run_targets(project.root, environment, settings.region if one_region else "", tmp_path, environ)
+    assert code == 0
     assert json.loads(outputs["regions"]) == regions
     expected = [*settings.github.deploy_runs_on, "codebuild-x-42-2-{region}"]
     assert json.loads(outputs["runs_on"]) == {r: [label.replace("{region}", r) for label in expected] for r in regions}
     assert outputs["kubernetes_version"] == settings.eks.kubernetes_version
+    assert outputs["primary"] == settings.region
+    assert outputs["project"] == settings.project
 
 
 def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
