@@ -195,44 +195,24 @@ class CicdStack(PlatformStack):
                 ],
             )
         self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
-        self.infrastructure_role = iam.Role(
-            self,
-            "InfrastructureRole",
+        self.infrastructure_role = self._bootstrap_role(
+            "Infrastructure",
             description=f"GitHub Actions runs cdk deploy for {environment_name}: the CDK bootstrap roles only",
-            assumed_by=github_principal(provider_arn, github_subject(github, environment_name)),
+            subject=github_subject(github, environment_name),
+            policy_description=f"Assume the CDK bootstrap roles of {environment_name}'s regions (cdk deploy)",
+            sid="AssumeTheCdkBootstrapRoles",
+            roles=bootstrap_role_arns(self, CDK_DEPLOY_ROLES, infrastructure_regions),
             max_session_duration=Duration.hours(2),
         )
-        iam.ManagedPolicy(
-            self,
-            "InfrastructurePolicy",
-            description=f"Assume the CDK bootstrap roles of {environment_name}'s regions (cdk deploy)",
-            roles=[self.infrastructure_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="AssumeTheCdkBootstrapRoles",
-                    actions=["sts:AssumeRole"],
-                    resources=bootstrap_role_arns(self, CDK_DEPLOY_ROLES, infrastructure_regions),
-                )
-            ],
-        )
-        self.diff_role = iam.Role(
-            self,
-            "DiffRole",
+        self.diff_role = self._bootstrap_role(
+            "Diff",
             description=f"GitHub Actions pull requests run cdk diff against {environment_name}: read only",
-            assumed_by=github_principal(provider_arn, github_subject(github, None)),
-        )
-        iam.ManagedPolicy(
-            self,
-            "DiffPolicy",
-            description=f"Assume the CDK lookup roles of {environment_name}'s regions (cdk diff reads templates)",
-            roles=[self.diff_role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="AssumeTheCdkLookupRoles",
-                    actions=["sts:AssumeRole"],
-                    resources=bootstrap_role_arns(self, CDK_READ_ROLES, infrastructure_regions),
-                )
-            ],
+            subject=github_subject(github, None),
+            policy_description=(
+                f"Assume the CDK lookup roles of {environment_name}'s regions (cdk diff reads templates)"
+            ),
+            sid="AssumeTheCdkLookupRoles",
+            roles=bootstrap_role_arns(self, CDK_READ_ROLES, infrastructure_regions),
         )
         CfnOutput(
             self,
@@ -272,6 +252,35 @@ class CicdStack(PlatformStack):
             value=self.deploy_role.role_arn,
             description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
         )
+
+    def _bootstrap_role(
+        self,
+        name: str,
+        *,
+        description: str,
+        subject: str,
+        policy_description: str,
+        sid: str,
+        roles: list[str],
+        max_session_duration: Duration | None = None,
+    ) -> iam.Role:
+        """``<name>Role``, trusted by GitHub tokens with ``subject``, whose ``<name>Policy`` allows
+        sts:AssumeRole on exactly ``roles`` (CDK bootstrap roles) and nothing else."""
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            description=description,
+            assumed_by=github_principal(github_oidc_provider_arn(self), subject),
+            max_session_duration=max_session_duration,
+        )
+        iam.ManagedPolicy(
+            self,
+            f"{name}Policy",
+            description=policy_description,
+            roles=[role],
+            statements=[iam.PolicyStatement(sid=sid, actions=["sts:AssumeRole"], resources=roles)],
+        )
+        return role
 
 
 def promotion_source_arn(source: Neighbour) -> str:
