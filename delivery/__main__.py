@@ -108,9 +108,10 @@ def cmd_image(args: argparse.Namespace, project: Project) -> None:
                 f"{source.uri}: {source_env.name} has run no image of {args.service} yet; deploy it there first"
             )
         digest = str(now["imageDigest"])
-        if tag is not None and registry.digest_of(source, tag) != digest:
+        built = registry.digest_of(source, tag) if tag is not None else digest
+        if built != digest:
             raise DeliveryError(
-                f"{source_env.name} no longer runs {args.service}:{tag} ({registry.digest_of(source, tag)}) but "
+                f"{source_env.name} no longer runs {args.service}:{tag} ({built}) but "
                 f"{digest} ({registry.version_tag(now)}): a newer deploy superseded it there; promote that one"
             )
         tag = tag or registry.version_tag(now)

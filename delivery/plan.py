@@ -9,6 +9,7 @@ force push, a first commit) ships everything.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -31,8 +32,6 @@ class Plan:
     skipped: list[str] = field(default_factory=list)  # catalogue services without a Dockerfile
 
     def outputs(self) -> dict[str, str]:
-        import json
-
         return {
             "services": json.dumps(self.services),
             "infrastructure": "true" if self.infrastructure else "false",

@@ -101,7 +101,7 @@ def summary(
     namespace: str,
 ) -> str:
     """Markdown for the job summary: the image (a link to it in the ECR console), its commit, the release before."""
-    account, _, _rest = repository_uri.partition(".dkr.ecr.")
+    account = repository_uri.partition(".dkr.ecr.")[0]
     name = repository_uri.split("/", 1)[1]
     console = (
         f"https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{name}/_/image/{digest}/details"

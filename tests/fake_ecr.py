@@ -194,8 +194,6 @@ class FakeEcr:
         )
         if imageTag:
             image["tags"].append(imageTag)
-        elif digest in store.images and image["manifest"] != imageManifest:
-            raise AssertionError("unreachable")
         return {"image": {"imageId": {"imageDigest": digest}}}
 
     def describe_image_scan_findings(self, registryId: str, repositoryName: str, imageId: dict[str, str]) -> Any:
