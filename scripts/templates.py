@@ -58,9 +58,7 @@ def _synth(name: str, project: Path | None, form: Form, work: Path) -> dict[str,
             **form.environ(),
         }
     )
-    run = subprocess.run(
-        [str(PYTHON), "app.py"], cwd=ROOT, env=environ, capture_output=True, text=True, check=False
-    )
+    run = subprocess.run([str(PYTHON), "app.py"], cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise SystemExit(f"{name}: synth failed ({run.returncode}):\n{run.stderr[-4000:]}")
     digests = {}
@@ -72,12 +70,14 @@ def _synth(name: str, project: Path | None, form: Form, work: Path) -> dict[str,
 
 
 def digests() -> dict[str, str]:
-    with tempfile.TemporaryDirectory(prefix="cloud-ops-templates-") as work:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            futures = [pool.submit(_synth, name, project, form, Path(work)) for name, project, form in _subjects()]
-            result: dict[str, str] = {}
-            for future in futures:
-                result.update(future.result())
+    result: dict[str, str] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="cloud-ops-templates-") as work,
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool,
+    ):
+        futures = [pool.submit(_synth, name, project, form, Path(work)) for name, project, form in _subjects()]
+        for future in futures:
+            result.update(future.result())
     return result
 
 
