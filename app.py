@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra import validation_engine
 from infra.config import SettingsError, load_settings
 from infra.config.helm_values import check_service_values
 from infra.config.project import REPOSITORY, Project
-from infra.config.settings import command_line_overrides, command_line_sources
+from infra.config.settings import Settings, command_line_overrides, command_line_sources
 
 if TYPE_CHECKING:
     from aws_cdk import App
@@ -31,51 +36,86 @@ def cli_context() -> dict[str, Any]:
     return context
 
 
-def main(app: App | None = None) -> int:
-    """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
-    context: Callable[[str], Any] = app.node.try_get_context if app is not None else cli_context().get
+@dataclass(frozen=True)
+class Prepared:
+    """What the construction needs, read and checked before any construct exists."""
+
+    project: Project
+    settings: Settings
+    # The settings directory the environment's file is in (for messages).
+    source: Path
+    addon_values: dict[str, dict[str, Any]]
+
+    def located(self, error: SettingsError) -> str:
+        """An error raised while building (the kubectl layer of the chosen Kubernetes version, a values
+        file), prefixed with the settings file the choice came from unless it names its own file."""
+        own_file = str(error).startswith(str(self.project.root))
+        return str(error) if own_file else f"{self.source / self.settings.environment}.yaml: {error}"
+
+
+def prepare(context: Callable[[str], Any]) -> Prepared:
+    """Reads and checks the settings and the Helm values, and imports the modules the construction
+    uses: pure Python, no jsii call (it runs while the validation engine starts; tests/test_speed.py).
+    Raises SettingsError with the message to print."""
     # Another tree laid out like this repository (tests: their examples, a copy with a procedure applied).
     project = Project(Path(context("project")).resolve()) if context("project") else REPOSITORY
     # For `make bench` and experiments: another settings directory, and where reports go.
     settings_dir = context("settings_dir")
+    source = Path(settings_dir) if settings_dir else project.environments
+    settings = load_settings(
+        context("env"),
+        directory=source,
+        catalogue=project.catalogue,
+        overrides=command_line_overrides(context, os.environ),
+        sources=command_line_sources(context, os.environ),
+    )
+    if not settings_dir:
+        # The project's own settings: every catalogue service must be deployable in this environment.
+        # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
+        check_service_values(settings, project.helm_values)
+    # The stacks' modules (aws-cdk-lib's Python bindings): the larger part of the wait this fills.
+    import infra.compliance.packs
+    import infra.compliance.report  # noqa: F401
+    from infra.platform import addon_values
+
+    prepared = Prepared(project, settings, source, {})
     try:
-        settings = load_settings(
-            context("env"),
-            directory=Path(settings_dir) if settings_dir else project.environments,
-            catalogue=project.catalogue,
-            overrides=command_line_overrides(context, os.environ),
-            sources=command_line_sources(context, os.environ),
-        )
-        if not settings_dir:
-            # The project's own settings: every catalogue service must be deployable in this environment.
-            # (An experiment with another settings directory, such as make bench's catalogues, has no values.)
-            check_service_values(settings, project.helm_values)
+        return replace(prepared, addon_values=addon_values(settings.environment, project.helm_values))
+    except SettingsError as error:
+        raise SettingsError(prepared.located(error)) from error
+
+
+def main(app: App | None = None) -> int:
+    """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
+    context: Callable[[str], Any] = app.node.try_get_context if app is not None else cli_context().get
+    # A synth from the CLI: CDK's validation engine starts now, beside prepare() (pure Python), and is
+    # ready when the construction starts (infra/validation_engine.py).
+    engine = validation_engine.start() if app is None else None
+    try:
+        prepared = prepare(context)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    validation = engine.plugin() if engine is not None else None
 
     from aws_cdk import App
 
+    from infra.compliance.packs import register_rule_packs
+    from infra.compliance.report import synth_with_report
+    from infra.platform import build_platform
+
     app = app or App()
+    project, settings = prepared.project, prepared.settings
+    try:
+        platform = build_platform(app, settings, addon_values=prepared.addon_values)
+    except SettingsError as error:
+        print(f"error: {prepared.located(error)}", file=sys.stderr)
+        return 2
     # The committed reports/<env>/ describe the settings file as it is; a synth for another region
     # (--context region=...) reports beside its templates instead.
     default_reports = Path(app.outdir) / "reports" if context("region") else project.reports
     reports_dir = Path(context("reports_dir") or default_reports)
-
-    from infra.compliance.packs import register_rule_packs
-    from infra.compliance.report import synth_with_report
-    from infra.platform import addon_values, build_platform
-
-    try:
-        platform = build_platform(app, settings, addon_values=addon_values(settings.environment, project.helm_values))
-    except SettingsError as error:
-        # Raised while building (the kubectl layer of the chosen Kubernetes version, a values file):
-        # name the settings file the choice came from, unless the message names its own file.
-        source = Path(settings_dir) if settings_dir else project.environments
-        where = "" if str(error).startswith(str(project.root)) else f"{source / settings.environment}.yaml: "
-        print(f"error: {where}{error}", file=sys.stderr)
-        return 2
-    packs = register_rule_packs(app, production=settings.production)
+    packs = register_rule_packs(app, production=settings.production, validation=validation)
     code = synth_with_report(app, platform, packs, reports_dir / settings.environment)
     # (make reports, which rewrites every environment's, says nothing: the others are next.)
     if code == 0 and reports_dir == project.reports and not app.node.try_get_context("every_environment"):
@@ -86,5 +126,27 @@ def main(app: App | None = None) -> int:
     return code
 
 
+def run_from_cli() -> None:
+    """``python app.py`` as the CDK CLI runs it: main(), then an exit that does not wait for the jsii
+    runtime's own teardown.
+
+    When main() returns, the cloud assembly and the reports are written and closed; what is left is
+    the jsii runtime's exit (its Node.js processes free a heap of several hundred MB that holds the
+    validation engine), about a second that ``cdk synth`` would otherwise wait for. The runtime ends on
+    its own once its input closes with this process, and removes its own working directory; the copy
+    of the runtime that the jsii package writes for Python goes into a scratch directory of this run
+    (``tempfile.tempdir``), removed here. An exception leaves through the normal exit instead.
+    """
+    scratch = tempfile.mkdtemp(prefix="cloud-ops-synth-")
+    tempfile.tempdir = scratch
+    # Registered before the jsii runtime starts: on a normal exit it runs after the runtime's own stop.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_from_cli()
