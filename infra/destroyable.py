@@ -19,7 +19,7 @@ def check(environment: str | None, project: Project = REPOSITORY) -> tuple[str |
         return (
             f"refusing to destroy {environment!r}: its settings say production: true "
             f"(infra/config/environments/{environment}.yaml). Production data and stacks are protected; "
-            "delete them by hand, stack by stack, if you really mean it (README, 'Destroying an environment')."
+            "delete them by hand, stack by stack, if you really mean it (see docs/operations.md)."
         ), ""
     return None, f"{settings.stack_prefix}-*"
 

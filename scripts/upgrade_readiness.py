@@ -11,7 +11,7 @@ eks:DescribeInsight):
   not PASSING its recommendation (`aws eks describe-insight`), e.g. the deprecated APIs still called
   and by whom.
 
-Exit 0: every insight for the next minor is PASSING (set `eks.kubernetes_version` to it: README,
+Exit 0: every insight for the next minor is PASSING (set `eks.kubernetes_version` to it: docs/operations.md,
 "Upgrading Kubernetes"); 1: something to fix or review first (or no next minor); 2: the check could
 not run (no AWS CLI, no credentials, no such environment).
 """

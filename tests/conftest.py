@@ -1,9 +1,9 @@
 """Fixtures over what tests/subjects.py synthesizes.
 
 - ``env``: every synthesized platform, the user's (as its files are, in another form, after the
-  README procedures) and the examples' (properties of templates that hold whatever the settings are);
+  documented procedures) and the examples' (properties of templates that hold whatever the settings are);
 - ``configured``: the user's platform as its files are, the repository's environments and those of
-  the copy after the README procedures (properties that involve the project's own files: its
+  the copy after the documented procedures (properties that involve the project's own files: its
   reports, its Helm values).
 """
 
@@ -40,7 +40,7 @@ from tests.subjects import (
 )
 from tests.synth import Synthesized
 
-# The user's platform as its files are (the repository, and the copy after the README's procedures).
+# The user's platform as its files are (the repository, and the copy after the documented procedures).
 CONFIGURED = repository_subjects() + procedure_subjects()
 PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + form_subjects()
 # Each environment at the next Kubernetes minor (tests/test_upgrades.py), not a platform of its own.
@@ -108,8 +108,8 @@ def subject(label: str) -> Subject:
 
 @pytest.fixture(scope="session", params=[s.label for s in PLATFORMS])
 def env(request: pytest.FixtureRequest) -> Synthesized:
-    """Every synthesized platform: the user's environments (as they are, and after the README's
-    procedures) and the tests' examples."""
+    """Every synthesized platform: the user's environments (as they are, and after the
+    documented procedures) and the tests' examples."""
     return synth(subject(str(request.param)))
 
 

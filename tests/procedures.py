@@ -1,6 +1,7 @@
-"""The README's procedures, applied to a copy of the working tree as a user applies them.
+"""The documented procedures, applied to a copy of the working tree as a user applies them.
 
-Each procedure is the fenced block after a ``<!-- procedure: <name> -->`` marker in README.md:
+Each procedure is the fenced block after a ``<!-- procedure: <name> -->`` marker in README.md or in a
+page of docs/ (``docs/*.md``; README first, then the pages by name; a name is used once):
 
 - a ``bash`` block runs in the copy's root; its first lines set its parameters (``SERVICE=billing``),
   which are given values that fit the tree (a service name the catalogue does not have yet);
@@ -12,7 +13,7 @@ Each procedure is the fenced block after a ``<!-- procedure: <name> -->`` marker
 serverless cache is switched to nodes and nodes to serverless), so that the copy holds a new
 service, a new environment, a switched cache kind and cluster mode, an environment in two regions,
 a switched database capacity model and switched node capacity: what "make test stays green after
-every README procedure" is checked on (tests/subjects.py synthesizes every environment of the copy,
+every documented procedure" is checked on (tests/subjects.py synthesizes every environment of the copy,
 which writes its reports as ``make synth`` does, and the suite's tests of the user's platform run
 over it).
 """
@@ -31,7 +32,14 @@ from infra.config.regions import NO_DATA_API, ZONE_LETTERS, ZoneError, zone_name
 from infra.config.settings import GITHUB_HOSTED_LABEL_PREFIXES
 from tests.projects import dump_yaml, edit_settings_file, load_yaml, merged
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """Where procedures are documented, in a stable order: README.md, then docs/*.md by name."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 _MARKER = re.compile(
     r"<!-- procedure: ([a-z0-9-]+)(?:, replaces: ([a-z_]+))? -->\s*```(bash|yaml)\n(.*?)```", re.DOTALL
 )
@@ -61,11 +69,13 @@ class Procedure:
         return data
 
 
-def procedures(readme: Path = README) -> dict[str, Procedure]:
-    found = {
-        m.group(1): Procedure(m.group(1), m.group(3), m.group(4), m.group(2))
-        for m in _MARKER.finditer(readme.read_text(encoding="utf-8"))
-    }
+def procedures(paths: list[Path] | None = None) -> dict[str, Procedure]:
+    """Every procedure of ``paths`` (by default the documents), by name, in the documents' order."""
+    found: dict[str, Procedure] = {}
+    for path in documents() if paths is None else paths:
+        for m in _MARKER.finditer(path.read_text(encoding="utf-8")):
+            assert m.group(1) not in found, f"procedure {m.group(1)} is documented twice (again in {path.name})"
+            found[m.group(1)] = Procedure(m.group(1), m.group(3), m.group(4), m.group(2))
     return found
 
 
@@ -77,7 +87,7 @@ class Applied:
 
 
 class ProcedureFailed(Exception):
-    """A README procedure did not apply as written."""
+    """A documented procedure did not apply as written."""
 
 
 def run_bash(procedure: Procedure, root: Path, parameters: Mapping[str, str]) -> None:
@@ -112,7 +122,7 @@ def _catalogue(project: Project) -> list[dict[str, Any]]:
 
 
 def second_region(raw: Mapping[str, Any], suggested: list[str]) -> str:
-    """A region to add: the README's suggestion unless it is the primary, else the first that has the
+    """A region to add: the documented suggestion unless it is the primary, else the first that has the
     environment's zones (and the RDS Data API, where a database of its own would need it)."""
     primary = raw["region"]
     candidates = [r for r in suggested if r != primary] + sorted(ZONE_LETTERS)
@@ -128,7 +138,7 @@ def second_region(raw: Mapping[str, Any], suggested: list[str]) -> str:
 
 
 def apply_all(project: Project) -> list[Applied]:
-    """Every README procedure, applied to ``project`` (a copy of the working tree)."""
+    """Every documented procedure, applied to ``project`` (a copy of the working tree)."""
     steps = procedures()
     applied: list[Applied] = []
     environments = project.environment_names()
@@ -143,7 +153,7 @@ def apply_all(project: Project) -> list[Applied]:
     run_bash(steps["add-service"], project.root, {"SERVICE": service, "FROM": like})
     applied.append(Applied("add-service", None, f"{service}, like {like}"))
 
-    # A new environment from the first one that is not production (README: "Adding an environment").
+    # A new environment from the first one that is not production (docs/environments.md: "Adding an environment").
     new = next(n for n in ENVIRONMENT_NAMES if n not in environments)
     source = next((e for e in environments if not _raw(project, e).get("production")), first)
     run_bash(steps["add-environment"], project.root, {"NAME": new, "FROM": source})

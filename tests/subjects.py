@@ -6,7 +6,7 @@ The user's platform:
 - through the real CDK CLI, on the pinned Node LTS, in a background thread: the last one with its
   account from ``CDK_DEFAULT_ACCOUNT`` (as the CLI sets it when it finds credentials), in another
   region;
-- every environment of a copy of the working tree with every README procedure applied
+- every environment of a copy of the working tree with every documented procedure applied
   (tests/procedures.py), synthesized through app.py as `make reports` does (the copy's reports
   rewritten). The tests of the user's platform run over all of these.
 
@@ -300,7 +300,7 @@ _PROCEDURES: ProcedureCopy | None = None
 
 
 def procedure_copy() -> ProcedureCopy:
-    """The working tree copied, with every README procedure applied (made once, at collection)."""
+    """The working tree copied, with every documented procedure applied (made once, at collection)."""
     global _PROCEDURES  # noqa: PLW0603
     if _PROCEDURES is None:
         project = copy_working_tree(WORK / "after-procedures")

@@ -1,7 +1,7 @@
 """charts/microservice rendered with the real helm.
 
 Over the user's platform: every environment and catalogue service found (in the repository, and in
-the copy after the README procedures), rendered as the deploy workflow renders it. Over the tests'
+the copy after the documented procedures), rendered as the deploy workflow renders it. Over the tests'
 own examples: the chart's behaviours that need a known service (a certificate, a bad value).
 """
 

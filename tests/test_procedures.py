@@ -1,10 +1,10 @@
-"""Every README procedure, then `make test`, stays green: on a copy of the user's working tree.
+"""Every documented procedure, then `make test`, stays green: on a copy of the user's working tree.
 
-tests/procedures.py applies each procedure of the README (the blocks after `<!-- procedure: ... -->`)
-to a copy of the working tree as the user has it, tracked and untracked files alike; tests/subjects.py
-then synthesizes every environment of the copy as `make synth` does (writing the copy's reports), and
-the tests of the user's platform run over those environments too (their ids start with
-`after-procedures-`). This module checks that the procedures did what the README says they do.
+tests/procedures.py applies each procedure of README.md and docs/*.md (the blocks after
+`<!-- procedure: ... -->`) to a copy of the working tree as the user has it, tracked and untracked
+files alike; tests/subjects.py then synthesizes every environment of the copy as `make synth` does
+(writing the copy's reports), and the tests of the user's platform run over those environments too
+(their ids start with `after-procedures-`). This module checks that the procedures did what the documents say they do.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import pytest
 
 from infra.config.project import REPOSITORY
 from infra.reports.shared import account_stack_section, stale_report_notes
-from tests.procedures import README, procedures
+from tests.procedures import documents, procedures
 from tests.projects import ROOT, load_yaml, working_tree_files
 from tests.subjects import procedure_copy, two_regions
 from tests.synth import Synthesized
 
 
-def test_every_procedure_of_the_readme_applies_to_a_copy_of_the_working_tree() -> None:
+def test_every_documented_procedure_applies_to_a_copy_of_the_working_tree() -> None:
     copy = procedure_copy()
     assert copy.error is None, copy.error
     applied = {a.procedure for a in copy.applied}
@@ -88,8 +88,11 @@ def test_each_procedure_block_is_valid_as_written(name: str) -> None:
         assert step.replaces is None or step.replaces in step.edits()
 
 
-def test_the_readme_names_the_test_that_performs_its_procedures() -> None:
-    assert "tests/procedures.py" in _file(README)
+def test_each_document_with_procedures_names_the_test_that_performs_them() -> None:
+    holding = [path for path in documents() if procedures([path])]
+    assert ROOT / "README.md" in holding  # add-service, the newcomer's first procedure
+    for path in holding:
+        assert "tests/procedures.py" in _file(path), path
 
 
 # --- Reports that more than one environment draws ----------------------------------------------------

@@ -3,7 +3,7 @@ here (tests/servers.py), their processes (health, readiness, SIGTERM), their IAM
 documented forms, their Dockerfiles.
 
 Tests of the user's platform (every catalogue service has a Dockerfile that lints) run over the
-repository and the copy after the README's procedures. The others are about the code in services/:
+repository and the copy after the documented procedures. The others are about the code in services/:
 each runs only where the service directory it exercises exists, so removing or renaming a reference
 service never fails them.
 """

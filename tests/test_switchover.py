@@ -1,6 +1,6 @@
 """A global database's writer moves (switchover or failover) and back by one setting, database.writer_region:
 the stacks keep their names and regions, nothing is replaced, only what follows the writer changes
-(README, "Switchover and failover"; ADR 0014)."""
+(docs/regions.md, "Switchover and failover"; ADR 0014)."""
 
 from __future__ import annotations
 

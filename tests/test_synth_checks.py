@@ -367,7 +367,7 @@ def test_an_empty_settings_file_or_catalogue_says_it_is_empty(tmp_path: Path) ->
         project.settings("qa")
 
 
-# --- Every example the README and the messages give is valid as written -------------------------------
+# --- Every example the documents and the messages give is valid as written ----------------------------
 
 _DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 

@@ -276,7 +276,7 @@ def acknowledge_cache(stack: CacheStack, ledger: Ledger, *, retained: bool) -> N
             ledger.acknowledge(
                 group,
                 f"{pack}-ElastiCacheRedisClusterAutomaticBackup",
-                "Non-production environments are destroyable by design (README, 'Destroying an environment'): "
+                "Non-production environments are destroyable by design (see docs/operations.md): "
                 "the cache and its snapshots go with the stack, and its contents can be rebuilt. Production "
                 "retains the cache and the settings refuse fewer than 15 days of its snapshots there.",
             )
@@ -301,7 +301,7 @@ def _database(stack: DatabaseStack, ledger: Ledger) -> None:
             "global database: its storage is a copy of the primary cluster's, whose automated backups "
             "(point-in-time recovery) and, in production, AWS Backup plan (daily, retained vault) are taken in "
             "the primary region (where the stacks of the environment's first region keep them after a "
-            "switchover too: README, 'Switchover and failover'). AWS Backup cannot select an Aurora instance, "
+            "switchover too: docs/regions.md, 'Switchover and failover'). AWS Backup cannot select an Aurora instance, "
             "which is what this rule looks for."
         )
     for instance in stack.cluster.node.children:
@@ -336,7 +336,7 @@ def _writer_away(stack: DatabaseStack, ledger: Ledger) -> None:
         f"Rotation is paused while the global database's writer is in {writer}: Secrets Manager rotates a "
         f"secret in its own region ({home}), and the single-user rotation function runs here, in this VPC, "
         f"which has no route to the writer's VPC in {writer} (the regions are not connected, by design: ADR "
-        f"0011). It resumes when database.writer_region is set back to {home} after switching back (README, "
+        f"0011). It resumes when database.writer_region is set back to {home} after switching back (docs/regions.md, "
         "'Switchover and failover'); the password stays valid meanwhile."
     )
     secret = _child(stack, "Cluster/Secret/Resource")
@@ -356,7 +356,7 @@ def _writer_away(stack: DatabaseStack, ledger: Ledger) -> None:
 def _database_protection(stack: DatabaseStack, ledger: Ledger) -> None:
     if not stack.deletion_protection:
         destroyable = (
-            "Non-production environments are destroyable by design (README, 'Destroying an environment'): "
+            "Non-production environments are destroyable by design (see docs/operations.md): "
             "`cdk destroy` must remove the database with the rest. Production sets deletion protection, a "
             "snapshot on delete and termination protection; the settings refuse to turn them off there."
         )

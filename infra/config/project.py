@@ -1,7 +1,7 @@
 """Where a project's own files are: its settings, its service catalogue, its Helm values, its reports.
 
 The repository is one project (``REPOSITORY``). Tests read other trees laid out the same way: their
-own examples (``tests/examples``) and copies of the repository with a README procedure applied.
+own examples (``tests/examples``) and copies of the repository with a documented procedure applied.
 ``app.py`` takes another tree with ``--context project=<dir>``.
 """
 

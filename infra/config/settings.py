@@ -411,7 +411,7 @@ class DatabaseSettings(_Model):
     # requires it); regional: a cluster of its own, not replicated; none: no database there.
     other_regions: Literal["global", "regional", "none"] = "global"
     # A global database: the region whose cluster is the writer now. The primary region (`region`)
-    # until a switchover or failover moves it (README, "Switchover and failover"); the stacks keep
+    # until a switchover or failover moves it (docs/regions.md, "Switchover and failover"); the stacks keep
     # their names and regions whatever it is, only what follows the writer changes.
     writer_region: str | None = None
     # A global database's minor upgrade, step one: the clusters of the regions other than the
@@ -692,7 +692,7 @@ class GithubSettings(_Model):
     repository_id: Annotated[int, Field(ge=1)] | None = None
     # The runner labels deploy-service's deploy job runs on (its runs-on). A cluster whose API
     # endpoint is private is reachable only from inside the VPC: name self-hosted runners there (see
-    # the README). {run_id} and {run_attempt} are replaced, for CodeBuild-hosted runners' labels.
+    # docs/delivery.md). {run_id} and {run_attempt} are replaced, for CodeBuild-hosted runners' labels.
     deploy_runs_on: Annotated[list[str], Field(min_length=1)] = ["ubuntu-latest"]
 
     @field_validator("deploy_runs_on")

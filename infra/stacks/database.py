@@ -301,7 +301,7 @@ class DatabaseStack(PlatformStack):
                 self,
                 "GlobalClusterId",
                 value=self.global_membership.identifier if secondary else cast(str, self.global_cluster_id),
-                description="Aurora global database (switchover and failover: README)",
+                description="Aurora global database (switchover and failover: docs/regions.md)",
             )
         if secret:
             CfnOutput(
@@ -337,7 +337,7 @@ class DatabaseStack(PlatformStack):
             cfn = cast(rds.CfnDBCluster, self.cluster.node.default_child)
             cfn.add_property_override("EnableGlobalWriteForwarding", True)
             # Secrets Manager rotates a secret in its own region, and the rotation function here has no
-            # route to a writer in another region's VPC: paused while the writer is away (README).
+            # route to a writer in another region's VPC: paused while the writer is away (docs/regions.md).
             return global_cluster.ref
         # Secrets Manager's single-user PostgreSQL rotation (its published application), from the
         # private subnets, admitted to the database on 5432 by a rule of its own.
