@@ -301,7 +301,8 @@ class DatabaseStack(PlatformStack):
                 self,
                 "GlobalClusterId",
                 value=self.global_membership.identifier if secondary else cast(str, self.global_cluster_id),
-                description="Aurora global database (switchover and failover: docs/regions.md)",
+                # (The README leads to docs/regions.md; the deployed text is kept as it is.)
+                description="Aurora global database (switchover and failover: README)",
             )
         if secret:
             CfnOutput(
