@@ -1,13 +1,25 @@
 #!/usr/bin/env python3
-"""Where one synth's time goes, by phase: ``profile_synth.py ENV [--variant full|no-packs|no-validation]``.
+"""Where one synth's time goes, by phase: ``profile_synth.py ENV [SETTINGS_DIR]`` prints one JSON object.
 
-Runs app.py's own path in this process (as ``cdk synth`` runs it: cdk.json's context, an output
-directory, reports beside the templates) with timers around each phase, and prints one JSON object of
-seconds. The phases that run inside CDK's synthesis (cdk-nag's packs, CDK's template validation) have
-no Python boundary to time, so ``make bench`` measures them as differences between variants: the same
-synth without the packs registered (``no-packs``), and without CDK's built-in validation
-(``no-validation``, ``CDK_VALIDATION=false``). Our own rules run as a Python callback and are timed
-directly. Nothing here changes what a real synth checks: the variants exist only in this script.
+Runs app.py's own steps in this process, one after the other, as ``cdk synth`` runs them (cdk.json's
+context, an output directory, reports beside the templates), with a timer around each:
+
+- starting the jsii runtime and loading aws-cdk-lib and cdk-nag into it;
+- importing the app's modules (aws-cdk-lib's Python bindings of the services the stacks use);
+- reading and checking the settings and the Helm values (``app.prepare``, without its imports);
+- starting CDK's validation engine (``CloudFormationValidatePlugin``);
+- building the constructs (``build_platform``);
+- CDK's template validation, cdk-nag's four packs, our own rules, writing the assembly: inside
+  ``app.synth()``, read from CDK's own performance counters (``CDK_PERF_COUNTERS_FILE``, which CDK
+  writes when a synth is slower than ``@aws-cdk/core.slowSynthThreshold``, here 0): the validation
+  span less the engine's template checks and our rules (a Python callback, timed here) is the packs'
+  share, with CDK's validation report; the synthesis phase less the validation span is the writing;
+- the reports (compliance, cost, architecture);
+- the jsii runtime's teardown, which app.py does not wait for.
+
+In a real ``cdk synth`` the engine's start runs on a background thread beside the imports and the
+settings (infra/validation_engine.py), so the wall time is less than the sum; ``make bench`` prints
+both. The phases are measured, not estimated: nothing here is skipped or stubbed.
 """
 
 from __future__ import annotations
@@ -21,82 +33,105 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("full", "no-packs", "no-validation")
+
+# Phase names, in the order they run.
+RUNTIME = "jsii runtime + aws-cdk-lib, cdk-nag loaded"
+IMPORTS = "app's modules imported"
+SETTINGS = "settings and Helm values read and checked"
+ENGINE = "CDK validation engine started"
+CONSTRUCTS = "constructs built"
+TEMPLATE_VALIDATION = "CDK template validation"
+PACKS = "cdk-nag packs (+ validation report)"
+OWN_RULES = "own rules"
+WRITING = "assembly written"
+REPORTS = "reports written"
+TEARDOWN = "jsii runtime teardown (not waited for)"
+PHASES = (RUNTIME, IMPORTS, SETTINGS, ENGINE, CONSTRUCTS, TEMPLATE_VALIDATION, PACKS, OWN_RULES, WRITING, REPORTS)
 
 
-def profile(environment: str, variant: str, outdir: Path, settings_dir: Path | None = None) -> dict[str, float]:
+def profile(environment: str, outdir: Path, settings_dir: Path | None = None) -> dict[str, float]:
     phases: dict[str, float] = {}
-    # Before aws-cdk-lib is imported: its jsii runtime (where App reads them) starts with this environment.
     context = dict(json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"])
     context.update({"env": environment, "reports_dir": str(outdir / "reports")})
+    context["@aws-cdk/core.slowSynthThreshold"] = 0
     if settings_dir is not None:
         context["settings_dir"] = str(settings_dir)
-    os.environ["CDK_CONTEXT_JSON"] = json.dumps(context)
-    os.environ["CDK_OUTDIR"] = str(outdir)
-    if variant == "no-validation":
-        os.environ["CDK_VALIDATION"] = "false"
-    started = time.perf_counter()
+    counters = outdir / "perf-counters.json"
+    # Before aws-cdk-lib is imported: its jsii runtime (where App reads them) starts with this environment.
+    os.environ.update(
+        {"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir), "CDK_PERF_COUNTERS_FILE": str(counters)}
+    )
     sys.path.insert(0, str(ROOT))
-    import aws_cdk
 
-    phases["import aws-cdk-lib (jsii runtime)"] = time.perf_counter() - started
-    mark = time.perf_counter()
-    import app as cloud_ops_app
-    from infra import platform
-    from infra.compliance import packs, platform_rules, report
-
-    phases["import the app (cdk-nag, modules, settings models)"] = time.perf_counter() - mark
-
-    def timed(module: Any, name: str, phase: str) -> None:
+    def timed(phase: str, module: Any = None, name: str = "") -> Any:
+        """A context for a block, or a wrapper around ``module.name`` adding to ``phase``."""
+        if module is None:
+            return _Timer(phases, phase)
         original = getattr(module, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            mark = time.perf_counter()
-            try:
+            with _Timer(phases, phase):
                 return original(*args, **kwargs)
-            finally:
-                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - mark
 
         setattr(module, name, wrapper)
+        return None
 
-    timed(platform, "build_platform", "construct building")
-    timed(platform_rules, "evaluate", "own rules")
-    timed(report, "write_report", "reports")
-    timed(report, "write_environment_reports", "reports")
-    if variant == "no-packs":
-        packs.rule_packs = lambda app: []
-
-    original_synth = aws_cdk.App.synth
-
-    def synth(self: Any, *args: Any, **kwargs: Any) -> Any:
-        mark = time.perf_counter()
-        try:
-            return original_synth(self, *args, **kwargs)
-        finally:
-            phases["app.synth (validation, templates, writing)"] = time.perf_counter() - mark
-
-    aws_cdk.App.synth = synth  # type: ignore[method-assign]
-    mark = time.perf_counter()
-    code = cloud_ops_app.main()
-    phases["main (settings to reports)"] = time.perf_counter() - mark
+    with timed(RUNTIME):
+        import aws_cdk
+        import cdk_nag  # noqa: F401
+    with timed(IMPORTS):
+        import app
+        from infra.compliance import packs, platform_rules, report
+        from infra.platform import build_platform
+    with timed(SETTINGS):
+        prepared = app.prepare(context.get)
+    with timed(ENGINE):
+        validation = aws_cdk.CloudFormationValidatePlugin()
+    with timed(CONSTRUCTS):
+        cdk_app = aws_cdk.App()
+        platform = build_platform(cdk_app, prepared.settings, addon_values=prepared.addon_values)
+    timed(OWN_RULES, platform_rules, "evaluate")
+    timed(REPORTS, report, "write_report")
+    timed(REPORTS, report, "write_environment_reports")
+    names = packs.register_rule_packs(cdk_app, production=prepared.settings.production, validation=validation)
+    code = report.synth_with_report(cdk_app, platform, names, outdir / "reports" / environment)
     if code != 0:
         raise SystemExit(f"profile: synth of {environment} failed ({code})")
-    phases["total in process"] = time.perf_counter() - started
-    return phases
+    perf = json.loads(counters.read_text(encoding="utf-8"))["counters"]
+    milliseconds = 1000.0
+    validation_span = perf["validateTemplates"] / milliseconds
+    phases[TEMPLATE_VALIDATION] = perf["CloudFormationValidate.validate"] / milliseconds
+    phases[PACKS] = validation_span - phases[TEMPLATE_VALIDATION] - phases.get(OWN_RULES, 0.0)
+    phases[WRITING] = perf["phase:Synthesis"] / milliseconds - validation_span
+    import jsii._runtime
+
+    with timed(TEARDOWN):
+        # The runtime's own stop, as a normal interpreter exit runs it (app.py does not wait for it).
+        jsii._runtime.kernel.provider._process.stop()  # type: ignore[attr-defined]
+    return {phase: round(phases.get(phase, 0.0), 3) for phase in (*PHASES, TEARDOWN)}
+
+
+class _Timer:
+    def __init__(self, phases: dict[str, float], phase: str) -> None:
+        self.phases, self.phase = phases, phase
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.phases[self.phase] = self.phases.get(self.phase, 0.0) + time.perf_counter() - self.start
 
 
 def main(argv: list[str]) -> int:
-    environment = argv[0]
-    variant = argv[1].removeprefix("--variant=") if len(argv) > 1 else "full"
-    settings_dir = Path(argv[2]) if len(argv) > 2 else None
-    if variant not in VARIANTS:
-        print(f"variant must be one of {', '.join(VARIANTS)}", file=sys.stderr)
+    if not argv:
+        print("usage: scripts/profile_synth.py ENV [SETTINGS_DIR]", file=sys.stderr)
         return 2
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory(prefix="cloud-ops-profile-") as work:
-        phases = profile(environment, variant, Path(work), settings_dir)
+        phases = profile(argv[0], Path(work), Path(argv[1]) if len(argv) > 1 else None)
     print(json.dumps(phases))
-    return 0
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
