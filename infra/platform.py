@@ -10,7 +10,7 @@ from typing import Any, cast
 from aws_cdk import App, Environment, Tags
 from aws_cdk import aws_iam as iam
 
-from infra.compliance.acknowledgements import acknowledge_platform
+from infra.compliance.acknowledgements import Regional, acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import HELM_VALUES_DIR, load_addon_values
 from infra.config.settings import Settings, environments_sharing_account
@@ -256,7 +256,13 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         ledger=Ledger(),
         other_regions=others,
     )
-    acknowledge_platform(platform)
+    acknowledge_platform(
+        platform.ledger,
+        regions=[Regional(r.network, r.eks, r.database, r.cache) for r in (primary, *others)],
+        cicd=cicd,
+        retained=settings.retain_data,
+        promoted_from=settings.promotion.previous,
+    )
     return platform
 
 
