@@ -10,7 +10,7 @@ from typing import Any, cast
 from aws_cdk import App, Environment, Tags
 from aws_cdk import aws_iam as iam
 
-from infra.compliance.acknowledgements import acknowledge_platform
+from infra.compliance.acknowledgements import Regional, acknowledge_platform
 from infra.compliance.ledger import Ledger
 from infra.config.helm_values import HELM_VALUES_DIR, load_addon_values
 from infra.config.settings import Settings, environments_sharing_account
@@ -138,103 +138,14 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
     for region in settings.other_regions:
         others.append(regional_stacks(app, settings.in_region(region), addon_values=addon_values, primary=primary))
 
-    registries = [
-        RegistryStack(
-            app,
-            **placed(settings, f"registry-{shard}", f"ECR repositories of the services in shard {shard}"),
-            termination_protection=settings.retain_data,
-            shard=shard,
-            services=group,
-            registry=settings.registry,
-            name_prefix=settings.name_prefix,
-            retain_data=settings.retain_data,
-            pulled_by_account=promotion_reader(settings),
-        )
-        for shard, group in by_shard(names, settings.services).items()
-    ]
+    registries = registry_stacks(app, settings, names)
     namespaces = [namespace_of(name, settings.environment) for name in names]
-    cicd = CicdStack(
-        app,
-        **placed(settings, "cicd", "GitHub OIDC deploy role and its access to the cluster"),
-        github=settings.github,
-        environment_name=settings.environment,
-        cluster=primary.eks.cluster,
-        other_clusters={r.settings.region: r.eks.cluster_name for r in others},
-        namespaces=namespaces,
-        repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
-        ingress_certificate=settings.ingress_certificate,
-        infrastructure_regions=sorted({*settings.all_regions, settings.account_stack_region}),
-        promoted_from=settings.promotion.previous,
-    )
+    cicd = cicd_stack(app, settings, primary=primary, others=others, registries=registries, namespaces=namespaces)
     if primary.database is not None and primary.database.global_membership is not None:
-        # The master secret's copy in each other region is encrypted with a key of that region, made
-        # by its network stack before the primary's database stack replicates the secret there.
-        for other in others:
-            replica_key = EncryptionKey(
-                other.network,
-                "MasterSecretReplicaKey",
-                alias_prefix=other.settings.name_prefix,
-                purpose=SECRET_REPLICA_PURPOSE,
-                retain=other.settings.retain_data,
-            ).key
-            # Secrets Manager writes each new version into the copy with the permissions of whoever
-            # changed the secret (the rotation function, among others): like the aws/secretsmanager
-            # key's policy, any principal of this account, through Secrets Manager in this region only.
-            replica_key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="SecretsManagerOfThisAccount",
-                    principals=[iam.AnyPrincipal()],
-                    actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                    resources=["*"],
-                    conditions={
-                        "StringEquals": {
-                            "kms:CallerAccount": other.network.account,
-                            "kms:ViaService": f"secretsmanager.{other.settings.region}.amazonaws.com",
-                        }
-                    },
-                )
-            )
-            primary.database.add_stack_dependency(other.network, "encrypts the master secret's copy with its key")
+        secret_replica_keys(primary.database, others)
     for other in others:
-        s = other.settings
-        other.registry = ReplicaRegistryStack(
-            app,
-            **placed(s, "registry", f"how ECR creates the replicas of {s.name_prefix}'s repositories here"),
-            termination_protection=s.retain_data,
-            services=names,
-            registry=s.registry,
-            name_prefix=s.name_prefix,
-            retain_data=s.retain_data,
-            tags={"project": s.project, "environment": s.environment, "managed-by": "cdk"},
-        )
-        other.cluster_access = ClusterAccessStack(
-            app,
-            **placed(s, "cicd", f"the {s.environment} deploy role's access to this region's cluster"),
-            cluster=other.eks.cluster,
-            deploy_role_arn=cicd.deploy_role_arn,
-            namespaces=namespaces,
-        )
-
-    account: AccountStack | None = None
-    replication = replication_rules(settings)
-    if settings.account_stack.github_oidc_provider == "create" or replication:
-        account = AccountStack(
-            app,
-            settings.account_stack_name,
-            stack_name=settings.account_stack_name,
-            description=f"{settings.project}: resources that exist once per AWS account"
-            + (" (GitHub OIDC provider, image replication)" if replication else " (GitHub OIDC provider)"),
-            env=Environment(account=settings.account, region=settings.account_stack_region),
-            github_oidc_provider=settings.account_stack.github_oidc_provider == "create",
-            replication=replication,
-        )
-        cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
-        # A replica made before its region's creation template exists keeps ECR's defaults (mutable,
-        # AES-256): the replication rules start only after this environment's templates exist.
-        for other in others:
-            account.add_stack_dependency(
-                cast(ReplicaRegistryStack, other.registry), "replicates into repositories this template creates"
-            )
+        other_region_access(app, other, names=names, namespaces=namespaces, deploy_role_arn=cicd.deploy_role_arn)
+    account = account_stack(app, settings, cicd=cicd, others=others)
 
     for key, value in (("project", settings.project), ("managed-by", "cdk")):
         Tags.of(app).add(key, value)
@@ -256,8 +167,140 @@ def build_platform(app: App, settings: Settings, *, addon_values: Mapping[str, M
         ledger=Ledger(),
         other_regions=others,
     )
-    acknowledge_platform(platform)
+    acknowledge_platform(
+        platform.ledger,
+        regions=[Regional(r.network, r.eks, r.database, r.cache) for r in (primary, *others)],
+        cicd=cicd,
+        retained=settings.retain_data,
+        promoted_from=settings.promotion.previous,
+    )
     return platform
+
+
+def registry_stacks(app: App, settings: Settings, names: list[str]) -> list[RegistryStack]:
+    """One registry stack per shard of the catalogue, in the primary region."""
+    return [
+        RegistryStack(
+            app,
+            **placed(settings, f"registry-{shard}", f"ECR repositories of the services in shard {shard}"),
+            termination_protection=settings.retain_data,
+            shard=shard,
+            services=group,
+            registry=settings.registry,
+            name_prefix=settings.name_prefix,
+            retain_data=settings.retain_data,
+            pulled_by_account=promotion_reader(settings),
+        )
+        for shard, group in by_shard(names, settings.services).items()
+    ]
+
+
+def cicd_stack(
+    app: App,
+    settings: Settings,
+    *,
+    primary: RegionalStacks,
+    others: list[RegionalStacks],
+    registries: list[RegistryStack],
+    namespaces: list[str],
+) -> CicdStack:
+    """The environment's GitHub roles: one deploy role for every region's cluster and repositories."""
+    return CicdStack(
+        app,
+        **placed(settings, "cicd", "GitHub OIDC deploy role and its access to the cluster"),
+        github=settings.github,
+        environment_name=settings.environment,
+        cluster=primary.eks.cluster,
+        other_clusters={r.settings.region: r.eks.cluster_name for r in others},
+        namespaces=namespaces,
+        repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
+        ingress_certificate=settings.ingress_certificate,
+        infrastructure_regions=sorted({*settings.all_regions, settings.account_stack_region}),
+        promoted_from=settings.promotion.previous,
+    )
+
+
+def secret_replica_keys(database: DatabaseStack, others: list[RegionalStacks]) -> None:
+    """The keys of the master secret's copies: one in each other region of a global database."""
+    # The master secret's copy in each other region is encrypted with a key of that region, made
+    # by its network stack before the primary's database stack replicates the secret there.
+    for other in others:
+        replica_key = EncryptionKey(
+            other.network,
+            "MasterSecretReplicaKey",
+            alias_prefix=other.settings.name_prefix,
+            purpose=SECRET_REPLICA_PURPOSE,
+            retain=other.settings.retain_data,
+        ).key
+        # Secrets Manager writes each new version into the copy with the permissions of whoever
+        # changed the secret (the rotation function, among others): like the aws/secretsmanager
+        # key's policy, any principal of this account, through Secrets Manager in this region only.
+        replica_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="SecretsManagerOfThisAccount",
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:CallerAccount": other.network.account,
+                        "kms:ViaService": f"secretsmanager.{other.settings.region}.amazonaws.com",
+                    }
+                },
+            )
+        )
+        database.add_stack_dependency(other.network, "encrypts the master secret's copy with its key")
+
+
+def other_region_access(
+    app: App, other: RegionalStacks, *, names: list[str], namespaces: list[str], deploy_role_arn: str
+) -> None:
+    """Another region's creation template of the image replicas, and the deploy role's access to its cluster."""
+    s = other.settings
+    other.registry = ReplicaRegistryStack(
+        app,
+        **placed(s, "registry", f"how ECR creates the replicas of {s.name_prefix}'s repositories here"),
+        termination_protection=s.retain_data,
+        services=names,
+        registry=s.registry,
+        name_prefix=s.name_prefix,
+        retain_data=s.retain_data,
+        tags={"project": s.project, "environment": s.environment, "managed-by": "cdk"},
+    )
+    other.cluster_access = ClusterAccessStack(
+        app,
+        **placed(s, "cicd", f"the {s.environment} deploy role's access to this region's cluster"),
+        cluster=other.eks.cluster,
+        deploy_role_arn=deploy_role_arn,
+        namespaces=namespaces,
+    )
+
+
+def account_stack(
+    app: App, settings: Settings, *, cicd: CicdStack, others: list[RegionalStacks]
+) -> AccountStack | None:
+    """The account's GitHub OIDC provider and image replication, when this environment needs either."""
+    replication = replication_rules(settings)
+    if not (settings.account_stack.github_oidc_provider == "create" or replication):
+        return None
+    account = AccountStack(
+        app,
+        settings.account_stack_name,
+        stack_name=settings.account_stack_name,
+        description=f"{settings.project}: resources that exist once per AWS account"
+        + (" (GitHub OIDC provider, image replication)" if replication else " (GitHub OIDC provider)"),
+        env=Environment(account=settings.account, region=settings.account_stack_region),
+        github_oidc_provider=settings.account_stack.github_oidc_provider == "create",
+        replication=replication,
+    )
+    cicd.add_stack_dependency(account, "trusts the account's GitHub OIDC provider")
+    # A replica made before its region's creation template exists keeps ECR's defaults (mutable,
+    # AES-256): the replication rules start only after this environment's templates exist.
+    for other in others:
+        account.add_stack_dependency(
+            cast(ReplicaRegistryStack, other.registry), "replicates into repositories this template creates"
+        )
+    return account
 
 
 @dataclass

@@ -6,7 +6,8 @@ Rule ids are exact (``Pack-Rule`` or ``Pack-Rule[finding]``); the ledger refuses
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from constructs import Construct
 
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from aws_cdk import Stack
     from constructs import IConstruct
 
-    from infra.platform import Platform
+    from infra.config.delivery import Neighbour
     from infra.stacks.cache import CacheStack
+    from infra.stacks.cicd import CicdStack
     from infra.stacks.database import DatabaseStack
     from infra.stacks.eks import EksStack
     from infra.stacks.network import NetworkStack
@@ -28,32 +30,51 @@ if TYPE_CHECKING:
 _COMPLIANCE_PACKS = ("NIST.800.53.R5", "HIPAA.Security", "PCI.DSS.321")
 
 
-def acknowledge_platform(platform: Platform) -> None:
-    regions = [(platform.network, platform.eks, platform.database, platform.cache)] + [
-        (r.network, r.eks, r.database, r.cache) for r in platform.other_regions
-    ]
+class Regional(NamedTuple):
+    """The stacks of one region whose resources carry acknowledgements."""
+
+    network: NetworkStack
+    eks: EksStack
+    database: DatabaseStack | None  # None: no database in this region (database.other_regions: none)
+    cache: CacheStack
+
+
+def acknowledge_platform(
+    ledger: Ledger,
+    *,
+    regions: Sequence[Regional],
+    cicd: CicdStack,
+    retained: bool,
+    promoted_from: Neighbour | None,
+) -> None:
+    """``regions``: the primary's stacks first, then each other region's; ``retained``: the environment
+    keeps its data (settings retain_data); ``promoted_from``: the environment whose images it promotes.
+
+    The stacks themselves rather than the platform that holds them: infra.platform calls this, so
+    importing its Platform here would make the two modules import each other.
+    """
     for network, eks, database, cache in regions:
-        acknowledge_network(network, platform.ledger)
-        _eks(eks, platform.ledger)
-        acknowledge_cache(cache, platform.ledger, retained=platform.settings.retain_data)
-        _service_log_groups(eks, platform.ledger)
-        _resource_tags_for_telemetry(eks, platform.ledger)
+        acknowledge_network(network, ledger)
+        _eks(eks, ledger)
+        acknowledge_cache(cache, ledger, retained=retained)
+        _service_log_groups(eks, ledger)
+        _resource_tags_for_telemetry(eks, ledger)
         if database is not None:
-            _database(database, platform.ledger)
-            _service_log_groups(database, platform.ledger)
-    platform.ledger.acknowledge(
-        _child(platform.cicd, "DeployPolicy/Resource"),
+            _database(database, ledger)
+            _service_log_groups(database, ledger)
+    ledger.acknowledge(
+        _child(cicd, "DeployPolicy/Resource"),
         "AwsSolutions-IAM5[Resource::*]",
         "ecr:GetAuthorizationToken (the registry login) supports no resource-level permissions, so its only "
         "possible resource is '*'; it grants no image access by itself. Push and pull are limited to this "
         "environment's repositories by ARN in the same policy.",
     )
-    promotion = platform.cicd.promotion_policy
+    promotion = cicd.promotion_policy
     if promotion is not None:
-        source = platform.settings.promotion.previous
+        source = promoted_from
         assert source is not None
         account = source.account or "<AWS::AccountId>"
-        platform.ledger.acknowledge(
+        ledger.acknowledge(
             _child(promotion, "Resource"),
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:{source.region}:{account}:repository/"
             f"{source.name_prefix}/*]",

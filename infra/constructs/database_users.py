@@ -17,6 +17,7 @@ from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
@@ -57,11 +58,29 @@ class DatabaseUsers(Construct):
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         code = HANDLER_FILE.read_text(encoding="utf-8")
         if len(code) > INLINE_CODE_LIMIT:
             raise ValueError(f"{HANDLER_FILE.name} is {len(code)} characters; inline code allows {INLINE_CODE_LIMIT}")
-        self.policy = iam.ManagedPolicy(
+        self.policy = self._policy(writer)
+        self.role, log_group = function_role_and_logs(
+            self,
+            description="Creates each database-using service's PostgreSQL role and schema at deploy time",
+            policy=self.policy,
+            purpose="database-users-function",
+            alias_prefix=alias_prefix,
+            retain=retain,
+            log_retention_days=log_retention_days,
+        )
+        self.function = self._function(code, log_group=log_group, vpc=vpc, subnets=subnets)
+        self.users: dict[str, CustomResource] = {}
+        for user in users:
+            self.users[user] = self._user(
+                user, cluster=cluster, writer=writer, database_name=database_name, retain=retain
+            )
+
+    def _policy(self, writer: Writer) -> iam.ManagedPolicy:
+        """The function's own permissions: the Data API on the writer, its master secret and that secret's key."""
+        return iam.ManagedPolicy(
             self,
             "Policy",
             description="Create service roles in the Aurora cluster through the RDS Data API as the master user",
@@ -82,15 +101,11 @@ class DatabaseUsers(Construct):
                 ),
             ],
         )
-        self.role, log_group = function_role_and_logs(
-            self,
-            description="Creates each database-using service's PostgreSQL role and schema at deploy time",
-            policy=self.policy,
-            purpose="database-users-function",
-            alias_prefix=alias_prefix,
-            retain=retain,
-            log_retention_days=log_retention_days,
-        )
+
+    def _function(
+        self, code: str, *, log_group: logs.ILogGroup, vpc: ec2.IVpc, subnets: ec2.SubnetSelection
+    ) -> lambda_.Function:
+        """The function in the VPC, with a security group that lets it reach AWS APIs over HTTPS only."""
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -99,7 +114,7 @@ class DatabaseUsers(Construct):
             allow_all_outbound=False,
         )
         self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
-        self.function = lambda_.Function(
+        return lambda_.Function(
             self,
             "Function",
             description="Creates service roles (rds_iam) and their schemas through the RDS Data API; never drops",
@@ -113,25 +128,28 @@ class DatabaseUsers(Construct):
             vpc_subnets=subnets,
             security_groups=[self.security_group],
         )
-        self.users: dict[str, CustomResource] = {}
-        for user in users:
-            resource = CustomResource(
-                self,
-                f"User-{user}",
-                service_token=self.function.function_arn,
-                resource_type=RESOURCE_TYPE,
-                properties={
-                    "User": user,
-                    "Database": database_name,
-                    "ClusterArn": writer.cluster_arn,
-                    "SecretArn": writer.secret_arn,
-                    # The writer of a global database in another region (after a switchover): the
-                    # function calls that region's Data API (over HTTPS, like any AWS API).
-                    **({"Region": writer.region} if writer.region != stack.region else {}),
-                },
-                # Never dropped: a role whose service left a production catalogue keeps its data.
-                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            )
-            # The writer must be up (the cluster itself by its ARN above; the role by the function's).
-            resource.node.add_dependency(cluster.node.find_child("writer"))
-            self.users[user] = resource
+
+    def _user(
+        self, user: str, *, cluster: rds.DatabaseCluster, writer: Writer, database_name: str, retain: bool
+    ) -> CustomResource:
+        """One service's PostgreSQL role and schema."""
+        resource = CustomResource(
+            self,
+            f"User-{user}",
+            service_token=self.function.function_arn,
+            resource_type=RESOURCE_TYPE,
+            properties={
+                "User": user,
+                "Database": database_name,
+                "ClusterArn": writer.cluster_arn,
+                "SecretArn": writer.secret_arn,
+                # The writer of a global database in another region (after a switchover): the
+                # function calls that region's Data API (over HTTPS, like any AWS API).
+                **({"Region": writer.region} if writer.region != Stack.of(self).region else {}),
+            },
+            # Never dropped: a role whose service left a production catalogue keeps its data.
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )
+        # The writer must be up (the cluster itself by its ARN above; the role by the function's).
+        resource.node.add_dependency(cluster.node.find_child("writer"))
+        return resource

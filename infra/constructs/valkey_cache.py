@@ -188,68 +188,8 @@ class Valkey(Construct):
             description=f"{name}: cluster mode {'on' if settings.cluster_mode else 'off'}, entries of cache.parameters",
             properties=_parameters(settings.parameters, cluster_mode=settings.cluster_mode),
         )
-        logs_key = log_key(
-            self,
-            "LogKey",
-            purpose="valkey-logs",
-            alias_prefix=alias_prefix,
-            retain=removal_policy == RemovalPolicy.RETAIN,
-            log_group_name=None,
-        )
-        self.log_groups: dict[str, logs.LogGroup] = {}
-        deliveries = []
-        for log_type in ("slow-log", "engine-log"):
-            log_group = logs.LogGroup(
-                self,
-                "SlowLog" if log_type == "slow-log" else "EngineLog",
-                encryption_key=logs_key,
-                retention=retention(settings.log_retention_days),
-                removal_policy=removal_policy,
-            )
-            self.log_groups[log_type] = log_group
-            deliveries.append(
-                elasticache.CfnReplicationGroup.LogDeliveryConfigurationRequestProperty(
-                    destination_type="cloudwatch-logs",
-                    destination_details=elasticache.CfnReplicationGroup.DestinationDetailsProperty(
-                        cloud_watch_logs_details=elasticache.CfnReplicationGroup.CloudWatchLogsDestinationDetailsProperty(
-                            log_group=log_group.log_group_name
-                        )
-                    ),
-                    log_format="json",
-                    log_type=log_type,
-                )
-            )
-        # ElastiCache delivers logs as a "vended log" source: CloudWatch Logs' delivery service writes into
-        # the groups when their resource policy lets it (CloudWatch Logs user guide, "Enabling logging from
-        # AWS services"); declared here rather than left to a caller that may not hold logs:PutResourcePolicy.
-        stack = Stack.of(self)
-        delivery_policy = logs.CfnResourcePolicy(
-            self,
-            "LogDeliveryPolicy",
-            policy_name=f"{name}-log-delivery",
-            policy_document=stack.to_json_string(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "ElastiCacheLogDelivery",
-                            "Effect": "Allow",
-                            "Principal": {"Service": "delivery.logs.amazonaws.com"},
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": [f"{g.log_group_arn}" for g in self.log_groups.values()],
-                            "Condition": {
-                                "StringEquals": {"aws:SourceAccount": stack.account},
-                                "ArnLike": {
-                                    "aws:SourceArn": stack.format_arn(
-                                        service="logs", resource="*", arn_format=ArnFormat.NO_RESOURCE_NAME
-                                    )
-                                },
-                            },
-                        }
-                    ],
-                }
-            ),
-        )
+        deliveries = self._log_deliveries(settings, alias_prefix=alias_prefix, removal_policy=removal_policy)
+        delivery_policy = self._log_delivery_policy(name)
         group = elasticache.CfnReplicationGroup(
             self,
             "ReplicationGroup",
@@ -282,6 +222,78 @@ class Valkey(Construct):
         )
         group.node.add_dependency(delivery_policy)  # the log groups by Ref, the subnet group too
         return group
+
+    def _log_deliveries(
+        self, settings: CacheSettings, *, alias_prefix: str, removal_policy: RemovalPolicy
+    ) -> list[elasticache.CfnReplicationGroup.LogDeliveryConfigurationRequestProperty]:
+        """The slow and engine log groups (``self.log_groups``), under a key of their own, as the group's
+        log delivery configurations."""
+        logs_key = log_key(
+            self,
+            "LogKey",
+            purpose="valkey-logs",
+            alias_prefix=alias_prefix,
+            retain=removal_policy == RemovalPolicy.RETAIN,
+            log_group_name=None,
+        )
+        self.log_groups: dict[str, logs.LogGroup] = {}
+        deliveries = []
+        for log_type in ("slow-log", "engine-log"):
+            log_group = logs.LogGroup(
+                self,
+                "SlowLog" if log_type == "slow-log" else "EngineLog",
+                encryption_key=logs_key,
+                retention=retention(settings.log_retention_days),
+                removal_policy=removal_policy,
+            )
+            self.log_groups[log_type] = log_group
+            deliveries.append(
+                elasticache.CfnReplicationGroup.LogDeliveryConfigurationRequestProperty(
+                    destination_type="cloudwatch-logs",
+                    destination_details=elasticache.CfnReplicationGroup.DestinationDetailsProperty(
+                        cloud_watch_logs_details=elasticache.CfnReplicationGroup.CloudWatchLogsDestinationDetailsProperty(
+                            log_group=log_group.log_group_name
+                        )
+                    ),
+                    log_format="json",
+                    log_type=log_type,
+                )
+            )
+        return deliveries
+
+    def _log_delivery_policy(self, name: str) -> logs.CfnResourcePolicy:
+        """The log groups' resource policy that lets CloudWatch Logs' delivery service write the logs."""
+        # ElastiCache delivers logs as a "vended log" source: CloudWatch Logs' delivery service writes into
+        # the groups when their resource policy lets it (CloudWatch Logs user guide, "Enabling logging from
+        # AWS services"); declared here rather than left to a caller that may not hold logs:PutResourcePolicy.
+        stack = Stack.of(self)
+        return logs.CfnResourcePolicy(
+            self,
+            "LogDeliveryPolicy",
+            policy_name=f"{name}-log-delivery",
+            policy_document=stack.to_json_string(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ElastiCacheLogDelivery",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": [f"{g.log_group_arn}" for g in self.log_groups.values()],
+                            "Condition": {
+                                "StringEquals": {"aws:SourceAccount": stack.account},
+                                "ArnLike": {
+                                    "aws:SourceArn": stack.format_arn(
+                                        service="logs", resource="*", arn_format=ArnFormat.NO_RESOURCE_NAME
+                                    )
+                                },
+                            },
+                        }
+                    ],
+                }
+            ),
+        )
 
     def user_id(self, client: str) -> str:
         return f"{self.cache_name}-{client}"

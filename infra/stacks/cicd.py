@@ -96,11 +96,40 @@ class CicdStack(PlatformStack):
         ``infrastructure_regions``: where this environment's stacks are (its regions, its account stack's).
         ``promoted_from``: the environment before this one in the promotion order, whose images it copies."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.deploy_role = self._deploy_role(
+            github, environment_name=environment_name, cluster=cluster, other_clusters=other_clusters
+        )
+        # IAM is global: this one role deploys to every region of the environment. Its ARN as the
+        # role's attribute, which another region's stack can reference (Fn::GetStackOutput).
+        self.deploy_role_arn = cast(iam.CfnRole, self.deploy_role.node.default_child).attr_arn
+        self._images_policies(environment_name, repository_groups, other_clusters=other_clusters)
+        self.promotion_policy = self._promotion_policy(environment_name, promoted_from)
+        self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
+        self._infrastructure_roles(github, environment_name, infrastructure_regions)
+        if ingress_certificate is not None:
+            self._ingress_certificate(ingress_certificate, environment_name)
+        CfnOutput(
+            self,
+            "DeployRoleArn",
+            value=self.deploy_role.role_arn,
+            description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
+        )
+
+    def _deploy_role(
+        self,
+        github: GithubSettings,
+        *,
+        environment_name: str,
+        cluster: eks.Cluster,
+        other_clusters: Mapping[str, str] | None,
+    ) -> iam.Role:
+        """The deploy role, trusted by this GitHub environment's jobs, with its ``DeployPolicy``: log in to
+        ECR and find the environment's clusters."""
         # The provider belongs to the account (the account stack, or whoever made it before): its ARN
         # follows from the account, so no reference to another stack is needed.
         provider_arn = github_oidc_provider_arn(self)
 
-        self.deploy_role = iam.Role(
+        deploy_role = iam.Role(
             self,
             "DeployRole",
             description=f"GitHub Actions deploys to {environment_name}: push images, helm upgrade in its namespaces",
@@ -110,7 +139,7 @@ class CicdStack(PlatformStack):
             self,
             "DeployPolicy",
             description=f"Log in to ECR and find the {environment_name} cluster",
-            roles=[self.deploy_role],
+            roles=[deploy_role],
             statements=[
                 iam.PolicyStatement(
                     sid="LogInToEcr",
@@ -133,9 +162,12 @@ class CicdStack(PlatformStack):
                 ),
             ],
         )
-        # IAM is global: this one role deploys to every region of the environment. Its ARN as the
-        # role's attribute, which another region's stack can reference (Fn::GetStackOutput).
-        self.deploy_role_arn = cast(iam.CfnRole, self.deploy_role.node.default_child).attr_arn
+        return deploy_role
+
+    def _images_policies(
+        self, environment_name: str, repository_groups: list[list[str]], *, other_clusters: Mapping[str, str] | None
+    ) -> None:
+        """The deploy role's push and pull of this environment's repositories (and their replicas)."""
         # One policy per registry shard: a managed policy holds at most 6,144 characters, so a
         # single list of every repository ARN would not fit a large catalogue.
         for index, repositories in enumerate(repository_groups):
@@ -176,25 +208,32 @@ class CicdStack(PlatformStack):
                     ),
                 ],
             )
-        self.promotion_policy: iam.ManagedPolicy | None = None
-        if promoted_from is not None:
-            self.promotion_policy = iam.ManagedPolicy(
-                self,
-                "PromotionPolicy",
-                description=f"Read the images {promoted_from.environment} runs, to promote them to {environment_name}",
-                roles=[self.deploy_role],
-                statements=[
-                    iam.PolicyStatement(
-                        sid="ReadThePreviousEnvironmentsImages",
-                        actions=ECR_PROMOTION_READ,
-                        # Its registry: the primary region of the environment before this one, in its
-                        # account (when its settings name one; else this one's). Another account's
-                        # repositories admit this account by their policy (its registry stack).
-                        resources=[promotion_source_arn(promoted_from)],
-                    )
-                ],
-            )
-        self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
+
+    def _promotion_policy(self, environment_name: str, promoted_from: Neighbour | None) -> iam.ManagedPolicy | None:
+        """The deploy role's read of the images the environment before this one runs (none: nothing before it)."""
+        if promoted_from is None:
+            return None
+        return iam.ManagedPolicy(
+            self,
+            "PromotionPolicy",
+            description=f"Read the images {promoted_from.environment} runs, to promote them to {environment_name}",
+            roles=[self.deploy_role],
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadThePreviousEnvironmentsImages",
+                    actions=ECR_PROMOTION_READ,
+                    # Its registry: the primary region of the environment before this one, in its
+                    # account (when its settings name one; else this one's). Another account's
+                    # repositories admit this account by their policy (its registry stack).
+                    resources=[promotion_source_arn(promoted_from)],
+                )
+            ],
+        )
+
+    def _infrastructure_roles(
+        self, github: GithubSettings, environment_name: str, infrastructure_regions: list[str]
+    ) -> None:
+        """The roles of ``cdk deploy`` and of the pull requests' ``cdk diff``, and their outputs."""
         self.infrastructure_role = self._bootstrap_role(
             "Infrastructure",
             description=f"GitHub Actions runs cdk deploy for {environment_name}: the CDK bootstrap roles only",
@@ -226,31 +265,27 @@ class CicdStack(PlatformStack):
             value=self.diff_role.role_arn,
             description=f"The '{environment_name}' entry of the repository variable AWS_DIFF_ROLE_ARNS (cdk diff)",
         )
-        if ingress_certificate is not None:
-            # DNS validation in the zone named by its id and name: no lookup at synth.
-            zone = route53.HostedZone.from_hosted_zone_attributes(
-                self,
-                "IngressZone",
-                hosted_zone_id=ingress_certificate.hosted_zone_id,
-                zone_name=ingress_certificate.hosted_zone_name,
-            )
-            self.certificate = acm.Certificate(
-                self,
-                "IngressCertificate",
-                domain_name=ingress_certificate.domain_name,
-                validation=acm.CertificateValidation.from_dns(zone),
-            )
-            CfnOutput(
-                self,
-                "CertificateArn",
-                value=self.certificate.certificate_arn,
-                description=f"Set as INGRESS_CERTIFICATE_ARN in the GitHub environment '{environment_name}' (HTTPS)",
-            )
+
+    def _ingress_certificate(self, ingress_certificate: IngressCertificateSettings, environment_name: str) -> None:
+        """The ingress certificate, validated by DNS in its hosted zone, and its output."""
+        # DNS validation in the zone named by its id and name: no lookup at synth.
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            self,
+            "IngressZone",
+            hosted_zone_id=ingress_certificate.hosted_zone_id,
+            zone_name=ingress_certificate.hosted_zone_name,
+        )
+        self.certificate = acm.Certificate(
+            self,
+            "IngressCertificate",
+            domain_name=ingress_certificate.domain_name,
+            validation=acm.CertificateValidation.from_dns(zone),
+        )
         CfnOutput(
             self,
-            "DeployRoleArn",
-            value=self.deploy_role.role_arn,
-            description=f"Set as AWS_DEPLOY_ROLE_ARN in the GitHub environment '{environment_name}'",
+            "CertificateArn",
+            value=self.certificate.certificate_arn,
+            description=f"Set as INGRESS_CERTIFICATE_ARN in the GitHub environment '{environment_name}' (HTTPS)",
         )
 
     def _bootstrap_role(

@@ -104,6 +104,95 @@ class DatabaseStack(PlatformStack):
         secondary = global_membership is not None and not global_membership.primary
         self.readers = database.readers
         self.deletion_protection = retain_data
+        self._keys_and_log_group(
+            database,
+            vpc=vpc,
+            name_prefix=name_prefix,
+            retain_data=retain_data,
+            secondary=secondary,
+            function_log_retention_days=function_log_retention_days,
+        )
+        self.security_group = security_group_admitting(
+            self,
+            vpc=vpc,
+            source=workload_security_group,
+            port=POSTGRES_PORT,
+            what="PostgreSQL",
+            description=f"Aurora {self.cluster_identifier}: PostgreSQL from the EKS workloads only",
+        )
+        self.cluster = self._cluster(
+            database,
+            vpc=vpc,
+            engine_version=engine_version,
+            global_membership=global_membership,
+            retain_data=retain_data,
+        )
+        self.cluster.node.add_dependency(self.log_group)
+        self.global_cluster_id: str | None = None
+        self.users: DatabaseUsers | None = None
+        self.rotation_schedule: IConstruct | None = None
+        if global_membership and global_membership.primary:
+            self.global_cluster_id = self._global_cluster(global_membership, vpc, retain_data)
+        if secondary:
+            self._join_as_secondary(cast(GlobalMembership, global_membership))
+            self.backup_plan = None
+            self._outputs(secret=False)
+            return
+        self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
+        self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
+        if secret_replica_regions:
+            self._replicate_master_secret(name_prefix, secret_replica_regions)
+        self.users = self._users(
+            users,
+            database,
+            vpc=vpc,
+            name_prefix=name_prefix,
+            retain_data=retain_data,
+            function_log_retention_days=function_log_retention_days,
+        )
+        self._outputs(secret=True)
+
+    def _users(
+        self,
+        users: list[str],
+        database: DatabaseSettings,
+        *,
+        vpc: ec2.IVpc,
+        name_prefix: str,
+        retain_data: bool,
+        function_log_retention_days: int,
+    ) -> DatabaseUsers:
+        """The services' PostgreSQL roles and schemas, made on the writer once any first rotation has started."""
+        made = DatabaseUsers(
+            self,
+            "Users",
+            cluster=self.cluster,
+            writer=self._writer(name_prefix),
+            database_name=database.database_name,
+            users=users,
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
+            alias_prefix=name_prefix,
+            retain=retain_data,
+            log_retention_days=function_log_retention_days,
+        )
+        if self.rotation_schedule is not None:
+            # The first rotation starts when its schedule is created and runs while the users are
+            # made: after it has started, the users' function waits out its authentication failures.
+            made.node.add_dependency(self.rotation_schedule)
+        return made
+
+    def _keys_and_log_group(
+        self,
+        database: DatabaseSettings,
+        *,
+        vpc: ec2.IVpc,
+        name_prefix: str,
+        retain_data: bool,
+        secondary: bool,
+        function_log_retention_days: int,
+    ) -> None:
+        """The storage key, the master secret's key (none on a secondary) and the PostgreSQL log group."""
         self.storage_key = EncryptionKey(
             self, "StorageKey", alias_prefix=name_prefix, purpose="aurora-storage", retain=retain_data
         ).key
@@ -131,15 +220,16 @@ class DatabaseStack(PlatformStack):
             subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
         )
 
-        self.security_group = security_group_admitting(
-            self,
-            vpc=vpc,
-            source=workload_security_group,
-            port=POSTGRES_PORT,
-            what="PostgreSQL",
-            description=f"Aurora {self.cluster_identifier}: PostgreSQL from the EKS workloads only",
-        )
-
+    def _cluster(
+        self,
+        database: DatabaseSettings,
+        *,
+        vpc: ec2.IVpc,
+        engine_version: str,
+        global_membership: GlobalMembership | None,
+        retain_data: bool,
+    ) -> rds.DatabaseCluster:
+        """The Aurora cluster, its parameter group and instances, in the data subnets."""
         parameters = rds.ParameterGroup(
             self,
             "Parameters",
@@ -153,8 +243,7 @@ class DatabaseStack(PlatformStack):
                 "log_min_duration_statement": "1000",
             },
         )
-
-        self.cluster = rds.DatabaseCluster(
+        return rds.DatabaseCluster(
             self,
             "Cluster",
             cluster_identifier=self.cluster_identifier,
@@ -206,39 +295,6 @@ class DatabaseStack(PlatformStack):
             # it the writer (Aurora user guide, Data API limitations), so the switch changes nothing here.
             enable_data_api=True,
         )
-        self.cluster.node.add_dependency(self.log_group)
-        self.global_cluster_id: str | None = None
-        self.users: DatabaseUsers | None = None
-        self.rotation_schedule: IConstruct | None = None
-        if global_membership and global_membership.primary:
-            self.global_cluster_id = self._global_cluster(global_membership, vpc, retain_data)
-        if secondary:
-            self._join_as_secondary(cast(GlobalMembership, global_membership))
-            self.backup_plan = None
-            self._outputs(secret=False)
-            return
-        self.backup_plan = self._backup_plan(name_prefix, database) if retain_data else None
-        self.master_secret_arn = self.cluster.secret.secret_arn if self.cluster.secret else ""
-        if secret_replica_regions:
-            self._replicate_master_secret(name_prefix, secret_replica_regions)
-        self.users = DatabaseUsers(
-            self,
-            "Users",
-            cluster=self.cluster,
-            writer=self._writer(name_prefix),
-            database_name=database.database_name,
-            users=users,
-            vpc=vpc,
-            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
-            alias_prefix=name_prefix,
-            retain=retain_data,
-            log_retention_days=function_log_retention_days,
-        )
-        if self.rotation_schedule is not None:
-            # The first rotation starts when its schedule is created and runs while the users are
-            # made: after it has started, the users' function waits out its authentication failures.
-            self.users.node.add_dependency(self.rotation_schedule)
-        self._outputs(secret=True)
 
     def _writer(self, name_prefix: str) -> Writer:
         """Where the users are made: this cluster, or (after a switchover) the writer's in its region,

@@ -111,14 +111,42 @@ class EksStack(PlatformStack):
         observability: ObservabilitySettings,
         **kwargs: Any,
     ) -> None:
+        """Each part builds straight into this stack (no construct scope of its own, so the logical ids
+        are the construct ids), in this order: the template lists resources in the order they are created."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         private_subnets = ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS)
+        self.kubernetes_version = eks_settings.kubernetes_version
+        self._cluster_and_access(
+            vpc=vpc,
+            private_subnets=private_subnets,
+            eks_settings=eks_settings,
+            name_prefix=name_prefix,
+            retain_data=retain_data,
+            function_log_retention_days=observability.function_log_retention_days,
+        )
+        self._core_service_accounts()
+        self._core_addons()
+        self._nodes(eks_settings, workload_security_group=workload_security_group, private_subnets=private_subnets)
+        self._storage_and_charts(addon_values)
+        self.cloudwatch_addon = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
+        self._outputs()
 
+    def _cluster_and_access(
+        self,
+        *,
+        vpc: ec2.IVpc,
+        private_subnets: ec2.SubnetSelection,
+        eks_settings: EksSettings,
+        name_prefix: str,
+        retain_data: bool,
+        function_log_retention_days: int,
+    ) -> None:
+        """The cluster with what it needs before it exists (its secrets key, its control-plane log group),
+        its admins' access entries and the nodes' role (created here, before the add-ons' service accounts,
+        because the template lists resources in creation order)."""
         self.secrets_key = EncryptionKey(
             self, "SecretsKey", alias_prefix=name_prefix, purpose="eks-secrets", retain=retain_data
         ).key
-        cidrs = eks_settings.endpoint.public_access_cidrs
-        endpoint = eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cidrs) if cidrs else eks.EndpointAccess.PRIVATE
         # An explicit name: EKS writes control-plane logs to /aws/eks/<name>/cluster, which this stack
         # creates first (encrypted, with retention), and the autoscaler discovers nodes by it.
         self.cluster_name = name_prefix
@@ -130,7 +158,7 @@ class EksStack(PlatformStack):
             purpose="eks-logs",
             alias_prefix=name_prefix,
             retention_days=eks_settings.control_plane_log_retention_days,
-            function_log_retention_days=observability.function_log_retention_days,
+            function_log_retention_days=function_log_retention_days,
             retain=retain_data,
             vpc=vpc,
             subnets=private_subnets,
@@ -144,10 +172,35 @@ class EksStack(PlatformStack):
             subnets=private_subnets,
             alias_prefix=name_prefix,
             retain=retain_data,
-            function_log_retention_days=observability.function_log_retention_days,
+            function_log_retention_days=function_log_retention_days,
+        )
+        self.cluster = self._cluster(vpc=vpc, private_subnets=private_subnets, eks_settings=eks_settings)
+        self.cluster.node.add_dependency(self.log_group)
+        admin = eks.AccessPolicy.from_access_policy_name(
+            "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
+        )
+        for index, role in enumerate(eks_settings.admin_roles):
+            arn = role if role.startswith("arn:") else self.iam_arn("role", role)
+            self.cluster.grant_access(f"Admin{index}", arn, [admin])
+
+        self.node_role = iam.Role(
+            self,
+            "NodeRole",
+            description="EKS worker nodes: join the cluster and pull images; pods use IRSA, never this role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSWorkerNodePolicy"),
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEC2ContainerRegistryPullOnly"),
+            ],
         )
 
-        self.cluster = eks.Cluster(
+    def _cluster(
+        self, *, vpc: ec2.IVpc, private_subnets: ec2.SubnetSelection, eks_settings: EksSettings
+    ) -> eks.Cluster:
+        """The control plane: private subnets, every log type, secrets encrypted, admins only by access entry."""
+        cidrs = eks_settings.endpoint.public_access_cidrs
+        endpoint = eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*cidrs) if cidrs else eks.EndpointAccess.PRIVATE
+        return eks.Cluster(
             self,
             "Cluster",
             cluster_name=self.cluster_name,
@@ -170,24 +223,9 @@ class EksStack(PlatformStack):
             ),
             output_config_command=False,
         )
-        self.cluster.node.add_dependency(self.log_group)
-        admin = eks.AccessPolicy.from_access_policy_name(
-            "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
-        )
-        for index, role in enumerate(eks_settings.admin_roles):
-            arn = role if role.startswith("arn:") else self.iam_arn("role", role)
-            self.cluster.grant_access(f"Admin{index}", arn, [admin])
 
-        self.node_role = iam.Role(
-            self,
-            "NodeRole",
-            description="EKS worker nodes: join the cluster and pull images; pods use IRSA, never this role",
-            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKSWorkerNodePolicy"),
-                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEC2ContainerRegistryPullOnly"),
-            ],
-        )
+    def _core_service_accounts(self) -> None:
+        """IRSA roles of the core add-ons that call AWS: the VPC CNI and the EBS CSI driver."""
         # The VPC CNI gets its ENI permissions through IRSA rather than through the node role,
         # so no pod can inherit them from the node (EKS Best Practices, "Use IRSA for the CNI").
         self.vpc_cni_role = self.irsa_role(
@@ -204,8 +242,10 @@ class EksStack(PlatformStack):
             description="Amazon EBS CSI driver controller through IRSA",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
         )
-        self.kubernetes_version = eks_settings.kubernetes_version
-        versions = EKS_MANAGED_ADDONS[eks_settings.kubernetes_version]
+
+    def _core_addons(self) -> None:
+        """The EKS managed add-ons: pod networking, kube-proxy, CoreDNS and the EBS CSI driver."""
+        versions = EKS_MANAGED_ADDONS[self.kubernetes_version]
         self.managed_addons = {
             name: eks.CfnAddon(
                 self,
@@ -229,33 +269,19 @@ class EksStack(PlatformStack):
                 ("aws-ebs-csi-driver", "EbsCsiAddon", self.ebs_csi_role, None),
             )
         }
+
+    def _nodes(
+        self,
+        eks_settings: EksSettings,
+        *,
+        workload_security_group: ec2.ISecurityGroup,
+        private_subnets: ec2.SubnetSelection,
+    ) -> None:
+        """The managed node group, its launch template, and its place between the core add-ons."""
+        self.launch_template = self._node_launch_template(
+            eks_settings.node_group.disk_size_gib, workload_security_group=workload_security_group
+        )
         node_group = eks_settings.node_group
-        self.launch_template = ec2.LaunchTemplate(
-            self,
-            "NodeLaunchTemplate",
-            # IMDSv2 only, one hop: containers cannot reach the metadata service to borrow the node role.
-            require_imdsv2=True,
-            # The workload group is what the data stores admit. Naming groups here replaces the
-            # cluster security group EKS would attach, so it is added back below.
-            security_group=workload_security_group,
-            http_put_response_hop_limit=1,
-            block_devices=[
-                ec2.BlockDevice(
-                    device_name="/dev/xvda",
-                    volume=ec2.BlockDeviceVolume.ebs(
-                        node_group.disk_size_gib,
-                        volume_type=ec2.EbsDeviceVolumeType.GP3,
-                        encrypted=True,
-                        delete_on_termination=True,
-                    ),
-                )
-            ],
-        )
-        self.launch_template.add_security_group(
-            ec2.SecurityGroup.from_security_group_id(
-                self, "ClusterSecurityGroup", self.cluster.cluster_security_group_id, mutable=False
-            )
-        )
         self.nodegroup = self.cluster.add_nodegroup_capacity(
             "Nodes",
             ami_type=eks.NodegroupAmiType.AL2023_X86_64_STANDARD,
@@ -289,6 +315,41 @@ class EksStack(PlatformStack):
         for name in ("coredns", "aws-ebs-csi-driver"):
             self.managed_addons[name].node.add_dependency(self.nodegroup)
 
+    def _node_launch_template(
+        self, disk_size_gib: int, *, workload_security_group: ec2.ISecurityGroup
+    ) -> ec2.LaunchTemplate:
+        """IMDSv2 only, an encrypted gp3 root volume, the workload and cluster security groups."""
+        launch_template = ec2.LaunchTemplate(
+            self,
+            "NodeLaunchTemplate",
+            # IMDSv2 only, one hop: containers cannot reach the metadata service to borrow the node role.
+            require_imdsv2=True,
+            # The workload group is what the data stores admit. Naming groups here replaces the
+            # cluster security group EKS would attach, so it is added back below.
+            security_group=workload_security_group,
+            http_put_response_hop_limit=1,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        disk_size_gib,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
+                        encrypted=True,
+                        delete_on_termination=True,
+                    ),
+                )
+            ],
+        )
+        launch_template.add_security_group(
+            ec2.SecurityGroup.from_security_group_id(
+                self, "ClusterSecurityGroup", self.cluster.cluster_security_group_id, mutable=False
+            )
+        )
+        return launch_template
+
+    def _storage_and_charts(self, addon_values: Mapping[str, Mapping[str, Any]]) -> None:
+        """The default storage class, then the Helm add-ons: load balancer controller, metrics server,
+        cluster autoscaler (with its IRSA role)."""
         # Volumes are gp3 and encrypted unless a claim asks otherwise: the default class of the
         # cluster, provisioned by the EBS CSI driver (EKS no longer marks its in-tree gp2 class default).
         storage_class = self.cluster.add_manifest(
@@ -321,7 +382,7 @@ class EksStack(PlatformStack):
             computed={
                 "autoDiscovery": {"clusterName": self.cluster_name},
                 "awsRegion": self.region,
-                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE[eks_settings.kubernetes_version]},
+                "image": {"tag": CLUSTER_AUTOSCALER_IMAGE[self.kubernetes_version]},
                 "rbac": {
                     "serviceAccount": {
                         "create": True,
@@ -332,8 +393,8 @@ class EksStack(PlatformStack):
             },
         )
 
-        self.cloudwatch_addon = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
-
+    def _outputs(self) -> None:
+        """The cluster's name, how to reach it, its security group, and the IRSA issuer other stacks read."""
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name, description="EKS cluster name")
         CfnOutput(
             self,
@@ -491,6 +552,45 @@ class EksStack(PlatformStack):
     ) -> eks.CfnAddon:
         """The EKS add-on for CloudWatch observability: the CloudWatch agent (Container Insights) and
         Fluent Bit (container logs), through IRSA, into log groups created first under one key."""
+        self.container_log_groups = self._container_log_groups(settings, retain=retain, alias_prefix=alias_prefix)
+        self.cloudwatch_agent_role = self._cloudwatch_agent_role()
+        config = {
+            "containerLogs": {"enabled": True},
+            # Our own agent configuration replaces the add-on's default one, which also turns on
+            # Application Signals and traces (X-Ray): not used here, so not granted either.
+            "agent": {
+                "config": {
+                    "logs": {
+                        "metrics_collected": {
+                            "kubernetes": {"enhanced_container_insights": settings.enhanced_container_insights}
+                        }
+                    }
+                }
+            },
+        }
+        addon = eks.CfnAddon(
+            self,
+            "CloudWatchObservabilityAddon",
+            addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
+            # eks_addons.py says why it is not pinned.
+            addon_version=EKS_MANAGED_ADDONS[self.kubernetes_version][CLOUDWATCH_OBSERVABILITY_ADDON],
+            cluster_name=self.cluster.cluster_name,
+            service_account_role_arn=self.cloudwatch_agent_role.role_arn,
+            configuration_values=json.dumps(config),
+            resolve_conflicts="OVERWRITE",
+            preserve_on_delete=False,
+        )
+        # Pods need nodes and DNS; its Services need the load balancer controller's webhook up; its
+        # writers need their log groups (else they would create them, unencrypted).
+        addon.node.add_dependency(
+            self.nodegroup, self.managed_addons["coredns"], self.alb_controller, *self.container_log_groups
+        )
+        return addon
+
+    def _container_log_groups(
+        self, settings: ObservabilitySettings, *, retain: bool, alias_prefix: str
+    ) -> list[logs.LogGroup]:
+        """The Container Insights log groups of this cluster, under one key of their own."""
         prefix = f"/aws/containerinsights/{self.cluster_name}"
         key = log_key(
             self,
@@ -504,7 +604,7 @@ class EksStack(PlatformStack):
         # embedded-metric-format events become the Container Insights metrics). Plain log groups: their
         # writers are pods of the add-on, which is deleted before them (it depends on them), so unlike
         # the control plane's group nothing re-creates one after a stack delete.
-        self.container_log_groups = [
+        return [
             logs.LogGroup(
                 self,
                 f"ContainerLogGroup{kind.title()}",
@@ -515,6 +615,10 @@ class EksStack(PlatformStack):
             )
             for kind in CONTAINER_LOG_GROUPS
         ]
+
+    def _cloudwatch_agent_role(self) -> iam.Role:
+        """IRSA role of the CloudWatch agent and Fluent Bit: write to this cluster's Container Insights
+        log groups and metrics only."""
         policy = iam.ManagedPolicy(
             self,
             "CloudWatchAgentPolicy",
@@ -550,45 +654,13 @@ class EksStack(PlatformStack):
                 ),
             ],
         )
-        self.cloudwatch_agent_role = self.irsa_role(
+        return self.irsa_role(
             "CloudWatchAgentRole",
             namespace="amazon-cloudwatch",
             service_account="cloudwatch-agent",
             description="CloudWatch agent and Fluent Bit (amazon-cloudwatch-observability add-on) through IRSA",
             managed_policies=[policy],
         )
-        config = {
-            "containerLogs": {"enabled": True},
-            # Our own agent configuration replaces the add-on's default one, which also turns on
-            # Application Signals and traces (X-Ray): not used here, so not granted either.
-            "agent": {
-                "config": {
-                    "logs": {
-                        "metrics_collected": {
-                            "kubernetes": {"enhanced_container_insights": settings.enhanced_container_insights}
-                        }
-                    }
-                }
-            },
-        }
-        addon = eks.CfnAddon(
-            self,
-            "CloudWatchObservabilityAddon",
-            addon_name=CLOUDWATCH_OBSERVABILITY_ADDON,
-            # eks_addons.py says why it is not pinned.
-            addon_version=EKS_MANAGED_ADDONS[self.kubernetes_version][CLOUDWATCH_OBSERVABILITY_ADDON],
-            cluster_name=self.cluster.cluster_name,
-            service_account_role_arn=self.cloudwatch_agent_role.role_arn,
-            configuration_values=json.dumps(config),
-            resolve_conflicts="OVERWRITE",
-            preserve_on_delete=False,
-        )
-        # Pods need nodes and DNS; its Services need the load balancer controller's webhook up; its
-        # writers need their log groups (else they would create them, unencrypted).
-        addon.node.add_dependency(
-            self.nodegroup, self.managed_addons["coredns"], self.alb_controller, *self.container_log_groups
-        )
-        return addon
 
     def irsa_role(
         self,

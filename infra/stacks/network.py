@@ -37,10 +37,28 @@ class NetworkStack(PlatformStack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.vpc = self._vpc(network)
+        self._flow_log(network, name_prefix=name_prefix, retain_data=retain_data)
+
+        # Attached to every EKS node (and so to every pod on the VPC CNI's default networking). The
+        # data stores admit this group and nothing else: they need no reference to the EKS stack,
+        # so the database and cache deploy in parallel with the cluster.
+        self.workload_security_group = ec2.SecurityGroup(
+            self,
+            "WorkloadSecurityGroup",
+            vpc=self.vpc,
+            description="EKS nodes and pods: the only source the data stores admit",
+            allow_all_outbound=True,
+        )
+        self._interface_endpoints(network)
+
+        CfnOutput(self, "VpcId", value=self.vpc.vpc_id, description="VPC id")
+
+    def _vpc(self, network: NetworkSettings) -> ec2.Vpc:
+        """The VPC: public, private and data subnets in every zone, NAT gateways, an S3 gateway endpoint."""
         prefix = int(network.vpc_cidr.split("/")[1])
         masks = subnet_masks(prefix)
-
-        self.vpc = ec2.Vpc(
+        return ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(network.vpc_cidr),
@@ -68,6 +86,8 @@ class NetworkStack(PlatformStack):
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
         )
 
+    def _flow_log(self, network: NetworkSettings, *, name_prefix: str, retain_data: bool) -> None:
+        """Every flow of the VPC into an encrypted log group, through a role only this account's flow logs use."""
         self.flow_log_key, self.flow_log_group = encrypted_log_group(
             self,
             key_id="FlowLogKey",
@@ -116,17 +136,8 @@ class NetworkStack(PlatformStack):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
-        # Attached to every EKS node (and so to every pod on the VPC CNI's default networking). The
-        # data stores admit this group and nothing else: they need no reference to the EKS stack,
-        # so the database and cache deploy in parallel with the cluster.
-        self.workload_security_group = ec2.SecurityGroup(
-            self,
-            "WorkloadSecurityGroup",
-            vpc=self.vpc,
-            description="EKS nodes and pods: the only source the data stores admit",
-            allow_all_outbound=True,
-        )
-
+    def _interface_endpoints(self, network: NetworkSettings) -> None:
+        """The interface endpoints in settings, in the private subnets, behind one security group."""
         if network.interface_endpoints:
             # One group for all endpoints: HTTPS from inside the VPC, nothing else. The CIDR is the
             # literal from settings so the rule packs can evaluate it (a token would defeat them).
@@ -149,5 +160,3 @@ class NetworkStack(PlatformStack):
                 security_groups=[self.endpoint_security_group],
                 open=False,
             )
-
-        CfnOutput(self, "VpcId", value=self.vpc.vpc_id, description="VPC id")

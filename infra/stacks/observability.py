@@ -340,13 +340,7 @@ class ObservabilityStack(PlatformStack):
         db = cast(str, w.database_identifier)
 
         def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> Metric:
-            return Metric(
-                namespace="AWS/RDS",
-                name=name,
-                dimensions={"DBClusterIdentifier": db, **(extra or {})},
-                statistic=statistic,
-                period=FIVE_MINUTES,
-            )
+            return _aurora_metric(db, name, statistic, extra)
 
         cpu = rds("CPUUtilization", "Maximum")
         cpu_alarm = self._alarm(
@@ -382,7 +376,18 @@ class ObservabilityStack(PlatformStack):
             description=f"Aurora {db} stores more than {t.database_storage_gib} GiB: storage grows (and is billed) "
             "beyond what was planned. Find the growing tables, or raise observability.alarms.database_storage_gib.",
         )
-        graphs: list[Signal] = [cpu]
+        self._database_capacity_and_lag(w, db)
+        self._graph("Aurora: CPU %", [cpu], cpu_alarm)
+        self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])
+
+    def _database_capacity_and_lag(self, w: Watched, db: str) -> None:
+        """The alarms and graphs that apply to some clusters only: Serverless v2 capacity, readers' lag,
+        a global database member's lag behind the writer's region."""
+        t = self.thresholds
+
+        def rds(name: str, statistic: str, extra: dict[str, str] | None = None) -> Metric:
+            return _aurora_metric(db, name, statistic, extra)
+
         if w.database.capacity is not None:
             capacity = rds("ACUUtilization", "Maximum")
             capacity_alarm = self._alarm(
@@ -416,8 +421,6 @@ class ObservabilityStack(PlatformStack):
                 "lose that much.",
             )
             self._graph("Aurora: lag behind the writer's region (ms)", [global_lag], global_lag_alarm)
-        self._graph("Aurora: CPU %", graphs, cpu_alarm)
-        self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])
 
     # --- ElastiCache -----------------------------------------------------------------------------
 
@@ -622,6 +625,17 @@ class ObservabilityStack(PlatformStack):
             "not answering their readiness path.",
         )
         self._graph("Load balancers: 5xx, unhealthy targets", [elb_5xx, target_5xx, unhealthy], first)
+
+
+def _aurora_metric(db: str, name: str, statistic: str, extra: dict[str, str] | None = None) -> Metric:
+    """A metric of the Aurora cluster ``db`` (dimensions ``extra`` besides its identifier), over five minutes."""
+    return Metric(
+        namespace="AWS/RDS",
+        name=name,
+        dimensions={"DBClusterIdentifier": db, **(extra or {})},
+        statistic=statistic,
+        period=FIVE_MINUTES,
+    )
 
 
 def member_clusters(replication_group_id: str, cache: CacheSettings) -> list[str]:

@@ -48,68 +48,92 @@ class RegistryStack(PlatformStack):
         self.key = EncryptionKey(self, "Key", alias_prefix=name_prefix, purpose=f"ecr-{shard}", retain=retain_data).key
         self.repositories: dict[str, ecr.Repository] = {}
         # Shared by every repository of the stack (built once: each is a call into the CDK engine).
-        lifecycle_rules = [
-            # The deploy workflow adds a deployed-<run> tag to every image it deploys. An image matched
-            # by a rule's tag filter can only be expired by that rule, never by a later one (ECR user
-            # guide, lifecycle policy evaluation), so rule 3 never touches a deployed image.
-            ecr.LifecycleRule(
-                rule_priority=1,
-                description=f"keep deployed images: the newest {registry.keep_deployed_images} of them",
-                tag_status=ecr.TagStatus.TAGGED,
-                tag_prefix_list=[DEPLOYED_TAG_PREFIX],
-                max_image_count=registry.keep_deployed_images,
-            ),
-            ecr.LifecycleRule(
-                rule_priority=2,
-                description=f"expire untagged images after {registry.untagged_image_days} days",
-                tag_status=ecr.TagStatus.UNTAGGED,
-                max_image_age=Duration.days(registry.untagged_image_days),
-            ),
-            ecr.LifecycleRule(
-                rule_priority=3,
-                # ECR counts deployed images here too, but only rule 1 may expire them.
-                description=f"expire tagged images beyond the newest {registry.keep_tagged_images}, deployed kept",
-                tag_status=ecr.TagStatus.TAGGED,
-                tag_pattern_list=["*"],
-                max_image_count=registry.keep_tagged_images,
-            ),
-        ]
-        kms = ecr.RepositoryEncryption.KMS
+        lifecycle_rules = _lifecycle_rules(registry)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
         for service in services:
             name = repository_name(name_prefix, service.name)
-            repository = ecr.Repository(
-                self,
-                f"Repository-{service.name}",
-                repository_name=name,
-                # A tag names one image forever: a deploy of tag X is reproducible and auditable.
-                image_tag_mutability=ecr.TagMutability.IMMUTABLE,
-                image_scan_on_push=True,
-                encryption=kms,
-                encryption_key=self.key,
+            self.repositories[service.name] = self._repository(
+                service.name,
+                name,
                 lifecycle_rules=lifecycle_rules,
-                removal_policy=removal,
-                empty_on_delete=not retain_data,
+                removal=removal,
+                retain_data=retain_data,
+                pulled_by_account=pulled_by_account,
             )
-            if pulled_by_account is not None:
-                # Cross-account access needs both sides: this policy admits the account, whose deploy role's
-                # own policy names these repositories (its cicd stack). ECR decrypts the layers with its
-                # own grant on the key: the reader needs no key permission.
-                repository.add_to_resource_policy(
-                    iam.PolicyStatement(
-                        sid="PromotedToTheNextEnvironment",
-                        principals=[iam.AccountPrincipal(pulled_by_account)],
-                        actions=ECR_PROMOTION_READ,
-                    )
-                )
-            self.repositories[service.name] = repository
             CfnOutput(
                 self,
                 f"RepositoryUri-{service.name}",
                 value=f"{registry_host}/{name}",
                 description=f"ECR repository of {service.name}",
             )
+
+    def _repository(
+        self,
+        service: str,
+        name: str,
+        *,
+        lifecycle_rules: list[ecr.LifecycleRule],
+        removal: RemovalPolicy,
+        retain_data: bool,
+        pulled_by_account: str | None,
+    ) -> ecr.Repository:
+        """One service's repository: immutable tags, scanned on push, under the shard's key."""
+        repository = ecr.Repository(
+            self,
+            f"Repository-{service}",
+            repository_name=name,
+            # A tag names one image forever: a deploy of tag X is reproducible and auditable.
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            image_scan_on_push=True,
+            encryption=ecr.RepositoryEncryption.KMS,
+            encryption_key=self.key,
+            lifecycle_rules=lifecycle_rules,
+            removal_policy=removal,
+            empty_on_delete=not retain_data,
+        )
+        if pulled_by_account is not None:
+            # Cross-account access needs both sides: this policy admits the account, whose deploy role's
+            # own policy names these repositories (its cicd stack). ECR decrypts the layers with its
+            # own grant on the key: the reader needs no key permission.
+            repository.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="PromotedToTheNextEnvironment",
+                    principals=[iam.AccountPrincipal(pulled_by_account)],
+                    actions=ECR_PROMOTION_READ,
+                )
+            )
+        return repository
+
+
+def _lifecycle_rules(registry: RegistrySettings) -> list[ecr.LifecycleRule]:
+    """The repositories' lifecycle rules (lifecycle_policy renders the same rules as JSON)."""
+    return [
+        # The deploy workflow adds a deployed-<run> tag to every image it deploys. An image matched
+        # by a rule's tag filter can only be expired by that rule, never by a later one (ECR user
+        # guide, lifecycle policy evaluation), so rule 3 never touches a deployed image.
+        ecr.LifecycleRule(
+            rule_priority=1,
+            description=f"keep deployed images: the newest {registry.keep_deployed_images} of them",
+            tag_status=ecr.TagStatus.TAGGED,
+            tag_prefix_list=[DEPLOYED_TAG_PREFIX],
+            max_image_count=registry.keep_deployed_images,
+        ),
+        ecr.LifecycleRule(
+            rule_priority=2,
+            description=f"expire untagged images after {registry.untagged_image_days} days",
+            tag_status=ecr.TagStatus.UNTAGGED,
+            max_image_age=Duration.days(registry.untagged_image_days),
+        ),
+        ecr.LifecycleRule(
+            rule_priority=3,
+            # ECR counts deployed images here too, but only rule 1 may expire them.
+            description=f"expire tagged images beyond the newest {registry.keep_tagged_images}, deployed kept",
+            tag_status=ecr.TagStatus.TAGGED,
+            tag_pattern_list=["*"],
+            max_image_count=registry.keep_tagged_images,
+        ),
+    ]
 
 
 def lifecycle_policy(registry: RegistrySettings) -> str:

@@ -76,70 +76,16 @@ class ServicesStack(PlatformStack):
         platform = PlatformConfig(region=self.region, database=database, cache=cache)
         for service in services:
             namespace = namespace_of(service.name, environment_name)
-            conditions = service_account_condition(
-                self, f"Trust-{service.name}", issuer=issuer, namespace=namespace, service_account=service.name
-            )
-            role = iam.CfnRole(
-                self,
-                f"Role-{service.name}",
-                description=f"IRSA role of {namespace}/{service.name}",
-                assume_role_policy_document={
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Federated": provider_arn},
-                            "Action": "sts:AssumeRoleWithWebIdentity",
-                            "Condition": {"StringEquals": conditions},
-                        }
-                    ],
-                },
-            )
+            role = self._role(service.name, namespace, issuer=issuer, provider_arn=provider_arn)
             role_arn = role.attr_arn
             self.roles[service.name] = role
-            # Namespace and service account in one manifest (applied in order): one custom resource
-            # per service instead of two.
-            eks.KubernetesManifest(
-                self,
-                f"Namespace-{service.name}",
+            self._namespace(
+                service,
+                namespace,
                 cluster=icluster,
-                manifest=[
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Namespace",
-                        "metadata": {
-                            "name": namespace,
-                            "labels": {
-                                "app.kubernetes.io/part-of": name_prefix,
-                                # Pod Security admission: the chart's pods meet the restricted profile.
-                                "pod-security.kubernetes.io/enforce": "restricted",
-                            },
-                        },
-                    },
-                    {
-                        "apiVersion": "v1",
-                        "kind": "ServiceAccount",
-                        "metadata": {
-                            "name": service.name,
-                            "namespace": namespace,
-                            "labels": {"app.kubernetes.io/name": service.name},
-                            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
-                        },
-                    },
-                    {
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "metadata": {
-                            "name": PLATFORM_CONFIG_MAP,
-                            "namespace": namespace,
-                            "labels": {
-                                "app.kubernetes.io/name": service.name,
-                                "app.kubernetes.io/part-of": name_prefix,
-                            },
-                        },
-                        "data": platform.data(service),
-                    },
-                ],
+                role_arn=role_arn,
+                name_prefix=name_prefix,
+                platform=platform,
             )
             statements = arns.grants(service)
             if statements:
@@ -156,6 +102,85 @@ class ServicesStack(PlatformStack):
                 value=role_arn,
                 description=f"IRSA role of {namespace}/{service.name}",
             )
+
+    def _role(self, service: str, namespace: str, *, issuer: str, provider_arn: str) -> iam.CfnRole:
+        """The service's IRSA role: only its own service account in its own namespace may assume it."""
+        conditions = service_account_condition(
+            self, f"Trust-{service}", issuer=issuer, namespace=namespace, service_account=service
+        )
+        return iam.CfnRole(
+            self,
+            f"Role-{service}",
+            description=f"IRSA role of {namespace}/{service}",
+            assume_role_policy_document={
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": provider_arn},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": {"StringEquals": conditions},
+                    }
+                ],
+            },
+        )
+
+    def _namespace(
+        self,
+        service: ServiceSettings,
+        namespace: str,
+        *,
+        cluster: eks.ICluster,
+        role_arn: str,
+        name_prefix: str,
+        platform: PlatformConfig,
+    ) -> eks.KubernetesManifest:
+        """The service's namespace, its service account (annotated with its role) and its ``platform``
+        ConfigMap."""
+        # Namespace and service account in one manifest (applied in order): one custom resource
+        # per service instead of two.
+        return eks.KubernetesManifest(
+            self,
+            f"Namespace-{service.name}",
+            cluster=cluster,
+            manifest=[
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": namespace,
+                        "labels": {
+                            "app.kubernetes.io/part-of": name_prefix,
+                            # Pod Security admission: the chart's pods meet the restricted profile.
+                            "pod-security.kubernetes.io/enforce": "restricted",
+                        },
+                    },
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "ServiceAccount",
+                    "metadata": {
+                        "name": service.name,
+                        "namespace": namespace,
+                        "labels": {"app.kubernetes.io/name": service.name},
+                        "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+                    },
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": PLATFORM_CONFIG_MAP,
+                        "namespace": namespace,
+                        "labels": {
+                            "app.kubernetes.io/name": service.name,
+                            "app.kubernetes.io/part-of": name_prefix,
+                        },
+                    },
+                    "data": platform.data(service),
+                },
+            ],
+        )
 
 
 class DataStoreArns:
