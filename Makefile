@@ -22,6 +22,13 @@ CDK := node_modules/.bin/cdk
 REGION ?=
 CDK_FLAGS := --context env=$(ENV) $(if $(REGION),--context region=$(REGION)) --no-notices
 
+# Caches of results that depend only on their inputs, kept per machine (as pip's and npm's are) so that a
+# fresh clone starts warm: mypy's (it re-checks every file whose content hash differs from the cached
+# one) and the tests' cfn-lint findings (keyed by template bytes, region and cfn-lint's version).
+CACHE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cloud-ops
+export MYPY_CACHE_DIR ?= $(CACHE_HOME)/mypy
+export CLOUD_OPS_CFN_LINT_CACHE ?= $(CACHE_HOME)/cfn-lint
+
 # Node 20 is what this machine has; jsii prints a banner on every start without these.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
@@ -54,10 +61,13 @@ reports: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@test -d .mypy_cache || echo "lint: mypy --strict builds its cache on the first run (about a minute), then takes a second"
+	@test -d $(MYPY_CACHE_DIR) || echo "lint: mypy --strict builds its cache ($(MYPY_CACHE_DIR)) on this machine's first run (a minute or two), then takes seconds"
 	$(BIN)/mypy
-	@# Every service's package is named `service` (as in its image): one mypy run per service.
-	@for package in services/*/service; do echo "$(BIN)/mypy $$package"; $(BIN)/mypy "$$package" || exit 1; done
+	@# Every service's package is named `service` (as in its image): one mypy run, and one cache, per service.
+	@for package in services/*/service; do \
+	  cache="$(MYPY_CACHE_DIR)/$$(basename $$(dirname $$package))"; \
+	  echo "$(BIN)/mypy --cache-dir $$cache $$package"; $(BIN)/mypy --cache-dir "$$cache" "$$package" || exit 1; \
+	done
 
 test: lint
 	@echo "test: each environment is synthesized once, then about 500 tests; cfn-lint and the CDK CLI form run in the background"
@@ -93,6 +103,7 @@ destroy: setup
 	@stacks="$$($(BIN)/python -m infra.destroyable $(ENV))" && \
 	  echo "$(CDK) destroy $(CDK_FLAGS) $$stacks" && $(CDK) destroy $(CDK_FLAGS) "$$stacks"
 
-# Only what is generated and not committed: reports/ is committed and stays.
+# Only what is generated and not committed: reports/ is committed and stays. (The machine's caches,
+# $(CACHE_HOME), stay: remove that directory to start them over.)
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

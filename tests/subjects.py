@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,11 @@ from tests.procedures import Applied, ProcedureFailed, apply_all
 from tests.projects import EXAMPLES, ROOT, WORK, copy_working_tree, edited_copy, settings_of
 from tests.synth import DataTier, Synthesized, synthesize, synthesize_data_tier
 
-# cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version.
-LINT_CACHE = ROOT / ".pytest_cache" / "cfn-lint" / importlib.metadata.version("cfn-lint")
+# cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version: the
+# Makefile keeps them per machine (CLOUD_OPS_CFN_LINT_CACHE), a bare pytest in .pytest_cache.
+LINT_CACHE = Path(
+    os.environ.get("CLOUD_OPS_CFN_LINT_CACHE") or ROOT / ".pytest_cache" / "cfn-lint"
+) / importlib.metadata.version("cfn-lint")
 
 
 def _behind_the_session(command: list[str]) -> list[str]:
