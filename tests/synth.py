@@ -67,12 +67,10 @@ class Synthesized:
     def acknowledgements(self) -> list[Acknowledged]:
         """Every acknowledged finding, as the compliance report this synth wrote lists it."""
         assert self.reports is not None
+        from infra.compliance.report import acknowledged
+
         report = json.loads((self.reports / "compliance.json").read_text(encoding="utf-8"))
-        return [
-            Acknowledged(a["construct_path"], a["rule"], a["reason"])
-            for section in report["packs"]
-            for a in section["acknowledgements"]
-        ]
+        return [a for section in report["packs"] for a in acknowledged(section)]
 
     @property
     def global_primary(self) -> bool:

@@ -400,6 +400,7 @@ def test_the_platform_passes_and_the_report_has_a_section_for_the_rules(env: Syn
         validation=env.validation_report(),
         packs=[PLUGIN_NAME],
         acknowledgements=[],
+        production=env.settings.production,
         rules=rules_for(production=env.settings.production),
     )
     (section,) = [s for s in report["packs"] if s["pack"] == PLUGIN_NAME]

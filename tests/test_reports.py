@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from infra.assembly import load_templates, stack_dependencies, stack_regions
 from infra.config.project import cdk_json_context
 from infra.reports.architecture import _id, mermaid
-from infra.reports.cost import estimate, load_prices
+from infra.reports.cost import ASSUMPTION_NOTES, estimate, load_prices, render_markdown
 from tests.conftest import CONFIGURED
 from tests.projects import EXAMPLES, settings_of
 from tests.subjects import two_regions
@@ -250,3 +251,52 @@ def test_the_diagram_shows_readable_values_and_the_services_of_each_shard(env: S
         )
         expected = ", ".join(f"{n}-{env.settings.environment}" for n in names)
         assert f'{_id(stack, "namespaces")}["namespaces + IRSA service accounts: {expected}"]' in text
+
+
+def _assumption_rows(markdown: str) -> list[list[str]]:
+    """The cells of each row of the cost report's assumptions table."""
+    section = markdown.split("\n## Assumptions\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| assumption | value | source / note |"
+    return [[cell.strip() for cell in re.split(r"(?<!\\)\|", row.strip().strip("|"))] for row in rows[1:]]
+
+
+def test_every_assumption_of_the_price_file_says_what_it_means() -> None:
+    assert list(load_prices()["assumptions"]) == list(ASSUMPTION_NOTES)
+    assert all(description and note for description, _, note in ASSUMPTION_NOTES.values())
+
+
+def test_the_assumptions_read_as_a_table_of_values_not_as_python() -> None:
+    prices = copy.deepcopy(PRICES)
+    prices["assumptions"]["not_explained_yet"] = {"idle": 1, "busy": "a | b"}
+    e = estimate(SMALL, environment="t", region="xx-test-1", prices=prices)
+    rows = _assumption_rows(render_markdown(e))
+    assert [row[2].rsplit("(`", 1)[1].rstrip("`)") for row in rows] == list(prices["assumptions"])
+    for row, value in zip(rows, prices["assumptions"].values(), strict=True):
+        assert not any(c in row[1] for c in "{}'\""), row
+        for level in value if isinstance(value, dict) else []:
+            assert f"{level} " in row[1]
+    by_name = {row[2].rsplit("(`", 1)[1].rstrip("`)"): row for row in rows}
+    assert by_name["nat_gb_per_month"][:2] == [
+        "Data processed by each NAT gateway",
+        "idle 10 GB a month; busy 100 GB a month",
+    ]
+    assert by_name["cache_data_gb"][1] == "idle 0.1 GB; busy the limit in the template"
+    assert by_name["aurora_daily_change_fraction"][1] == "0%"
+    assert by_name["not_explained_yet"][1] == "idle 1; busy a \\| b"
+
+
+@pytest.mark.parametrize("name", ["cost.md", "cost.json"])
+def test_the_written_cost_report_states_every_assumption_once(configured: Synthesized, name: str) -> None:
+    env = configured
+    assert env.reports is not None
+    prices = load_prices()
+    if name == "cost.md":
+        rows = _assumption_rows((env.reports / name).read_text(encoding="utf-8"))
+        assert [row[2].rsplit("(`", 1)[1].rstrip("`)") for row in rows] == list(prices["assumptions"])
+        return
+    cost = json.loads((env.reports / name).read_text(encoding="utf-8"))
+    assert {"idle", "busy"} <= set(cost["total"])  # scripts/bench.py reads these
+    for estimate_ in cost.get("regions", [cost]):
+        assert {a["name"]: a["value"] for a in estimate_["assumptions"]} == prices["assumptions"]
+        assert all(a["description"] and a["note"] for a in estimate_["assumptions"])

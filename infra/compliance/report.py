@@ -51,6 +51,7 @@ def synth_with_report(app: App, platform: Platform, packs: list[str], report_dir
         validation=read_validation_report(outdir),
         packs=packs,
         acknowledgements=platform.ledger.entries,
+        production=platform.settings.production,
         rules=rules_for(production=platform.settings.production),
     )
     if not failure and not report["summary"]["findings"]:
@@ -119,9 +120,16 @@ def build_report(
     validation: dict[str, Any],
     packs: list[str],
     acknowledgements: list[Acknowledged],
+    production: bool,
     rules: Sequence[Rule] = (),
 ) -> dict[str, Any]:
-    """``rules``: our own rules (infra.compliance.platform_rules), listed in their pack's section."""
+    """``rules``: our own rules this environment is checked against (``rules_for(production=...)``),
+    listed in their pack's section with which of them only production environments get.
+
+    Acknowledgements are grouped by pack, then by reason: each reason once, with the findings (rule and
+    construct path) it covers under it; a reason may cover several rules (one managed policy, one
+    wildcard, ...). Sorted, so the report does not move with the order constructs are built in.
+    """
     findings_by_plugin: dict[str, list[dict[str, Any]]] = {}
     for plugin in validation.get("pluginReports", []):
         findings = findings_by_plugin.setdefault(plugin["pluginName"], [])
@@ -136,33 +144,91 @@ def build_report(
                     }
                 )
 
+    own_rules = PLUGIN_NAME in packs
+    production_only = production_only_rules()
     sections: list[dict[str, Any]] = []
     known = [*packs, CFN_VALIDATE]
     for pack_name in [*known, *sorted(set(findings_by_plugin) - set(known))]:
         acks = [a for a in acknowledgements if _section_of_rule(a.rule_id) == pack_name]
         section: dict[str, Any] = {}
         if pack_name == PLUGIN_NAME:
-            section["rules"] = [
-                {"id": r.id, "requirement": r.requirement, "reason": r.reason, "link": r.link} for r in rules
+            checked = {r.id for r in rules}
+            section["rules"] = [_rule_entry(r, r.id in production_only) for r in rules]
+            section["production_only_rules_not_checked"] = [
+                _rule_entry(r, True) for r in production_only.values() if r.id not in checked
             ]
         sections.append(
             {
                 **section,
                 "pack": pack_name,
                 "findings": findings_by_plugin.get(pack_name, []),
-                "acknowledgements": [
-                    {"construct_path": a.construct_path, "rule": a.rule_id, "reason": a.reason} for a in acks
-                ],
+                "acknowledgements": group_acknowledgements(acks),
             }
         )
+    checked_ids = [r.id for r in rules]
     return {
         "environment": environment,
+        "production": production,
+        # Our own rules that only production environments are checked against: which of them this
+        # environment is checked against (production), or is not (any other environment).
+        "production_only_rules": {
+            "checked": [i for i in production_only if i in checked_ids] if own_rules else [],
+            "not_checked": [i for i in production_only if i not in checked_ids] if own_rules else [],
+        },
         "packs": sections,
         "summary": {
             "findings": sum(len(s["findings"]) for s in sections),
-            "acknowledgements": len(acknowledgements),
+            "acknowledgements": {
+                # Findings acknowledged (one rule on one construct), the reasons given for them (each
+                # counted once in each pack's section) and the resources they are on (each counted once).
+                "findings": sum(len(acknowledged(s)) for s in sections),
+                "reasons": sum(len(s["acknowledgements"]) for s in sections),
+                "resources": len({a.construct_path for s in sections for a in acknowledged(s)}),
+            },
         },
     }
+
+
+def production_only_rules() -> dict[str, Rule]:
+    """Our own rules that apply to production environments only (``rules_for`` decides), by id."""
+    everywhere = {r.id for r in rules_for(production=False)}
+    return {r.id: r for r in rules_for(production=True) if r.id not in everywhere}
+
+
+def _rule_entry(rule: Rule, production_only: bool) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "requirement": rule.requirement,
+        "reason": rule.reason,
+        "link": rule.link,
+        "production_only": production_only,
+    }
+
+
+def group_acknowledgements(acknowledgements: Sequence[Acknowledged]) -> list[dict[str, Any]]:
+    """``[{reason, rules: [{rule, construct_paths}]}]``: each reason once; rules and paths sorted, and
+    the reasons by their first rule, then their text."""
+    by_reason: dict[str, dict[str, set[str]]] = {}
+    for a in acknowledgements:
+        by_reason.setdefault(a.reason, {}).setdefault(a.rule_id, set()).add(a.construct_path)
+    groups = [
+        {
+            "reason": reason,
+            "rules": [{"rule": rule, "construct_paths": sorted(paths[rule])} for rule in sorted(paths)],
+        }
+        for reason, paths in by_reason.items()
+    ]
+    return sorted(groups, key=lambda g: ([r["rule"] for r in g["rules"]], g["reason"]))
+
+
+def acknowledged(section: dict[str, Any]) -> list[Acknowledged]:
+    """The acknowledgements of a report's pack section, one per rule and construct (the ledger's entries)."""
+    return [
+        Acknowledged(path, rule["rule"], group["reason"])
+        for group in section["acknowledgements"]
+        for rule in group["rules"]
+        for path in rule["construct_paths"]
+    ]
 
 
 def _section_of_rule(rule_id: str) -> str:
@@ -178,49 +244,123 @@ def write_report(report: dict[str, Any], report_dir: Path) -> None:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
+    summary = report["summary"]
+    acks = summary["acknowledgements"]
     lines = [
         f"# Compliance report: {report['environment']}",
         "",
         "Generated by `make synth`. Any unacknowledged finding fails synth.",
         "",
-        "| rule pack | findings | acknowledgements |",
-        "|---|---:|---:|",
+        *_production_only_summary(report),
+        f"Unacknowledged findings: {summary['findings']}. Acknowledged: {acks['findings']} finding(s) on "
+        f"{acks['resources']} resource(s), for {acks['reasons']} reason(s); each pack's section states each "
+        "reason once, with the rules and resources it covers under it.",
+        "",
+        "| rule pack | findings | acknowledged findings | reasons | resources |",
+        "|---|---:|---:|---:|---:|",
     ]
     for section in report["packs"]:
-        lines.append(f"| {section['pack']} | {len(section['findings'])} | {len(section['acknowledgements'])} |")
-    lines.append(f"| **total** | **{report['summary']['findings']}** | **{report['summary']['acknowledgements']}** |")
+        covered = acknowledged(section)
+        lines.append(
+            f"| {section['pack']} | {len(section['findings'])} | {len(covered)} | {len(section['acknowledgements'])} "
+            f"| {len({a.construct_path for a in covered})} |"
+        )
+    lines += [
+        f"| **total** | **{summary['findings']}** | **{acks['findings']}** | **{acks['reasons']}** "
+        f"| **{acks['resources']}** |",
+        "",
+        "Resources: the constructs with at least one acknowledged finding (in the total, a resource "
+        "acknowledged in several packs counts once).",
+    ]
     for section in report["packs"]:
         lines += ["", f"## {section['pack']}", ""]
         if "rules" in section:
-            lines += [
-                "Our own rules, for what cdk-nag cannot see (infra/compliance/platform_rules.py):",
-                "",
-                "| rule | requires | why | guideline |",
-                "|---|---|---|---|",
-            ]
-            lines += [
-                f"| {r['id']} | {_cell(r['requirement'])} | {_cell(r['reason'])} | {r['link']} |"
-                for r in section["rules"]
-            ]
-            lines.append("")
+            lines += _own_rules(report, section)
         lines += ["### Findings", ""]
         if section["findings"]:
             lines += ["| rule | severity | construct | description |", "|---|---|---|---|"]
             lines += [
-                f"| {f['rule']} | {f['severity']} | `{f['construct_path']}` | {_cell(f['description'])} |"
+                f"| {_cell(f['rule'])} | {f['severity']} | {_code(f['construct_path'])} | {_cell(f['description'])} |"
                 for f in section["findings"]
             ]
         else:
             lines.append("None.")
         lines += ["", "### Acknowledgements", ""]
-        if section["acknowledgements"]:
-            lines += ["| rule | construct | reason |", "|---|---|---|"]
-            lines += [
-                f"| {a['rule']} | `{a['construct_path']}` | {_cell(a['reason'])} |" for a in section["acknowledgements"]
-            ]
-        else:
-            lines.append("None.")
+        lines += _acknowledgements(section)
     return "\n".join(lines) + "\n"
+
+
+def _production_only_summary(report: dict[str, Any]) -> list[str]:
+    rules = report["production_only_rules"]
+    environment = report["environment"]
+    if report["production"] and rules["checked"]:
+        listed = ", ".join(rules["checked"])
+        return [
+            f"{environment} is a production environment: besides the rules every environment is checked "
+            f"against, it is checked against the rules only production environments get: {listed} "
+            f"(see [{PLUGIN_NAME}](#{PLUGIN_NAME.lower()})).",
+            "",
+        ]
+    if not report["production"] and rules["not_checked"]:
+        listed = ", ".join(rules["not_checked"])
+        return [
+            f"{environment} is not a production environment: it is not checked against the rules only "
+            f"production environments get: {listed} (see [{PLUGIN_NAME}](#{PLUGIN_NAME.lower()})).",
+            "",
+        ]
+    return []
+
+
+def _own_rules(report: dict[str, Any], section: dict[str, Any]) -> list[str]:
+    """Every rule this environment is checked against, and for another than production the
+    production-only rules it is not, in the order infra/compliance/platform_rules.py lists them."""
+    order = {r.id: n for n, r in enumerate(rules_for(production=True))}
+    checked = [(r, True) for r in section["rules"]]
+    unchecked = [(r, False) for r in section.get("production_only_rules_not_checked", [])]
+    listed = sorted([*checked, *unchecked], key=lambda pair: order.get(pair[0]["id"], len(order)))
+    here = "production" if report["production"] else "non-production"
+    lines = [
+        "Our own rules, for what cdk-nag cannot see (infra/compliance/platform_rules.py). Applies to: "
+        "every environment, or production environments only (`rules_for` decides); "
+        f"{report['environment']} is a {here} environment.",
+        "",
+        "| rule | requires | why | applies to | checked here | guideline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rule, is_checked in listed:
+        scope = "production only" if rule["production_only"] else "every environment"
+        lines.append(
+            f"| {rule['id']} | {_cell(rule['requirement'])} | {_cell(rule['reason'])} | {scope} "
+            f"| {'yes' if is_checked else 'no'} | {_cell(rule['link'])} |"
+        )
+    return [*lines, ""]
+
+
+def _acknowledgements(section: dict[str, Any]) -> list[str]:
+    groups = section["acknowledgements"]
+    if not groups:
+        return ["None."]
+    covered = acknowledged(section)
+    resources = len({a.construct_path for a in covered})
+    lines = [f"{len(covered)} finding(s) on {resources} resource(s), for {len(groups)} reason(s)."]
+    for number, group in enumerate(groups, start=1):
+        lines += [
+            "",
+            f"**Reason {number}.** {_cell(group['reason'])}",
+            "",
+            "| rule | resources |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {_code(rule['rule'])} | {'<br>'.join(_code(p) for p in rule['construct_paths'])} |"
+            for rule in group["rules"]
+        ]
+    return lines
+
+
+def _code(text: str) -> str:
+    """A code span in a table cell (``|`` escaped: GitHub splits cells before it reads code spans)."""
+    return f"`{_cell(text)}`" if text else "(no construct)"
 
 
 def _cell(text: str) -> str:

@@ -33,6 +33,86 @@ class Line:
     basis: str
 
 
+@dataclass(frozen=True)
+class Assumption:
+    """One volume the templates cannot know (``assumptions`` in prices.yaml), as the report states it."""
+
+    name: str  # its key in prices.yaml
+    description: str
+    value: Any  # as in prices.yaml: a number, or {idle, busy} ("max": the limit the template sets)
+    unit: str
+    note: str
+
+
+# What each assumption of prices.yaml means, for the report: description, unit, and where the figure
+# comes from or what it feeds. A "fraction" is shown as a percentage.
+ASSUMPTION_NOTES: dict[str, tuple[str, str, str]] = {
+    "nat_gb_per_month": (
+        "Data processed by each NAT gateway",
+        "GB a month",
+        "Assumed: traffic from the private subnets to the internet.",
+    ),
+    "endpoint_gb_per_month": (
+        "Data processed by each interface endpoint",
+        "GB a month",
+        "Assumed: traffic to AWS services through the VPC's interface endpoints.",
+    ),
+    "log_gb_per_group_month": (
+        "Logs ingested into each log group",
+        "GB a month",
+        "Assumed; grows with traffic and log level. Storage is priced on the same volume.",
+    ),
+    "aurora_storage_gb": ("Database size (Aurora)", "GB", "Assumed; Aurora bills the storage used."),
+    "aurora_io_millions_per_month": (
+        "Database I/O requests (Aurora)",
+        "million a month",
+        "Assumed: the writer's I/Os; with a global database, also its replicated writes in each other region.",
+    ),
+    "aurora_daily_change_fraction": (
+        "Share of the database that changes each day",
+        "fraction",
+        "Assumed; backup storage = database size x daily change x retention days.",
+    ),
+    "cache_data_gb": ("Data held in the cache", "GB", "Assumed; busy: the usage limit the template sets."),
+    "cache_ecpu_per_second": (
+        "Cache compute, sustained",
+        "ECPU per second",
+        "Assumed; busy: the usage limit the template sets, all month.",
+    ),
+    "image_gb": ("Size of one container image", "GB", "Assumed; for ECR storage and cross-region replication."),
+    "images_per_repository": (
+        "Images kept in each image repository",
+        "",
+        "Assumed; busy: every tagged image the repository's lifecycle rules keep.",
+    ),
+    "image_pushes_per_month": (
+        "Image pushes replicated to each other region",
+        "pushes a month",
+        "Assumed; environments in several regions only.",
+    ),
+    "aurora_global_transfer_gb_per_month": (
+        "Database changes replicated to each other region (global database)",
+        "GB a month",
+        "Assumed; environments in several regions only, beyond the replicated write I/Os.",
+    ),
+    "spot_price_fraction": (
+        "Spot price, as a share of the on-demand price",
+        "fraction",
+        "Assumed (Spot nodes only); Spot prices move with supply. The EC2 Spot Instance Advisor "
+        "(https://aws.amazon.com/ec2/spot/instance-advisor/) shows the current savings per type and region.",
+    ),
+}
+
+
+def assumptions_of(prices: Mapping[str, Any]) -> list[Assumption]:
+    """The assumptions of ``prices``, in their order there, each with what it means."""
+    out = []
+    for name, value in prices["assumptions"].items():
+        description, unit, note = ASSUMPTION_NOTES.get(name, (name, "", ""))
+        out.append(Assumption(name, description, value, unit, note))
+    return out
+
+
 @dataclass
 class CostEstimate:
     environment: str
@@ -40,7 +120,7 @@ class CostEstimate:
     prices_date: str
     lines: list[Line] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
-    assumptions: dict[str, Any] = field(default_factory=dict)
+    assumptions: list[Assumption] = field(default_factory=list)
     not_included: list[str] = field(default_factory=list)
 
     @property
@@ -80,7 +160,7 @@ NOT_INCLUDED = [
 def estimate(
     templates: Mapping[str, Template], *, environment: str, region: str, prices: Mapping[str, Any]
 ) -> CostEstimate:
-    result = CostEstimate(environment, region, str(prices["date"]), assumptions=dict(prices["assumptions"]))
+    result = CostEstimate(environment, region, str(prices["date"]), assumptions=assumptions_of(prices))
     result.not_included = list(NOT_INCLUDED)
     if region not in prices["regions"]:
         known = ", ".join(sorted(prices["regions"]))
@@ -388,7 +468,7 @@ def estimate_regions(
     if len(regions) < 2:
         return out
     primary = regions[0]
-    cross = CostEstimate(environment, "cross-region", str(prices["date"]), assumptions=dict(prices["assumptions"]))
+    cross = CostEstimate(environment, "cross-region", str(prices["date"]), assumptions=assumptions_of(prices))
     if primary not in prices["regions"]:
         cross.unknown.append(f"No prices for the primary region {primary}: nothing crossing regions is estimated.")
         return [*out, cross]
@@ -493,7 +573,7 @@ def render_regions(estimates: list[CostEstimate], idle: float, busy: float) -> s
         IDLE_AND_BUSY,
         "",
     ]
-    lines += ["## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in first.assumptions.items()]
+    lines += _assumptions_table(first.assumptions)
     lines += ["", "## Not included", ""] + [f"- {n}" for n in first.not_included]
     return "\n".join(lines) + "\n"
 
@@ -511,12 +591,48 @@ def render_markdown(e: CostEstimate) -> str:
         lines += ["**Not estimated:**", ""] + [f"- {u}" for u in e.unknown] + [""]
     if e.lines:
         lines += ["| item | idle (USD/month) | busy (USD/month) | basis |", "|---|---:|---:|---|"]
-        lines += [f"| {line.item} | {line.idle:,.2f} | {line.busy:,.2f} | {line.basis} |" for line in e.lines]
+        lines += [
+            f"| {_cell(line.item)} | {line.idle:,.2f} | {line.busy:,.2f} | {_cell(line.basis)} |" for line in e.lines
+        ]
         lines.append(f"| **total** | **{e.idle:,.2f}** | **{e.busy:,.2f}** | |")
         lines += [
             "",
             IDLE_AND_BUSY,
         ]
-    lines += ["", "## Assumptions", ""] + [f"- `{k}`: {v}" for k, v in e.assumptions.items()]
+    lines += ["", *_assumptions_table(e.assumptions)]
     lines += ["", "## Not included", ""] + [f"- {n}" for n in e.not_included]
     return "\n".join(lines) + "\n"
+
+
+def _assumptions_table(assumptions: list[Assumption]) -> list[str]:
+    lines = [
+        "## Assumptions",
+        "",
+        "What the templates cannot say: traffic and data volumes. The idle values feed the idle column, the busy "
+        "values the busy one; the names in parentheses are those in "
+        "[infra/reports/prices.yaml](../../infra/reports/prices.yaml).",
+        "",
+        "| assumption | value | source / note |",
+        "|---|---|---|",
+    ]
+    for a in assumptions:
+        note = f"{a.note} (`{a.name}`)" if a.note else f"(`{a.name}`)"
+        lines.append(f"| {_cell(a.description)} | {_cell(_value(a.value, a.unit))} | {_cell(note)} |")
+    return lines
+
+
+def _value(value: Any, unit: str) -> str:
+    """``{idle: 10, busy: 1000}`` in ``GB a month`` as ``idle 10 GB a month; busy 1,000 GB a month``."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{level} {_value(v, unit)}" for level, v in value.items())
+    if value == "max":
+        return "the limit in the template"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value} {unit}".strip()
+    if unit == "fraction":
+        return f"{value * 100:g}%"
+    return f"{value:,g} {unit}".strip()
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
