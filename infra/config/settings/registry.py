@@ -1,0 +1,19 @@
+"""registry: the ECR repositories' lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from infra.config.settings.base import _Model
+
+
+class RegistrySettings(_Model):
+    """ECR lifecycle: untagged images go after a few days, only the newest tagged ones are kept, and
+    an image that was ever deployed is kept by its own, larger count (it may be running, or be what a
+    rollback needs)."""
+
+    untagged_image_days: Annotated[int, Field(ge=1, le=90)]
+    keep_tagged_images: Annotated[int, Field(ge=1, le=1000)]
+    keep_deployed_images: Annotated[int, Field(ge=10, le=10000)] = 1000
