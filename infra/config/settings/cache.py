@@ -39,22 +39,120 @@ class CacheSettings(_Model):
     off), the same key and TLS, so services and their grants do not change when the kind does.
     """
 
-    kind: Literal["serverless", "replication-group"] = "serverless"
-    snapshot_retention_days: Annotated[int, Field(ge=0, le=35)]
-    daily_snapshot_time: str = "03:00"  # UTC; a replication group's snapshot window starts here (1 hour)
-    # kind: serverless. ElastiCache Serverless bounds: 1-5000 GB of data, 1000-15,000,000 ECPU per second.
-    max_data_storage_gb: Annotated[int, Field(ge=1, le=5000)] | None = None
-    max_ecpu_per_second: Annotated[int, Field(ge=1000, le=15_000_000)] | None = None
-    # kind: replication-group.
-    engine_version: str | None = None
-    node_type: str | None = None
-    cluster_mode: bool = False  # on: data split over `shards`; off: one shard
-    shards: Annotated[int, Field(ge=1, le=500)] = 1
-    replicas_per_shard: Annotated[int, Field(ge=0, le=5)] = 1
-    multi_az: bool | None = None  # Multi-AZ with automatic failover; default: on whenever there is a replica
-    parameters: dict[str, str] = {}  # parameter group entries, e.g. {maxmemory-policy: allkeys-lru}
-    maintenance_window: str = "sun:05:00-sun:06:00"  # UTC, ddd:HH:MM-ddd:HH:MM
-    log_retention_days: LogRetentionDays = 30  # slow log and engine log
+    kind: Annotated[
+        Literal["serverless", "replication-group"],
+        Field(
+            description=(
+                "serverless (ElastiCache Serverless, bounded by usage limits) or replication-group "
+                "(provisioned nodes). Users, grants and outputs stay the same; switching replaces the "
+                "cache (not its users)."
+            )
+        ),
+    ] = "serverless"
+    snapshot_retention_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=35,
+            description=(
+                "Days automatic snapshots are kept, 0 to 35 (0: none). Production: 7 or more; 15 or more "
+                "for a replication group (the NIST 800-53 and HIPAA packs)."
+            ),
+        ),
+    ]
+    daily_snapshot_time: Annotated[
+        str,
+        Field(
+            description=(
+                "UTC time HH:MM the daily snapshot starts; a replication group's one-hour snapshot window"
+                " starts here and must not overlap maintenance_window."
+            )
+        ),
+    ] = "03:00"
+    max_data_storage_gb: Annotated[
+        Annotated[int, Field(ge=1, le=5000)] | None,
+        Field(description="kind serverless, required: most data stored, in GB (1 to 5000)."),
+    ] = None
+    max_ecpu_per_second: Annotated[
+        Annotated[int, Field(ge=1000, le=15_000_000)] | None,
+        Field(
+            description=(
+                "kind serverless, required: most ElastiCache Processing Units per second (1000 to 15,000,000)."
+            )
+        ),
+    ] = None
+    engine_version: Annotated[
+        str | None,
+        Field(description="kind replication-group, required: Valkey version, in quotes: 7.2, 8.0, 8.1 or 8.2."),
+    ] = None
+    node_type: Annotated[
+        str | None,
+        Field(
+            description=(
+                "kind replication-group, required: a current-generation node type cache.<family>.<size>, "
+                "family one of t4g, t3, m7g, m6g, m5, r7g, r6g, r5, c7gn (e.g. cache.r7g.large), offered "
+                "in every region of the environment."
+            )
+        ),
+    ] = None
+    cluster_mode: Annotated[
+        bool,
+        Field(
+            description=(
+                "kind replication-group: on, the data is split over `shards`; off, one shard. ElastiCache"
+                " cannot switch a group's cluster mode in one update: the group is named by its mode "
+                "(…-cache-rg, …-cache-cm), so switching creates a new, empty group and deletes the old "
+                "one (production: after a final snapshot; the users stay)."
+            )
+        ),
+    ] = False
+    shards: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=500,
+            description="kind replication-group: shards (node groups), 1 to 500; more than 1 needs cluster_mode.",
+        ),
+    ] = 1
+    replicas_per_shard: Annotated[
+        int, Field(ge=0, le=5, description="kind replication-group: replicas per shard, 0 to 5. Production: 1 or more.")
+    ] = 1
+    multi_az: Annotated[
+        bool | None,
+        Field(
+            description=(
+                "kind replication-group: Multi-AZ with automatic failover; needs a replica. Left out: on "
+                "whenever replicas_per_shard is above 0. Production requires it."
+            )
+        ),
+    ] = None
+    parameters: Annotated[
+        dict[str, str],
+        Field(
+            description=(
+                "kind replication-group: parameter group entries, e.g. {maxmemory-policy: allkeys-lru}. "
+                "cluster-enabled follows cluster_mode and may be left out."
+            )
+        ),
+    ] = {}
+    maintenance_window: Annotated[
+        str,
+        Field(
+            description=(
+                "kind replication-group: the weekly UTC maintenance window ddd:HH:MM-ddd:HH:MM, 60 "
+                "minutes to 24 hours, not overlapping the snapshot hour."
+            )
+        ),
+    ] = "sun:05:00-sun:06:00"
+    log_retention_days: Annotated[
+        LogRetentionDays,
+        Field(
+            description=(
+                "kind replication-group: days the slow log and engine log groups keep their events: a "
+                "CloudWatch Logs retention period. Production: 365 or more."
+            )
+        ),
+    ] = 30
 
     @field_validator("daily_snapshot_time")
     @classmethod

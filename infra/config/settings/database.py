@@ -21,8 +21,19 @@ _INSTANCE_CLASS = re.compile(r"^(db\.)?[a-z][a-z0-9-]*\.[a-z0-9]+$")
 class ServerlessCapacity(_Model):
     """Aurora Serverless v2 capacity per instance, in ACUs (0.5 steps; 0 lets the writer auto-pause)."""
 
-    min_acu: float
-    max_acu: float
+    min_acu: Annotated[
+        float,
+        Field(
+            description=(
+                "Fewest Aurora capacity units per instance: 0 to 256 in steps of 0.5; 0 lets the writer "
+                "auto-pause when idle (production: 0.5 or more)."
+            )
+        ),
+    ]
+    max_acu: Annotated[
+        float,
+        Field(description="Most Aurora capacity units per instance: 1 to 256 in steps of 0.5, and at least min_acu."),
+    ]
 
     @field_validator("min_acu", "max_acu", mode="before")
     @classmethod
@@ -57,29 +68,114 @@ def minor_upgrades(version: str) -> list[str]:
 
 
 class DatabaseSettings(_Model):
-    engine_version: str
-    # Serverless v2 (default) or, for teams that need them, provisioned instances of this class.
-    capacity: ServerlessCapacity | None = None
-    instance_class: str | None = None
-    readers: Annotated[int, Field(ge=0, le=15)]
-    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
-    # Enhanced monitoring (OS metrics) interval; 0 turns it off.
-    monitoring_interval_seconds: int
-    performance_insights: bool
-    log_retention_days: LogRetentionDays
-    database_name: str = "app"
-    # In an environment of several regions (setting `regions`): what each region other than the
-    # primary gets. global: a read-only secondary cluster of an Aurora global database (production
-    # requires it); regional: a cluster of its own, not replicated; none: no database there.
-    other_regions: Literal["global", "regional", "none"] = "global"
-    # A global database: the region whose cluster is the writer now. The primary region (`region`)
-    # until a switchover or failover moves it (README, "Switchover and failover"); the stacks keep
-    # their names and regions whatever it is, only what follows the writer changes.
-    writer_region: str | None = None
-    # A global database's minor upgrade, step one: the clusters of the regions other than the
-    # writer's at this later minor (AWS upgrades a global database's secondaries before its primary);
-    # step two sets engine_version to it and deletes this key.
-    secondary_engine_version: str | None = None
+    """Aurora PostgreSQL: Serverless v2 (``capacity``) or provisioned instances (``instance_class``), with
+    readers, backups and monitoring; in an environment of several regions, what the other regions get."""
+
+    engine_version: Annotated[
+        str,
+        Field(
+            description=(
+                'Aurora PostgreSQL version, in quotes (e.g. "17.9"), from an allow-list of current, '
+                "non-deprecated minors: 16.9, 16.10, 16.11, 16.13, 17.5, 17.6, 17.7, 17.9. A global "
+                "database's minor upgrade goes through secondary_engine_version first."
+            )
+        ),
+    ]
+    capacity: Annotated[
+        ServerlessCapacity | None,
+        Field(
+            description=("Serverless v2 capacity (min_acu, max_acu). Set exactly one of capacity and instance_class.")
+        ),
+    ] = None
+    instance_class: Annotated[
+        str | None,
+        Field(
+            description=(
+                "Provisioned instances of this DB instance class (e.g. r7g.large; the db. prefix is "
+                "optional), offered in every region of the environment, instead of Serverless v2. Set "
+                "exactly one of capacity and instance_class. Not a T class when a service uses the "
+                "database (the RDS Data API, which creates the services' database users, does not run on "
+                "them)."
+            )
+        ),
+    ] = None
+    readers: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=15,
+            description=(
+                "Reader instances besides the writer, 0 to 15; readers scale with the writer. Production:"
+                " 1 or more (a reader in another zone)."
+            ),
+        ),
+    ]
+    backup_retention_days: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=35,
+            description=(
+                "Days of automated backups, 1 to 35: point-in-time recovery over this window. Production: 14 or more."
+            ),
+        ),
+    ]
+    monitoring_interval_seconds: Annotated[
+        int, Field(description="Enhanced monitoring (OS metrics) interval in seconds: 0 (off), 1, 5, 10, 15, 30 or 60.")
+    ]
+    performance_insights: Annotated[
+        bool, Field(description="Performance Insights on the instances (encrypted with the database's key).")
+    ]
+    log_retention_days: Annotated[
+        LogRetentionDays,
+        Field(
+            description=(
+                "Days the database's PostgreSQL log group keeps its events: a CloudWatch Logs retention "
+                "period. Production: 365 or more."
+            )
+        ),
+    ]
+    database_name: Annotated[
+        str,
+        Field(
+            description=(
+                "The database created in the cluster: a PostgreSQL identifier (lowercase letters, digits,"
+                " underscores, starting with a letter, up to 63 characters)."
+            )
+        ),
+    ] = "app"
+    other_regions: Annotated[
+        Literal["global", "regional", "none"],
+        Field(
+            description=(
+                "With several regions (setting regions): what each region other than the primary gets. "
+                "global: a read-only secondary cluster of an Aurora global database (required in "
+                "production); regional: a cluster of its own, not replicated; none: no database there."
+            )
+        ),
+    ] = "global"
+    writer_region: Annotated[
+        str | None,
+        Field(
+            description=(
+                "A global database only: the region whose cluster is the writer now; left out, the "
+                "primary region (region). Set after a switchover or failover moves the writer (README, "
+                '"Switchover and failover"); the stacks keep their names and regions, only what follows '
+                "the writer changes. One of the environment's regions."
+            )
+        ),
+    ] = None
+    secondary_engine_version: Annotated[
+        str | None,
+        Field(
+            description=(
+                "A global database's minor upgrade, step one: the clusters of the regions other than the "
+                "writer's at this later minor of engine_version's major (AWS upgrades a global database's"
+                " secondaries before its primary). Step two sets engine_version to it and deletes this "
+                "key."
+            )
+        ),
+    ] = None
 
     @field_validator("engine_version", "secondary_engine_version")
     @classmethod

@@ -24,8 +24,19 @@ def support_dates() -> str:
 
 
 class EndpointSettings(_Model):
-    # Empty: the API server is reachable only from inside the VPC.
-    public_access_cidrs: list[str] = []
+    """Who may reach the cluster's API server from outside the VPC."""
+
+    public_access_cidrs: Annotated[
+        list[str],
+        Field(
+            description=(
+                "IPv4 CIDRs (host bits clear) that may reach the Kubernetes API server from the internet,"
+                " e.g. your offices' and CI runners' ranges. Empty: the endpoint is private, reachable "
+                "only from inside the VPC. Production refuses 0.0.0.0/0; with a private endpoint, deploys"
+                " must run on self-hosted runners inside the VPC (github.deploy_runs_on)."
+            )
+        ),
+    ] = []
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -39,18 +50,50 @@ class EndpointSettings(_Model):
 
 
 class NodeGroupSettings(_Model):
-    instance_types: Annotated[list[str], Field(min_length=1)]
-    # on-demand, or spot: spare EC2 capacity at a discount, reclaimed at two minutes' notice. Give spot
-    # several instance types of the same size, so a reclaimed type is replaced by another.
-    capacity_type: Literal["on-demand", "spot"] = "on-demand"
-    min_size: Annotated[int, Field(ge=0, le=450)]
-    desired_size: Annotated[int, Field(ge=0, le=450)]
-    max_size: Annotated[int, Field(ge=1, le=450)]
-    disk_size_gib: Annotated[int, Field(ge=20, le=16384)] = 50
-    # The nodes' Kubernetes minor: the cluster's by default. One minor behind it holds the nodes back
-    # while a new control plane bakes (EKS can roll a control plane back within 7 days; nodes at the
-    # previous minor need no rollback of their own).
-    kubernetes_version: str | None = None
+    """The cluster's managed node group: instance types, On-Demand or Spot, sizes and root volume."""
+
+    instance_types: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description=(
+                "EC2 instance types of the managed node group, e.g. [m6i.xlarge]; at least one, each "
+                "offered in every region of the environment. With capacity_type spot: 2 or more of the "
+                "same size."
+            ),
+        ),
+    ]
+    capacity_type: Annotated[
+        Literal["on-demand", "spot"],
+        Field(
+            description=(
+                "on-demand, or spot: spare EC2 capacity at a discount, reclaimed at two minutes' notice "
+                "(list several instance types of the same size, so a reclaimed type is replaced by "
+                "another). The cost report prices Spot at an assumed fraction of on-demand."
+            )
+        ),
+    ] = "on-demand"
+    min_size: Annotated[
+        int, Field(ge=0, le=450, description="Fewest nodes, 0 to 450. Production: at least one per zone.")
+    ]
+    desired_size: Annotated[
+        int, Field(ge=0, le=450, description="Nodes to start with, 0 to 450, between min_size and max_size.")
+    ]
+    max_size: Annotated[int, Field(ge=1, le=450, description="Most nodes, 1 to 450; at least desired_size.")]
+    disk_size_gib: Annotated[
+        int, Field(ge=20, le=16384, description="Each node's root volume, in GiB: 20 to 16384.")
+    ] = 50
+    kubernetes_version: Annotated[
+        str | None,
+        Field(
+            description=(
+                "The nodes' Kubernetes minor: the cluster's (eks.kubernetes_version) when left out, or "
+                "the one before it, to hold the nodes back while a new control plane bakes (EKS can roll "
+                "a control plane back within 7 days; nodes at the previous minor need no rollback of "
+                "their own)."
+            )
+        ),
+    ] = None
 
     @field_validator("instance_types")
     @classmethod
@@ -81,14 +124,44 @@ class NodeGroupSettings(_Model):
 
 
 class EksSettings(_Model):
-    kubernetes_version: str = "1.35"
-    endpoint: EndpointSettings = EndpointSettings()
-    # IAM roles given cluster-admin through access entries; nobody else is (not the deployer). A role
-    # name (with its path, if any) is a role of the account deployed to; an ARN names any role.
-    admin_roles: list[str] = []
-    node_group: NodeGroupSettings
-    # /aws/eks/<cluster>/cluster: created by the stack, KMS-encrypted, kept this many days.
-    control_plane_log_retention_days: LogRetentionDays
+    """The EKS cluster: its Kubernetes version, API endpoint, administrators, node group and control plane
+    logs."""
+
+    kubernetes_version: Annotated[
+        str,
+        Field(
+            description=(
+                'The cluster\'s Kubernetes minor, in quotes (e.g. "1.35"): only versions in EKS standard '
+                "support (1.35, 1.36), each with its kubectl layer pinned in requirements.txt. Upgrading:"
+                ' README, "Upgrading Kubernetes".'
+            )
+        ),
+    ] = "1.35"
+    endpoint: Annotated[
+        EndpointSettings, Field(description="Who may reach the cluster's API server from outside the VPC.")
+    ] = EndpointSettings()
+    admin_roles: Annotated[
+        list[str],
+        Field(
+            description=(
+                "IAM roles given cluster-admin through EKS access entries; nobody else is (not the "
+                "deployer). A role name (with its path, if any) is a role of the account deployed to; an "
+                "ARN (arn:aws:iam::<12 digits>:role/<name>) names any role. Production requires at least "
+                "one."
+            )
+        ),
+    ] = []
+    node_group: Annotated[NodeGroupSettings, Field(description="The cluster's managed node group.")]
+    control_plane_log_retention_days: Annotated[
+        LogRetentionDays,
+        Field(
+            description=(
+                "Days the control plane's log group /aws/eks/<cluster>/cluster (created by the stack, "
+                "KMS-encrypted) keeps its events: a CloudWatch Logs retention period. Production: 365 or "
+                "more."
+            )
+        ),
+    ]
 
     @field_validator("kubernetes_version")
     @classmethod

@@ -16,17 +16,46 @@ GITHUB_HOSTED_LABEL_PREFIXES = ("ubuntu-", "windows-", "macos-")
 class GithubSettings(_Model):
     """The repository whose GitHub Actions may deploy, through OIDC (no long-lived keys)."""
 
-    owner: str
-    repository: str
-    # GitHub's numeric ids of the owner and the repository. Set both when the repository's OIDC tokens
-    # carry immutable ids (repositories created or renamed after 2026-07-15, or opted in): the subject
-    # is then repo:<owner>@<owner id>/<repo>@<repo id>:..., and the deploy role trusts only that form.
-    owner_id: Annotated[int, Field(ge=1)] | None = None
-    repository_id: Annotated[int, Field(ge=1)] | None = None
-    # The runner labels deploy-service's deploy job runs on (its runs-on). A cluster whose API
-    # endpoint is private is reachable only from inside the VPC: name self-hosted runners there (see
-    # the README). {run_id} and {run_attempt} are replaced, for CodeBuild-hosted runners' labels.
-    deploy_runs_on: Annotated[list[str], Field(min_length=1)] = ["ubuntu-latest"]
+    owner: Annotated[
+        str,
+        Field(
+            description=(
+                "The GitHub user or organisation that owns the repository (no wildcards). Set it to yours"
+                " before deploying the cicd stack."
+            )
+        ),
+    ]
+    repository: Annotated[
+        str, Field(description="The repository whose GitHub Actions may deploy, through OIDC (no wildcards).")
+    ]
+    owner_id: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        Field(
+            description=(
+                "GitHub's numeric id of the owner. Set both ids (gh api repos/OWNER/REPO --jq '.owner.id,"
+                " .id') or neither: set them when the repository's OIDC tokens carry immutable ids "
+                "(repositories created or renamed after 2026-07-15, or opted in); the deploy role then "
+                "trusts only the subject repo:<owner>@<owner id>/<repo>@<repo id>:…."
+            )
+        ),
+    ] = None
+    repository_id: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        Field(description="GitHub's numeric id of the repository; with owner_id (both or neither)."),
+    ] = None
+    deploy_runs_on: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description=(
+                "The runner labels deploy-service's deploy job runs on (its runs-on). A private API "
+                "endpoint is reachable only from inside the VPC: name self-hosted runners there "
+                "(production refuses GitHub-hosted ones then). {region} is replaced with the region "
+                "deployed to (required with several regions and private endpoints); {run_id} and "
+                "{run_attempt}, for CodeBuild-hosted runners' labels."
+            ),
+        ),
+    ] = ["ubuntu-latest"]
 
     @field_validator("deploy_runs_on")
     @classmethod

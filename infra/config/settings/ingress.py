@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.settings.base import _Model
 
@@ -12,9 +13,25 @@ from infra.config.settings.base import _Model
 class IngressCertificateSettings(_Model):
     """An ACM certificate for the environment's ingresses, validated through DNS in a Route 53 zone."""
 
-    domain_name: str  # e.g. api.example.com or *.example.com
-    hosted_zone_id: str  # the public hosted zone that answers for it
-    hosted_zone_name: str  # e.g. example.com
+    domain_name: Annotated[
+        str,
+        Field(
+            description=(
+                "The certificate's name: a lowercase DNS name such as api.example.com, or a wildcard such"
+                " as *.example.com; in the hosted zone."
+            )
+        ),
+    ]
+    hosted_zone_id: Annotated[
+        str,
+        Field(
+            description=(
+                "The id of the public Route 53 hosted zone that answers for domain_name (e.g. "
+                "Z0123456789ABCDEFGHIJ); the certificate is validated through DNS records there."
+            )
+        ),
+    ]
+    hosted_zone_name: Annotated[str, Field(description="That hosted zone's name, e.g. example.com.")]
 
     @field_validator("domain_name", "hosted_zone_name")
     @classmethod

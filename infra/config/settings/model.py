@@ -30,27 +30,102 @@ if TYPE_CHECKING:
 class Settings(_Model):
     """One environment's settings. ``environment`` comes from the file name, not its content."""
 
-    environment: str
-    project: str
-    region: str
-    # Every region of the environment, the primary (`region`) first. Omitted: the primary alone.
-    regions: list[str] | None = None
-    account: str | None = None
-    # Prod: stateful resources are retained on delete, stacks have termination protection.
-    retain_data: bool
-    # Production guardrails: no API endpoint open to the internet, a node in every zone.
-    production: bool
-    network: NetworkSettings
-    eks: EksSettings
-    database: DatabaseSettings
-    cache: CacheSettings
-    registry: RegistrySettings
-    github: GithubSettings
-    # Optional: the platform creates the ingresses' certificate (output CertificateArn of the cicd stack).
-    ingress_certificate: IngressCertificateSettings | None = None
-    account_stack: AccountStackSettings = AccountStackSettings()
-    observability: ObservabilitySettings = ObservabilitySettings()
-    services: Annotated[list[ServiceSettings], Field(min_length=1)]
+    environment: Annotated[
+        str,
+        Field(
+            description=(
+                "The environment's name: the settings file's name (2-10 lowercase letters and digits); "
+                "not written in the file."
+            )
+        ),
+    ]
+    project: Annotated[
+        str,
+        Field(
+            description=(
+                "Prefix of every stack and resource name and the project tag: 3-20 characters, lowercase "
+                "letters, digits and hyphens, starting with a letter."
+            )
+        ),
+    ]
+    region: Annotated[
+        str,
+        Field(
+            description=(
+                "The primary region: an AWS region of the aws partition. Overridable with --context "
+                "region= (make REGION=) for a single-region environment only."
+            )
+        ),
+    ]
+    regions: Annotated[
+        list[str] | None,
+        Field(
+            description=(
+                "Every region of the environment, the primary (region) first, each once, e.g. [us-east-1,"
+                ' us-west-2]. Left out: the primary alone. See README, "Several regions".'
+            )
+        ),
+    ] = None
+    account: Annotated[
+        str | None,
+        Field(
+            description=(
+                "The 12-digit AWS account id, in quotes. Left out: --context account= or "
+                "CDK_DEFAULT_ACCOUNT (set by the CDK CLI from the credentials)."
+            )
+        ),
+    ] = None
+    retain_data: Annotated[
+        bool,
+        Field(
+            description=(
+                "Keep stateful resources when their stacks are deleted, and give the stacks termination "
+                "protection. Production requires true."
+            )
+        ),
+    ]
+    production: Annotated[
+        bool,
+        Field(
+            description=(
+                "Turn on the production guardrails: data retained, no API endpoint open to 0.0.0.0/0, a "
+                "node in every zone, Aurora min 0.5 ACU, a reader, 14 days of backups, 7 days of cache "
+                "snapshots, alarm notifications, cluster admins, every log group kept 365 days or more."
+            )
+        ),
+    ]
+    network: Annotated[NetworkSettings, Field(description="The VPC.")]
+    eks: Annotated[EksSettings, Field(description="The EKS cluster.")]
+    database: Annotated[DatabaseSettings, Field(description="The Aurora PostgreSQL database.")]
+    cache: Annotated[CacheSettings, Field(description="The ElastiCache for Valkey cache.")]
+    registry: Annotated[RegistrySettings, Field(description="The ECR repositories' lifecycle.")]
+    github: Annotated[GithubSettings, Field(description="The GitHub repository that deploys.")]
+    ingress_certificate: Annotated[
+        IngressCertificateSettings | None,
+        Field(
+            description=(
+                "Optional: the ACM certificate the platform creates for the ingresses (output "
+                "CertificateArn of the cicd stack)."
+            )
+        ),
+    ] = None
+    account_stack: Annotated[AccountStackSettings, Field(description="What exists once per AWS account.")] = (
+        AccountStackSettings()
+    )
+    observability: Annotated[
+        ObservabilitySettings, Field(description="Container Insights, log retention, alarms and notifications.")
+    ] = ObservabilitySettings()
+    services: Annotated[
+        list[ServiceSettings],
+        Field(
+            min_length=1,
+            description=(
+                "The service catalogue: at least one service, names unique. Not in the environment files:"
+                " the shared infra/config/services.yaml serves every environment (an environment file may"
+                " carry its own services: instead)."
+            ),
+        ),
+    ]
     # The directory the settings file was read from (its neighbours share the account stack).
     _directory: Path = PrivateAttr(default=ENVIRONMENTS_DIR)
     # Where the environment stands in infra/config/delivery.yaml (set by load_settings).

@@ -32,13 +32,59 @@ _RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12
 
 
 class NetworkSettings(_Model):
-    vpc_cidr: str = "10.0.0.0/16"
-    # A zone count (the region's first zones) or zone letters such as [a, c, d]; the names follow
-    # from the region (infra/config/regions.py), so another region needs no edit and no lookup.
-    zones: int | list[str]
-    nat_gateways: Annotated[int, Field(ge=1)]
-    interface_endpoints: list[str] = []
-    flow_log_retention_days: LogRetentionDays
+    """The VPC: per zone a public subnet (the load balancers', /27 or larger), a private one (the nodes')
+    and a data one (the database's and the cache's), NAT gateways for outbound traffic, and interface
+    endpoints. Zone names follow from the region, never from a lookup."""
+
+    vpc_cidr: Annotated[
+        str,
+        Field(
+            description=(
+                "The VPC's IPv4 range: a private RFC 1918 network (10/8, 172.16/12, 192.168/16) from /16 "
+                "to /24, host bits clear. Each zone gets a public subnet (/27 or larger), a private one "
+                "and a data one (infra/config/subnets.py); it must hold them all. Changing it replaces "
+                "the VPC (CloudFormation cannot change a VPC's CIDR in place)."
+            )
+        ),
+    ] = "10.0.0.0/16"
+    zones: Annotated[
+        int | list[str],
+        Field(
+            description=(
+                "The availability zones: a count (the region's first zones, e.g. 3) or zone letters (e.g."
+                " [a, c, d]); 2 to 6. Names follow from the region (infra/config/regions.py), never from "
+                "a lookup; in us-west-1 letters are required. Every region of the environment must have "
+                "them."
+            )
+        ),
+    ]
+    nat_gateways: Annotated[
+        int,
+        Field(
+            ge=1,
+            description=(
+                "NAT gateways for the private subnets' outbound traffic: 1 (shared by every zone) up to one per zone."
+            ),
+        ),
+    ]
+    interface_endpoints: Annotated[
+        list[str],
+        Field(
+            description=(
+                "VPC interface endpoints to create, each at most once, from: ecr.api, ecr.dkr, sts, logs,"
+                " secretsmanager, kms, ec2, elasticloadbalancing, autoscaling, ssm, eks, eks-auth. Each "
+                "costs per zone-hour; the S3 gateway endpoint is free and always created."
+            )
+        ),
+    ] = []
+    flow_log_retention_days: Annotated[
+        LogRetentionDays,
+        Field(
+            description=(
+                "Days the VPC flow logs are kept: a CloudWatch Logs retention period. Production: 365 or more."
+            )
+        ),
+    ]
 
     @field_validator("vpc_cidr")
     @classmethod

@@ -14,6 +14,27 @@ class RegistrySettings(_Model):
     an image that was ever deployed is kept by its own, larger count (it may be running, or be what a
     rollback needs)."""
 
-    untagged_image_days: Annotated[int, Field(ge=1, le=90)]
-    keep_tagged_images: Annotated[int, Field(ge=1, le=1000)]
-    keep_deployed_images: Annotated[int, Field(ge=10, le=10000)] = 1000
+    untagged_image_days: Annotated[
+        int, Field(ge=1, le=90, description="Days after which an untagged image is expired, 1 to 90.")
+    ]
+    keep_tagged_images: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description=(
+                "How many of the newest tagged images are kept, 1 to 1000 (images ever deployed are counted apart)."
+            ),
+        ),
+    ]
+    keep_deployed_images: Annotated[
+        int,
+        Field(
+            ge=10,
+            le=10000,
+            description=(
+                "How many of the newest images that were ever deployed are kept, 10 to 10000; the other "
+                "rules never expire them."
+            ),
+        ),
+    ] = 1000

@@ -16,11 +16,30 @@ _SERVICE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
 class ServiceSettings(_Model):
     """One microservice of the catalogue: its namespace is ``<name>-<env>``."""
 
-    name: str
-    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
-    ingress: bool
-    # Data stores the service connects to; its IRSA role gets exactly the grants for these.
-    uses: list[str] = []
+    name: Annotated[
+        str,
+        Field(
+            description=(
+                "The service's name, a DNS label of 1-30 characters (lowercase letters, digits, hyphens, "
+                "starting with a letter), unique in the catalogue; its namespace is <name>-<env>."
+            )
+        ),
+    ]
+    port: Annotated[
+        int, Field(ge=1024, le=65535, description="The port the service's container listens on, 1024 to 65535.")
+    ] = 8080
+    ingress: Annotated[
+        bool, Field(description="Whether the service is reachable from outside the cluster, through an ingress.")
+    ]
+    uses: Annotated[
+        list[str],
+        Field(
+            description=(
+                "Data stores the service connects to, each once: database, cache; its IRSA role gets "
+                "exactly the grants for these."
+            )
+        ),
+    ] = []
 
     @field_validator("uses")
     @classmethod
