@@ -89,7 +89,10 @@ class AlarmThresholds(_Model):
         Field(
             ge=1,
             le=1_000_000,
-            description="EKS control plane: alarm at this many API server errors in 5 minutes, 1 to 1,000,000.",
+            description=(
+                "EKS control plane: alarm when the Kubernetes API answers more than this many requests "
+                "with 5xx in 5 minutes, 1 to 1,000,000."
+            ),
         ),
     ] = 50
     load_balancer_5xx_per_5_minutes: Annotated[

@@ -26,7 +26,12 @@ class ServiceSettings(_Model):
         ),
     ]
     port: Annotated[
-        int, Field(ge=1024, le=65535, description="The port the service's container listens on, 1024 to 65535.")
+        int,
+        Field(
+            ge=1024,
+            le=65535,
+            description=("The service's port, 1024 to 65535; its Helm values' service.port must say the same."),
+        ),
     ] = 8080
     ingress: Annotated[
         bool, Field(description="Whether the service is reachable from outside the cluster, through an ingress.")
