@@ -2,6 +2,7 @@
 #   make synth [ENV=dev|prod]   set up, synthesize one environment, write reports/<env>/compliance.md
 #   make reports                make synth for every environment (after a change that touches several)
 #   make test                   set up, lint, type-check, run the whole test suite
+#   make settings-reference     write docs/settings.md from the settings models (a test keeps it current)
 #   make bench                  speed and scale figures (see scripts/bench.py)
 #   make forms                  every environment with and without an account, in another region: gate + cfn-lint
 #   make check-versions         every pinned add-on and chart version against AWS and the chart repositories
@@ -34,7 +35,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth reports test lint bench forms check-versions upgrade-readiness diff deploy destroy clean
+.PHONY: setup synth reports settings-reference test lint bench forms check-versions upgrade-readiness diff deploy destroy clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -57,6 +58,10 @@ synth: setup
 # Every environment's reports, in one process: the account stack they share can change with one of them.
 reports: setup
 	$(BIN)/python scripts/reports.py
+
+# docs/settings.md: every setting's type, default and description, from infra/config/settings/.
+settings-reference: setup
+	$(BIN)/python scripts/settings_reference.py
 
 lint: setup
 	$(BIN)/ruff check .

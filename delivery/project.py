@@ -1,6 +1,6 @@
 """The project's files as the workflows read them: the catalogue, the settings files, the promotion order.
 
-Synth validates all of them (infra/config/settings.py, infra/config/delivery.py) and infra-ci runs synth
+Synth validates all of them (infra/config/settings/, infra/config/delivery.py) and infra-ci runs synth
 on every pull request, so main holds valid files; this reads the few keys delivery needs, raw.
 """
 

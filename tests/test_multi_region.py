@@ -323,7 +323,7 @@ def test_invalid_regions_are_clear_errors(tmp_path: Path, changes: dict[str, Any
 
 def test_a_version_without_global_database_support_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every accepted version supports global databases today (ADR 0011); a new one may not.
-    monkeypatch.setattr("infra.config.settings.GLOBAL_DATABASE_VERSIONS", ("16.13",))
+    monkeypatch.setattr("infra.config.settings.rules.GLOBAL_DATABASE_VERSIONS", ("16.13",))
     with pytest.raises(SettingsError, match=r"Aurora PostgreSQL 17.9 \(setting 'database.engine_version'\) has no"):
         _settings_with(tmp_path, "live").settings("live")
     # Without a global database: no such limit.

@@ -397,11 +397,11 @@ def test_the_runner_labels_the_documents_show_are_valid_labels(tmp_path: Path) -
 
 def test_every_example_a_message_gives_parses_as_written() -> None:
     """The `e.g. [...]` of every message: in YAML, as a person would paste it into the settings file."""
-    sources = [p.read_text(encoding="utf-8") for p in (ROOT / "infra" / "config").glob("*.py")]
+    sources = [p.read_text(encoding="utf-8") for p in (ROOT / "infra" / "config").rglob("*.py")]
     examples = [e for text in sources for e in re.findall(r"e\.g\. (\[[^\]\n]*\])", text)]
     assert len(examples) >= 5
     for example in examples:
-        rendered = example.replace("{self.name_prefix}", "acme-live").replace("{{", "{").replace("}}", "}")
+        rendered = re.sub(r"\{(self|s)\.name_prefix\}", "acme-live", example).replace("{{", "{").replace("}}", "}")
         assert isinstance(yaml.safe_load(rendered), list), example
 
 

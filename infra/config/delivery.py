@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.config.settings import _ENVIRONMENT_NAME, SettingsError, known_environments, read_yaml
+from infra.config.settings.base import _ENVIRONMENT_NAME, SettingsError
+from infra.config.settings.files import known_environments, read_yaml
 
 DELIVERY_FILE = "delivery.yaml"
 # .github/workflows/delivery.yml's stages are fixed jobs, each needing the one before.
