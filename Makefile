@@ -37,13 +37,17 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 .PHONY: setup synth reports settings-reference test lint bench forms check-versions upgrade-readiness diff deploy destroy clean
 
-setup: $(VENV)/.installed node_modules/.installed
+# The Python and the npm installs run side by side.
+setup:
+	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed node_modules/.installed
 
 # Re-run only when the pins change: nearly free when everything is in place.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "setup: creating .venv and installing the pinned Python packages (aws-cdk-lib, cdk-nag, cfn-lint, ...): about a minute the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# Bytecode afterwards, on every core (pip compiles one file at a time; aws-cdk-lib is 500 MB of Python).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
+	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
