@@ -39,7 +39,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 # The Python and the npm installs run side by side.
 setup:
-	@$(MAKE) --no-print-directory -j2 $(VENV)/.installed node_modules/.installed
+	@$(MAKE) --no-print-directory -s -j2 $(VENV)/.installed node_modules/.installed
 
 # Re-run only when the pins change: nearly free when everything is in place.
 $(VENV)/.installed: requirements.txt requirements-dev.txt

