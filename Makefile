@@ -18,6 +18,8 @@ DIFF_FLAGS ?=
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP_FLAGS := --quiet --disable-pip-version-check
+PIP_OFFLINE = $(BIN)/pip install $(PIP_FLAGS) --no-index --find-links $(WHEELS) --no-compile -r requirements-dev.txt
 CDK := node_modules/.bin/cdk
 # REGION=...: the environment in another region than its settings file's (zone names follow from it).
 REGION ?=
@@ -29,6 +31,8 @@ CDK_FLAGS := --context env=$(ENV) $(if $(REGION),--context region=$(REGION)) --n
 CACHE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cloud-ops
 export MYPY_CACHE_DIR ?= $(CACHE_HOME)/mypy
 export CLOUD_OPS_CFN_LINT_CACHE ?= $(CACHE_HOME)/cfn-lint
+# The wheels of the pinned Python packages (requirements*.txt pin every version).
+WHEELS ?= $(CACHE_HOME)/wheels
 
 # Node 20 is what this machine has; jsii prints a banner on every start without these.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -45,8 +49,10 @@ setup:
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "setup: creating .venv and installing the pinned Python packages (aws-cdk-lib, cdk-nag, cfn-lint, ...): about a minute the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@# Bytecode afterwards, on every core (pip compiles one file at a time; aws-cdk-lib is 500 MB of Python).
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
+	@# From the machine's wheels of these pins when it has them all, else they are fetched there first
+	@# (pip keeps no cache of its own where the index answers no-store). Bytecode afterwards, on every
+	@# core (pip compiles one file at a time; aws-cdk-lib is 500 MB of Python).
+	$(PIP_OFFLINE) 2>/dev/null || { $(BIN)/pip wheel $(PIP_FLAGS) --wheel-dir $(WHEELS) -r requirements-dev.txt && $(PIP_OFFLINE); }
 	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null
 	touch $@
 
