@@ -6,6 +6,7 @@ Rule ids are exact (``Pack-Rule`` or ``Pack-Rule[finding]``); the ledger refuses
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -86,10 +87,19 @@ def acknowledge_platform(
         )
 
 
+# Each construct's children found so far: a lookup is two round trips to the jsii runtime (the node,
+# then the child), and the paths acknowledged share most of their prefixes. Weak keys: an entry goes
+# with its construct.
+_FOUND: weakref.WeakKeyDictionary[IConstruct, dict[str, IConstruct]] = weakref.WeakKeyDictionary()
+
+
 def _child(scope: IConstruct, path: str) -> IConstruct:
     node = scope
     for part in path.split("/"):
-        node = node.node.find_child(part)
+        found = _FOUND.setdefault(node, {})
+        if part not in found:
+            found[part] = node.node.find_child(part)
+        node = found[part]
     return node
 
 
