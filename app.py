@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,11 +78,11 @@ def prepare(context: Callable[[str], Any]) -> Prepared:
     import infra.compliance.report  # noqa: F401
     from infra.platform import addon_values
 
-    prepared = Prepared(project, settings, source, {})
     try:
-        return replace(prepared, addon_values=addon_values(settings.environment, project.helm_values))
+        values = addon_values(settings.environment, project.helm_values)
     except SettingsError as error:
-        raise SettingsError(prepared.located(error)) from error
+        raise SettingsError(Prepared(project, settings, source, {}).located(error)) from error
+    return Prepared(project, settings, source, values)
 
 
 def main(app: App | None = None) -> int:
