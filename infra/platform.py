@@ -22,6 +22,7 @@ from infra.stacks.cicd import CicdStack, ClusterAccessStack
 from infra.stacks.database import SECRET_REPLICA_PURPOSE, DatabaseStack, GlobalMembership
 from infra.stacks.eks import EksStack
 from infra.stacks.eks_addons import HELM_ADDONS
+from infra.stacks.eks_karpenter import interruption_queue_name
 from infra.stacks.network import NetworkStack
 from infra.stacks.observability import ObservabilityStack, Watched, nat_gateway_ids
 from infra.stacks.registry import RegistryStack, ReplicaRegistryStack, repository_name
@@ -118,6 +119,7 @@ def observability_stack(
             cache=settings.cache,
             nat_gateway_ids=nat_gateway_ids(network.vpc),
             global_secondary=global_secondary,
+            karpenter_queue=interruption_queue_name(cluster_name) if settings.eks.autoscaling == "karpenter" else None,
         ),
         thresholds=settings.observability.alarms,
         notifications=settings.observability.notifications,
@@ -348,14 +350,16 @@ def regional_stacks(
     database = database_stack(app, settings, network, primary=primary.database if primary else None)
     cache = cache_stack(app, settings, network)
     names = [s.name for s in settings.services]
+    identity = "EKS Pod Identity" if settings.eks.workload_identity == "pod-identity" else "IRSA"
     services = [
         ServicesStack(
             app,
             **placed(
                 settings,
                 f"services-{shard}",
-                f"namespaces, IRSA service accounts and grants of the services in shard {shard}",
+                f"namespaces, {identity} service accounts and grants of the services in shard {shard}",
             ),
+            workload_identity=settings.eks.workload_identity,
             cluster=eks.cluster,
             services=group,
             environment_name=settings.environment,

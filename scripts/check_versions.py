@@ -4,8 +4,10 @@
 - EKS managed add-ons (infra/stacks/eks_addons.py): with AWS credentials, `aws eks
   describe-addon-versions --kubernetes-version <minor> --addon-name <name>` must list each pin for its
   minor; for an unpinned add-on it prints the version EKS would install by default.
-- Helm charts (metrics-server, cluster-autoscaler, aws-load-balancer-controller): `helm show chart
-  --repo <repository> <chart> --version <pin>` must find the pinned version (no credentials needed).
+- Helm charts (metrics-server, cluster-autoscaler, aws-load-balancer-controller, and Karpenter's two
+  from Amazon ECR Public): `helm show chart --repo <repository> <chart> --version <pin>` (an OCI chart:
+  `helm show chart oci://<registry>/<chart> --version <pin>`) must find the pinned version (no
+  credentials needed).
 
 Needs the AWS CLI with credentials that may call eks:DescribeAddonVersions (read-only), and helm.
 Exit 0: every pin exists; 1: a pin does not; 2: the check could not run (no credentials, no tool).
@@ -48,7 +50,7 @@ def addon_problems(minor: str, name: str, pinned: str | None, describe: str) -> 
 
 def check(run_command: Run = run) -> tuple[list[str], list[str]]:
     sys.path.insert(0, str(ROOT))
-    from infra.stacks.eks_addons import EKS_MANAGED_ADDONS, HELM_ADDONS
+    from infra.stacks.eks_addons import EKS_MANAGED_ADDONS, HELM_ADDONS, KARPENTER_CRD
 
     problems: list[str] = []
     report: list[str] = []
@@ -60,9 +62,13 @@ def check(run_command: Run = run) -> tuple[list[str], list[str]]:
             found, line = addon_problems(minor, name, pinned, describe)
             problems += found
             report += [line] if line else []
-    for chart in HELM_ADDONS:
+    for chart in (*HELM_ADDONS, KARPENTER_CRD):
+        # Helm takes an OCI chart by its reference; --repo is for chart repositories (index.yaml) only.
+        where = (
+            [chart.repository] if chart.repository.startswith("oci://") else ["--repo", chart.repository, chart.chart]
+        )
         try:
-            run_command(["helm", "show", "chart", "--repo", chart.repository, chart.chart, "--version", chart.version])
+            run_command(["helm", "show", "chart", *where, "--version", chart.version])
             report.append(f"chart {chart.chart} {chart.version}: ok")
         except subprocess.CalledProcessError:
             problems.append(f"chart {chart.chart} {chart.version} not found in {chart.repository}")

@@ -27,6 +27,7 @@ from tests.subjects import (
     Background,
     Subject,
     cli,
+    compute_subjects,
     example_subjects,
     form_subjects,
     procedure_subjects,
@@ -42,7 +43,7 @@ from tests.synth import Synthesized
 
 # The user's platform as its files are (the repository, and the copy after the documented procedures).
 CONFIGURED = repository_subjects() + procedure_subjects()
-PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + form_subjects()
+PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + compute_subjects() + form_subjects()
 # Each environment at the next Kubernetes minor (tests/test_upgrades.py), not a platform of its own.
 UPGRADES = upgrade_subjects()
 _BY_LABEL = {s.label: s for s in PLATFORMS + UPGRADES}

@@ -12,10 +12,10 @@ page of docs/ (``docs/*.md``; README first, then the pages by name; a name is us
 ``apply_all`` applies every procedure to one copy, each to an environment chosen by what it has (a
 serverless cache is switched to nodes and nodes to serverless), so that the copy holds a new
 service, a new environment, a switched cache kind and cluster mode, an environment in two regions,
-a switched database capacity model and switched node capacity: what "make test stays green after
-every documented procedure" is checked on (tests/subjects.py synthesizes every environment of the copy,
-which writes its reports as ``make synth`` does, and the suite's tests of the user's platform run
-over it).
+a switched database capacity model and switched node capacity, autoscaling and workload identity:
+what "make test stays green after every documented procedure" is checked on (tests/subjects.py
+synthesizes every environment of the copy, which writes its reports as ``make synth`` does, and the
+suite's tests of the user's platform run over it).
 """
 
 from __future__ import annotations
@@ -137,6 +137,38 @@ def second_region(raw: Mapping[str, Any], suggested: list[str]) -> str:
     raise ProcedureFailed(f"no second region has the zones {raw['network']['zones']!r}")
 
 
+def _cluster_mode(project: Project, environment: str, steps: Mapping[str, Procedure]) -> list[Applied]:
+    """The environment's cache in cluster mode (a replication group first), or out of it."""
+    applied = []
+    cache = _raw(project, environment)["cache"]
+    if cache.get("kind", "serverless") == "serverless":
+        edit_environment(steps["cache-replication-group"], project, environment)
+        applied.append(Applied("cache-replication-group", environment, "from serverless"))
+        cache = _raw(project, environment)["cache"]
+    if cache.get("cluster_mode"):
+        edit_environment(steps["cache-serverless"], project, environment)
+        applied.append(Applied("cache-serverless", environment, "from a cluster-mode replication group"))
+    else:
+        edit_environment(steps["cache-cluster-mode"], project, environment)
+        applied.append(Applied("cache-cluster-mode", environment, "on"))
+    return applied
+
+
+def _compute_and_identity(project: Project, environment: str, steps: Mapping[str, Procedure]) -> list[Applied]:
+    """The environment's autoscaling (cluster autoscaler <-> Karpenter) and workload identity (IRSA <-> Pod
+    Identity), switched (docs/compute-and-identity.md)."""
+    eks = _raw(project, environment)["eks"]
+    autoscaling, identity = eks.get("autoscaling", "cluster-autoscaler"), eks.get("workload_identity", "irsa")
+    applied = []
+    for to, was in (
+        ("karpenter" if autoscaling == "cluster-autoscaler" else "cluster-autoscaler", autoscaling),
+        ("pod-identity" if identity == "irsa" else "irsa", identity),
+    ):
+        edit_environment(steps[to], project, environment)
+        applied.append(Applied(to, environment, f"from {was}"))
+    return applied
+
+
 def apply_all(project: Project) -> list[Applied]:
     """Every documented procedure, applied to ``project`` (a copy of the working tree)."""
     steps = procedures()
@@ -164,17 +196,8 @@ def apply_all(project: Project) -> list[Applied]:
     to = "cache-replication-group" if kind == "serverless" else "cache-serverless"
     edit_environment(steps[to], project, first)
     applied.append(Applied(to, first, f"from {kind}"))
-    cache = _raw(project, new)["cache"]
-    if cache.get("kind", "serverless") == "serverless":
-        edit_environment(steps["cache-replication-group"], project, new)
-        applied.append(Applied("cache-replication-group", new, "from serverless"))
-        cache = _raw(project, new)["cache"]
-    if cache.get("cluster_mode"):
-        edit_environment(steps["cache-serverless"], project, new)
-        applied.append(Applied("cache-serverless", new, "from a cluster-mode replication group"))
-    else:
-        edit_environment(steps["cache-cluster-mode"], project, new)
-        applied.append(Applied("cache-cluster-mode", new, "on"))
+    applied += _cluster_mode(project, new, steps)
+    applied += _compute_and_identity(project, new, steps)
 
     # The database of the first environment: Serverless v2 <-> provisioned instances.
     database = _raw(project, first)["database"]

@@ -430,6 +430,50 @@ def example_subjects() -> list[Subject]:
     ] + [Subject(SWITCHED, switched_project(), "live", background=True)]
 
 
+# The other choices of eks.autoscaling and eks.workload_identity, on the examples: Karpenter (Spot and
+# on-demand, AL2023) with Pod Identity; Karpenter (on-demand, a pinned Bottlerocket) with IRSA for the rest;
+# the cluster autoscaler with Pod Identity.
+KARPENTER_SPOT = {
+    "autoscaling": "karpenter",
+    "workload_identity": "pod-identity",
+    "node_group": {"min_size": 2, "desired_size": 2},
+    "karpenter": {
+        "instance_families": ["m7i", "m6i", "m6a", "c7i"],
+        "instance_sizes": ["large", "xlarge"],
+        "capacity_types": ["spot", "on-demand"],
+        "max_vcpus": 64,
+        "max_memory_gib": 256,
+        "consolidate_after": "30s",
+    },
+}
+KARPENTER_BOTTLEROCKET = {
+    "autoscaling": "karpenter",
+    "karpenter": {
+        "instance_families": ["m7i", "m6i", "r7i"],
+        "instance_sizes": ["xlarge", "2xlarge"],
+        "max_vcpus": 256,
+        "max_memory_gib": 1024,
+        "consolidation_policy": "WhenEmpty",
+        "ami_family": "bottlerocket",
+        "ami_version": "v1.50.0",
+        "expire_after": "Never",
+        "disk_size_gib": 100,
+    },
+}
+COMPUTE_AND_IDENTITY: dict[str, tuple[str, dict[str, Any]]] = {
+    "examples-sandbox-karpenter-pod-identity": ("sandbox", KARPENTER_SPOT),
+    "examples-live-karpenter-bottlerocket": ("live", KARPENTER_BOTTLEROCKET),
+    "examples-live-pod-identity": ("live", {"workload_identity": "pod-identity"}),
+}
+
+
+def compute_subjects() -> list[Subject]:
+    return [
+        Subject(label, edited_copy(EXAMPLES, WORK / label / "project", {env: {"eks": eks}}), env, background=True)
+        for label, (env, eks) in COMPUTE_AND_IDENTITY.items()
+    ]
+
+
 def two_regions(environment: str) -> Done:
     return synthesized(
         Subject(f"examples-{environment}-two-regions", two_regions_project(), environment, background=True)

@@ -190,6 +190,10 @@ def test_network_policies_admit_the_load_balancer_subnets_and_reach_only_the_dat
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
         }
     ]
+    # The EKS Pod Identity agent on the node, where the SDKs fetch credentials under Pod Identity.
+    agent = {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"port": 80, "protocol": "TCP"}]}
+    assert rest[0] == agent
+    rest = rest[1:]
     # The catalogue services it calls: their pods, on their catalogue port.
     callees = [r for r in rest if "to" in r and "namespaceSelector" in r["to"][0]]
     ports = {s.name: s.port for s in settings_of(project, environment).services}

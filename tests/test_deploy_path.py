@@ -260,8 +260,12 @@ def test_stack_outputs_are_read_only_where_cloudformation_documents_it(env: Synt
 
 
 def test_services_read_the_whole_oidc_issuer_output_of_the_eks_stack(env: Any) -> None:
+    """IRSA: the services stacks read the issuer (Pod Identity needs none)."""
     assert "OidcIssuer" in env.template("eks")["Outputs"]
     for template in env.shards("services").values():
         text = json.dumps(template)
+        if env.settings.eks.workload_identity == "pod-identity":
+            assert '"OutputName": "OidcIssuer"' not in text
+            continue
         assert '"OutputName": "OidcIssuer"' in text
         assert f'"StackName": "{env.settings.stack_prefix}-eks"' in text

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config.settings import SettingsError
+from tests.identity import associations, identity_of, irsa_condition
 from tests.projects import ROOT, example_settings, nested
 from tests.synth import Synthesized, only, resources, service_log_group
 
@@ -54,6 +55,13 @@ def test_authentication_is_access_entries_only_and_the_deployer_is_not_admin(env
 
 def test_the_kubectl_provider_and_the_admin_roles_are_the_only_cluster_admins(env: Synthesized) -> None:
     entries = list(resources(env.template("eks"), "AWS::EKS::AccessEntry").values())
+    # Karpenter's nodes join with an EC2_LINUX entry: no access policy can be attached to one.
+    nodes = [e for e in entries if e["Properties"].get("Type") == "EC2_LINUX"]
+    assert len(nodes) == (env.settings.eks.autoscaling == "karpenter")
+    for entry in nodes:
+        assert entry["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("KarpenterNodeRole")
+        assert entry["Properties"].get("AccessPolicies", []) == []
+    entries = [e for e in entries if e not in nodes]
     provider = [e for e in entries if "Fn::GetAtt" in e["Properties"]["PrincipalArn"]]
     (kubectl,) = provider
     assert kubectl["Properties"]["PrincipalArn"]["Fn::GetAtt"][0].startswith("ClusterKubectlProviderHandler")
@@ -165,26 +173,6 @@ def test_node_role_has_only_what_nodes_need(env: Synthesized) -> None:
     assert "Policies" not in role
 
 
-def _trust_conditions(env: Synthesized) -> dict[str, str]:
-    return trust_conditions(env.template("eks"))
-
-
-def trust_conditions(template: dict[str, Any]) -> dict[str, str]:
-    """Role logical id -> the sub condition its CfnJson resolves to (issuer prefix dropped)."""
-    out = {}
-    for role_id, role in resources(template, "AWS::IAM::Role").items():
-        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        if "Federated" not in statement["Principal"]:
-            continue
-        assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-        assert "ClusterOidcProvider" in json.dumps(statement["Principal"]["Federated"])
-        json_id = statement["Condition"]["StringEquals"]["Fn::GetAtt"][0]
-        parts = template["Resources"][json_id]["Properties"]["Value"]["Fn::Join"][1]
-        literal = "".join(p for p in parts if isinstance(p, str))
-        out[role_id] = literal
-    return out
-
-
 @pytest.mark.parametrize(
     ("role", "service_account"),
     [
@@ -197,8 +185,16 @@ def trust_conditions(template: dict[str, Any]) -> dict[str, str]:
 def test_each_add_on_role_trusts_exactly_its_own_service_account(
     env: Synthesized, role: str, service_account: str
 ) -> None:
-    (condition,) = [c for role_id, c in _trust_conditions(env).items() if role_id.startswith(role)]
-    assert condition == f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{service_account}"}}'
+    template = env.template("eks")
+    if role == "ClusterAutoscalerRole" and env.settings.eks.autoscaling != "cluster-autoscaler":
+        assert not [r for r in resources(template, "AWS::IAM::Role") if r.startswith(role)]
+        return
+    # The VPC CNI stays on IRSA (aws-node networks every pod, the Pod Identity agent's among them).
+    pod_identity = env.settings.eks.workload_identity == "pod-identity" and role != "VpcCniRole"
+    if pod_identity:
+        assert identity_of(template, role) == ("pod-identity", service_account)
+    else:
+        assert identity_of(template, role) == ("irsa", irsa_condition(service_account))
 
 
 def test_outputs_for_people_and_workflows(env: Synthesized) -> None:
@@ -347,17 +343,34 @@ def test_core_add_ons_are_eks_managed_with_the_pinned_versions(env: Synthesized)
 
     assert _cluster(env)["BootstrapSelfManagedAddons"] is False
     addons = {a["Properties"]["AddonName"]: a for a in resources(env.template("eks"), "AWS::EKS::Addon").values()}
-    pinned = EKS_MANAGED_ADDONS[env.settings.eks.kubernetes_version]
+    pinned = dict(EKS_MANAGED_ADDONS[env.settings.eks.kubernetes_version])
+    assert set(pinned) == {
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+        "aws-ebs-csi-driver",
+        "amazon-cloudwatch-observability",
+        "eks-pod-identity-agent",
+    }
+    # The Pod Identity agent where something uses Pod Identity: the add-ons and services, or Karpenter.
+    eks = env.settings.eks
+    if eks.workload_identity == "irsa" and eks.autoscaling == "cluster-autoscaler":
+        del pinned["eks-pod-identity-agent"]
     # An unpinned add-on (None) carries no AddonVersion: EKS installs its default for the minor.
     assert {name: a["Properties"].get("AddonVersion") for name, a in addons.items()} == pinned
-    assert set(pinned) == {"vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "amazon-cloudwatch-observability"}
     del addons["amazon-cloudwatch-observability"]  # tests/test_observability.py
     roles = {
         name: a["Properties"].get("ServiceAccountRoleArn", {}).get("Fn::GetAtt", [""])[0] for name, a in addons.items()
     }
     assert roles["vpc-cni"].startswith("VpcCniRole")
-    assert roles["aws-ebs-csi-driver"].startswith("EbsCsiRole")
+    ebs_role = associations(env.template("eks")) if eks.workload_identity == "pod-identity" else {}
+    assert roles["aws-ebs-csi-driver"].startswith("EbsCsiRole") or any(r.startswith("EbsCsiRole") for r in ebs_role)
     assert roles["coredns"] == roles["kube-proxy"] == ""
+    if "eks-pod-identity-agent" in addons:
+        assert (
+            "PodIdentityAgentAddon"
+            in next(iter(resources(env.template("eks"), "AWS::EKS::Nodegroup").values()))["DependsOn"]
+        )
     # Networking before nodes; DNS and the CSI driver after them (their pods need somewhere to run).
     nodegroup_id, nodegroup = next(iter(resources(env.template("eks"), "AWS::EKS::Nodegroup").items()))
     assert {"VpcCniAddon", "KubeProxyAddon"} <= set(nodegroup["DependsOn"])
@@ -466,13 +479,24 @@ def test_the_default_storage_class_is_encrypted_gp3_through_the_ebs_csi_driver(e
     assert "EbsCsiAddon" in resource["DependsOn"]
 
 
-def test_load_balancer_controller_service_account_carries_its_irsa_role(env: Synthesized) -> None:
+def test_load_balancer_controller_service_account_carries_its_role(env: Synthesized) -> None:
+    """Its IRSA role's annotation, or (Pod Identity) no annotation and an association naming the same role."""
+    template = env.template("eks")
     accounts = [
         r["Properties"]["Manifest"]
-        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-KubernetesResource").values()
+        for r in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").values()
         if "aws-load-balancer-controller" in json.dumps(r["Properties"]["Manifest"])
     ]
     (manifest,) = accounts
+    if env.settings.eks.workload_identity == "pod-identity":
+        (document,) = json.loads(manifest)
+        assert document["kind"] == "ServiceAccount"
+        assert "annotations" not in document["metadata"]
+        (role_id,) = [r for r in resources(template, "AWS::IAM::Role") if r.startswith("AlbControlleralbsaRole")]
+        assert associations(template)[role_id] == "kube-system:aws-load-balancer-controller"
+        # Its IRSA trust's condition (a custom resource) is gone with the trust.
+        assert not [r for r in template["Resources"] if "albsaConditionJson" in r]
+        return
     parts = manifest["Fn::Join"][1]
     (document,) = json.loads("".join(p if isinstance(p, str) else "ROLE" for p in parts))
     assert document["kind"] == "ServiceAccount"

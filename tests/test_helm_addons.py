@@ -15,6 +15,7 @@ from infra.platform import addon_values
 from infra.stacks.eks_addons import (
     ALB_CONTROLLER,
     CLUSTER_AUTOSCALER,
+    KARPENTER,
     METRICS_SERVER,
     METRICS_SERVER_DEFAULT_ARGS,
     eks_image_repository,
@@ -143,8 +144,22 @@ def _values(env: Synthesized, release: str) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER], ids=lambda a: a.name)
+def _installed(env: Synthesized, addon: Any) -> bool:
+    """Whether the environment installs ``addon``: the autoscaler of eks.autoscaling only (then asserting
+    that the other is not installed)."""
+    if addon.name in ("cluster-autoscaler", "karpenter") and addon.name != env.settings.eks.autoscaling:
+        releases = [
+            r["Properties"]["Release"] for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart").values()
+        ]
+        assert addon.name not in releases
+        return False
+    return True
+
+
+@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER, KARPENTER], ids=lambda a: a.name)
 def test_every_add_on_chart_is_pinned_and_waits_for_the_nodes(env: Synthesized, addon: Any) -> None:
+    if not _installed(env, addon):
+        return
     chart = _chart(env, addon.name)
     assert chart["Properties"]["Chart"] == addon.chart
     assert chart["Properties"]["Version"] == addon.version
@@ -155,9 +170,11 @@ def test_every_add_on_chart_is_pinned_and_waits_for_the_nodes(env: Synthesized, 
     assert "CoreDnsAddon" in chart["DependsOn"]
 
 
-@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER], ids=lambda a: a.name)
+@pytest.mark.parametrize("addon", [METRICS_SERVER, CLUSTER_AUTOSCALER, KARPENTER], ids=lambda a: a.name)
 def test_charts_that_create_services_wait_for_the_load_balancer_controller(env: Synthesized, addon: Any) -> None:
     # Its webhook refuses every new Service while its pods are not ready.
+    if not _installed(env, addon):
+        return
     charts = resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart")
     (controller_id,) = [k for k, v in charts.items() if v["Properties"]["Release"] == ALB_CONTROLLER.name]
     assert controller_id in _chart(env, addon.name)["DependsOn"]
@@ -176,7 +193,9 @@ def test_load_balancer_controller_image_registry_per_region() -> None:
     assert eks_image_repository("af-south-1", "amazon/x") == "877085696533.dkr.ecr.af-south-1.amazonaws.com/amazon/x"
 
 
-def test_cluster_autoscaler_discovers_this_clusters_groups_through_irsa(env: Synthesized) -> None:
+def test_cluster_autoscaler_discovers_this_clusters_groups_through_its_role(env: Synthesized) -> None:
+    if not _installed(env, CLUSTER_AUTOSCALER):
+        return
     values = _values(env, "cluster-autoscaler")
     cluster_name = env.settings.stack_prefix
     assert values["autoDiscovery"] == {"clusterName": cluster_name}
@@ -187,10 +206,19 @@ def test_cluster_autoscaler_discovers_this_clusters_groups_through_irsa(env: Syn
     account = values["rbac"]["serviceAccount"]
     assert account["create"] is True
     assert account["name"] == "cluster-autoscaler"
-    assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("<ref:ClusterAutoscalerRole")
+    # IRSA: the role's annotation; Pod Identity: none (its association names the role: tests/test_eks.py).
+    if env.settings.eks.workload_identity == "pod-identity":
+        assert "annotations" not in account
+        assert any(
+            d.startswith("ClusterAutoscalerRoleAssociation") for d in _chart(env, "cluster-autoscaler")["DependsOn"]
+        )
+    else:
+        assert account["annotations"]["eks.amazonaws.com/role-arn"].startswith("<ref:ClusterAutoscalerRole")
 
 
 def test_cluster_autoscaler_arguments_are_the_defaults_in_code_under_the_values_file(env: Synthesized) -> None:
+    if not _installed(env, CLUSTER_AUTOSCALER):
+        return
     args = _values(env, "cluster-autoscaler")["extraArgs"]
     assert args == deep_merge(
         CLUSTER_AUTOSCALER.defaults["extraArgs"], _user_values(env, "cluster-autoscaler").get("extraArgs", {})
@@ -201,6 +229,8 @@ def test_cluster_autoscaler_arguments_are_the_defaults_in_code_under_the_values_
 
 
 def test_cluster_autoscaler_may_resize_only_groups_tagged_for_this_cluster(env: Synthesized) -> None:
+    if not _installed(env, CLUSTER_AUTOSCALER):
+        return
     template = env.template("eks")
     (policy,) = [
         p["Properties"]
@@ -275,8 +305,10 @@ def test_a_computed_key_in_a_values_file_is_named_as_computed(tmp_path: Path, ad
         load_addon_values("qa", addon.name, tunable=addon.tunable, computed=addon.computed, directory=tmp_path)
 
 
-@pytest.mark.parametrize("addon", [CLUSTER_AUTOSCALER, ALB_CONTROLLER], ids=lambda a: a.name)
+@pytest.mark.parametrize("addon", [CLUSTER_AUTOSCALER, ALB_CONTROLLER, KARPENTER], ids=lambda a: a.name)
 def test_the_keys_declared_computed_are_the_ones_the_stack_sets(env: Synthesized, addon: Any) -> None:
+    if not _installed(env, addon):
+        return
     values = _values(env, addon.name)
     assert addon.computed <= set(values)
     assert not addon.computed & addon.tunable

@@ -14,6 +14,7 @@ from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG
 from infra.reports.architecture import mermaid
 from infra.reports.cost import estimate, load_prices
 from infra.stacks.observability import member_clusters
+from tests.identity import identity_of, irsa_condition
 from tests.projects import example_settings
 from tests.subjects import two_regions
 from tests.synth import Synthesized, only, resources, text
@@ -51,16 +52,21 @@ def _addon(env: Synthesized) -> tuple[str, dict[str, Any]]:
     return found
 
 
-def test_the_cloudwatch_add_on_runs_with_its_own_irsa_role(env: Synthesized) -> None:
+def test_the_cloudwatch_add_on_runs_with_its_own_role(env: Synthesized) -> None:
+    """Its own role, through IRSA or (the add-on's PodIdentityAssociations) EKS Pod Identity."""
     template = env.template("eks")
     _, addon = _addon(env)
     props = addon["Properties"]
     assert "AddonVersion" not in props  # EKS's default: no published per-version table to pin from
-    role_id = props["ServiceAccountRoleArn"]["Fn::GetAtt"][0]
-    assert role_id.startswith("CloudWatchAgentRole")
-    (statement,) = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    conditions = template["Resources"][statement["Condition"]["StringEquals"]["Fn::GetAtt"][0]]["Properties"]["Value"]
-    assert "system:serviceaccount:amazon-cloudwatch:cloudwatch-agent" in json.dumps(conditions)
+    if env.settings.eks.workload_identity == "pod-identity":
+        assert "ServiceAccountRoleArn" not in props
+        assert identity_of(template, "CloudWatchAgentRole") == ("pod-identity", "amazon-cloudwatch:cloudwatch-agent")
+    else:
+        assert props["ServiceAccountRoleArn"]["Fn::GetAtt"][0].startswith("CloudWatchAgentRole")
+        assert identity_of(template, "CloudWatchAgentRole") == (
+            "irsa",
+            irsa_condition("amazon-cloudwatch:cloudwatch-agent"),
+        )
     config = json.loads(props["ConfigurationValues"])
     enhanced = env.settings.observability.enhanced_container_insights
     assert config["containerLogs"] == {"enabled": True}
@@ -216,6 +222,9 @@ def test_alarms_watch_this_environments_resources_at_the_configured_thresholds(e
 
 
 def test_the_node_group_alarm_fires_only_at_its_maximum_with_pods_pending(env: Synthesized) -> None:
+    if env.settings.eks.autoscaling == "karpenter":  # Karpenter's own: the test below
+        assert "nodes-at-maximum-with-pods-pending" not in _alarms(env)
+        return
     alarm = _alarms(env)["nodes-at-maximum-with-pods-pending"]
     (expression,) = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
     assert expression == f"IF(nodes >= {env.settings.eks.node_group.max_size} AND pending > 0, 1, 0)"
@@ -223,6 +232,35 @@ def test_the_node_group_alarm_fires_only_at_its_maximum_with_pods_pending(env: S
     assert names == {
         "cluster_node_count": {"ClusterName": env.settings.stack_prefix},
         "scheduler_pending_pods_UNSCHEDULABLE": {"ClusterName": env.settings.stack_prefix},
+    }
+
+
+def test_karpenter_alarms_watch_its_queue_and_unschedulable_pods(env: Synthesized) -> None:
+    """With Karpenter: pods unschedulable for 15 minutes (it cannot launch), an interruption event older
+    than two minutes (it is not reading its queue), any dead-lettered event; by the queues' real names."""
+    alarms = _alarms(env)
+    if env.settings.eks.autoscaling != "karpenter":
+        assert not [name for name in alarms if "karpenter" in name]
+        return
+    queues = {r["Properties"]["QueueName"]: r for r in resources(env.template("eks"), "AWS::SQS::Queue").values()}
+    (queue,) = [name for name, q in queues.items() if "RedrivePolicy" in q["Properties"]]
+    assert f"{queue}-dead-letters" in queues
+    watched = {
+        name: {m["MetricName"]: _dimensions(m) for m in _metrics(alarms[name])}
+        for name in (
+            "pods-pending-karpenter-cannot-launch",
+            "karpenter-interruptions-unread",
+            "karpenter-interruptions-dead-lettered",
+        )
+    }
+    assert watched == {
+        "pods-pending-karpenter-cannot-launch": {
+            "scheduler_pending_pods_UNSCHEDULABLE": {"ClusterName": env.settings.stack_prefix}
+        },
+        "karpenter-interruptions-unread": {"ApproximateAgeOfOldestMessage": {"QueueName": queue}},
+        "karpenter-interruptions-dead-lettered": {
+            "ApproximateNumberOfMessagesVisible": {"QueueName": f"{queue}-dead-letters"}
+        },
     }
 
 
@@ -456,7 +494,6 @@ def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> N
     expected: dict[str, float] = {
         "container-insights-silent": 1,
         "nodes-not-ready": 0,
-        "nodes-at-maximum-with-pods-pending": 1,
         "api-server-errors": t.api_server_errors_per_5_minutes,
         "database-cpu": t.database_cpu_percent,
         "database-memory": t.database_freeable_memory_mib * 1024 * 1024,
@@ -466,6 +503,14 @@ def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> N
         "service-5xx": t.load_balancer_5xx_per_5_minutes,
         "unhealthy-targets": 0,
     }
+    if s.eks.autoscaling == "karpenter":
+        expected |= {
+            "pods-pending-karpenter-cannot-launch": 0,
+            "karpenter-interruptions-unread": 120,
+            "karpenter-interruptions-dead-lettered": 0,
+        }
+    else:
+        expected["nodes-at-maximum-with-pods-pending"] = 1
     if s.database.capacity is not None:
         expected["database-capacity"] = t.database_capacity_percent
     if s.database.readers:

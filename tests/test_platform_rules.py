@@ -209,6 +209,31 @@ def _baseline() -> dict[str, dict[str, Any]]:
                     "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
                 },
             },
+            "PodRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                                "Condition": {
+                                    "StringEquals": {
+                                        "aws:RequestTag/kubernetes-namespace": "api-prod",
+                                        "aws:RequestTag/kubernetes-service-account": "api",
+                                    }
+                                },
+                            }
+                        ]
+                    }
+                },
+            },
+            "QueueKey": {"Type": "AWS::KMS::Key", "Properties": {}},
+            "Queue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"KmsMasterKeyId": {"Fn::GetAtt": ["QueueKey", "Arn"]}},
+            },
         }
     }
     return {"net": network, "app": app}
@@ -312,6 +337,13 @@ BREAKS: dict[str, Callable[[dict[str, dict[str, Any]]], None]] = {
         f"{P}.GithubRole.Properties.AssumeRolePolicyDocument.Statement.0.Condition", {"StringEquals": {"x:aud": "sts"}}
     ),
     "CloudOps-IAM2": _set(f"{P}.Policy.Properties.PolicyDocument.Statement.0.Action", ["s3:GetObject", "*"]),
+    "CloudOps-IAM3": _set(f"{P}.PodRole.Properties.AssumeRolePolicyDocument.Statement.0.Condition", _DELETE),
+    "CloudOps-IAM3/wildcard": _set(
+        f"{P}.PodRole.Properties.AssumeRolePolicyDocument.Statement.0.Condition.StringEquals"
+        ".aws:RequestTag/kubernetes-service-account",
+        "*",
+    ),
+    "CloudOps-SQS1": _set(f"{P}.Queue.Properties.KmsMasterKeyId", "alias/aws/sqs"),
 }
 
 

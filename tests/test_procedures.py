@@ -35,6 +35,8 @@ def test_every_documented_procedure_applies_to_a_copy_of_the_working_tree() -> N
         {"cache-cluster-mode", "cache-serverless"},
         {"database-provisioned", "database-serverless"},
         {"nodes-on-demand", "nodes-spot"},
+        {"karpenter", "cluster-autoscaler"},
+        {"pod-identity", "irsa"},
     ):
         assert one_of & applied, one_of
     # Two regions for the last environment, unless it has several already.

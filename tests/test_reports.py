@@ -250,7 +250,18 @@ def test_the_diagram_shows_readable_values_and_the_services_of_each_shard(env: S
             s.name for s in env.settings.services if f"{s.name}-{env.settings.environment}" in json.dumps(template)
         )
         expected = ", ".join(f"{n}-{env.settings.environment}" for n in names)
-        assert f'{_id(stack, "namespaces")}["namespaces + IRSA service accounts: {expected}"]' in text
+        identity = "Pod Identity" if env.settings.eks.workload_identity == "pod-identity" else "IRSA"
+        assert f'{_id(stack, "namespaces")}["namespaces + {identity} service accounts: {expected}"]' in text
+    eks = f"{env.settings.stack_prefix}-eks"
+    karpenter = env.settings.eks.karpenter
+    if karpenter is None:
+        assert "Karpenter" not in text
+        return
+    assert (
+        f'{_id(eks, "nodepool")}["Karpenter NodePool default: {"/".join(karpenter.instance_families)} x '
+        f"{'/'.join(karpenter.instance_sizes)}, {' and '.join(karpenter.capacity_types)}, up to "
+        f'{karpenter.max_vcpus} vCPUs"]'
+    ) in text
 
 
 def _assumption_rows(markdown: str) -> list[list[str]]:

@@ -7,8 +7,8 @@ from typing import Any
 
 from infra.constructs.valkey_cache import VALKEY_PORT
 from infra.stacks.sharding import SHARDS, by_shard, shard_of
+from tests.identity import associations, irsa_condition, pod_identity_trusts, trust_conditions
 from tests.synth import Synthesized, resources
-from tests.test_eks import trust_conditions
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -69,9 +69,12 @@ def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
     accounts = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in documents if d["kind"] == "ServiceAccount"}
     assert namespaces == {f"{s.name}-{env_name}" for s in env.settings.services}
     assert accounts == {(f"{s.name}-{env_name}", s.name) for s in env.settings.services}
+    # IRSA: the role's annotation; Pod Identity: none (the association names the role).
+    irsa = env.settings.eks.workload_identity == "irsa"
     for document in documents:
         if document["kind"] == "ServiceAccount":
-            assert document["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "<ref>"}
+            annotations = document["metadata"].get("annotations")
+            assert annotations == ({"eks.amazonaws.com/role-arn": "<ref>"} if irsa else None)
         elif document["kind"] == "Namespace":
             assert document["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
@@ -142,17 +145,26 @@ def _logical_id(template: dict[str, Any], resource: dict[str, Any]) -> str:
 
 
 def test_each_service_role_trusts_exactly_its_own_service_account(env: Synthesized) -> None:
-    conditions = {k: v for t in env.shards("services").values() for k, v in trust_conditions(t).items()}
-    assert len(conditions) == len(env.settings.services)
-    for service in env.settings.services:
-        namespace = f"{service.name}-{env.settings.environment}"
-        matching = [c for c in conditions.values() if f"system:serviceaccount:{namespace}:{service.name}" in c]
-        assert matching == [f'{{":aud":"sts.amazonaws.com",":sub":"system:serviceaccount:{namespace}:{service.name}"}}']
+    """Through IRSA, or through Pod Identity: then a trust on its session tags and an association, both of
+    the service's own namespace and service account, and no IRSA trust at all."""
+    shards = env.shards("services").values()
+    expected = {f"{s.name}-{env.settings.environment}:{s.name}" for s in env.settings.services}
+    if env.settings.eks.workload_identity == "pod-identity":
+        assert not [c for t in shards for c in trust_conditions(t)]
+        trusts = {role: sa for t in shards for role, sa in pod_identity_trusts(t).items()}
+        assert sorted(trusts.values()) == sorted(expected)
+        named = {role: sa for t in shards for role, sa in associations(t).items()}
+        assert named == trusts
+        return
+    conditions = {k: v for t in shards for k, v in trust_conditions(t).items()}
+    assert sorted(conditions.values()) == sorted(irsa_condition(sa) for sa in expected)
 
 
 def test_service_roles_have_no_permissions_but_their_declared_grants(env: Synthesized) -> None:
     for template in env.shards("services").values():
-        for role_id in trust_conditions(template):
+        roles = {**trust_conditions(template), **pod_identity_trusts(template)}
+        assert len(roles) == len([d for d in _manifests(template) if d["kind"] == "Namespace"])
+        for role_id in roles:
             role = template["Resources"][role_id]["Properties"]
             assert "ManagedPolicyArns" not in role
             assert "Policies" not in role

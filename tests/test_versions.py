@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from infra.stacks.eks_addons import EKS_MANAGED_ADDONS
+from infra.stacks.eks_addons import EKS_MANAGED_ADDONS, KARPENTER
 from scripts.check_versions import addon_problems, check
 
 
@@ -55,10 +55,16 @@ def test_every_pin_and_chart_is_asked_about() -> None:
     problems, report = check(fake)
     aws = [c for c in asked if c[0] == "aws"]
     assert len(aws) == sum(len(a) for a in EKS_MANAGED_ADDONS.values())
-    assert [c[4] for c in asked if c[0] == "helm"] == [
+    helm = [c for c in asked if c[0] == "helm"]
+    assert [c[4] for c in helm if c[3] == "--repo"] == [
         "https://kubernetes-sigs.github.io/metrics-server/",
         "https://kubernetes.github.io/autoscaler",
         "https://aws.github.io/eks-charts",
+    ]
+    # OCI charts by reference (helm rejects --repo for them), Karpenter's CRDs beside its controller.
+    assert [c[3:] for c in helm if c[3] != "--repo"] == [
+        ["oci://public.ecr.aws/karpenter/karpenter", "--version", KARPENTER.version],
+        ["oci://public.ecr.aws/karpenter/karpenter-crd", "--version", KARPENTER.version],
     ]
     assert problems == ["chart metrics-server 3.13.0 not found in https://kubernetes-sigs.github.io/metrics-server/"]
     assert any(line.endswith("ok (default None)") for line in report)

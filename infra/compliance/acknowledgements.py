@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from constructs import Construct
 
 from infra.compliance.ledger import Ledger
 from infra.constructs.service_log_group import AWS_CUSTOM_RESOURCE_FUNCTION, ServiceLogGroup
 from infra.stacks.eks import alb_controller_policy
+from infra.stacks.eks_karpenter import controller_policy
 
 if TYPE_CHECKING:
     from aws_cdk import Stack
@@ -120,6 +121,8 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         _child(stack, "EbsCsiRole/Resource"), _aws_managed("service-role/AmazonEBSCSIDriverPolicy"), eks_requires
     )
     _eks_addon_policies(stack, ledger)
+    if stack.karpenter is not None:
+        _karpenter(stack, ledger, eks_requires)
     agent = _child(stack, "CloudWatchAgentPolicy/Resource")
     ledger.acknowledge(
         agent,
@@ -245,6 +248,12 @@ def _deploy_time_function(function: IConstruct, ledger: Ledger, what: str) -> No
 
 
 def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
+    if stack.autoscaling == "cluster-autoscaler":
+        _cluster_autoscaler(stack, ledger)
+    _alb_controller(stack, ledger)
+
+
+def _cluster_autoscaler(stack: EksStack, ledger: Ledger) -> None:
     autoscaler = _child(stack, "ClusterAutoscalerPolicy/Resource")
     ledger.acknowledge(
         autoscaler,
@@ -261,6 +270,50 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
         "which EKS generates.",
     )
 
+
+def _karpenter(stack: EksStack, ledger: Ledger, eks_requires: str) -> None:
+    for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
+        ledger.acknowledge(_child(stack, "Karpenter/NodeRole/Resource"), _aws_managed(policy), eks_requires)
+    upstream = (
+        "Karpenter's own controller policy (its v1.14.1 getting-started template), for this cluster and without "
+        "the instance-profile actions it needs only when it manages profiles itself. Instances, volumes, "
+        "network interfaces, fleets and launch templates get ids at launch, so they cannot be listed: creating "
+        "them requires the request tags kubernetes.io/cluster/<cluster>=owned and eks:eks-cluster-name=<cluster>, "
+        "and tagging or ending them requires the same tags on the resource. Images, snapshots, subnets and "
+        "security groups are what an instance is launched from; the EKS AMI ids come from AWS's public SSM "
+        "parameters under /aws/service/; Describe* (limited to this region by aws:RequestedRegion), "
+        "pricing:GetProducts, iam:ListInstanceProfiles and the zonal-shift read (conditioned on this cluster) "
+        "support no resource-level permissions."
+    )
+    document = controller_policy(
+        cluster=stack.cluster_name,
+        partition="<AWS::Partition>",
+        region="<AWS::Region>",
+        account="<AWS::AccountId>",
+        node_role_arn="",
+        instance_profile_arn="",
+        queue_arn="",
+        queue_key_arn="",
+    )
+    for resource in _wildcard_resources(document):
+        ledger.acknowledge(
+            _child(stack, "Karpenter/ControllerPolicy/Resource"), f"AwsSolutions-IAM5[Resource::{resource}]", upstream
+        )
+
+
+def _wildcard_resources(document: dict[str, Any]) -> list[str]:
+    """The resources of a policy document with a wildcard, as cdk-nag names them in its findings."""
+    return sorted(
+        {
+            arn.replace("arn:aws:", "arn:<AWS::Partition>:", 1)
+            for statement in document["Statement"]
+            for arn in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+            if "*" in arn
+        }
+    )
+
+
+def _alb_controller(stack: EksStack, ledger: Ledger) -> None:
     alb = "AlbController/alb-sa/Role/DefaultPolicy/Resource"
     upstream = (
         "The AWS Load Balancer Controller's own IAM policy for the pinned version, as published upstream and "
@@ -272,15 +325,7 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
     # The finding ids name each wildcard resource as cdk-nag renders it: partition, region and account
     # are pseudo parameters in the template (never literals), so the ids hold for any account and region.
     policy = alb_controller_policy(region="<AWS::Region>", account="<AWS::AccountId>")
-    wildcard_resources = sorted(
-        {
-            arn.replace("arn:aws:", "arn:<AWS::Partition>:", 1)
-            for statement in policy["Statement"]
-            for arn in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
-            if "*" in arn
-        }
-    )
-    for resource in wildcard_resources:
+    for resource in _wildcard_resources(policy):
         ledger.acknowledge(_child(stack, alb), f"AwsSolutions-IAM5[Resource::{resource}]", upstream)
     inline = (
         "aws_eks_v2.AlbController attaches the controller's policy to its service-account role with "

@@ -341,6 +341,30 @@ def _federated_sub(r: Resource) -> str | None:
     return None
 
 
+POD_IDENTITY_TAGS = ("aws:RequestTag/kubernetes-namespace", "aws:RequestTag/kubernetes-service-account")
+
+
+def _pod_identity_scope(r: Resource) -> str | None:
+    for statement in r.props.get("AssumeRolePolicyDocument", {}).get("Statement", []):
+        service = _as_list(statement.get("Principal", {}).get("Service", []))
+        if statement.get("Effect") != "Allow" or "pods.eks.amazonaws.com" not in service:
+            continue
+        equals = statement.get("Condition", {}).get("StringEquals", {})
+        missing = [tag for tag in POD_IDENTITY_TAGS if not isinstance(equals.get(tag), str) or "*" in equals[tag]]
+        if missing:
+            return (
+                f"trusted by EKS Pod Identity without one {' and '.join(missing)}: an association of any "
+                "namespace or service account in the account may name it"
+            )
+    return None
+
+
+def _queue_cmk(r: Resource) -> str | None:
+    if not _customer_key(r, r.props.get("KmsMasterKeyId")):
+        return "not encrypted with a customer-managed KMS key"
+    return None
+
+
 def _statements(r: Resource) -> Iterator[Mapping[str, Any]]:
     if r.body.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         yield from r.props.get("PolicyDocument", {}).get("Statement", [])
@@ -557,6 +581,25 @@ RULES: tuple[Rule, ...] = (
         "https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/"
         "configuring-openid-connect-in-amazon-web-services",
         _federated_sub,
+    ),
+    Rule(
+        "CloudOps-IAM3",
+        "AWS::IAM::Role",
+        "a role trusted by EKS Pod Identity names one namespace and one service account in its trust",
+        "An association is made by whoever may call eks:CreatePodIdentityAssociation, for any namespace of any "
+        "cluster; the session tags EKS passes (kubernetes-namespace, kubernetes-service-account) are what ties "
+        "a role to the one workload it is for.",
+        "https://docs.aws.amazon.com/eks/latest/userguide/pod-id-role.html",
+        _pod_identity_scope,
+    ),
+    Rule(
+        "CloudOps-SQS1",
+        "AWS::SQS::Queue",
+        "a queue is encrypted with a customer-managed KMS key",
+        "Karpenter's interruption events name the cluster's instances; like every store of the platform they "
+        "are under a key whose policy the account controls and whose use CloudTrail records.",
+        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-server-side-encryption.html",
+        _queue_cmk,
     ),
     Rule(
         "CloudOps-IAM2",

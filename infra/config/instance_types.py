@@ -56,3 +56,19 @@ def unavailable(kind: str, name: str, regions: list[str]) -> str | None:
             f"infra/config/instance_types.json){suggestion}"
         )
     return None
+
+
+def family_unavailable(family: str, sizes: list[str], regions: list[str]) -> str | None:
+    """Why no ``family.size`` of ``sizes`` can be launched in one of ``regions`` (the first that offers
+    none, and the sizes of the family it does offer), or None."""
+    for region in regions:
+        names = offered_in("ec2", region)
+        if names is None or any(f"{family}.{size}" in names for size in sizes):
+            continue
+        offered = sorted(n.split(".", 1)[1] for n in names if n.split(".", 1)[0] == family)
+        what = f"offers only {', '.join(offered)}" if offered else "offers no such family"
+        return (
+            f"{family!r} has none of the sizes {sizes} in {region}, which {what} (table of {table_date()}, "
+            "infra/config/instance_types.json)"
+        )
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.assembly import Resource, Template, resources_of
-from infra.reports.cost import cache_nodes
+from infra.reports.cost import cache_nodes, node_pools_in
 
 CLOUDWATCH_ADDON = "amazon-cloudwatch-observability"
 
@@ -58,6 +58,8 @@ def _summary(stack: str, template: Template, templates: Mapping[str, Template]) 
         "AWS::KMS::Key": "KMS keys",
         "AWS::EKS::Addon": "EKS managed add-ons",
         "AWS::ElastiCache::User": "cache users",
+        "AWS::EKS::PodIdentityAssociation": "EKS Pod Identity associations",
+        "AWS::Events::Rule": "EventBridge rules",
     }
     for kind, text in counted.items():
         if kinds.get(kind):
@@ -74,7 +76,18 @@ def _summary(stack: str, template: Template, templates: Mapping[str, Template]) 
         for name in _namespaces(r.props.get("Manifest"))
     )
     if namespaces and "-services-" in stack:
-        add("namespaces", "namespaces + IRSA service accounts: " + ", ".join(namespaces))
+        identity = "Pod Identity" if kinds.get("AWS::EKS::PodIdentityAssociation") else "IRSA"
+        add("namespaces", f"namespaces + {identity} service accounts: " + ", ".join(namespaces))
+    for pool in node_pools_in(r.props.get("Manifest") for r in resources):
+        requirements = {r["key"]: r["values"] for r in pool["spec"]["template"]["spec"]["requirements"]}
+        add(
+            "nodepool",
+            f"Karpenter NodePool {pool['metadata']['name']}: "
+            f"{'/'.join(requirements.get('karpenter.k8s.aws/instance-family', []))} x "
+            f"{'/'.join(requirements.get('karpenter.k8s.aws/instance-size', []))}, "
+            f"{' and '.join(requirements.get('karpenter.sh/capacity-type', []))}, "
+            f"up to {pool['spec']['limits']['cpu']} vCPUs",
+        )
     return nodes
 
 
@@ -134,7 +147,10 @@ _DESCRIBE: dict[str, Callable[[Mapping[str, Any], Counter[str]], str]] = {
     "AWS::IAM::OIDCProvider": lambda props, _: (
         f"OIDC provider {props['Url']}" if isinstance(props.get("Url"), str) else "OIDC provider of the cluster (IRSA)"
     ),
-    "AWS::EKS::AccessEntry": lambda props, _: "access entry",
+    "AWS::EKS::AccessEntry": lambda props, _: (
+        "access entry" + (" (Karpenter's nodes, EC2_LINUX)" if props.get("Type") == "EC2_LINUX" else "")
+    ),
+    "AWS::SQS::Queue": lambda props, _: f"SQS queue {props.get('QueueName')} (KMS)",
 }
 
 _SG_USERS = {

@@ -10,7 +10,8 @@ limits). Prices come from ``prices.yaml`` (dated, with sources); volumes the tem
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,7 @@ def estimate(
         )
         return result
     p = _Prices(prices, region)
-    for add in (_eks, _nat, _endpoints, _nodes, _aurora, _cache, _kms, _logs, _ecr, _alarms):
+    for add in (_eks, _nat, _endpoints, _nodes, _karpenter_nodes, _aurora, _cache, _kms, _logs, _ecr, _alarms):
         add(templates, p, result)
     return result
 
@@ -261,6 +262,86 @@ def _nodes(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> 
                 "priced at the first instance type listed",
             )
         )
+
+
+def _karpenter_nodes(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) -> None:
+    """Karpenter's nodes (eks.autoscaling karpenter): none while idle (consolidation leaves the pods on the
+    managed node group), the NodePool's vCPU limit when busy, at the cheapest allowed type's price per vCPU."""
+    for pool in _node_pools(templates):
+        spec = pool["spec"]
+        requirements = {r["key"]: r["values"] for r in spec["template"]["spec"]["requirements"]}
+        families = requirements.get("karpenter.k8s.aws/instance-family", [])
+        sizes = requirements.get("karpenter.k8s.aws/instance-size", [])
+        capacity = requirements.get("karpenter.sh/capacity-type", ["on-demand"])
+        limit = int(spec["limits"]["cpu"])
+        priced = sorted(
+            (p["ec2_hour"][f"{family}.{size}"] / vcpus, f"{family}.{size}", vcpus)
+            for family in families
+            for size in sizes
+            if f"{family}.{size}" in p["ec2_hour"] and (vcpus := vcpus_of(size))
+        )
+        what = (
+            f"Karpenter nodes ({'/'.join(families)} x {'/'.join(sizes)}, {' and '.join(capacity)}, up to {limit} vCPUs)"
+        )
+        if not priced:
+            out.unknown.append(f"No EC2 price in {PRICES_FILE.name} for any type Karpenter may launch: {what}")
+            continue
+        per_vcpu, instance, vcpus = priced[0]
+        # With Spot allowed, Karpenter launches Spot first; on-demand when no Spot capacity fits.
+        spot = "spot" in capacity
+        hourly = per_vcpu * (float(p.assume["spot_price_fraction"]) if spot else 1)
+        nodes = -(-limit // vcpus)
+        disk = _node_class_volume_gb(templates)
+        busy = _month(p, hourly * limit) + nodes * disk * p["ebs_gp3_gb_month"]
+        basis = (
+            f"Spot, assumed at {p.assume['spot_price_fraction']:.0%} of on-demand" if spot else "on-demand"
+        ) + f", at {instance}'s ${p['ec2_hour'][instance]}/h ({vcpus} vCPUs), the cheapest allowed type priced"
+        out.lines.append(
+            Line(
+                what,
+                0.0,
+                round(busy, 2),
+                f"{basis}; idle: no Karpenter node (consolidation leaves the pods on the managed node group); busy: "
+                f"the NodePool's limit, {nodes} such nodes with {disk} GB gp3 each",
+            )
+        )
+
+
+def vcpus_of(size: str) -> int | None:
+    """vCPUs of an instance size of the general-purpose, compute and memory families (large: 2, xlarge: 4,
+    Nxlarge: 4N); None where the size alone does not say (metal, and the smaller burstable sizes)."""
+    if size == "large":
+        return 2
+    if size.endswith("xlarge"):
+        return 4 * int(size.removesuffix("xlarge") or 1)
+    return None
+
+
+def _node_pools(templates: Mapping[str, Template]) -> list[dict[str, Any]]:
+    return node_pools_in(
+        m.props.get("Manifest") for m in resources_of(templates, "Custom::AWSCDK-EKS-KubernetesResource")
+    )
+
+
+def node_pools_in(manifests: Iterable[object]) -> list[dict[str, Any]]:
+    """The NodePools among KubernetesManifests' manifests (plain JSON: no deploy-time values)."""
+    return [
+        m
+        for text in manifests
+        if isinstance(text, str) and '"NodePool"' in text
+        for m in json.loads(text)
+        if m.get("kind") == "NodePool"
+    ]
+
+
+def _node_class_volume_gb(templates: Mapping[str, Template]) -> int:
+    """The volumes of a Karpenter node (its EC2NodeClass's block devices), in GB."""
+    for manifest in resources_of(templates, "Custom::AWSCDK-EKS-KubernetesResource"):
+        text = json.dumps(manifest.props.get("Manifest"))
+        sizes = re.findall(r'volumeSize\\+":\\+"(\d+)Gi', text)
+        if "EC2NodeClass" in text and sizes:
+            return sum(int(size) for size in sizes)
+    return 20
 
 
 def _root_volume_gb(group: Resource) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, CfnResource, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -22,6 +22,7 @@ from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
 from infra.constructs.log_retention import log_key, retention
+from infra.constructs.pod_identity import POD_IDENTITY_AGENT_ADDON, POD_IDENTITY_PRINCIPAL, pod_identity_trust
 from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG, ResourceTagsForTelemetry
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
@@ -30,10 +31,12 @@ from infra.stacks.eks_addons import (
     CLUSTER_AUTOSCALER,
     CLUSTER_AUTOSCALER_IMAGE,
     EKS_MANAGED_ADDONS,
+    KARPENTER,
     METRICS_SERVER,
     HelmAddon,
     eks_image_repository,
 )
+from infra.stacks.eks_karpenter import Karpenter
 
 ALL_CONTROL_PLANE_LOGS = [
     eks.ClusterLoggingTypes.API,
@@ -47,6 +50,9 @@ ALL_CONTROL_PLANE_LOGS = [
 OIDC_ISSUER_OUTPUT = "OidcIssuer"
 CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 CONTAINER_LOG_GROUPS = ("application", "dataplane", "host", "performance")
+# The add-on's agent and Fluent Bit run as this service account.
+CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
+CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
 
 # ARNs with a wildcard resource part carry the pseudo parameters (Aws.PARTITION, Aws.REGION,
 # Aws.ACCOUNT_ID), never a literal account or region: the rule findings that name these ARNs, and
@@ -116,6 +122,12 @@ class EksStack(PlatformStack):
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         private_subnets = ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS)
         self.kubernetes_version = eks_settings.kubernetes_version
+        self.autoscaling = eks_settings.autoscaling
+        # Add-ons and services get their credentials through Pod Identity or IRSA (eks.workload_identity);
+        # Karpenter's controller always through Pod Identity, so the agent runs with either.
+        self.pod_identity = eks_settings.workload_identity == "pod-identity"
+        self.pod_identity_agent: eks.CfnAddon | None = None
+        self.associations: dict[str, eks.CfnPodIdentityAssociation] = {}
         self._cluster_and_access(
             vpc=vpc,
             private_subnets=private_subnets,
@@ -128,6 +140,21 @@ class EksStack(PlatformStack):
         self._core_addons()
         self._nodes(eks_settings, workload_security_group=workload_security_group, private_subnets=private_subnets)
         self._storage_and_charts(addon_values)
+        self.karpenter = (
+            Karpenter(
+                self,
+                "Karpenter",
+                settings=eks_settings.karpenter,
+                vpc=vpc,
+                private_subnets=private_subnets,
+                workload_security_group=workload_security_group,
+                user_values=addon_values.get(KARPENTER.name, {}),
+                alias_prefix=name_prefix,
+                retain=retain_data,
+            )
+            if eks_settings.karpenter is not None
+            else None
+        )
         self.cloudwatch_addon = self._container_insights(observability, retain=retain_data, alias_prefix=name_prefix)
         self._outputs()
 
@@ -225,9 +252,11 @@ class EksStack(PlatformStack):
         )
 
     def _core_service_accounts(self) -> None:
-        """IRSA roles of the core add-ons that call AWS: the VPC CNI and the EBS CSI driver."""
+        """Roles of the core add-ons that call AWS: the VPC CNI (always IRSA) and the EBS CSI driver."""
         # The VPC CNI gets its ENI permissions through IRSA rather than through the node role,
-        # so no pod can inherit them from the node (EKS Best Practices, "Use IRSA for the CNI").
+        # so no pod can inherit them from the node (EKS Best Practices, "Use IRSA for the CNI"). It stays
+        # on IRSA with Pod Identity too: aws-node must assign addresses before any other pod, the Pod
+        # Identity agent's among them, is networked (IRSA needs nothing running in the cluster).
         self.vpc_cni_role = self.irsa_role(
             "VpcCniRole",
             namespace="kube-system",
@@ -235,11 +264,11 @@ class EksStack(PlatformStack):
             description="Amazon VPC CNI (aws-node) through IRSA",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("AmazonEKS_CNI_Policy")],
         )
-        self.ebs_csi_role = self.irsa_role(
+        self.ebs_csi_role = self.workload_role(
             "EbsCsiRole",
             namespace="kube-system",
             service_account="ebs-csi-controller-sa",
-            description="Amazon EBS CSI driver controller through IRSA",
+            description="Amazon EBS CSI driver controller",
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AmazonEBSCSIDriverPolicy")],
         )
 
@@ -254,21 +283,55 @@ class EksStack(PlatformStack):
                 # None: EKS's default version for the cluster's minor (no documented pin to confirm).
                 addon_version=versions[name],
                 cluster_name=self.cluster.cluster_name,
-                service_account_role_arn=role.role_arn if role else None,
+                **self._addon_identity(role, account, pod_identity=pod_identity),
                 configuration_values=json.dumps(config) if config else None,
                 # EKS owns these add-ons' configuration; a manual edit is overwritten on update.
                 resolve_conflicts="OVERWRITE",
                 preserve_on_delete=False,
             )
-            for name, construct_id, role, config in (
+            for name, construct_id, role, account, pod_identity, config in (
                 # The VPC CNI enforces Kubernetes NetworkPolicies (the service chart ships one):
                 # without this they would be accepted and silently ignored.
-                ("vpc-cni", "VpcCniAddon", self.vpc_cni_role, {"enableNetworkPolicy": "true"}),
-                ("kube-proxy", "KubeProxyAddon", None, None),
-                ("coredns", "CoreDnsAddon", None, None),
-                ("aws-ebs-csi-driver", "EbsCsiAddon", self.ebs_csi_role, None),
+                ("vpc-cni", "VpcCniAddon", self.vpc_cni_role, "aws-node", False, {"enableNetworkPolicy": "true"}),
+                ("kube-proxy", "KubeProxyAddon", None, None, False, None),
+                ("coredns", "CoreDnsAddon", None, None, False, None),
+                (
+                    "aws-ebs-csi-driver",
+                    "EbsCsiAddon",
+                    self.ebs_csi_role,
+                    "ebs-csi-controller-sa",
+                    self.pod_identity,
+                    None,
+                ),
             )
         }
+        if self.pod_identity or self.autoscaling == "karpenter":
+            # A DaemonSet, like kube-proxy: in place before the nodes join, so that every node runs it
+            # before a pod that needs credentials starts there.
+            self.pod_identity_agent = eks.CfnAddon(
+                self,
+                "PodIdentityAgentAddon",
+                addon_name=POD_IDENTITY_AGENT_ADDON,
+                addon_version=versions[POD_IDENTITY_AGENT_ADDON],
+                cluster_name=self.cluster.cluster_name,
+                resolve_conflicts="OVERWRITE",
+                preserve_on_delete=False,
+            )
+            self.managed_addons[POD_IDENTITY_AGENT_ADDON] = self.pod_identity_agent
+            self.managed_addons["aws-ebs-csi-driver"].node.add_dependency(self.pod_identity_agent)
+
+    @staticmethod
+    def _addon_identity(role: iam.Role | None, account: str | None, *, pod_identity: bool) -> dict[str, Any]:
+        """An EKS add-on's role: by its IRSA annotation, or by a Pod Identity association EKS makes."""
+        if role is None or account is None:
+            return {}
+        if pod_identity:
+            return {
+                "pod_identity_associations": [
+                    eks.CfnAddon.PodIdentityAssociationProperty(role_arn=role.role_arn, service_account=account)
+                ]
+            }
+        return {"service_account_role_arn": role.role_arn}
 
     def _nodes(
         self,
@@ -312,6 +375,8 @@ class EksStack(PlatformStack):
         )
         # Nodes join once pod networking is in place; DNS and the CSI driver need nodes to run on.
         self.nodegroup.node.add_dependency(self.managed_addons["vpc-cni"], self.managed_addons["kube-proxy"])
+        if self.pod_identity_agent is not None:
+            self.nodegroup.node.add_dependency(self.pod_identity_agent)
         for name in ("coredns", "aws-ebs-csi-driver"):
             self.managed_addons[name].node.add_dependency(self.nodegroup)
 
@@ -375,23 +440,28 @@ class EksStack(PlatformStack):
         # its pods are not ready, and the other charts create Services.
         self.alb_controller = self._alb_controller(addon_values.get(ALB_CONTROLLER.name, {}))
         self.add_helm_addon(METRICS_SERVER, user_values=addon_values.get(METRICS_SERVER.name, {}), computed={})
+        if self.autoscaling == "cluster-autoscaler":
+            self._cluster_autoscaler(addon_values.get(CLUSTER_AUTOSCALER.name, {}))
+
+    def _cluster_autoscaler(self, user_values: Mapping[str, Any]) -> None:
+        """The cluster autoscaler's chart and role (eks.autoscaling: cluster-autoscaler)."""
         self.autoscaler_role = self._cluster_autoscaler_role()
-        self.add_helm_addon(
+        service_account: dict[str, Any] = {"create": True, "name": "cluster-autoscaler"}
+        if not self.pod_identity:
+            service_account["annotations"] = {"eks.amazonaws.com/role-arn": self.autoscaler_role.role_arn}
+        chart = self.add_helm_addon(
             CLUSTER_AUTOSCALER,
-            user_values=addon_values.get(CLUSTER_AUTOSCALER.name, {}),
+            user_values=user_values,
             computed={
                 "autoDiscovery": {"clusterName": self.cluster_name},
                 "awsRegion": self.region,
                 "image": {"tag": CLUSTER_AUTOSCALER_IMAGE[self.kubernetes_version]},
-                "rbac": {
-                    "serviceAccount": {
-                        "create": True,
-                        "name": "cluster-autoscaler",
-                        "annotations": {"eks.amazonaws.com/role-arn": self.autoscaler_role.role_arn},
-                    }
-                },
+                "rbac": {"serviceAccount": service_account},
             },
         )
+        if self.pod_identity:
+            # The association exists before the pod starts (EKS injects its credentials' address then).
+            chart.node.add_dependency(self.associations["ClusterAutoscalerRole"])
 
     def _outputs(self) -> None:
         """The cluster's name, how to reach it, its security group, and the IRSA issuer other stacks read."""
@@ -447,7 +517,7 @@ class EksStack(PlatformStack):
         return chart
 
     def _cluster_autoscaler_role(self) -> iam.Role:
-        """IRSA role that can resize only the Auto Scaling groups EKS tagged for this cluster."""
+        """The autoscaler's role: it can resize only the Auto Scaling groups EKS tagged for this cluster."""
         asg_tag = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{self.cluster_name}"
         policy = iam.ManagedPolicy(
             self,
@@ -497,12 +567,13 @@ class EksStack(PlatformStack):
                 ),
             ],
         )
-        return self.irsa_role(
+        return self.workload_role(
             "ClusterAutoscalerRole",
             namespace=CLUSTER_AUTOSCALER.namespace,
             service_account="cluster-autoscaler",
-            description="cluster-autoscaler through IRSA",
+            description="cluster-autoscaler",
             managed_policies=[policy],
+            association=True,
         )
 
     def _alb_controller(self, user_values: Mapping[str, Any]) -> eks.AlbController:
@@ -541,7 +612,50 @@ class EksStack(PlatformStack):
             additional_helm_chart_values={k: v for k, v in layered.items() if k not in computed_by_cdk},
         )
         controller.node.add_dependency(self.nodegroup, self.managed_addons["coredns"])
+        if self.pod_identity:
+            self._alb_controller_through_pod_identity(controller)
         return controller
+
+    def _alb_controller_through_pod_identity(self, controller: eks.AlbController) -> None:
+        """aws_eks_v2.AlbController makes an IRSA service account and has no option for Pod Identity: its
+        role is kept (its policy is the controller's) and trusts Pod Identity instead, its service account
+        loses the IRSA annotation, and an association names the role. The same construct paths in either
+        mode, so switching updates them in place (a new Helm release would be installed, then the old one
+        uninstalled: the controller itself)."""
+        namespace, name = ALB_CONTROLLER.namespace, ALB_CONTROLLER.name
+        account = cast(eks.ServiceAccount, controller.node.find_child("alb-sa"))
+        cast(iam.CfnRole, account.role.node.default_child).add_property_override(
+            "AssumeRolePolicyDocument",
+            pod_identity_trust(cluster_arn=self.cluster.cluster_arn, namespace=namespace, service_account=name),
+        )
+        # The IRSA trust's condition keys (a custom resource): unused now.
+        account.node.try_remove_child("ConditionJson")
+        manifest = account.node.find_child("manifest-alb-saServiceAccountResource")
+        cast(CfnResource, manifest.node.default_child).add_property_override(
+            "Manifest",
+            json.dumps(
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ServiceAccount",
+                        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}},
+                    }
+                ]
+            ),
+        )
+        association = eks.CfnPodIdentityAssociation(
+            self,
+            "AlbControllerRoleAssociation",
+            cluster_name=self.cluster.cluster_name,
+            namespace=namespace,
+            service_account=name,
+            role_arn=account.role.role_arn,
+        )
+        self.associations["AlbControllerRole"] = association
+        # The chart, not the whole construct (its role is what the association names).
+        controller.node.find_child("Resource").node.add_dependency(
+            association, cast(eks.CfnAddon, self.pod_identity_agent)
+        )
 
     def _container_insights(
         self,
@@ -551,7 +665,7 @@ class EksStack(PlatformStack):
         alias_prefix: str,
     ) -> eks.CfnAddon:
         """The EKS add-on for CloudWatch observability: the CloudWatch agent (Container Insights) and
-        Fluent Bit (container logs), through IRSA, into log groups created first under one key."""
+        Fluent Bit (container logs), through IRSA or Pod Identity, into log groups created first under one key."""
         self.container_log_groups = self._container_log_groups(settings, retain=retain, alias_prefix=alias_prefix)
         self.cloudwatch_agent_role = self._cloudwatch_agent_role()
         config = {
@@ -575,7 +689,9 @@ class EksStack(PlatformStack):
             # eks_addons.py says why it is not pinned.
             addon_version=EKS_MANAGED_ADDONS[self.kubernetes_version][CLOUDWATCH_OBSERVABILITY_ADDON],
             cluster_name=self.cluster.cluster_name,
-            service_account_role_arn=self.cloudwatch_agent_role.role_arn,
+            **self._addon_identity(
+                self.cloudwatch_agent_role, CLOUDWATCH_SERVICE_ACCOUNT, pod_identity=self.pod_identity
+            ),
             configuration_values=json.dumps(config),
             resolve_conflicts="OVERWRITE",
             preserve_on_delete=False,
@@ -654,13 +770,80 @@ class EksStack(PlatformStack):
                 ),
             ],
         )
-        return self.irsa_role(
+        return self.workload_role(
             "CloudWatchAgentRole",
-            namespace="amazon-cloudwatch",
-            service_account="cloudwatch-agent",
-            description="CloudWatch agent and Fluent Bit (amazon-cloudwatch-observability add-on) through IRSA",
+            namespace=CLOUDWATCH_NAMESPACE,
+            service_account=CLOUDWATCH_SERVICE_ACCOUNT,
+            description="CloudWatch agent and Fluent Bit (amazon-cloudwatch-observability add-on)",
             managed_policies=[policy],
         )
+
+    def workload_role(
+        self,
+        construct_id: str,
+        *,
+        namespace: str,
+        service_account: str,
+        description: str,
+        managed_policies: list[iam.IManagedPolicy] | None = None,
+        association: bool = False,
+    ) -> iam.Role:
+        """An add-on's role as ``eks.workload_identity`` says: IRSA, or EKS Pod Identity (with an association
+        of its own when ``association``; an EKS add-on's is made by EKS from its PodIdentityAssociations)."""
+        if self.pod_identity:
+            return self.pod_identity_role(
+                construct_id,
+                namespace=namespace,
+                service_account=service_account,
+                description=f"{description} through EKS Pod Identity",
+                managed_policies=managed_policies,
+                association=association,
+            )
+        return self.irsa_role(
+            construct_id,
+            namespace=namespace,
+            service_account=service_account,
+            description=f"{description} through IRSA",
+            managed_policies=managed_policies,
+        )
+
+    def pod_identity_role(
+        self,
+        construct_id: str,
+        *,
+        namespace: str,
+        service_account: str,
+        description: str,
+        managed_policies: list[iam.IManagedPolicy] | None = None,
+        association: bool = True,
+        scope: Construct | None = None,
+    ) -> iam.Role:
+        """A role only ``<namespace>/<service_account>`` of this cluster can assume through EKS Pod Identity
+        (infra/constructs/pod_identity.py), and its association unless an EKS add-on makes it."""
+        scope = scope or self
+        role = iam.Role(
+            scope,
+            construct_id,
+            description=description,
+            assumed_by=iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL),
+            managed_policies=managed_policies,
+        )
+        cast(iam.CfnRole, role.node.default_child).add_property_override(
+            "AssumeRolePolicyDocument",
+            pod_identity_trust(
+                cluster_arn=self.cluster.cluster_arn, namespace=namespace, service_account=service_account
+            ),
+        )
+        if association:
+            self.associations[construct_id] = eks.CfnPodIdentityAssociation(
+                scope,
+                f"{construct_id}Association",
+                cluster_name=self.cluster.cluster_name,
+                namespace=namespace,
+                service_account=service_account,
+                role_arn=role.role_arn,
+            )
+        return role
 
     def irsa_role(
         self,

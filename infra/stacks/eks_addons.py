@@ -30,6 +30,9 @@ EKS_MANAGED_ADDONS: dict[str, dict[str, str | None]] = {
         # metrics would not silence the alarms: `container-insights-silent` treats missing
         # cluster_node_count as breaching.
         "amazon-cloudwatch-observability": None,
+        # EKS Pod Identity's agent (a DaemonSet on every node): with eks.workload_identity pod-identity or
+        # Karpenter. Unpinned like the CNI: the user guide publishes no per-minor version.
+        "eks-pod-identity-agent": None,
     },
     "1.36": {
         "vpc-cni": None,
@@ -37,6 +40,7 @@ EKS_MANAGED_ADDONS: dict[str, dict[str, str | None]] = {
         "coredns": "v1.14.3-eksbuild.3",
         "aws-ebs-csi-driver": None,
         "amazon-cloudwatch-observability": None,
+        "eks-pod-identity-agent": None,
     },
 }
 
@@ -182,4 +186,40 @@ ALB_CONTROLLER = HelmAddon(
     },
 )
 
-HELM_ADDONS: tuple[HelmAddon, ...] = (METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER)
+# Karpenter (eks.autoscaling: karpenter), from its OCI charts on Amazon ECR Public: 1.14.1 is the newest
+# release (2026-08-20) and supports Kubernetes 1.26 to 1.36 (its compatibility matrix; 1.36 needs 1.13 or
+# newer). Its CRDs come from the separate karpenter-crd chart at the same version (Helm installs a chart's
+# crds/ once and never upgrades them; Karpenter's upgrade guide recommends the CRD chart).
+KARPENTER_VERSION = "1.14.1"
+KARPENTER = HelmAddon(
+    name="karpenter",
+    chart="karpenter",
+    repository="oci://public.ecr.aws/karpenter/karpenter",
+    version=KARPENTER_VERSION,
+    namespace="kube-system",
+    computed=frozenset({"settings", "serviceAccount"}),
+    tunable=(_PLACEMENT - {"resources"})
+    | {"replicas", "logLevel", "podDisruptionBudget", "strategy", "controller", "dnsPolicy"},
+    defaults={
+        # Two replicas (the chart's default; one leads, one stands by), on the managed node group only (the
+        # chart's affinity keeps them off Karpenter's own nodes), a node each, across zones.
+        "replicas": 2,
+        # Karpenter's getting-started values: a full CPU and 1 GiB, requests equal to limits.
+        "controller": {
+            "resources": {
+                "requests": {"cpu": "1", "memory": "1Gi"},
+                "limits": {"cpu": "1", "memory": "1Gi"},
+            }
+        },
+    },
+)
+KARPENTER_CRD = HelmAddon(
+    name="karpenter-crd",
+    chart="karpenter-crd",
+    repository="oci://public.ecr.aws/karpenter/karpenter-crd",
+    version=KARPENTER_VERSION,
+    namespace="kube-system",
+    tunable=frozenset(),
+)
+
+HELM_ADDONS: tuple[HelmAddon, ...] = (METRICS_SERVER, CLUSTER_AUTOSCALER, ALB_CONTROLLER, KARPENTER)

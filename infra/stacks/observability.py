@@ -105,6 +105,8 @@ class Watched:
     nat_gateway_ids: Sequence[str]
     # Not the writer of an Aurora global database: its lag behind the writer's region is watched.
     global_secondary: bool = False
+    # eks.autoscaling karpenter: the name of its interruption queue.
+    karpenter_queue: str | None = None
 
 
 class ObservabilityStack(PlatformStack):
@@ -302,20 +304,10 @@ class ObservabilityStack(PlatformStack):
             "the cluster has no nodes; the node alarms cannot fire meanwhile.",
         )
         pending = control_plane("scheduler_pending_pods_UNSCHEDULABLE", "Maximum")
-        at_maximum = self._alarm(
-            "nodes-at-maximum-with-pods-pending",
-            metric=Expression(
-                expression=f"IF(nodes >= {w.node_group_max_size} AND pending > 0, 1, 0)",
-                using={"nodes": nodes, "pending": pending},
-                label="node group full and pods unschedulable",
-                period=FIVE_MINUTES,
-            ),
-            threshold=1,
-            comparison="GreaterThanOrEqualToThreshold",
-            description=f"EKS cluster {w.cluster_name} is at its node group's maximum ({w.node_group_max_size} "
-            "nodes) with pods pending for 15 minutes: the autoscaler cannot add nodes. Raise "
-            "eks.node_group.max_size or lower the pods' requests.",
-        )
+        if w.karpenter_queue is None:
+            at_maximum = self._node_group_full(w, nodes, pending)
+        else:
+            at_maximum = self._karpenter(w, pending, w.karpenter_queue)
         errors = control_plane("apiserver_request_total_5XX", "Sum")
         api = self._alarm(
             "api-server-errors",
@@ -332,6 +324,68 @@ class ObservabilityStack(PlatformStack):
             "EKS nodes: CPU and memory %",
             [insights("node_cpu_utilization"), insights("node_memory_utilization")],
         )
+
+    def _node_group_full(self, w: Watched, nodes: Metric, pending: Metric) -> CfnResource:
+        """The cluster autoscaler cannot add nodes: the node group is at its maximum with pods pending."""
+        return self._alarm(
+            "nodes-at-maximum-with-pods-pending",
+            metric=Expression(
+                expression=f"IF(nodes >= {w.node_group_max_size} AND pending > 0, 1, 0)",
+                using={"nodes": nodes, "pending": pending},
+                label="node group full and pods unschedulable",
+                period=FIVE_MINUTES,
+            ),
+            threshold=1,
+            comparison="GreaterThanOrEqualToThreshold",
+            description=f"EKS cluster {w.cluster_name} is at its node group's maximum ({w.node_group_max_size} "
+            "nodes) with pods pending for 15 minutes: the autoscaler cannot add nodes. Raise "
+            "eks.node_group.max_size or lower the pods' requests.",
+        )
+
+    def _karpenter(self, w: Watched, pending: Metric, queue: str) -> CfnResource:
+        """Karpenter cannot launch nodes (pods pending for 15 minutes), or its interruption queue is not read
+        (or holds messages it could not handle). Karpenter's own Prometheus metrics are not in Container
+        Insights: these watch the control plane's and SQS's metrics."""
+
+        def sqs(name: str, queue_name: str) -> Metric:
+            return Metric(
+                namespace="AWS/SQS",
+                name=name,
+                dimensions={"QueueName": queue_name},
+                statistic="Maximum",
+                period=FIVE_MINUTES,
+            )
+
+        stuck = self._alarm(
+            "pods-pending-karpenter-cannot-launch",
+            metric=pending,
+            threshold=0,
+            description=f"EKS cluster {w.cluster_name} has had unschedulable pods for 15 minutes: Karpenter "
+            "cannot launch a node for them. Its NodePool's limits (eks.karpenter.max_vcpus, max_memory_gib) are "
+            "reached, no allowed instance type fits the pods, or EC2 has no capacity of the allowed types: see "
+            "`kubectl get nodeclaims`, `kubectl describe nodepool default` and the controller's logs (kube-system, "
+            "karpenter).",
+        )
+        oldest = sqs("ApproximateAgeOfOldestMessage", queue)
+        unread = self._alarm(
+            "karpenter-interruptions-unread",
+            metric=oldest,
+            threshold=120,
+            description=f"An interruption event has waited over two minutes in {queue}: Karpenter is not reading "
+            "its queue, so Spot interruptions and scheduled retirements end nodes without draining them first. "
+            "Check the controller's pods (kube-system, karpenter) and its Pod Identity association.",
+        )
+        dead = sqs("ApproximateNumberOfMessagesVisible", f"{queue}-dead-letters")
+        self._alarm(
+            "karpenter-interruptions-dead-lettered",
+            metric=dead,
+            threshold=0,
+            periods=1,
+            description=f"Karpenter received an interruption event five times without handling it; it is in "
+            f"{queue}-dead-letters (kept four days). Read it, and the controller's logs, for why.",
+        )
+        self._graph("Karpenter: interruption queue, oldest message (s)", [oldest], unread)
+        return stuck
 
     # --- Aurora ----------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Services stacks: per catalogue service, its namespace, IRSA service account and data grants.
+"""Services stacks: per catalogue service, its namespace, service account (IRSA or EKS Pod Identity) and
+data grants.
 
 The catalogue is split into shards by a stable hash of the service name (see
 :func:`infra.stacks.sharding.shard_of`), one stack per non-empty shard, so that a catalogue of
@@ -8,6 +9,7 @@ outputs, 1 MB) and adding or removing a service never moves another one between 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from aws_cdk import CfnOutput, Stack
@@ -18,6 +20,7 @@ from constructs import Construct
 
 from infra.config.settings import ServiceSettings
 from infra.constructs.irsa import service_account_condition
+from infra.constructs.pod_identity import pod_identity_trust
 from infra.constructs.valkey_cache import VALKEY_PORT
 from infra.stacks.base import PlatformStack
 from infra.stacks.cache import CacheStack
@@ -36,8 +39,10 @@ class ServicesStack(PlatformStack):
     """For each service of one shard:
 
     - namespace ``<service>-<env>`` with the Pod Security ``restricted`` label;
-    - service account ``<service>`` whose IRSA role trusts only
-      ``system:serviceaccount:<service>-<env>:<service>`` (audience ``sts.amazonaws.com``);
+    - service account ``<service>`` whose role trusts only ``<service>-<env>/<service>``: through IRSA
+      (``system:serviceaccount:<service>-<env>:<service>``, audience ``sts.amazonaws.com``), or through
+      EKS Pod Identity (an association, and a trust on its session tags: this cluster, namespace and
+      service account), as ``eks.workload_identity`` says;
     - the exact grants its catalogue entry's ``uses`` declares, nothing else;
     - a ConfigMap ``platform`` with what the service needs to reach those data stores (endpoints,
       ports, user names, region; :class:`PlatformConfig`), which the chart passes to its pods as
@@ -56,15 +61,16 @@ class ServicesStack(PlatformStack):
         name_prefix: str,
         database: DatabaseStack | None,
         cache: CacheStack,
+        workload_identity: str = "irsa",
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, zones=zones, **kwargs)
+        self.pod_identity = workload_identity == "pod-identity"
         # jsii's Python stubs miss a protocol member on Cluster; it is an ICluster at runtime.
         icluster = cast(eks.ICluster, cluster)
         self.roles: dict[str, iam.CfnRole] = {}
         self.grants: dict[str, iam.CfnManagedPolicy] = {}
-        provider_arn = cluster.open_id_connect_provider.open_id_connect_provider_arn
-        issuer = cast(EksStack, Stack.of(cluster)).oidc_issuer_for(self)
+        trust = self._pod_identity_trust(cluster) if self.pod_identity else self._irsa_trust(cluster)
         # Per-service resources are L1 with plain JSON: one call into the CDK engine each instead of
         # a dozen, which keeps synth of a 150-service catalogue close to a 3-service one (make bench).
         arns = DataStoreArns(
@@ -76,14 +82,23 @@ class ServicesStack(PlatformStack):
         platform = PlatformConfig(region=self.region, database=database, cache=cache)
         for service in services:
             namespace = namespace_of(service.name, environment_name)
-            role = self._role(service.name, namespace, issuer=issuer, provider_arn=provider_arn)
+            role = self._role(service.name, namespace, trust)
             role_arn = role.attr_arn
+            if self.pod_identity:
+                eks.CfnPodIdentityAssociation(
+                    self,
+                    f"Association-{service.name}",
+                    cluster_name=cluster.cluster_name,
+                    namespace=namespace,
+                    service_account=service.name,
+                    role_arn=role_arn,
+                )
             self.roles[service.name] = role
             self._namespace(
                 service,
                 namespace,
                 cluster=icluster,
-                role_arn=role_arn,
+                role_arn=None if self.pod_identity else role_arn,
                 name_prefix=name_prefix,
                 platform=platform,
             )
@@ -100,19 +115,22 @@ class ServicesStack(PlatformStack):
                 self,
                 f"ServiceRoleArn-{service.name}",
                 value=role_arn,
-                description=f"IRSA role of {namespace}/{service.name}",
+                description=f"{self._kind} role of {namespace}/{service.name}",
             )
 
-    def _role(self, service: str, namespace: str, *, issuer: str, provider_arn: str) -> iam.CfnRole:
-        """The service's IRSA role: only its own service account in its own namespace may assume it."""
-        conditions = service_account_condition(
-            self, f"Trust-{service}", issuer=issuer, namespace=namespace, service_account=service
-        )
-        return iam.CfnRole(
-            self,
-            f"Role-{service}",
-            description=f"IRSA role of {namespace}/{service}",
-            assume_role_policy_document={
+    @property
+    def _kind(self) -> str:
+        return "EKS Pod Identity" if self.pod_identity else "IRSA"
+
+    def _irsa_trust(self, cluster: eks.Cluster) -> Callable[[str, str], dict[str, Any]]:
+        provider_arn = cluster.open_id_connect_provider.open_id_connect_provider_arn
+        issuer = cast(EksStack, Stack.of(cluster)).oidc_issuer_for(self)
+
+        def trust(service: str, namespace: str) -> dict[str, Any]:
+            conditions = service_account_condition(
+                self, f"Trust-{service}", issuer=issuer, namespace=namespace, service_account=service
+            )
+            return {
                 "Version": "2012-10-17",
                 "Statement": [
                     {
@@ -122,7 +140,24 @@ class ServicesStack(PlatformStack):
                         "Condition": {"StringEquals": conditions},
                     }
                 ],
-            },
+            }
+
+        return trust
+
+    @staticmethod
+    def _pod_identity_trust(cluster: eks.Cluster) -> Callable[[str, str], dict[str, Any]]:
+        def trust(service: str, namespace: str) -> dict[str, Any]:
+            return pod_identity_trust(cluster_arn=cluster.cluster_arn, namespace=namespace, service_account=service)
+
+        return trust
+
+    def _role(self, service: str, namespace: str, trust: Callable[[str, str], dict[str, Any]]) -> iam.CfnRole:
+        """The service's role: only its own service account in its own namespace may assume it."""
+        return iam.CfnRole(
+            self,
+            f"Role-{service}",
+            description=f"{self._kind} role of {namespace}/{service}",
+            assume_role_policy_document=trust(service, namespace),
         )
 
     def _namespace(
@@ -131,12 +166,19 @@ class ServicesStack(PlatformStack):
         namespace: str,
         *,
         cluster: eks.ICluster,
-        role_arn: str,
+        role_arn: str | None,
         name_prefix: str,
         platform: PlatformConfig,
     ) -> eks.KubernetesManifest:
-        """The service's namespace, its service account (annotated with its role) and its ``platform``
-        ConfigMap."""
+        """The service's namespace, its service account (annotated with its IRSA role; with Pod Identity,
+        the association names it instead) and its ``platform`` ConfigMap."""
+        account_metadata: dict[str, Any] = {
+            "name": service.name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": service.name},
+        }
+        if role_arn is not None:
+            account_metadata["annotations"] = {"eks.amazonaws.com/role-arn": role_arn}
         # Namespace and service account in one manifest (applied in order): one custom resource
         # per service instead of two.
         return eks.KubernetesManifest(
@@ -159,12 +201,7 @@ class ServicesStack(PlatformStack):
                 {
                     "apiVersion": "v1",
                     "kind": "ServiceAccount",
-                    "metadata": {
-                        "name": service.name,
-                        "namespace": namespace,
-                        "labels": {"app.kubernetes.io/name": service.name},
-                        "annotations": {"eks.amazonaws.com/role-arn": role_arn},
-                    },
+                    "metadata": account_metadata,
                 },
                 {
                     "apiVersion": "v1",

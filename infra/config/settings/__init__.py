@@ -34,6 +34,7 @@ from infra.config.settings.eks import (
     EKS_STANDARD_SUPPORT,
     EksSettings,
     EndpointSettings,
+    KarpenterSettings,
     NodeGroupSettings,
     support_dates,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "EndpointSettings",
     "GithubSettings",
     "IngressCertificateSettings",
+    "KarpenterSettings",
     "LogRetentionDays",
     "NetworkSettings",
     "NodeGroupSettings",

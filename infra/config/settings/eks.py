@@ -1,4 +1,5 @@
-"""eks: the cluster, its API endpoint, its administrators and its node group."""
+"""eks: the cluster, its API endpoint, its administrators, its node group, how it scales (the cluster
+autoscaler or Karpenter) and how pods get AWS credentials (IRSA or EKS Pod Identity)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,177 @@ class NodeGroupSettings(_Model):
         return self
 
 
+# Graviton (arm64) families: a letter prefix, the generation, then "g" (m7g, c6gn, r8g, t4g, x2gd, im4gn).
+# Karpenter's nodes here are amd64 (the services' images are built for it), so these are refused.
+_GRAVITON_FAMILY = re.compile(r"[a-z]+\d+g[a-z]*")
+_DURATION = re.compile(r"(\d+h)?(\d+m)?(\d+s)?")
+
+
+def _duration(value: str, setting: str, *, never: bool) -> str:
+    if (never and value == "Never") or (value and _DURATION.fullmatch(value) and value != "0s"):
+        return value
+    allowed = "a duration such as 30s, 5m or 720h" + (", or Never" if never else "")
+    raise ValueError(f"{setting} = {value!r} is not {allowed}")
+
+
+class KarpenterSettings(_Model):
+    """Karpenter's NodePool and EC2NodeClass (eks.autoscaling: karpenter): which instances it may launch,
+    how much in all, how it consolidates and replaces them, and their AMI and volume."""
+
+    instance_families: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description=(
+                "EC2 instance families Karpenter may launch, e.g. [m7i, m6i, c7i, r7i]: several, so Spot and "
+                "on-demand capacity are found in some. amd64 families only (Graviton families such as m7g are "
+                "refused: the services' images are built for amd64). Each must offer one of instance_sizes in "
+                "every region of the environment."
+            ),
+        ),
+    ]
+    instance_sizes: Annotated[
+        list[str],
+        Field(
+            min_length=1,
+            description="Instance sizes Karpenter may launch, e.g. [large, xlarge, 2xlarge].",
+        ),
+    ]
+    capacity_types: Annotated[
+        list[Literal["spot", "on-demand"]],
+        Field(
+            min_length=1,
+            description=(
+                "spot, on-demand or both. With both, Karpenter launches Spot where it can and on-demand when "
+                "no Spot capacity fits; Spot nodes are drained on the two-minute interruption notice (the "
+                "interruption queue). The cost report prices Spot at an assumed fraction of on-demand."
+            ),
+        ),
+    ] = ["on-demand"]
+    max_vcpus: Annotated[
+        int,
+        Field(
+            ge=2,
+            le=100000,
+            description=(
+                "The NodePool's limit: the most vCPUs of all Karpenter's nodes together. Karpenter launches no "
+                "node past it (pods stay Pending): the ceiling of the bill."
+            ),
+        ),
+    ]
+    max_memory_gib: Annotated[
+        int,
+        Field(ge=4, le=400000, description="The NodePool's limit on the memory of all Karpenter's nodes, in GiB."),
+    ]
+    consolidation_policy: Annotated[
+        Literal["WhenEmptyOrUnderutilized", "WhenEmpty"],
+        Field(
+            description=(
+                "WhenEmptyOrUnderutilized: Karpenter removes or replaces nodes whose pods fit elsewhere "
+                "(cheapest); WhenEmpty: only nodes without workload pods (fewest pod moves)."
+            )
+        ),
+    ] = "WhenEmptyOrUnderutilized"
+    consolidate_after: Annotated[
+        str,
+        Field(description="How long a node must be consolidatable before Karpenter acts: e.g. 30s, 5m."),
+    ] = "1m"
+    expire_after: Annotated[
+        str,
+        Field(
+            description=("Age at which a node is replaced (fresh AMI, patched kernel), e.g. 720h (30 days), or Never.")
+        ),
+    ] = "720h"
+    ami_family: Annotated[
+        Literal["al2023", "bottlerocket"],
+        Field(description="The nodes' EKS-optimized AMI: al2023 (Amazon Linux 2023) or bottlerocket."),
+    ] = "al2023"
+    ami_version: Annotated[
+        str,
+        Field(
+            description=(
+                "latest: the newest EKS-optimized AMI of the family for the cluster's minor, nodes replaced "
+                "(drift) when AWS publishes one; or a pinned release, e.g. v20251120 (al2023) or v1.50.0 "
+                "(bottlerocket), moved on purpose. Karpenter's documentation advises pinning in production."
+            )
+        ),
+    ] = "latest"
+    disk_size_gib: Annotated[
+        int,
+        Field(
+            ge=20,
+            le=16384,
+            description=(
+                "Each node's encrypted gp3 volume, in GiB (al2023: the root volume; bottlerocket: the data "
+                "volume, beside a 4 GiB OS volume)."
+            ),
+        ),
+    ] = 50
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        for family in value:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", family):
+                raise ValueError(f"{family!r} is not an EC2 instance family such as m7i")
+            if _GRAVITON_FAMILY.fullmatch(family):
+                raise ValueError(
+                    f"{family!r} is a Graviton (arm64) family; Karpenter's nodes here are amd64 (the services' "
+                    "images are built for amd64); allowed: amd64 families such as m7i, m6a, c7i, r7i"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("must not list the same family twice")
+        return value
+
+    @field_validator("instance_sizes")
+    @classmethod
+    def _sizes(cls, value: list[str]) -> list[str]:
+        for size in value:
+            if not re.fullmatch(r"nano|micro|small|medium|large|\d*xlarge|metal(-\d+xl)?", size):
+                raise ValueError(f"{size!r} is not an EC2 instance size such as large, xlarge or 2xlarge")
+        if len(set(value)) != len(value):
+            raise ValueError("must not list the same size twice")
+        return value
+
+    @field_validator("capacity_types")
+    @classmethod
+    def _capacity_types(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not list the same capacity type twice")
+        return value
+
+    @field_validator("consolidate_after")
+    @classmethod
+    def _consolidate_after(cls, value: str) -> str:
+        return _duration(value, "eks.karpenter.consolidate_after", never=False)
+
+    @field_validator("expire_after")
+    @classmethod
+    def _expire_after(cls, value: str) -> str:
+        return _duration(value, "eks.karpenter.expire_after", never=True)
+
+    @model_validator(mode="after")
+    def _ami_version(self) -> KarpenterSettings:
+        pattern = {"al2023": r"v\d{8}", "bottlerocket": r"v\d+\.\d+\.\d+"}[self.ami_family]
+        if self.ami_version != "latest" and not re.fullmatch(pattern, self.ami_version):
+            example = {"al2023": "v20251120", "bottlerocket": "v1.50.0"}[self.ami_family]
+            raise ValueError(
+                f"eks.karpenter.ami_version = {self.ami_version!r} is not a release of the {self.ami_family} "
+                f"AMI; allowed: latest, or a release such as {example}"
+            )
+        return self
+
+    @property
+    def instance_types(self) -> list[str]:
+        """Every family.size the NodePool admits (what the region checks and the cost report read)."""
+        return [f"{family}.{size}" for family in self.instance_families for size in self.instance_sizes]
+
+    @property
+    def ami_alias(self) -> str:
+        """The EC2NodeClass's amiSelectorTerms alias: <family>@<version>."""
+        return f"{self.ami_family}@{self.ami_version}"
+
+
 class EksSettings(_Model):
     """The EKS cluster: its Kubernetes version, API endpoint, administrators, node group and control plane
     logs."""
@@ -152,6 +324,32 @@ class EksSettings(_Model):
         ),
     ] = []
     node_group: Annotated[NodeGroupSettings, Field(description="The cluster's managed node group.")]
+    autoscaling: Annotated[
+        Literal["cluster-autoscaler", "karpenter"],
+        Field(
+            description=(
+                "What adds and removes nodes. cluster-autoscaler: resizes the managed node group "
+                "(eks.node_group). karpenter: launches and consolidates EC2 instances from eks.karpenter; the "
+                "managed node group then runs Karpenter itself and the system add-ons (size it small). "
+                "Switching replaces no data and no cluster: docs/compute-and-identity.md."
+            )
+        ),
+    ] = "cluster-autoscaler"
+    karpenter: Annotated[
+        KarpenterSettings | None,
+        Field(description="Karpenter's NodePool and EC2NodeClass: required with autoscaling karpenter, else absent."),
+    ] = None
+    workload_identity: Annotated[
+        Literal["irsa", "pod-identity"],
+        Field(
+            description=(
+                "How pods get AWS credentials. irsa: IAM roles for service accounts (an OIDC trust per "
+                "role). pod-identity: EKS Pod Identity (the agent add-on and an association per service "
+                "account; roles trust pods.eks.amazonaws.com). The platform's add-ons and the services use "
+                "it alike, with the same policies. Karpenter's controller always uses Pod Identity."
+            )
+        ),
+    ] = "irsa"
     control_plane_log_retention_days: Annotated[
         LogRetentionDays,
         Field(
@@ -186,6 +384,26 @@ class EksSettings(_Model):
                 f"eks.node_group.kubernetes_version = {nodes!r}: nodes run the cluster's minor "
                 f"({self.kubernetes_version}) or the one before it, while a new control plane bakes; "
                 f"allowed: {allowed[0]!r}, {allowed[1]!r}, or leave it out (the cluster's)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _karpenter_section(self) -> EksSettings:
+        if self.autoscaling == "karpenter" and self.karpenter is None:
+            raise ValueError(
+                "eks.autoscaling = 'karpenter' needs eks.karpenter (instance_families, instance_sizes, max_vcpus, "
+                "max_memory_gib; docs/settings.md); allowed: add the section, or autoscaling: cluster-autoscaler"
+            )
+        if self.autoscaling == "karpenter" and self.node_group.min_size < 2:
+            raise ValueError(
+                f"eks.node_group.min_size = {self.node_group.min_size} with eks.autoscaling karpenter: the managed "
+                "node group runs Karpenter's two replicas, each on a node of its own (the chart's anti-affinity), "
+                "and Karpenter never runs on nodes it launched; allowed: 2 or more"
+            )
+        if self.autoscaling != "karpenter" and self.karpenter is not None:
+            raise ValueError(
+                f"eks.karpenter is set but eks.autoscaling = {self.autoscaling!r}: the section would be ignored; "
+                "allowed: autoscaling: karpenter, or remove eks.karpenter"
             )
         return self
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from infra.config.instance_types import unavailable
+from infra.config.instance_types import family_unavailable, unavailable
 from infra.config.regions import NO_DATA_API, ZoneError, zone_names
 from infra.config.settings.base import LOG_RETENTION_DAYS, PRODUCTION_LOG_RETENTION_DAYS
 from infra.config.settings.cache import CacheSettings
@@ -85,7 +85,8 @@ def zones_exist_in_every_region(s: Settings) -> None:
 
 
 def types_offered_in_every_region(s: Settings) -> None:
-    """Every region offers the node group's instance types, the cache's node type and the database's class."""
+    """Every region offers the node group's instance types, a size of each Karpenter family, the cache's node
+    type and the database's class."""
     wanted = [("eks.node_group.instance_types", "ec2", n) for n in s.eks.node_group.instance_types]
     if s.cache.kind == "replication-group" and s.cache.node_type:
         wanted.append(("cache.node_type", "elasticache", s.cache.node_type))
@@ -97,6 +98,11 @@ def types_offered_in_every_region(s: Settings) -> None:
         why = unavailable(kind, name, s.all_regions)
         if why:
             raise ValueError(f"setting '{setting}': {why}")
+    karpenter = s.eks.karpenter
+    for family in karpenter.instance_families if karpenter else []:
+        why = family_unavailable(family, karpenter.instance_sizes if karpenter else [], s.all_regions)
+        if why:
+            raise ValueError(f"setting 'eks.karpenter.instance_families': {why}")
 
 
 def data_api_where_database_users_are_made(s: Settings) -> None:
