@@ -468,10 +468,18 @@ COMPUTE_AND_IDENTITY: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def compute_subjects() -> list[Subject]:
-    return [
-        Subject(label, edited_copy(EXAMPLES, WORK / label / "project", {env: {"eks": eks}}), env, background=True)
-        for label, (env, eks) in COMPUTE_AND_IDENTITY.items()
-    ]
+    """Each in the second process; Karpenter with Pod Identity also with an account from ``--context
+    account=`` in another region its settings fit (the form users run)."""
+    subjects = []
+    for label, (env, eks) in COMPUTE_AND_IDENTITY.items():
+        project = edited_copy(EXAMPLES, WORK / label / "project", {env: {"eks": eks}})
+        form = (
+            ("context", other_region(project, env))
+            if eks.get("workload_identity") == "pod-identity" and (eks.get("autoscaling") == "karpenter")
+            else ("", None)
+        )
+        subjects.append(Subject(label, project, env, *form, background=True))
+    return subjects
 
 
 def two_regions(environment: str) -> Done:

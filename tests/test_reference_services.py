@@ -164,6 +164,96 @@ def test_the_elasticache_token_is_a_presigned_connect_request_for_the_services_c
     assert query["X-Amz-Signature"] == _sigv4_signature("GET", netloc, path, params, CREDENTIALS.secret_key)
 
 
+class _CredentialsEndpoint:
+    """What a pod's SDK calls for credentials, on loopback: the EKS Pod Identity agent (GET, the
+    projected token as Authorization) or STS (AssumeRoleWithWebIdentity, the IRSA token in the form)."""
+
+    def __init__(self, access_key: str, token: str) -> None:
+        import http.server
+
+        self.requests: list[dict[str, Any]] = []
+        endpoint = self
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def _answer(self, status: int, body: str, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def do_GET(self) -> None:  # the Pod Identity agent
+                endpoint.requests.append({"path": self.path, "authorization": self.headers.get("Authorization")})
+                if self.headers.get("Authorization") != token:
+                    self._answer(401, "{}", "application/json")
+                    return
+                body = {"AccessKeyId": access_key, "SecretAccessKey": "s", "Token": "t", "Expiration": expiration}
+                self._answer(200, json.dumps(body), "application/json")
+
+            def do_POST(self) -> None:  # STS
+                form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                endpoint.requests.append(form)
+                if form.get("WebIdentityToken") != token:
+                    self._answer(403, "<ErrorResponse/>", "text/xml")
+                    return
+                self._answer(
+                    200,
+                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                    f"<AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>s</SecretAccessKey>"
+                    f"<SessionToken>t</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
+                    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                    "text/xml",
+                )
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("identity", ["irsa", "pod-identity"])
+def test_the_services_sign_their_tokens_with_the_pods_credentials_from_either_identity(
+    identity: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eks.workload_identity either way: what EKS puts into the pod (IRSA: a role ARN and a web identity token
+    file; Pod Identity: the agent's address and a token file), and the services' own code finds the
+    credentials and signs the database and cache tokens with them."""
+    token = tmp_path / "token"
+    token.write_text("projected-service-account-token", encoding="utf-8")
+    access_key = "ASIA" + identity.upper().replace("-", "")
+    endpoint = _CredentialsEndpoint(access_key, token.read_text(encoding="utf-8"))
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    if identity == "irsa":
+        monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/api")
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", endpoint.url)
+    else:
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"{endpoint.url}/v1/credentials")
+        monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", str(token))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    try:
+        cache = elasticache_token(cache_name="c", user="api-dev", region="us-west-2", serverless=True)
+        database = rds_token(host="db.example", port=5432, user="api", region="us-west-2")
+    finally:
+        endpoint.server.shutdown()
+    for signed in (cache, database):
+        assert f"X-Amz-Credential={access_key}%2F" in signed
+    # Asked (once per SDK session) with the pod's token: the agent in its Authorization header, STS in the form.
+    assert endpoint.requests
+    for request in endpoint.requests:
+        if identity == "irsa":
+            assert request["RoleArn"] == "arn:aws:iam::123456789012:role/api"
+        else:
+            assert request == {"path": "/v1/credentials", "authorization": "projected-service-account-token"}
+
+
 def test_a_token_is_made_again_before_its_fifteen_minutes_run_out() -> None:
     now = [0.0]
     made: list[int] = []

@@ -33,7 +33,8 @@ def _botocore_session() -> Any:
 
 
 def rds_token(*, host: str, port: int, user: str, region: str, client: Any | None = None) -> str:
-    """boto3's ``generate_db_auth_token`` with the pod's credentials (IRSA)."""
+    """boto3's ``generate_db_auth_token`` with the pod's credentials (IRSA or EKS Pod Identity: the SDK's
+    default chain finds either)."""
     if client is None:
         import boto3
 
@@ -54,7 +55,9 @@ def elasticache_token(
     if credentials is None:
         credentials = session.get_credentials()
         if credentials is None:
-            raise RuntimeError("no AWS credentials: the pod's service account has no IRSA role?")
+            raise RuntimeError(
+                "no AWS credentials: the pod's service account has no IRSA role or Pod Identity association?"
+            )
     params = {"Action": "connect", "User": user}
     if serverless:
         params["ResourceType"] = "ServerlessCache"

@@ -77,7 +77,7 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     """Aurora PostgreSQL as the service's own user. ``auth``: ``iam`` (the platform's: a token from
-    the pod's IRSA role) or ``password`` (local runs; empty password for trust auth)."""
+    the pod's role, through IRSA or EKS Pod Identity) or ``password`` (local runs; empty password for trust auth)."""
 
     host: str
     port: int
