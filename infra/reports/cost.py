@@ -10,7 +10,6 @@ limits). Prices come from ``prices.yaml`` (dated, with sources); volumes the tem
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -323,24 +322,30 @@ def _node_pools(templates: Mapping[str, Template]) -> list[dict[str, Any]]:
     )
 
 
+def manifest_documents(manifest: object) -> list[dict[str, Any]]:
+    """The documents of a KubernetesManifest's manifest: JSON text, or its ``Fn::Join`` of text and
+    deploy-time values (each read as the string "<deploy-time>")."""
+    if isinstance(manifest, dict) and "Fn::Join" in manifest:
+        text = "".join(p if isinstance(p, str) else "<deploy-time>" for p in manifest["Fn::Join"][1])
+    elif isinstance(manifest, str):
+        text = manifest
+    else:
+        return []
+    return [d for d in json.loads(text) if isinstance(d, dict)]
+
+
 def node_pools_in(manifests: Iterable[object]) -> list[dict[str, Any]]:
-    """The NodePools among KubernetesManifests' manifests (plain JSON: no deploy-time values)."""
-    return [
-        m
-        for text in manifests
-        if isinstance(text, str) and '"NodePool"' in text
-        for m in json.loads(text)
-        if m.get("kind") == "NodePool"
-    ]
+    """The NodePools among KubernetesManifests' manifests."""
+    return [d for manifest in manifests for d in manifest_documents(manifest) if d.get("kind") == "NodePool"]
 
 
 def _node_class_volume_gb(templates: Mapping[str, Template]) -> int:
     """The volumes of a Karpenter node (its EC2NodeClass's block devices), in GB."""
     for manifest in resources_of(templates, "Custom::AWSCDK-EKS-KubernetesResource"):
-        text = json.dumps(manifest.props.get("Manifest"))
-        sizes = re.findall(r'volumeSize\\+":\\+"(\d+)Gi', text)
-        if "EC2NodeClass" in text and sizes:
-            return sum(int(size) for size in sizes)
+        for document in manifest_documents(manifest.props.get("Manifest")):
+            if document.get("kind") == "EC2NodeClass":
+                volumes = document["spec"].get("blockDeviceMappings", [])
+                return sum(int(str(v["ebs"]["volumeSize"]).removesuffix("Gi")) for v in volumes) or 20
     return 20
 
 

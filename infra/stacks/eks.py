@@ -150,7 +150,6 @@ class EksStack(PlatformStack):
                 workload_security_group=workload_security_group,
                 user_values=addon_values.get(KARPENTER.name, {}),
                 alias_prefix=name_prefix,
-                retain=retain_data,
             )
             if eks_settings.karpenter is not None
             else None

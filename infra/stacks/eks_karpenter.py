@@ -96,7 +96,6 @@ class Karpenter(Construct):
         workload_security_group: ec2.ISecurityGroup,
         user_values: Mapping[str, Any],
         alias_prefix: str,
-        retain: bool,
     ) -> None:
         super().__init__(cast(Construct, stack), construct_id)
         self.stack = stack
@@ -104,7 +103,7 @@ class Karpenter(Construct):
         self.cluster = cast(eks.ICluster, stack.cluster)
         self.settings = settings
         self.node_role = self._node_role()
-        self.queue = self._interruption_queue(alias_prefix=alias_prefix, retain=retain)
+        self.queue = self._interruption_queue(alias_prefix=alias_prefix)
         self.controller_role = stack.pod_identity_role(
             "ControllerRole",
             namespace=KARPENTER.namespace,
@@ -142,11 +141,12 @@ class Karpenter(Construct):
         )
         return role
 
-    def _interruption_queue(self, *, alias_prefix: str, retain: bool) -> sqs.Queue:
+    def _interruption_queue(self, *, alias_prefix: str) -> sqs.Queue:
         """The queue EventBridge puts interruption events on, under a key of its own, TLS only; a message is
         worth nothing after the two-minute notice, so it is kept five minutes (Karpenter's template)."""
+        # Not retained with the stack, even in production: it protects events worth nothing after minutes.
         self.queue_key = EncryptionKey(
-            self, "QueueKey", alias_prefix=alias_prefix, purpose="karpenter-interruptions", retain=retain
+            self, "QueueKey", alias_prefix=alias_prefix, purpose="karpenter-interruptions", retain=False
         ).key
         # Messages Karpenter received five times without deleting them (it could not handle them): kept four
         # days for a look, and alarmed on (observability stack).
