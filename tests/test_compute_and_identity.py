@@ -90,6 +90,19 @@ def test_every_pod_identity_association_names_a_role_trusting_only_that_service_
             assert identity_of(template, role_id) == ("pod-identity", service_account)
 
 
+def test_switching_identity_restarts_the_helm_add_ons(env: Synthesized) -> None:
+    """A pod keeps the credentials it started with: the charts whose identity the setting decides carry an
+    annotation with Pod Identity only, so a switch either way changes their pod template."""
+    pod_identity = env.settings.eks.workload_identity == "pod-identity"
+    for release in ("aws-load-balancer-controller", "cluster-autoscaler"):
+        if release == "cluster-autoscaler" and env.settings.eks.autoscaling != "cluster-autoscaler":
+            continue
+        raw = _chart(env, release)["Properties"]["Values"]
+        text = raw if isinstance(raw, str) else "".join(p for p in raw["Fn::Join"][1] if isinstance(p, str))
+        annotated = '"cloud-ops/workload-identity":"pod-identity"' in text.replace(" ", "")
+        assert annotated == pod_identity, release
+
+
 def test_charts_wait_for_their_pod_identity_association(env: Synthesized) -> None:
     """EKS injects a pod's credentials' address when the pod starts: the association must exist by then."""
     template = env.template("eks")
@@ -132,6 +145,8 @@ def test_karpenter_is_told_its_cluster_and_queue_and_runs_as_its_service_account
     assert values["settings"]["clusterName"] == env.settings.stack_prefix
     assert values["settings"]["interruptionQueue"].startswith("<ref:KarpenterInterruptionQueue")
     assert values["serviceAccount"] == {"create": True, "name": "karpenter"}
+    # Its region: Pod Identity does not pass it, and IMDSv2 with one hop keeps pods from asking the node.
+    assert {"name": "AWS_REGION", "value": env.settings.region} in values["controller"]["env"]
     assert identity_of(env.template("eks"), "KarpenterControllerRole") == ("pod-identity", "kube-system:karpenter")
 
 
@@ -182,7 +197,11 @@ def test_the_controller_may_pass_only_its_nodes_role_and_read_only_its_queue(env
     assert statements["AllowInterruptionQueueActions"]["Resource"]["Fn::GetAtt"][0].startswith(
         "KarpenterInterruptionQueue"
     )
-    # No instance-profile management: the profile is made by the stack and named in the EC2NodeClass.
+    # Read any profile (deleting an EC2NodeClass looks up the one Karpenter would have made), manage none:
+    # the profile is made by the stack and named in the EC2NodeClass.
+    profile = statements["AllowInstanceProfileReadActions"]
+    assert profile["Action"] == "iam:GetInstanceProfile"
+    assert json.dumps(profile["Resource"]).endswith(':instance-profile/*"]]}')
     actions = {a for s in statements.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert not {"iam:CreateInstanceProfile", "iam:DeleteInstanceProfile", "iam:AddRoleToInstanceProfile"} & actions
     # Launching and ending: only what carries this cluster's tags.
@@ -227,6 +246,7 @@ def test_the_node_pool_is_the_settings(env: Synthesized) -> None:
         "consolidateAfter": karpenter.consolidate_after,
     }
     assert spec["template"]["spec"]["expireAfter"] == karpenter.expire_after
+    assert spec["template"]["spec"]["terminationGracePeriod"] == karpenter.termination_grace_period
     assert spec["template"]["spec"]["nodeClassRef"] == {
         "group": "karpenter.k8s.aws",
         "kind": "EC2NodeClass",
@@ -280,6 +300,7 @@ def test_the_karpenter_chart_renders_with_these_values(env: Synthesized, helm: H
     env_vars = {e["name"]: e.get("value") for e in container["env"]}
     assert env_vars["CLUSTER_NAME"] == env.settings.stack_prefix
     assert env_vars["INTERRUPTION_QUEUE"] == "queue-name"
+    assert env_vars["AWS_REGION"] == env.settings.region
     assert container["resources"] == KARPENTER.defaults["controller"]["resources"]
     (account,) = [d for d in documents if d["kind"] == "ServiceAccount"]
     assert account["metadata"]["name"] == "karpenter"

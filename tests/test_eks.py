@@ -492,6 +492,13 @@ def test_load_balancer_controller_service_account_carries_its_role(env: Synthesi
         (document,) = json.loads(manifest)
         assert document["kind"] == "ServiceAccount"
         assert "annotations" not in document["metadata"]
+        # The prune label KubernetesManifest selects its later applies by is still on it.
+        (resource,) = [
+            r
+            for r in resources(template, "Custom::AWSCDK-EKS-KubernetesResource").values()
+            if r["Properties"]["Manifest"] is manifest
+        ]
+        assert document["metadata"]["labels"][resource["Properties"]["PruneLabel"]] == ""
         (role_id,) = [r for r in resources(template, "AWS::IAM::Role") if r.startswith("AlbControlleralbsaRole")]
         assert associations(template)[role_id] == "kube-system:aws-load-balancer-controller"
         # Its IRSA trust's condition (a custom resource) is gone with the trust.

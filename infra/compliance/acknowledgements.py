@@ -281,9 +281,10 @@ def _karpenter(stack: EksStack, ledger: Ledger, eks_requires: str) -> None:
         "them requires the request tags kubernetes.io/cluster/<cluster>=owned and eks:eks-cluster-name=<cluster>, "
         "and tagging or ending them requires the same tags on the resource. Images, snapshots, subnets and "
         "security groups are what an instance is launched from; the EKS AMI ids come from AWS's public SSM "
-        "parameters under /aws/service/; Describe* (limited to this region by aws:RequestedRegion), "
-        "pricing:GetProducts, iam:ListInstanceProfiles and the zonal-shift read (conditioned on this cluster) "
-        "support no resource-level permissions."
+        "parameters under /aws/service/; iam:GetInstanceProfile (read-only) is upstream's scope, as Karpenter "
+        "looks up the profile it would have made itself when an EC2NodeClass is deleted; Describe* (limited to "
+        "this region by aws:RequestedRegion), pricing:GetProducts, iam:ListInstanceProfiles and the "
+        "zonal-shift read (conditioned on this cluster) support no resource-level permissions."
     )
     document = controller_policy(
         cluster=stack.cluster_name,
@@ -291,7 +292,6 @@ def _karpenter(stack: EksStack, ledger: Ledger, eks_requires: str) -> None:
         region="<AWS::Region>",
         account="<AWS::AccountId>",
         node_role_arn="",
-        instance_profile_arn="",
         queue_arn="",
         queue_key_arn="",
     )

@@ -50,6 +50,8 @@ ALL_CONTROL_PLANE_LOGS = [
 OIDC_ISSUER_OUTPUT = "OidcIssuer"
 CLOUDWATCH_OBSERVABILITY_ADDON = "amazon-cloudwatch-observability"
 CONTAINER_LOG_GROUPS = ("application", "dataplane", "host", "performance")
+# On the Helm add-ons' pods with Pod Identity: a switch of eks.workload_identity restarts them.
+WORKLOAD_IDENTITY_ANNOTATION = "cloud-ops/workload-identity"
 # The add-on's agent and Fluent Bit run as this service account.
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
@@ -319,6 +321,12 @@ class EksStack(PlatformStack):
             self.managed_addons[POD_IDENTITY_AGENT_ADDON] = self.pod_identity_agent
             self.managed_addons["aws-ebs-csi-driver"].node.add_dependency(self.pod_identity_agent)
 
+    def _identity_annotation(self) -> dict[str, Any]:
+        """Pod annotations of the Helm add-ons whose credentials eks.workload_identity decides: with Pod
+        Identity, one naming it, so that switching either way changes their pod template and restarts them
+        (a pod keeps the credentials it started with, which the switched trust no longer accepts)."""
+        return {"podAnnotations": {WORKLOAD_IDENTITY_ANNOTATION: "pod-identity"}} if self.pod_identity else {}
+
     @staticmethod
     def _addon_identity(role: iam.Role | None, account: str | None, *, pod_identity: bool) -> dict[str, Any]:
         """An EKS add-on's role: by its IRSA annotation, or by a Pod Identity association EKS makes."""
@@ -456,6 +464,7 @@ class EksStack(PlatformStack):
                 "awsRegion": self.region,
                 "image": {"tag": CLUSTER_AUTOSCALER_IMAGE[self.kubernetes_version]},
                 "rbac": {"serviceAccount": service_account},
+                **self._identity_annotation(),
             },
         )
         if self.pod_identity:
@@ -592,7 +601,7 @@ class EksStack(PlatformStack):
         }
         # Every AWS resource the controller creates carries the environment's tag: the load balancer
         # alarms (observability stack) watch only what carries it. A values file may add tags of its own.
-        owned = {"defaultTags": {LOAD_BALANCER_TAG: self.cluster_name}}
+        owned: dict[str, Any] = {"defaultTags": {LOAD_BALANCER_TAG: self.cluster_name}, **self._identity_annotation()}
         layered = layered_values(
             addon=ALB_CONTROLLER.name,
             defaults=ALB_CONTROLLER.defaults,
@@ -630,6 +639,8 @@ class EksStack(PlatformStack):
         # The IRSA trust's condition keys (a custom resource): unused now.
         account.node.try_remove_child("ConditionJson")
         manifest = account.node.find_child("manifest-alb-saServiceAccountResource")
+        # The labels KubernetesManifest gives it: its own, and the prune label its later applies select by.
+        labels = {"app.kubernetes.io/name": name, f"aws.cdk.eks/prune-{manifest.node.addr}": ""}
         cast(CfnResource, manifest.node.default_child).add_property_override(
             "Manifest",
             json.dumps(
@@ -637,7 +648,7 @@ class EksStack(PlatformStack):
                     {
                         "apiVersion": "v1",
                         "kind": "ServiceAccount",
-                        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}},
+                        "metadata": {"name": name, "namespace": namespace, "labels": labels},
                     }
                 ]
             ),

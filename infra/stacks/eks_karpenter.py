@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_events as events
@@ -198,7 +198,6 @@ class Karpenter(Construct):
                     region=Aws.REGION,
                     account=Aws.ACCOUNT_ID,
                     node_role_arn=self.node_role.role_arn,
-                    instance_profile_arn=self.instance_profile.attr_arn,
                     queue_arn=self.queue.queue_arn,
                     queue_key_arn=self.queue_key.key_arn,
                 )
@@ -223,6 +222,9 @@ class Karpenter(Construct):
         computed = {
             "settings": {"clusterName": stack.cluster_name, "interruptionQueue": self.queue.queue_name},
             "serviceAccount": {"create": True, "name": KARPENTER_SERVICE_ACCOUNT},
+            # Pod Identity passes credentials, not the region, and the nodes' IMDSv2 hop limit of 1 keeps pods
+            # from asking instance metadata for it: without it the controller exits at start.
+            "controller": {"env": [{"name": "AWS_REGION", "value": Stack.of(self).region}]},
         }
         controller = eks.HelmChart(
             self,
@@ -332,6 +334,7 @@ class Karpenter(Construct):
                                     "name": NODE_CLASS,
                                 },
                                 "expireAfter": settings.expire_after,
+                                "terminationGracePeriod": settings.termination_grace_period,
                             }
                         },
                         "limits": {"cpu": str(settings.max_vcpus), "memory": f"{settings.max_memory_gib}Gi"},
@@ -361,7 +364,6 @@ def controller_policy(
     region: str,
     account: str,
     node_role_arn: str,
-    instance_profile_arn: str,
     queue_arn: str,
     queue_key_arn: str,
 ) -> dict[str, Any]:
@@ -382,7 +384,13 @@ def controller_policy(
             ),
             # The garbage collector of instance profiles lists them whatever the EC2NodeClass says.
             _allow("AllowUnscopedInstanceProfileListAction", "iam:ListInstanceProfiles", "*"),
-            _allow("AllowInstanceProfileReadActions", "iam:GetInstanceProfile", instance_profile_arn),
+            # Upstream's scope: on deleting an EC2NodeClass Karpenter also looks up the profile it would have
+            # made itself (<cluster>_<hash>), and an AccessDenied there would hold the finalizer for ever.
+            _allow(
+                "AllowInstanceProfileReadActions",
+                "iam:GetInstanceProfile",
+                f"arn:{partition}:iam::{account}:instance-profile/*",
+            ),
             _allow("AllowAPIServerEndpointDiscovery", "eks:DescribeCluster", cluster_arn),
             _allow(
                 "AllowInterruptionQueueActions",

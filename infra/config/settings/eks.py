@@ -205,6 +205,16 @@ class KarpenterSettings(_Model):
             description=("Age at which a node is replaced (fresh AMI, patched kernel), e.g. 720h (30 days), or Never.")
         ),
     ] = "720h"
+    termination_grace_period: Annotated[
+        str,
+        Field(
+            description=(
+                "How long Karpenter lets a node's pods leave (PodDisruptionBudgets respected) before it ends the "
+                "node anyway, e.g. 1h: bounds how long one PodDisruptionBudget can hold up a consolidation, an "
+                "expiry or the environment's deletion."
+            )
+        ),
+    ] = "1h"
     ami_family: Annotated[
         Literal["al2023", "bottlerocket"],
         Field(description="The nodes' EKS-optimized AMI: al2023 (Amazon Linux 2023) or bottlerocket."),
@@ -267,6 +277,11 @@ class KarpenterSettings(_Model):
     @classmethod
     def _consolidate_after(cls, value: str) -> str:
         return _duration(value, "eks.karpenter.consolidate_after", never=False)
+
+    @field_validator("termination_grace_period")
+    @classmethod
+    def _termination_grace_period(cls, value: str) -> str:
+        return _duration(value, "eks.karpenter.termination_grace_period", never=False)
 
     @field_validator("expire_after")
     @classmethod
