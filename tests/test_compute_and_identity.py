@@ -394,3 +394,39 @@ def test_check_versions_asks_for_the_karpenter_charts_by_oci_reference() -> None
     assert KARPENTER.version == KARPENTER_CRD.version
     assert KARPENTER.repository == f"oci://public.ecr.aws/karpenter/{KARPENTER.chart}"
     assert KARPENTER_CRD.repository == f"oci://public.ecr.aws/karpenter/{KARPENTER_CRD.chart}"
+
+
+# --- Switching -----------------------------------------------------------------------------------------
+
+# What holds data or names: never replaced or deleted by a switch (ADR 0014's rule for day-two changes).
+HOLDS_DATA_OR_NAMES = (
+    "AWS::EKS::Cluster",
+    "AWS::EKS::Nodegroup",
+    "AWS::RDS::",
+    "AWS::ElastiCache::",
+    "AWS::Logs::LogGroup",
+    "AWS::ECR::Repository",
+    "AWS::SecretsManager::Secret",
+    "AWS::KMS::Key",
+)
+
+
+@pytest.mark.needs_synth("examples-live-pod-identity", "examples-live-karpenter-bottlerocket")
+def test_switching_autoscaling_and_identity_either_way_replaces_nothing_that_holds_data_or_names() -> None:
+    """The production example with the cluster autoscaler and Pod Identity, and with Karpenter and IRSA, each
+    deployed over the other (as CloudFormation would: tests/replacements.py): resources are added and
+    removed, none is replaced, and none that holds data or names goes but Karpenter's own queue key."""
+    from tests.conftest import subject
+    from tests.replacements import deploy_changes
+    from tests.subjects import synth
+
+    one, other = (
+        synth(subject(label)) for label in ("examples-live-pod-identity", "examples-live-karpenter-bottlerocket")
+    )
+    for before, after in ((one, other), (other, one)):
+        changes = deploy_changes(before.outdir, after.outdir)
+        assert not [c for c in changes if c.action == "replace"]
+        gone = [c for c in changes if c.action == "delete" and c.resource_type.startswith(HOLDS_DATA_OR_NAMES)]
+        assert [c.logical_id for c in gone if not c.logical_id.startswith("KarpenterQueueKey")] == []
+        # The cluster and its node group are updated in place at most (their sizes), never recreated.
+        assert not [c for c in changes if c.resource_type == "AWS::EKS::Cluster"]
