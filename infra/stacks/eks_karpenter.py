@@ -25,7 +25,7 @@ from constructs import Construct
 from infra.config.helm_values import layered_values
 from infra.config.settings import KarpenterSettings
 from infra.constructs.encryption_key import EncryptionKey
-from infra.stacks.eks_addons import KARPENTER, KARPENTER_CRD
+from infra.stacks.eks_addons import KARPENTER, KARPENTER_CRD, HelmAddon
 
 
 class Host(Protocol):
@@ -208,17 +208,7 @@ class Karpenter(Construct):
         """The CRD chart, then the controller's (its CRDs skipped: Helm never upgrades a chart's crds/, the
         separate chart does), each at the pinned version."""
         stack = self.stack
-        crds = eks.HelmChart(
-            self,
-            "CrdChart",
-            cluster=self.cluster,
-            chart=KARPENTER_CRD.chart,
-            repository=KARPENTER_CRD.repository,
-            version=KARPENTER_CRD.version,
-            namespace=KARPENTER_CRD.namespace,
-            release=KARPENTER_CRD.name,
-            wait=True,
-        )
+        crds = self._chart("CrdChart", KARPENTER_CRD)
         computed = {
             "settings": {"clusterName": stack.cluster_name, "interruptionQueue": self.queue.queue_name},
             "serviceAccount": {"create": True, "name": KARPENTER_SERVICE_ACCOUNT},
@@ -226,20 +216,13 @@ class Karpenter(Construct):
             # from asking instance metadata for it: without it the controller exits at start.
             "controller": {"env": [{"name": "AWS_REGION", "value": Stack.of(self).region}]},
         }
-        controller = eks.HelmChart(
-            self,
+        controller = self._chart(
             "Chart",
-            cluster=self.cluster,
-            chart=KARPENTER.chart,
-            repository=KARPENTER.repository,
-            version=KARPENTER.version,
-            namespace=KARPENTER.namespace,
-            release=KARPENTER.name,
+            KARPENTER,
             values=layered_values(
                 addon=KARPENTER.name, defaults=KARPENTER.defaults, user=user_values, computed=computed
             ),
             skip_crds=True,
-            wait=True,
         )
         # Its pods need nodes, DNS, credentials (the agent and the association exist before a pod starts:
         # EKS injects the credentials' address at pod creation) and the load balancer controller's webhook.
@@ -252,6 +235,24 @@ class Karpenter(Construct):
         )
         controller.node.add_dependency(stack.associations["ControllerRole"])
         return [crds, controller]
+
+    def _chart(
+        self, construct_id: str, addon: HelmAddon, *, values: Mapping[str, Any] | None = None, skip_crds: bool = False
+    ) -> eks.HelmChart:
+        """One of Karpenter's charts at its pinned version, its release named as the add-on."""
+        return eks.HelmChart(
+            self,
+            construct_id,
+            cluster=self.cluster,
+            chart=addon.chart,
+            repository=addon.repository,
+            version=addon.version,
+            namespace=addon.namespace,
+            release=addon.name,
+            values=dict(values) if values is not None else None,
+            skip_crds=skip_crds,
+            wait=True,
+        )
 
     def _node_class(self, subnet_ids: list[str], workload_security_group: ec2.ISecurityGroup) -> eks.KubernetesManifest:
         """The EC2NodeClass: the AMI alias, the private subnets and the node groups' security groups by id,
