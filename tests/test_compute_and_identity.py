@@ -389,6 +389,18 @@ def test_an_inconsistent_compute_or_identity_setting_is_named(
         _load(tmp_path, "sandbox", {**edit, "eks.node_group.min_size": edit.get("eks.node_group.min_size", 2)})
 
 
+def test_every_kubernetes_version_the_settings_accept_is_one_karpenter_supports() -> None:
+    from infra.config.settings import EKS_STANDARD_SUPPORT
+    from infra.stacks.eks_addons import KARPENTER_KUBERNETES
+
+    def minor(version: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in version.split("."))
+
+    oldest, newest = (minor(v) for v in KARPENTER_KUBERNETES)
+    for version in EKS_STANDARD_SUPPORT:
+        assert oldest <= minor(version) <= newest, f"Karpenter {KARPENTER.version} does not support {version}"
+
+
 def test_check_versions_asks_for_the_karpenter_charts_by_oci_reference() -> None:
     """`make check-versions` (tests/test_versions.py) asks ECR Public for both pinned charts: the same version."""
     assert KARPENTER.version == KARPENTER_CRD.version

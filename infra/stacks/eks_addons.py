@@ -191,6 +191,9 @@ ALB_CONTROLLER = HelmAddon(
 # newer). Its CRDs come from the separate karpenter-crd chart at the same version (Helm installs a chart's
 # crds/ once and never upgrades them; Karpenter's upgrade guide recommends the CRD chart).
 KARPENTER_VERSION = "1.14.1"
+# The Kubernetes minors that release supports (its compatibility matrix): every minor the settings accept
+# must be inside, or Karpenter is bumped first (a test checks it).
+KARPENTER_KUBERNETES = ("1.26", "1.36")
 KARPENTER = HelmAddon(
     name="karpenter",
     chart="karpenter",
