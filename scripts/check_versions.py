@@ -8,8 +8,11 @@
   from Amazon ECR Public): `helm show chart --repo <repository> <chart> --version <pin>` (an OCI chart:
   `helm show chart oci://<registry>/<chart> --version <pin>`) must find the pinned version (no
   credentials needed).
+- Karpenter's pinned AMI release (an environment's `eks.karpenter.ami_version`, not `latest`): `aws ssm
+  get-parameter` of the public parameter Karpenter resolves it by, in each of the environment's regions.
 
-Needs the AWS CLI with credentials that may call eks:DescribeAddonVersions (read-only), and helm.
+Needs the AWS CLI with credentials that may call eks:DescribeAddonVersions and ssm:GetParameter (read-only),
+and helm.
 Exit 0: every pin exists; 1: a pin does not; 2: the check could not run (no credentials, no tool).
 Run on a schedule by .github/workflows/infra-ci.yml when a read-only role is configured.
 """
@@ -22,6 +25,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 Run = Callable[[Sequence[str]], str]
@@ -48,8 +52,32 @@ def addon_problems(minor: str, name: str, pinned: str | None, describe: str) -> 
     return [], f"{minor} {name}: {pinned} ok (default {default})"
 
 
-def check(run_command: Run = run) -> tuple[list[str], list[str]]:
+def ami_problems(project: Any, run_command: Run) -> tuple[list[str], list[str]]:
+    """Each environment's pinned Karpenter AMI release (eks.karpenter.ami_version), asked of SSM in each of
+    its regions for its Kubernetes minor: Karpenter never becomes Ready with a release that is not there."""
+    problems: list[str] = []
+    report: list[str] = []
+    for environment in project.environment_names():
+        settings = project.settings(environment)
+        karpenter = settings.eks.karpenter
+        parameter = karpenter.ami_parameter(settings.eks.kubernetes_version) if karpenter else None
+        if karpenter is None or parameter is None:
+            continue
+        for region in settings.all_regions:
+            try:
+                run_command(["aws", "ssm", "get-parameter", "--name", parameter, "--region", region])
+                report.append(f"{environment} {region} AMI {karpenter.ami_alias}: ok")
+            except subprocess.CalledProcessError:
+                problems.append(
+                    f"{environment}: eks.karpenter.ami_version {karpenter.ami_version!r} has no {karpenter.ami_family} "
+                    f"AMI for Kubernetes {settings.eks.kubernetes_version} in {region} ({parameter})"
+                )
+    return problems, report
+
+
+def check(run_command: Run = run, project: Any = None) -> tuple[list[str], list[str]]:
     sys.path.insert(0, str(ROOT))
+    from infra.config.project import REPOSITORY
     from infra.stacks.eks_addons import EKS_MANAGED_ADDONS, HELM_ADDONS, KARPENTER_CRD
 
     problems: list[str] = []
@@ -72,7 +100,8 @@ def check(run_command: Run = run) -> tuple[list[str], list[str]]:
             report.append(f"chart {chart.chart} {chart.version}: ok")
         except subprocess.CalledProcessError:
             problems.append(f"chart {chart.chart} {chart.version} not found in {chart.repository}")
-    return problems, report
+    found, lines = ami_problems(project or REPOSITORY, run_command)
+    return problems + found, report + lines
 
 
 def main() -> int:

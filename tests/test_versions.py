@@ -49,11 +49,13 @@ def test_every_pin_and_chart_is_asked_about() -> None:
             if "metrics-server" in command:
                 raise subprocess.CalledProcessError(1, list(command))
             return "apiVersion: v2\n"
+        if command[:2] == ["aws", "ssm"]:  # a pinned Karpenter AMI of the user's settings, if any
+            return ""
         minor, name = command[command.index("--kubernetes-version") + 1], command[-1]
         return _describe(EKS_MANAGED_ADDONS[minor][name] or "v0.0.0-eksbuild.1")
 
     problems, report = check(fake)
-    aws = [c for c in asked if c[0] == "aws"]
+    aws = [c for c in asked if c[:2] == ["aws", "eks"]]
     assert len(aws) == sum(len(a) for a in EKS_MANAGED_ADDONS.values())
     helm = [c for c in asked if c[0] == "helm"]
     assert [c[4] for c in helm if c[3] == "--repo"] == [
@@ -160,3 +162,79 @@ def test_upgrade_readiness_needs_a_known_environment() -> None:
     from scripts.upgrade_readiness import main
 
     assert main(["nosuchenv"]) == 2
+
+
+def test_a_pinned_karpenter_ami_release_is_asked_of_ssm_in_every_region(tmp_path: Any) -> None:
+    """An environment with Karpenter on a pinned release: SSM is asked for the parameter Karpenter resolves it
+    by (per region of the environment, for its Kubernetes minor); one it lacks is a problem."""
+    from tests.projects import EXAMPLES, edited_copy
+
+    project = edited_copy(
+        EXAMPLES,
+        tmp_path / "project",
+        {
+            "live": {
+                "regions": ["us-east-1", "us-west-2"],
+                "github": {"deploy_runs_on": ["self-hosted", "linux", "acme-live-{region}"]},
+                "eks": {
+                    "autoscaling": "karpenter",
+                    "karpenter": {
+                        "instance_families": ["m7i"],
+                        "instance_sizes": ["xlarge"],
+                        "max_vcpus": 64,
+                        "max_memory_gib": 256,
+                        "ami_family": "bottlerocket",
+                        "ami_version": "v1.50.0",
+                    },
+                },
+            },
+            "sandbox": {
+                "eks": {
+                    "autoscaling": "karpenter",
+                    "node_group": {"min_size": 2},
+                    "karpenter": {
+                        "instance_families": ["m7i"],
+                        "instance_sizes": ["large"],
+                        "max_vcpus": 8,
+                        "max_memory_gib": 32,
+                    },
+                }
+            },
+        },
+    )
+    asked: list[list[str]] = []
+
+    def fake(command: Sequence[str]) -> str:
+        asked.append(list(command))
+        if command[:3] == ["aws", "ssm", "get-parameter"] and command[-1] == "us-west-2":
+            raise subprocess.CalledProcessError(1, list(command))
+        if command[0] == "aws" and command[1] == "eks":
+            minor, name = command[command.index("--kubernetes-version") + 1], command[-1]
+            return _describe(EKS_MANAGED_ADDONS[minor][name] or "v0.0.0-eksbuild.1")
+        return ""
+
+    problems, _ = check(fake, project)
+    version = project.settings("live").eks.kubernetes_version
+    parameter = f"/aws/service/bottlerocket/aws-k8s-{version}/x86_64/1.50.0/image_id"
+    # Only the pinned release (the sandbox's is latest), in each of the live environment's regions.
+    assert [c for c in asked if c[:2] == ["aws", "ssm"]] == [
+        ["aws", "ssm", "get-parameter", "--name", parameter, "--region", region]
+        for region in ("us-east-1", "us-west-2")
+    ]
+    assert problems == [
+        f"live: eks.karpenter.ami_version 'v1.50.0' has no bottlerocket AMI for Kubernetes {version} in us-west-2 "
+        f"({parameter})"
+    ]
+
+
+def test_the_al2023_release_parameter_is_the_one_karpenter_resolves() -> None:
+    from infra.config.settings import KarpenterSettings
+
+    settings = KarpenterSettings(
+        instance_families=["m7i"], instance_sizes=["large"], max_vcpus=8, max_memory_gib=32, ami_version="v20251120"
+    )
+    assert settings.ami_parameter("1.35") == (
+        "/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/"
+        "amazon-eks-node-al2023-x86_64-standard-1.35-v20251120/image_id"
+    )
+    assert settings.model_copy(update={"ami_version": "latest"}).ami_parameter("1.35") is None

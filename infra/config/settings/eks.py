@@ -304,6 +304,19 @@ class KarpenterSettings(_Model):
         """Every family.size the NodePool admits (what the region checks and the cost report read)."""
         return [f"{family}.{size}" for family in self.instance_families for size in self.instance_sizes]
 
+    def ami_parameter(self, kubernetes_version: str) -> str | None:
+        """The public SSM parameter of the pinned AMI release for ``kubernetes_version`` (amd64, standard), as
+        Karpenter 1.14 resolves the alias (pkg/providers/amifamily); None for ``latest``."""
+        if self.ami_version == "latest":
+            return None
+        if self.ami_family == "al2023":
+            name = f"amazon-eks-node-al2023-x86_64-standard-{kubernetes_version}-{self.ami_version}"
+            return (
+                f"/aws/service/eks/optimized-ami/{kubernetes_version}/amazon-linux-2023/x86_64/standard/{name}/image_id"
+            )
+        release = self.ami_version.removeprefix("v")
+        return f"/aws/service/bottlerocket/aws-k8s-{kubernetes_version}/x86_64/{release}/image_id"
+
     @property
     def ami_alias(self) -> str:
         """The EC2NodeClass's amiSelectorTerms alias: <family>@<version>."""
