@@ -115,6 +115,17 @@ def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return found[0]
 
 
+def helm_release(template: dict[str, Any], release: str) -> tuple[str, dict[str, Any]]:
+    """The one Helm chart custom resource of ``release`` in an EKS stack's template: its logical id and body."""
+    found = [
+        (logical_id, chart)
+        for logical_id, chart in resources(template, "Custom::AWSCDK-EKS-HelmChart").items()
+        if chart["Properties"]["Release"] == release
+    ]
+    assert len(found) == 1, f"expected one Helm release {release}, found {len(found)}"
+    return found[0]
+
+
 @dataclass
 class ServiceLogGroupCalls:
     """The Logs API calls of one ``ServiceLogGroup`` (three ``Custom::AWS`` resources), read back."""

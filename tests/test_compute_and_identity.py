@@ -17,7 +17,7 @@ from infra.stacks.eks_karpenter import INTERRUPTION_EVENTS
 from tests.helm import Helm
 from tests.identity import associations, identity_of
 from tests.projects import example_settings, nested
-from tests.synth import Synthesized, resources
+from tests.synth import Synthesized, helm_release, resources
 
 
 def _karpenter(env: Synthesized) -> Any:
@@ -48,12 +48,7 @@ def _referenced(value: dict[str, Any]) -> str:
 
 
 def _chart(env: Synthesized, release: str) -> dict[str, Any]:
-    (chart,) = [
-        r
-        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart").values()
-        if r["Properties"]["Release"] == release
-    ]
-    return chart
+    return helm_release(env.template("eks"), release)[1]
 
 
 # --- EKS Pod Identity ---------------------------------------------------------------------------------
@@ -126,14 +121,13 @@ def test_charts_wait_for_their_pod_identity_association(env: Synthesized) -> Non
 def test_karpenter_charts_are_pinned_crds_first(env: Synthesized) -> None:
     if _karpenter(env) is None:
         return
-    crds, controller = _chart(env, KARPENTER_CRD.name), _chart(env, KARPENTER.name)
+    (crd_id, crds), controller = helm_release(env.template("eks"), KARPENTER_CRD.name), _chart(env, KARPENTER.name)
     for chart, addon in ((crds, KARPENTER_CRD), (controller, KARPENTER)):
         assert chart["Properties"]["Repository"] == addon.repository
         assert chart["Properties"]["Version"] == addon.version
         assert chart["Properties"]["Namespace"] == "kube-system"
     # The controller's chart leaves its crds/ alone: the CRD chart owns them and Helm upgrades them there.
     assert controller["Properties"]["SkipCrds"] is True
-    crd_id = next(k for k, v in resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart").items() if v is crds)
     assert crd_id in controller["DependsOn"]
 
 
@@ -275,7 +269,8 @@ def test_the_node_class_runs_imdsv2_one_hop_encrypted_volumes_in_the_private_sub
     assert all("privateSubnet" in term["id"] for term in spec["subnetSelectorTerms"])
     # Deleted before the charts and the nodes' access (its finalizer waits for Karpenter to end the nodes).
     depends = found["resource"]["DependsOn"]
-    assert any(d.startswith("KarpenterChart") for d in depends)
+    for release in (KARPENTER.name, KARPENTER_CRD.name):
+        assert helm_release(env.template("eks"), release)[0] in depends
     assert any(d.startswith("KarpenterNodeAccess") for d in depends)
 
 

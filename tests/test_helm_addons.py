@@ -21,7 +21,7 @@ from infra.stacks.eks_addons import (
     eks_image_repository,
 )
 from tests.projects import EXAMPLES, settings_of
-from tests.synth import Synthesized, resources
+from tests.synth import Synthesized, helm_release, resources
 
 
 def _user_values(env: Synthesized, addon: str) -> dict[str, Any]:
@@ -30,13 +30,7 @@ def _user_values(env: Synthesized, addon: str) -> dict[str, Any]:
 
 
 def _chart(env: Synthesized, release: str) -> dict[str, Any]:
-    charts = [
-        r
-        for r in resources(env.template("eks"), "Custom::AWSCDK-EKS-HelmChart").values()
-        if r["Properties"]["Release"] == release
-    ]
-    assert len(charts) == 1
-    return charts[0]
+    return helm_release(env.template("eks"), release)[1]
 
 
 def test_metrics_server_chart_is_pinned_in_kube_system(env: Synthesized) -> None:

@@ -506,8 +506,14 @@ class EksStack(PlatformStack):
         return Fn.get_stack_output(self.stack_name, OIDC_ISSUER_OUTPUT)
 
     def add_helm_addon(
-        self, addon: HelmAddon, *, user_values: Mapping[str, Any], computed: Mapping[str, Any]
+        self,
+        addon: HelmAddon,
+        *,
+        user_values: Mapping[str, Any],
+        computed: Mapping[str, Any],
+        skip_crds: bool = False,
     ) -> eks.HelmChart:
+        """The add-on's chart at its pinned version, released under its name, with its layered values."""
         chart = self.cluster.add_helm_chart(
             addon.name,
             chart=addon.chart,
@@ -516,6 +522,7 @@ class EksStack(PlatformStack):
             namespace=addon.namespace,
             release=addon.name,
             values=layered_values(addon=addon.name, defaults=addon.defaults, user=user_values, computed=computed),
+            skip_crds=skip_crds,
             wait=True,
         )
         # Charts go in once their pods can run and resolve names (nodes, CoreDNS), and once the load

@@ -22,7 +22,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config.helm_values import layered_values
 from infra.config.settings import KarpenterSettings
 from infra.constructs.encryption_key import EncryptionKey
 from infra.stacks.eks_addons import KARPENTER, KARPENTER_CRD, HelmAddon
@@ -33,11 +32,17 @@ class Host(Protocol):
 
     cluster: eks.Cluster
     cluster_name: str
-    nodegroup: eks.Nodegroup
-    managed_addons: dict[str, eks.CfnAddon]
-    alb_controller: eks.AlbController
     pod_identity_agent: eks.CfnAddon | None
     associations: dict[str, eks.CfnPodIdentityAssociation]
+
+    def add_helm_addon(
+        self,
+        addon: HelmAddon,
+        *,
+        user_values: Mapping[str, Any],
+        computed: Mapping[str, Any],
+        skip_crds: bool = False,
+    ) -> eks.HelmChart: ...
 
     def pod_identity_role(
         self,
@@ -206,9 +211,10 @@ class Karpenter(Construct):
 
     def _charts(self, user_values: Mapping[str, Any]) -> list[eks.HelmChart]:
         """The CRD chart, then the controller's (its CRDs skipped: Helm never upgrades a chart's crds/, the
-        separate chart does), each at the pinned version."""
+        separate chart does), each at the pinned version, as the EKS stack installs its Helm add-ons (after
+        the nodes, CoreDNS and the load balancer controller's webhook)."""
         stack = self.stack
-        crds = self._chart("CrdChart", KARPENTER_CRD)
+        crds = stack.add_helm_addon(KARPENTER_CRD, user_values={}, computed={})
         computed = {
             "settings": {"clusterName": stack.cluster_name, "interruptionQueue": self.queue.queue_name},
             "serviceAccount": {"create": True, "name": KARPENTER_SERVICE_ACCOUNT},
@@ -216,43 +222,13 @@ class Karpenter(Construct):
             # from asking instance metadata for it: without it the controller exits at start.
             "controller": {"env": [{"name": "AWS_REGION", "value": Stack.of(self).region}]},
         }
-        controller = self._chart(
-            "Chart",
-            KARPENTER,
-            values=layered_values(
-                addon=KARPENTER.name, defaults=KARPENTER.defaults, user=user_values, computed=computed
-            ),
-            skip_crds=True,
-        )
-        # Its pods need nodes, DNS, credentials (the agent and the association exist before a pod starts:
-        # EKS injects the credentials' address at pod creation) and the load balancer controller's webhook.
+        controller = stack.add_helm_addon(KARPENTER, user_values=user_values, computed=computed, skip_crds=True)
+        # Its pods need credentials: the agent and the association exist before a pod starts (EKS injects the
+        # credentials' address at pod creation).
         controller.node.add_dependency(
-            crds,
-            stack.nodegroup,
-            stack.managed_addons["coredns"],
-            stack.alb_controller,
-            cast(eks.CfnAddon, stack.pod_identity_agent),
+            crds, cast(eks.CfnAddon, stack.pod_identity_agent), stack.associations["ControllerRole"]
         )
-        controller.node.add_dependency(stack.associations["ControllerRole"])
         return [crds, controller]
-
-    def _chart(
-        self, construct_id: str, addon: HelmAddon, *, values: Mapping[str, Any] | None = None, skip_crds: bool = False
-    ) -> eks.HelmChart:
-        """One of Karpenter's charts at its pinned version, its release named as the add-on."""
-        return eks.HelmChart(
-            self,
-            construct_id,
-            cluster=self.cluster,
-            chart=addon.chart,
-            repository=addon.repository,
-            version=addon.version,
-            namespace=addon.namespace,
-            release=addon.name,
-            values=dict(values) if values is not None else None,
-            skip_crds=skip_crds,
-            wait=True,
-        )
 
     def _node_class(self, subnet_ids: list[str], workload_security_group: ec2.ISecurityGroup) -> eks.KubernetesManifest:
         """The EC2NodeClass: the AMI alias, the private subnets and the node groups' security groups by id,
@@ -285,7 +261,7 @@ class Karpenter(Construct):
                         "subnetSelectorTerms": [{"id": subnet} for subnet in subnet_ids],
                         "securityGroupSelectorTerms": [
                             {"id": workload_security_group.security_group_id},
-                            {"id": self.stack.cluster.cluster_security_group_id},
+                            {"id": self.cluster.cluster_security_group_id},
                         ],
                         # IMDSv2 only, one hop: containers cannot borrow the node role.
                         "metadataOptions": {

@@ -80,6 +80,7 @@ class ServicesStack(PlatformStack):
             cache_user_prefix=cache.valkey.user_arn(""),
         )
         platform = PlatformConfig(region=self.region, database=database, cache=cache)
+        cluster_name = cluster.cluster_name
         for service in services:
             namespace = namespace_of(service.name, environment_name)
             role = self._role(service.name, namespace, trust)
@@ -88,7 +89,7 @@ class ServicesStack(PlatformStack):
                 eks.CfnPodIdentityAssociation(
                     self,
                     f"Association-{service.name}",
-                    cluster_name=cluster.cluster_name,
+                    cluster_name=cluster_name,
                     namespace=namespace,
                     service_account=service.name,
                     role_arn=role_arn,
@@ -146,8 +147,10 @@ class ServicesStack(PlatformStack):
 
     @staticmethod
     def _pod_identity_trust(cluster: eks.Cluster) -> Callable[[str, str], dict[str, Any]]:
+        cluster_arn = cluster.cluster_arn  # one jsii call for the stack, not one per service
+
         def trust(service: str, namespace: str) -> dict[str, Any]:
-            return pod_identity_trust(cluster_arn=cluster.cluster_arn, namespace=namespace, service_account=service)
+            return pod_identity_trust(cluster_arn=cluster_arn, namespace=namespace, service_account=service)
 
         return trust
 

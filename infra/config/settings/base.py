@@ -42,13 +42,17 @@ LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
 PRODUCTION_LOG_RETENTION_DAYS = 365
 
 
+def _distinct(value: list[str], what: str) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError(f"must not list the same {what} twice")
+    return value
+
+
 def _distinct_members(value: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
     for item in value:
         if item not in allowed:
             raise ValueError(f"unknown {what} {item!r}; allowed: {', '.join(allowed)}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"must not list the same {what} twice")
-    return value
+    return _distinct(value, what)
 
 
 class SettingsError(Exception):

@@ -7,9 +7,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from infra.config.settings.base import LogRetentionDays, _Model
+from infra.config.settings.base import LogRetentionDays, _distinct, _Model
 
 # EKS standard support windows (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html,
 # checked 2026-11-26). A version outside standard support costs extended-support fees and, once that
@@ -130,13 +130,6 @@ _GRAVITON_FAMILY = re.compile(r"[a-z]+\d+g[a-z]*")
 _DURATION = re.compile(r"(\d+h)?(\d+m)?(\d+s)?")
 
 
-def _duration(value: str, setting: str, *, never: bool) -> str:
-    if (never and value == "Never") or (value and _DURATION.fullmatch(value) and value != "0s"):
-        return value
-    allowed = "a duration such as 30s, 5m or 720h" + (", or Never" if never else "")
-    raise ValueError(f"{setting} = {value!r} is not {allowed}")
-
-
 class KarpenterSettings(_Model):
     """Karpenter's NodePool and EC2NodeClass (eks.autoscaling: karpenter): which instances it may launch,
     how much in all, how it consolidates and replaces them, and their AMI and volume."""
@@ -252,9 +245,7 @@ class KarpenterSettings(_Model):
                     f"{family!r} is a Graviton (arm64) family; Karpenter's nodes here are amd64 (the services' "
                     "images are built for amd64); allowed: amd64 families such as m7i, m6a, c7i, r7i"
                 )
-        if len(set(value)) != len(value):
-            raise ValueError("must not list the same family twice")
-        return value
+        return _distinct(value, "family")
 
     @field_validator("instance_sizes")
     @classmethod
@@ -262,31 +253,21 @@ class KarpenterSettings(_Model):
         for size in value:
             if not re.fullmatch(r"nano|micro|small|medium|large|\d*xlarge|metal(-\d+xl)?", size):
                 raise ValueError(f"{size!r} is not an EC2 instance size such as large, xlarge or 2xlarge")
-        if len(set(value)) != len(value):
-            raise ValueError("must not list the same size twice")
-        return value
+        return _distinct(value, "size")
 
     @field_validator("capacity_types")
     @classmethod
     def _capacity_types(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("must not list the same capacity type twice")
-        return value
+        return _distinct(value, "capacity type")
 
-    @field_validator("consolidate_after")
+    @field_validator("consolidate_after", "termination_grace_period", "expire_after")
     @classmethod
-    def _consolidate_after(cls, value: str) -> str:
-        return _duration(value, "eks.karpenter.consolidate_after", never=False)
-
-    @field_validator("termination_grace_period")
-    @classmethod
-    def _termination_grace_period(cls, value: str) -> str:
-        return _duration(value, "eks.karpenter.termination_grace_period", never=False)
-
-    @field_validator("expire_after")
-    @classmethod
-    def _expire_after(cls, value: str) -> str:
-        return _duration(value, "eks.karpenter.expire_after", never=True)
+    def _duration(cls, value: str, info: ValidationInfo) -> str:
+        never = info.field_name == "expire_after"  # the only one a node may do without
+        if (never and value == "Never") or (value and _DURATION.fullmatch(value) and value != "0s"):
+            return value
+        allowed = "a duration such as 30s, 5m or 720h" + (", or Never" if never else "")
+        raise ValueError(f"eks.karpenter.{info.field_name} = {value!r} is not {allowed}")
 
     @model_validator(mode="after")
     def _ami_version(self) -> KarpenterSettings:

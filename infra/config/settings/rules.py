@@ -99,8 +99,10 @@ def types_offered_in_every_region(s: Settings) -> None:
         if why:
             raise ValueError(f"setting '{setting}': {why}")
     karpenter = s.eks.karpenter
-    for family in karpenter.instance_families if karpenter else []:
-        why = family_unavailable(family, karpenter.instance_sizes if karpenter else [], s.all_regions)
+    if karpenter is None:
+        return
+    for family in karpenter.instance_families:
+        why = family_unavailable(family, karpenter.instance_sizes, s.all_regions)
         if why:
             raise ValueError(f"setting 'eks.karpenter.instance_families': {why}")
 
