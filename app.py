@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra import validation_engine
+from infra import jsii_node, validation_engine
 from infra.config import SettingsError, load_settings
 from infra.config.helm_values import check_service_values
 from infra.config.project import REPOSITORY, Project
@@ -127,8 +127,8 @@ def main(app: App | None = None) -> int:
 
 
 def run_from_cli() -> None:
-    """``python app.py`` as the CDK CLI runs it: main(), then an exit that does not wait for the jsii
-    runtime's own teardown.
+    """``python app.py`` as the CDK CLI runs it: the jsii runtime's Node.js flags (infra/jsii_node.py),
+    main(), then an exit that does not wait for the jsii runtime's own teardown.
 
     When main() returns, the cloud assembly and the reports are written and closed; what is left is
     the jsii runtime's exit (its Node.js processes free a heap of several hundred MB that holds the
@@ -137,6 +137,7 @@ def run_from_cli() -> None:
     of the runtime that the jsii package writes for Python goes into a scratch directory of this run
     (``tempfile.tempdir``), removed here. An exception leaves through the normal exit instead.
     """
+    jsii_node.configure()
     scratch = tempfile.mkdtemp(prefix="cloud-ops-synth-")
     tempfile.tempdir = scratch
     # Registered before the jsii runtime starts: on a normal exit it runs after the runtime's own stop.

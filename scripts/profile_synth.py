@@ -62,6 +62,10 @@ def profile(environment: str, outdir: Path, settings_dir: Path | None = None) ->
         {"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir), "CDK_PERF_COUNTERS_FILE": str(counters)}
     )
     sys.path.insert(0, str(ROOT))
+    # The runtime's Node.js flags, as app.py sets them.
+    from infra import jsii_node
+
+    jsii_node.configure()
 
     def timed(phase: str, module: Any = None, name: str = "") -> Any:
         """A context for a block, or a wrapper around ``module.name`` adding to ``phase``."""

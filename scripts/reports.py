@@ -23,6 +23,9 @@ def main(project_root: Path = ROOT, synth: Callable[[Any], int] | None = None) -
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    from infra import jsii_node
+
+    jsii_node.configure()
     from aws_cdk import App
 
     from infra.config.project import Project, cdk_json_context

@@ -5,6 +5,8 @@
   user has (a module-level jsii call added to any module it imports would break this).
 - the engine registered by app.py is CDK's own check, not an extra or a lesser one: the CLI form's
   validation report names the same plugin (tests/test_deploy_path.py runs that form).
+- the jsii runtime (its wrapper and the kernel it starts) runs with the Node.js flags of
+  infra/jsii_node.py, in ``cdk synth`` (app.py) and in this suite, on the Node.js it would have run.
 """
 
 from __future__ import annotations
@@ -13,8 +15,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
+import pytest
+
+import app
+from infra import jsii_node
 from infra.config.project import REPOSITORY
 from tests.synth import ROOT
 
@@ -63,3 +71,71 @@ def test_no_engine_is_started_when_the_cli_turns_validation_off() -> None:
     result = _run(code, CDK_VALIDATION="false")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "True"
+
+
+def _node_processes(pid: int) -> list[list[str]]:
+    """The command lines of ``pid`` and of its children (Linux's /proc)."""
+    lines = [Path(f"/proc/{pid}/cmdline").read_text(encoding="utf-8").rstrip("\0").split("\0")]
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="utf-8").split():
+        lines += _node_processes(int(child))
+    return lines
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the runtime's command line from /proc")
+def test_the_suites_jsii_runtime_runs_with_the_apps_node_flags() -> None:
+    import aws_cdk  # noqa: F401  (the runtime runs from the first import on)
+    import jsii._runtime
+
+    wrapper = jsii._runtime.kernel.provider._process._process  # type: ignore[attr-defined]
+    processes = _node_processes(wrapper.pid)
+    # The wrapper, and the kernel it starts with its own flags (process.execArgv).
+    assert [p for p in processes if p[-1].endswith("program.js")], processes
+    # jsii_node.FLAGS unless CLOUD_OPS_JSII_NODE_FLAGS says otherwise.
+    flags = os.environ["CLOUD_OPS_JSII_NODE_FLAGS"].split()
+    for command in processes:
+        assert command[1 : 1 + len(flags)] == flags, command
+        assert "--max-old-space-size=4069" in command, command
+
+
+def test_the_launcher_starts_the_node_jsii_would_have_started_with_the_flags(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("JSII_NODE", "CLOUD_OPS_JSII_NODE"))}
+    # A Node.js of the user's own (JSII_NODE), standing in for a real one: prints what it was given.
+    node = tmp_path / "node"
+    node.write_text('#!/bin/sh\necho "$@"\n', encoding="utf-8")
+    node.chmod(0o755)
+    environ["JSII_NODE"] = str(node)
+    jsii_node.configure(environ)
+    assert environ["JSII_NODE"] == str(jsii_node.LAUNCHER)
+    again = dict(environ)
+    jsii_node.configure(again)  # a process started by a configured one
+    assert again == environ
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", "runtime.js"]
+    ran = subprocess.run(command, env=environ, capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == [*jsii_node.FLAGS.split(), "--max-old-space-size=4069", "runtime.js"]
+    # Other flags, or none, by CLOUD_OPS_JSII_NODE_FLAGS.
+    no_flags = {**environ, "CLOUD_OPS_JSII_NODE_FLAGS": ""}
+    ran = subprocess.run(command, env=no_flags, capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == ["--max-old-space-size=4069", "runtime.js"]
+
+
+def test_cdk_synth_configures_the_runtime_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JSII_NODE", raising=False)
+    monkeypatch.delenv("CLOUD_OPS_JSII_NODE", raising=False)
+    monkeypatch.delenv("CLOUD_OPS_JSII_NODE_FLAGS", raising=False)
+    seen: dict[str, str] = {}
+
+    def main() -> int:
+        seen.update(os.environ)
+        return 0
+
+    def leave(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(app, "main", main)
+    monkeypatch.setattr(os, "_exit", leave)
+    # run_from_cli points tempfile at a scratch directory it removes: put it back afterwards.
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    with pytest.raises(SystemExit):
+        app.run_from_cli()
+    assert seen["JSII_NODE"] == str(jsii_node.LAUNCHER)
+    assert seen["CLOUD_OPS_JSII_NODE_FLAGS"] == jsii_node.FLAGS

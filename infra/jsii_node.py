@@ -1,0 +1,36 @@
+"""The Node.js flags of the app's jsii runtime: V8's garbage collector and WebAssembly compiler on
+the runtime's own thread.
+
+Every aws-cdk-lib call from Python runs in a Node.js process (jsii's runtime), and so does CDK's
+template validation, a WebAssembly engine that every synth starts (infra/validation_engine.py). On
+this project's two-core CI machine, V8's background threads (concurrent garbage collection, parallel
+WebAssembly compilation) compete with that thread and with Python for the cores: with
+``--single-threaded-gc --wasm-num-compilation-tasks=0`` the engine starts in about half the time and
+validates the templates in half the time, and a ``cdk synth`` of dev takes about 1.5 s less (measured
+by ``make bench``; docs/decisions/0005-scale-and-speed.md). The same engine, rules and checks run; only
+where V8 does its own housekeeping changes.
+
+jsii has no setting for the runtime's Node.js flags (``NODE_OPTIONS`` refuses V8 flags), but it runs
+``$JSII_NODE`` when set: :func:`configure` points it at infra/jsii-node, which starts the Node.js jsii
+would have started (``JSII_NODE`` as it was, else ``node``) with :data:`FLAGS`. Set
+``CLOUD_OPS_JSII_NODE_FLAGS`` to choose other flags (empty: none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+FLAGS = "--single-threaded-gc --wasm-num-compilation-tasks=0"
+LAUNCHER = Path(__file__).resolve().with_name("jsii-node")
+
+
+def configure(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Before the jsii runtime starts (at the first ``import aws_cdk``). Idempotent: a process started
+    by one that configured it (the CDK CLI running app.py from the tests) keeps the Node.js chosen first."""
+    if os.name != "posix" or environ.get("JSII_NODE") == str(LAUNCHER):
+        return
+    environ["CLOUD_OPS_JSII_NODE"] = environ.get("JSII_NODE") or "node"
+    environ.setdefault("CLOUD_OPS_JSII_NODE_FLAGS", FLAGS)
+    environ["JSII_NODE"] = str(LAUNCHER)
