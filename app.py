@@ -14,20 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Only these at the top: the settings' modules (pydantic among them) are imported by prepare(), while
+# the jsii runtime loads aws-cdk-lib and starts CDK's validation engine (infra/validation_engine.py).
 from infra import jsii_node, validation_engine
-from infra.config import SettingsError, load_settings
-from infra.config.helm_values import check_service_values
-from infra.config.project import REPOSITORY, Project
-from infra.config.settings import Settings, command_line_overrides, command_line_sources
 
 if TYPE_CHECKING:
     from aws_cdk import App
+
+    from infra.config import SettingsError
+    from infra.config.project import Project
+    from infra.config.settings import Settings
 
 
 def cli_context() -> dict[str, Any]:
     """The context the CDK CLI hands the app: ``CDK_CONTEXT_JSON``, and the file it names in
     ``CONTEXT_OVERFLOW_LOCATION_ENV`` when the context is too large for the environment (as aws-cdk-lib's
-    ``App`` reads them). Read here so that a mistake in the settings is reported before jsii starts."""
+    ``App`` reads them). Read here, before aws-cdk-lib is loaded, so that a mistake in the settings is
+    reported without waiting for it."""
     context: dict[str, Any] = {}
     overflow = os.environ.get("CONTEXT_OVERFLOW_LOCATION_ENV")
     if overflow:
@@ -57,6 +60,11 @@ def prepare(context: Callable[[str], Any]) -> Prepared:
     """Reads and checks the settings and the Helm values, and imports the modules the construction
     uses: pure Python, no jsii call (it runs while the validation engine starts; tests/test_speed.py).
     Raises SettingsError with the message to print."""
+    from infra.config import SettingsError, load_settings
+    from infra.config.helm_values import check_service_values
+    from infra.config.project import REPOSITORY, Project
+    from infra.config.settings import command_line_overrides, command_line_sources
+
     # Another tree laid out like this repository (tests: their examples, a copy with a procedure applied).
     project = Project(Path(context("project")).resolve()) if context("project") else REPOSITORY
     # For `make bench` and experiments: another settings directory, and where reports go.
@@ -88,9 +96,11 @@ def prepare(context: Callable[[str], Any]) -> Prepared:
 def main(app: App | None = None) -> int:
     """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
     context: Callable[[str], Any] = app.node.try_get_context if app is not None else cli_context().get
-    # A synth from the CLI: CDK's validation engine starts now, beside prepare() (pure Python), and is
-    # ready when the construction starts (infra/validation_engine.py).
+    # A synth from the CLI: the jsii runtime loads aws-cdk-lib and starts CDK's validation engine now, on
+    # a background thread, beside prepare() (pure Python); ready when the construction starts.
     engine = validation_engine.start() if app is None else None
+    from infra.config import SettingsError
+
     try:
         prepared = prepare(context)
     except SettingsError as error:
