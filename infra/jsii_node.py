@@ -6,7 +6,7 @@ template validation, a WebAssembly engine that every synth starts (infra/validat
 this project's two-core CI machine, V8's background threads (concurrent garbage collection, parallel
 WebAssembly compilation) compete with that thread and with Python for the cores: with
 ``--single-threaded-gc --wasm-num-compilation-tasks=0`` the engine starts in about half the time and
-validates the templates in half the time, and a ``cdk synth`` of dev takes about 1.5 s less (measured
+validates the templates in half the time, and a ``cdk synth`` of dev takes 1.5 to 2 s less (measured
 by ``make bench``; docs/decisions/0005-scale-and-speed.md). The same engine, rules and checks run; only
 where V8 does its own housekeeping changes.
 
