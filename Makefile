@@ -38,6 +38,9 @@ WHEELS ?= $(CACHE_HOME)/wheels
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
+# Bytecode of what a run imports, written by that run into .venv and the tree's __pycache__ (ignored by
+# git) even where the environment says not to: without it every synth compiles aws-cdk-lib's modules again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup synth reports settings-reference test lint bench forms check-versions upgrade-readiness diff deploy destroy clean
 
@@ -50,10 +53,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "setup: creating .venv and installing the pinned Python packages (aws-cdk-lib, cdk-nag, cfn-lint, ...): about a minute the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# From the machine's wheels of these pins when it has them all, else they are fetched there first
-	@# (pip keeps no cache of its own where the index answers no-store). Bytecode afterwards, on every
-	@# core (pip compiles one file at a time; aws-cdk-lib is 500 MB of Python).
+	@# (pip keeps no cache of its own where the index answers no-store). No bytecode here: Python writes
+	@# it for the modules a run imports (a third of the 250 MB of Python installed), see below.
 	$(PIP_OFFLINE) 2>/dev/null || { $(BIN)/pip wheel $(PIP_FLAGS) --wheel-dir $(WHEELS) -r requirements-dev.txt && $(PIP_OFFLINE); }
-	$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" > /dev/null
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
