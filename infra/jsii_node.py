@@ -26,11 +26,13 @@ FLAGS = "--single-threaded-gc --wasm-num-compilation-tasks=0"
 LAUNCHER = Path(__file__).resolve().with_name("jsii-node")
 
 
-def configure(environ: MutableMapping[str, str] = os.environ) -> None:
+def configure(environ: MutableMapping[str, str] = os.environ, launcher: Path = LAUNCHER) -> None:
     """Before the jsii runtime starts (at the first ``import aws_cdk``). Idempotent: a process started
-    by one that configured it (the CDK CLI running app.py from the tests) keeps the Node.js chosen first."""
-    if os.name != "posix" or environ.get("JSII_NODE") == str(LAUNCHER):
+    by one that configured it (the CDK CLI running app.py from the tests) keeps the Node.js chosen first.
+    Where the launcher cannot run (no ``sh``: Windows; a copy that lost its executable bit), jsii starts
+    its Node.js as it would without this."""
+    if os.name != "posix" or not os.access(launcher, os.X_OK) or environ.get("JSII_NODE") == str(launcher):
         return
     environ["CLOUD_OPS_JSII_NODE"] = environ.get("JSII_NODE") or "node"
     environ.setdefault("CLOUD_OPS_JSII_NODE_FLAGS", FLAGS)
-    environ["JSII_NODE"] = str(LAUNCHER)
+    environ["JSII_NODE"] = str(launcher)

@@ -118,6 +118,14 @@ def test_the_launcher_starts_the_node_jsii_would_have_started_with_the_flags(tmp
     assert ran.stdout.split() == ["--max-old-space-size=4069", "runtime.js"]
 
 
+def test_a_launcher_that_cannot_run_leaves_jsii_as_it_was(tmp_path: Path) -> None:
+    copy = tmp_path / "jsii-node"
+    copy.write_bytes(jsii_node.LAUNCHER.read_bytes())  # as a copy that lost its executable bit
+    environ = {"JSII_NODE": "/opt/node/bin/node"}
+    jsii_node.configure(environ, launcher=copy)
+    assert environ == {"JSII_NODE": "/opt/node/bin/node"}
+
+
 def test_cdk_synth_configures_the_runtime_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JSII_NODE", raising=False)
     monkeypatch.delenv("CLOUD_OPS_JSII_NODE", raising=False)
