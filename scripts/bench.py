@@ -98,17 +98,18 @@ class Paired:
     ratio: float  # median of the pairs' ratios (each pair ran back to back, under the same load)
 
 
-FLOOR_COMMAND = [*CDK, "synth", "--quiet", "--no-notices"]
+# `cdk synth` as the floor runs it; the app adds its context and output directory.
+SYNTH = [*CDK, "synth", "--quiet", "--no-notices"]
 
 
 def paired(
     command: list[str], floor: Path, pairs: int = PAIRS, cwd: Path = ROOT, floor_env: dict[str, str] = ENV
 ) -> Paired:
-    run(FLOOR_COMMAND, floor, floor_env)
+    run(SYNTH, floor, floor_env)
     run(command, cwd)
     floors, times = [], []
     for _ in range(pairs):
-        floors.append(run(FLOOR_COMMAND, floor, floor_env))
+        floors.append(run(SYNTH, floor, floor_env))
         times.append(run(command, cwd))
     ratios = [t / f for f, t in zip(floors, times, strict=True)]
     return Paired(statistics.median(floors), statistics.median(times), statistics.median(ratios))
@@ -124,7 +125,7 @@ def floor_app(directory: Path) -> Path:
 
 
 def synth_command(environment: str, outdir: Path, settings_dir: Path | None = None) -> list[str]:
-    command = [*CDK, "synth", "--quiet", "--no-notices", "--context", f"env={environment}", "--output", str(outdir)]
+    command = [*SYNTH, "--context", f"env={environment}", "--output", str(outdir)]
     command += ["--context", f"reports_dir={outdir / 'reports'}"]
     if settings_dir is not None:
         command += ["--context", f"settings_dir={settings_dir}"]
