@@ -79,7 +79,7 @@ def _needs(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that read nothing from the second process first (this process synthesizes meanwhile), then
+    """Tests that read nothing from the second process first (it synthesizes meanwhile), then
     the others in the order the second process finishes their synths; the tests that wait for
     background lints and the CLI last, so that those run while the others do."""
 

@@ -15,8 +15,9 @@ the two examples in two regions (an Aurora global database and a serverless cach
 outside the primary and a cluster-mode replication group), and the production example with a
 Multi-AZ replication group, as its data tier.
 
-What is marked ``background`` is synthesized by a second process (tests/synth_worker.py) on the
-other core while this one runs the rest. cfn-lint runs over each one's templates, region by region,
+Everything but the CLI form is synthesized by a second process (tests/synth_worker.py, marked
+``background``) on the other core while this one runs the tests that need none of it, then the tests
+of each synthesis in the order they land. cfn-lint runs over each one's templates, region by region,
 in a background process as soon as they exist; its findings for identical templates are cached
 (``.pytest_cache/cfn-lint``), like mypy's.
 """
@@ -42,7 +43,7 @@ from infra.config.settings import Settings
 from scripts.forms import Form, cfn_lint_command, cli_synth_command, other_region
 from tests.procedures import Applied, ProcedureFailed, apply_all
 from tests.projects import EXAMPLES, ROOT, WORK, copy_working_tree, edited_copy, settings_of
-from tests.synth import DataTier, Synthesized, synthesize, synthesize_data_tier
+from tests.synth import DataTier, Synthesized, synthesize_data_tier
 
 # cfn-lint's findings for a template depend only on its bytes, the region and cfn-lint's version: the
 # Makefile keeps them per machine (CLOUD_OPS_CFN_LINT_CACHE), a bare pytest in .pytest_cache.
@@ -137,6 +138,11 @@ class Subject:
         return WORK / self.label / "cdk.out"
 
     @property
+    def ledger(self) -> Path:
+        """The platform's acknowledgements, as the second process writes them (tests/synth_worker.py)."""
+        return WORK / self.label / "ledger.json"
+
+    @property
     def reports(self) -> Path:
         """reports/, whose <env>/ the synth writes (scripts/forms.py: the CLI's beside its templates)."""
         if self.via_cli:
@@ -161,6 +167,7 @@ class Subject:
             "label": self.label,
             "project": str(self.project.root),
             "outdir": str(self.outdir),
+            "ledger": str(self.ledger),
             "context": context,
             "environ": self.form.environ(),
         }
@@ -180,33 +187,25 @@ def synth(subject: Subject) -> Synthesized:
 
 
 def synthesized(subject: Subject) -> Done:
+    """Waits for the subject's synthesis (the second process's, or the CDK CLI's) and starts cfn-lint on it."""
     if subject.label not in _DONE:
-        if subject.background or subject.via_cli:
-            if subject.via_cli:
-                job = cli().get(subject)
-                assert job.result is not None
-                assert job.result.returncode == 0, job.result.stderr[-3000:]
-            else:
-                worker().wait(subject.label)
-            settings = subject.settings()
-            result = Synthesized(
-                settings,
-                None,
-                subject.outdir,
-                pack_names(),
-                subject.label,
-                subject.project,
-                subject.reports / settings.environment,
-            )
+        assert subject.background or subject.via_cli, f"{subject.label}: neither the second process nor the CLI"
+        if subject.via_cli:
+            job = cli().get(subject)
+            assert job.result is not None
+            assert job.result.returncode == 0, job.result.stderr[-3000:]
         else:
-            result = synthesize(
-                subject.settings(),
-                subject.outdir,
-                helm_values=subject.project.helm_values,
-                reports=subject.reports,
-                label=subject.label,
-                project=subject.project,
-            )
+            worker().wait(subject.label)
+        settings = subject.settings()
+        result = Synthesized(
+            settings,
+            subject.outdir,
+            pack_names(),
+            subject.label,
+            subject.project,
+            subject.reports / settings.environment,
+            None if subject.via_cli else subject.ledger,
+        )
         _DONE[subject.label] = Done(result, lint_by_region(result.outdir))
     return _DONE[subject.label]
 
@@ -288,7 +287,7 @@ def repository_subjects() -> list[Subject]:
     with its account from CDK_DEFAULT_ACCOUNT, as the CLI sets it whenever it finds credentials (what
     users run; its reports are the same as without an account, and the tests say so)."""
     names = REPOSITORY.environment_names()
-    return [Subject(e, REPOSITORY, e) for e in names[:-1]] + [
+    return [Subject(e, REPOSITORY, e, background=True) for e in names[:-1]] + [
         Subject(names[-1], REPOSITORY, names[-1], "environment", via_cli=True)
     ]
 

@@ -1,4 +1,4 @@
-"""In-process synthesis exactly as app.py does it, for tests."""
+"""What a synthesis left on disk, read back for tests; the data tier alone, synthesized in this process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from infra.compliance.ledger import Acknowledged
 from infra.compliance.packs import register_rule_packs
 from infra.config.project import REPOSITORY, Project, cdk_json_context
 from infra.config.settings import Settings
-from infra.platform import Platform, addon_values, build_platform
 from infra.stacks.cache import CacheStack
 
 ROOT = REPOSITORY.root
@@ -22,8 +21,6 @@ ROOT = REPOSITORY.root
 @dataclass
 class Synthesized:
     settings: Settings
-    # The stacks as Python objects: only for a synth of this process (None for the second process's).
-    platform: Platform | None
     outdir: Path
     packs: list[str]
     # Which synthesis this is (a test id), and the project whose files it read.
@@ -31,6 +28,9 @@ class Synthesized:
     project: Project = REPOSITORY
     # reports/<env>/ as this synth wrote them (as `make synth` does), or None.
     reports: Path | None = None
+    # The platform's ledger of acknowledgements as the second process wrote it (tests/synth_worker.py);
+    # None for a synth through the CDK CLI, whose Python objects no test process holds.
+    ledger_file: Path | None = None
     _templates: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def template(self, stack: str) -> dict[str, Any]:
@@ -72,37 +72,16 @@ class Synthesized:
         report = json.loads((self.reports / "compliance.json").read_text(encoding="utf-8"))
         return [a for section in report["packs"] for a in acknowledged(section)]
 
+    def ledger(self) -> list[Acknowledged] | None:
+        """The acknowledgements the platform's constructs recorded while it was built (its ``Ledger``)."""
+        if self.ledger_file is None:
+            return None
+        return [Acknowledged(**entry) for entry in json.loads(self.ledger_file.read_text(encoding="utf-8"))]
+
     @property
     def global_primary(self) -> bool:
         """Whether the database is the primary of an Aurora global database (it holds the global cluster)."""
         return bool(resources(self.template("database"), "AWS::RDS::GlobalCluster"))
-
-
-def synthesize(
-    settings: Settings,
-    outdir: Path,
-    helm_values: Path | None = None,
-    *,
-    reports: Path | None = None,
-    label: str = "",
-    project: Project = REPOSITORY,
-) -> Synthesized:
-    """As app.py does: ``helm_values``, the project's values directory; ``reports``: where to write
-    ``<env>/`` reports as ``make synth`` does (the compliance gate must pass), else none are written."""
-    from infra.compliance.report import synth_with_report
-
-    app = App(context=cdk_json_context(), outdir=str(outdir))
-    values = addon_values(settings.environment, helm_values or project.helm_values)
-    platform = build_platform(app, settings, addon_values=values)
-    packs = register_rule_packs(app, production=settings.production)
-    written = None
-    if reports is None:
-        app.synth()
-    else:
-        written = reports / settings.environment
-        code = synth_with_report(app, platform, packs, written)
-        assert code == 0, f"{label or settings.environment}: synth failed (the gate, or an error above)"
-    return Synthesized(settings, platform, outdir, packs, label, project, written)
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

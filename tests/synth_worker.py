@@ -3,7 +3,9 @@
 CDK synth is CPU-bound and the session's own process is busy with the rest of the tests: this one
 takes jobs on the other core. Each job is the real entry point, app.py's ``main`` with the context
 the CDK CLI would give it (``make synth``; for a copy of the repository, ``--context project=``), or
-a data tier (tests/synth.py). Jobs come as JSON on stdin; a line ``done <label>`` or
+a data tier (tests/synth.py). An app job also writes the platform's ledger of acknowledgements (the
+Python objects a report is built from) as JSON to its ``ledger`` file, for the compliance tests to
+compare with the report. Jobs come as JSON on stdin; a line ``done <label>`` or
 ``failed <label> <message as JSON>`` on stdout says when each one's output is on disk.
 
     python -m tests.synth_worker < jobs.json
@@ -12,6 +14,7 @@ a data tier (tests/synth.py). Jobs come as JSON on stdin; a line ``done <label>`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -25,6 +28,7 @@ def run(job: dict[str, Any]) -> None:
     from aws_cdk import App
 
     import app
+    import infra.platform
     from infra.config.project import Project, cdk_json_context
     from tests.synth import synthesize_data_tier
 
@@ -37,14 +41,26 @@ def run(job: dict[str, Any]) -> None:
     errors = io.StringIO()
     saved = dict(os.environ)
     os.environ.update(job.get("environ", {}))  # CDK_DEFAULT_ACCOUNT, as the CLI sets it
+    # main() builds the platform with infra.platform.build_platform (looked up when it runs): kept here.
+    build_platform, built = infra.platform.build_platform, []
+
+    def keeping(*args: Any, **kwargs: Any) -> infra.platform.Platform:
+        built.append(build_platform(*args, **kwargs))
+        return built[-1]
+
+    infra.platform.build_platform = keeping
     try:
         with contextlib.redirect_stderr(errors):
             code = app.main(App(context=context, outdir=job["outdir"]))
     finally:
+        infra.platform.build_platform = build_platform
         os.environ.clear()
         os.environ.update(saved)
     if code != 0:
         raise RuntimeError(f"app.py exited {code}: {errors.getvalue()[-3000:]}")
+    (platform,) = built
+    entries = [dataclasses.asdict(entry) for entry in platform.ledger.entries]
+    Path(job["ledger"]).write_text(json.dumps(entries), encoding="utf-8")
 
 
 def main() -> int:
