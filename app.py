@@ -146,6 +146,10 @@ def run_from_cli() -> None:
     its own once its input closes with this process, and removes its own working directory; the copy
     of the runtime that the jsii package writes for Python goes into a scratch directory of this run
     (``tempfile.tempdir``), removed here. An exception leaves through the normal exit instead.
+
+    cdk.json runs this under ``python -O``: jsii's bindings then leave each argument's type to the jsii
+    kernel, which checks every value anyway, instead of checking it in Python first (about 0.4 s of a
+    synth; docs/decisions/0005-scale-and-speed.md). The test suite runs with those checks on.
     """
     jsii_node.configure()
     scratch = tempfile.mkdtemp(prefix="cloud-ops-synth-")

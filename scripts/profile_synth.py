@@ -17,9 +17,10 @@ context, an output directory, reports beside the templates), with a timer around
 - the reports (compliance, cost, architecture);
 - the jsii runtime's teardown, which app.py does not wait for.
 
-In a real ``cdk synth`` the engine's start runs on a background thread beside the imports and the
-settings (infra/validation_engine.py), so the wall time is less than the sum; ``make bench`` prints
-both. The phases are measured, not estimated: nothing here is skipped or stubbed.
+``make bench`` runs it with the interpreter options of cdk.json's app command (``python -O``), as
+``cdk synth`` runs app.py. In a real ``cdk synth`` the engine's start runs on a background thread
+beside the imports and the settings (infra/validation_engine.py), so the wall time is less than the
+sum; ``make bench`` prints both. The phases are measured, not estimated: nothing here is skipped or stubbed.
 """
 
 from __future__ import annotations
