@@ -11,16 +11,25 @@ providers are given the properties their handlers cannot change in place.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cfnlint
-
 Template = dict[str, Any]
-SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
+
+
+def _cfn_lint_package() -> Path:
+    """Where cfn-lint is installed, found without importing it (its import loads every rule: seconds)."""
+    spec = importlib.util.find_spec("cfnlint")
+    origin = spec.origin if spec is not None else None
+    assert origin is not None, "cfn-lint is not installed (requirements-dev.txt)"
+    return Path(origin).parent
+
+
+SCHEMAS = _cfn_lint_package() / "data" / "schemas"
 
 # aws-cdk-lib's kubectl provider: a Helm release or a manifest is another one under another name,
 # namespace or cluster.
