@@ -149,7 +149,7 @@ def run_from_cli() -> None:
 
     cdk.json runs this under ``python -O``: jsii's bindings then leave each argument's type to the jsii
     kernel, which checks every value anyway, instead of checking it in Python first (about 0.4 s of a
-    synth; docs/decisions/0005-scale-and-speed.md). The test suite runs with those checks on.
+    synth; docs/decisions/0005-scale-and-speed.md). The test suite's own processes keep those checks.
     """
     jsii_node.configure()
     scratch = tempfile.mkdtemp(prefix="cloud-ops-synth-")

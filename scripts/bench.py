@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra import jsii_node  # noqa: E402
-from scripts.forms import CDK_CLI, cli_environment, node  # noqa: E402
+from scripts.forms import CDK_CLI, app_command, cli_environment, node  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RUNS = 3
@@ -128,8 +128,7 @@ def floor_app(directory: Path, python_flags: tuple[str, ...] = ()) -> Path:
 
 def app_python_flags() -> tuple[str, ...]:
     """The options cdk.json's app command gives the interpreter (``python -O app.py``: ``-O``)."""
-    command = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["app"].split()
-    return tuple(command[1:-1])
+    return tuple(app_command()[1:-1])
 
 
 def synth_command(environment: str, outdir: Path, settings_dir: Path | None = None) -> list[str]:

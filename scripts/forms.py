@@ -117,6 +117,12 @@ def cli_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     return environ
 
 
+def app_command() -> list[str]:
+    """cdk.json's app command as the CDK CLI runs it from the repository's root: the interpreter, its
+    options (``-O``) and app.py."""
+    return str(json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["app"]).split()
+
+
 def cli_synth_command(form: Form, outdir: Path, project: Path | None = None) -> tuple[list[str], dict[str, str]]:
     """The ``cdk synth`` a user runs for this form, and its environment (no credentials, no lookups).
     ``project``: another tree laid out like the repository (app.py's ``--context project=``)."""

@@ -3,10 +3,10 @@
 
 Synthesizes every environment in every form ``make forms`` checks (no account, an account from
 ``--context`` or from ``CDK_DEFAULT_ACCOUNT``, and in another region), plus every environment of the
-test examples, exactly as the CDK CLI runs the app (``CDK_CONTEXT_JSON`` with cdk.json's context,
-``CDK_OUTDIR``), and records the SHA-256 of every template and asset file. ``compare`` prints each
-file that differs, appeared or vanished, and exits 1 if any did. Reports are not compared: they are
-documents, not what CloudFormation deploys.
+test examples, exactly as the CDK CLI runs the app (cdk.json's app command, ``CDK_CONTEXT_JSON``
+with cdk.json's context, ``CDK_OUTDIR``), and records the SHA-256 of every template and asset file.
+``compare`` prints each file that differs, appeared or vanished, and exits 1 if any did. Reports are
+not compared: they are documents, not what CloudFormation deploys.
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.forms import Form, cli_environment, forms_of, other_region  # noqa: E402
-
-PYTHON = ROOT / ".venv" / "bin" / "python"
+from scripts.forms import Form, app_command, cli_environment, forms_of, other_region  # noqa: E402
 
 
 def _subjects() -> list[tuple[str, Path | None, Form]]:
@@ -49,7 +47,7 @@ def _synth(name: str, project: Path | None, form: Form, work: Path) -> dict[str,
     if project is not None:
         context["project"] = str(project)
     environ = cli_environment({"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir), **form.environ()})
-    run = subprocess.run([str(PYTHON), "app.py"], cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
+    run = subprocess.run(app_command(), cwd=ROOT, env=environ, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise SystemExit(f"{name}: synth failed ({run.returncode}):\n{run.stderr[-4000:]}")
     digests = {}

@@ -1,7 +1,8 @@
 """What a test session synthesizes, each once (CDK synth is slow), and lints in the background.
 
 The user's platform:
-- every environment of the repository (``REPOSITORY``), environment-agnostic, as ``make synth`` does;
+- every environment of the repository (``REPOSITORY``) but the last, environment-agnostic, as
+  ``make synth`` does;
 - the first one with an account from ``--context account=``, in another region its settings fit;
 - through the real CDK CLI, on the pinned Node LTS, in a background thread: the last one with its
   account from ``CDK_DEFAULT_ACCOUNT`` (as the CLI sets it when it finds credentials), in another
@@ -15,11 +16,12 @@ the two examples in two regions (an Aurora global database and a serverless cach
 outside the primary and a cluster-mode replication group), and the production example with a
 Multi-AZ replication group, as its data tier.
 
-Everything but the CLI form is synthesized by a second process (tests/synth_worker.py, marked
+Every platform but the CLI form is synthesized by a second process (tests/synth_worker.py, marked
 ``background``) on the other core while this one runs the tests that need none of it, then the tests
-of each synthesis in the order they land. cfn-lint runs over each one's templates, region by region,
-in a background process as soon as they exist; its findings for identical templates are cached
-(``.pytest_cache/cfn-lint``), like mypy's.
+of each synthesis in the order they land; the data tier is synthesized here, when a test first needs
+it. cfn-lint runs over each one's templates, region by region, in a background process as soon as
+they exist; its findings for identical templates are cached (``.pytest_cache/cfn-lint``), like
+mypy's.
 """
 
 from __future__ import annotations
@@ -163,7 +165,6 @@ class Subject:
         if not self.writes_project_reports:
             context["reports_dir"] = str(self.reports)
         return {
-            "kind": "app",
             "label": self.label,
             "project": str(self.project.root),
             "outdir": str(self.outdir),
@@ -268,7 +269,7 @@ _WORKER: Worker | None = None
 
 
 def start_worker(subjects: list[Subject]) -> None:
-    """Starts the second process with every background subject, in the order given (then the tiers)."""
+    """Starts the second process with every background subject, in the order given."""
     global _WORKER  # noqa: PLW0603
     if _WORKER is None:
         _WORKER = Worker([s.job() for s in subjects if s.background])
@@ -501,21 +502,10 @@ def _tier_project(environment: str) -> Project:
     return edited_copy(EXAMPLES, WORK / f"examples-{environment}-replication-group-settings", edits)
 
 
-def tier_job(environment: str) -> dict[str, Any]:
-    label = f"examples-{environment}-replication-group"
-    return {
-        "kind": "tier",
-        "label": label,
-        "project": str(_tier_project(environment).root),
-        "environment": environment,
-        "outdir": str(WORK / label),
-    }
-
-
 def replication_group(environment: str) -> TierDone:
+    """The example's data tier with a replication group (settings in ``REPLICATION_GROUPS``), in this process."""
     if environment not in _TIERS:
-        job = tier_job(environment)
-        outdir = Path(job["outdir"])
+        outdir = WORK / f"examples-{environment}-replication-group"
         tier = synthesize_data_tier(_tier_project(environment).settings(environment), outdir)
         _TIERS[environment] = TierDone(tier, lint_by_region(outdir))
     return _TIERS[environment]

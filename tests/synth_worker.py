@@ -2,11 +2,11 @@
 
 CDK synth is CPU-bound and the session's own process is busy with the rest of the tests: this one
 takes jobs on the other core. Each job is the real entry point, app.py's ``main`` with the context
-the CDK CLI would give it (``make synth``; for a copy of the repository, ``--context project=``), or
-a data tier (tests/synth.py). An app job also writes the platform's ledger of acknowledgements (the
-Python objects a report is built from) as JSON to its ``ledger`` file, for the compliance tests to
-compare with the report. Jobs come as JSON on stdin; a line ``done <label>`` or
-``failed <label> <message as JSON>`` on stdout says when each one's output is on disk.
+the CDK CLI would give it (``make synth``; for a copy of the repository, ``--context project=``). It
+also writes the platform's ledger of acknowledgements (the Python objects a report is built from) as
+JSON to the job's ``ledger`` file, for the compliance tests to compare with the report. Jobs come as
+JSON on stdin; a line ``done <label>`` or ``failed <label> <message as JSON>`` on stdout says when
+each one's output is on disk.
 
     python -m tests.synth_worker < jobs.json
 """
@@ -30,13 +30,8 @@ def run(job: dict[str, Any]) -> None:
     import app
     import infra.platform
     from infra.config.project import Project, cdk_json_context
-    from tests.synth import synthesize_data_tier
 
     project = Project(Path(job["project"]))
-    if job["kind"] == "tier":
-        settings = project.settings(job["environment"])
-        synthesize_data_tier(settings, Path(job["outdir"]))
-        return
     context = {**cdk_json_context(), **job["context"], "project": str(project.root)}
     errors = io.StringIO()
     saved = dict(os.environ)

