@@ -15,8 +15,11 @@ included; registering one replaces CDK's own instance, it does not add a second 
 The jsii runtime is not thread safe: between :func:`start` and :meth:`WarmingEngine.plugin` the calling
 thread must make no jsii call (create, invoke or load). The thread loads every assembly the app uses
 (``import aws_cdk``, ``import cdk_nag``) first: an import of an aws-cdk-lib module on the calling thread
-waits for that import to finish (Python's import lock) and is pure Python afterwards.
-tests/test_speed.py checks that this window makes no call to the runtime from the calling thread.
+waits for that import to finish (Python's import lock) and is pure Python afterwards. Enter jsii's
+packages only that way while the thread runs: importing one of jsii's inner modules first
+(``jsii._kernel...``) makes a circular import across the two threads, which Python can answer with
+"partially initialized module". tests/test_speed.py checks that this window makes no call to the
+runtime from the calling thread.
 """
 
 from __future__ import annotations

@@ -27,14 +27,18 @@ from infra.config.project import REPOSITORY
 from tests.synth import ROOT
 
 # Runs in a fresh interpreter: the engine starts, then every send to the jsii runtime from the main
-# thread is recorded while prepare() runs for each environment.
+# thread is recorded while prepare() runs for each environment. jsii's process module is imported (and
+# patched) before the engine's thread starts: entering jsii's package through one of its inner modules
+# while that thread imports it from the top is a circular import across two threads, which Python
+# answers with "partially initialized module" (app.py's own imports enter through aws_cdk, as the
+# thread does, and wait for it).
 _WINDOW = textwrap.dedent(
     """
     import json, sys, threading
     sys.path.insert(0, {root!r})
+    from jsii._kernel.providers import process
     from infra import validation_engine
     engine = validation_engine.start()
-    from jsii._kernel.providers import process
     calls = []
     original = process._NodeProcess.send
     def send(self, request, response_type):
