@@ -105,6 +105,19 @@ def helm_release(template: dict[str, Any], release: str) -> tuple[str, dict[str,
     return found[0]
 
 
+def helm_values(template: dict[str, Any], release: str) -> dict[str, Any]:
+    """The values of ``release``'s Helm chart in an EKS stack's template, with what CloudFormation resolves
+    at deploy written ``<ref:LogicalId>`` (``<ref:output>`` for another stack's output)."""
+    raw = helm_release(template, release)[1]["Properties"]["Values"]
+    if isinstance(raw, str):
+        return dict(json.loads(raw))
+    text = "".join(
+        p if isinstance(p, str) else f"<ref:{(p.get('Fn::GetAtt') or [p.get('Ref', 'output')])[0]}>"
+        for p in raw["Fn::Join"][1]
+    )
+    return dict(json.loads(text))
+
+
 @dataclass
 class ServiceLogGroupCalls:
     """The Logs API calls of one ``ServiceLogGroup`` (three ``Custom::AWS`` resources), read back."""

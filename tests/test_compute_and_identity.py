@@ -12,12 +12,13 @@ import jsonschema
 import pytest
 
 from infra.config.settings import SettingsError
+from infra.stacks.eks import WORKLOAD_IDENTITY_ANNOTATION
 from infra.stacks.eks_addons import KARPENTER, KARPENTER_CRD
 from infra.stacks.eks_karpenter import INTERRUPTION_EVENTS
 from tests.helm import Helm
 from tests.identity import associations, identity_of
 from tests.projects import example_settings, nested
-from tests.synth import Synthesized, helm_release, resources
+from tests.synth import Synthesized, helm_release, helm_values, resources
 
 
 def _karpenter(env: Synthesized) -> Any:
@@ -92,10 +93,8 @@ def test_switching_identity_restarts_the_helm_add_ons(env: Synthesized) -> None:
     for release in ("aws-load-balancer-controller", "cluster-autoscaler"):
         if release == "cluster-autoscaler" and env.settings.eks.autoscaling != "cluster-autoscaler":
             continue
-        raw = _chart(env, release)["Properties"]["Values"]
-        text = raw if isinstance(raw, str) else "".join(p for p in raw["Fn::Join"][1] if isinstance(p, str))
-        annotated = '"cloud-ops/workload-identity":"pod-identity"' in text.replace(" ", "")
-        assert annotated == pod_identity, release
+        annotations = helm_values(env.template("eks"), release).get("podAnnotations", {})
+        assert (annotations.get(WORKLOAD_IDENTITY_ANNOTATION) == "pod-identity") == pod_identity, release
 
 
 def test_charts_wait_for_their_pod_identity_association(env: Synthesized) -> None:
@@ -134,8 +133,7 @@ def test_karpenter_charts_are_pinned_crds_first(env: Synthesized) -> None:
 def test_karpenter_is_told_its_cluster_and_queue_and_runs_as_its_service_account(env: Synthesized) -> None:
     if _karpenter(env) is None:
         return
-    parts = _chart(env, KARPENTER.name)["Properties"]["Values"]["Fn::Join"][1]
-    values = json.loads("".join(p if isinstance(p, str) else f"<ref:{p['Fn::GetAtt'][0]}>" for p in parts))
+    values = helm_values(env.template("eks"), KARPENTER.name)
     assert values["settings"]["clusterName"] == env.settings.stack_prefix
     assert values["settings"]["interruptionQueue"].startswith("<ref:KarpenterInterruptionQueue")
     assert values["serviceAccount"] == {"create": True, "name": "karpenter"}

@@ -21,7 +21,7 @@ from infra.stacks.eks_addons import (
     eks_image_repository,
 )
 from tests.projects import EXAMPLES, settings_of
-from tests.synth import Synthesized, helm_release, resources
+from tests.synth import Synthesized, helm_release, helm_values, resources
 
 
 def _user_values(env: Synthesized, addon: str) -> dict[str, Any]:
@@ -127,15 +127,7 @@ def test_every_committed_values_file_belongs_to_an_add_on_or_a_service() -> None
 
 
 def _values(env: Synthesized, release: str) -> dict[str, Any]:
-    """The chart's values with CloudFormation references replaced by '<ref:LogicalId>'."""
-    raw = _chart(env, release)["Properties"]["Values"]
-    if isinstance(raw, str):
-        return dict(json.loads(raw))
-    text = "".join(
-        p if isinstance(p, str) else f"<ref:{(p.get('Fn::GetAtt') or [p.get('Ref', 'output')])[0]}>"
-        for p in raw["Fn::Join"][1]
-    )
-    return dict(json.loads(text))
+    return helm_values(env.template("eks"), release)
 
 
 def _installed(env: Synthesized, addon: Any) -> bool:

@@ -24,6 +24,7 @@ import pytest
 import app
 from infra import jsii_node
 from infra.config.project import REPOSITORY
+from scripts.forms import app_command
 from tests.synth import ROOT
 
 # Runs in a fresh interpreter: the engine starts, then every send to the jsii runtime from the main
@@ -159,13 +160,14 @@ def test_a_wrong_argument_type_fails_with_or_without_jsiis_python_side_checks() 
     the flag, and names the field, the value and the type. This process and the second one run without
     ``-O``, so the suite's syntheses have both checks."""
     wrong_type = "from aws_cdk import App, Stack\nStack(App(), 'S', description=5)\n"
-    python = str(ROOT / ".venv" / "bin" / "python")
-    ran = subprocess.run([python, "-O", "-c", wrong_type], cwd=ROOT, capture_output=True, text=True, check=False)
+    ran = subprocess.run(
+        [sys.executable, "-O", "-c", wrong_type], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert ran.returncode != 0
     assert "Key 'description': Unable to deserialize value as string" in ran.stderr, ran.stderr[-2000:]
     assert "Failing value is a number" in ran.stderr
     # cdk.json's interpreter, whatever its options: one check or the other stops it.
-    command = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["app"].split()
+    command = app_command()
     assert command[-1] == "app.py"
     ran = subprocess.run([*command[:-1], "-c", wrong_type], cwd=ROOT, capture_output=True, text=True, check=False)
     assert ran.returncode != 0
