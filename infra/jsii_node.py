@@ -14,6 +14,11 @@ jsii has no setting for the runtime's Node.js flags (``NODE_OPTIONS`` refuses V8
 ``$JSII_NODE`` when set: :func:`configure` points it at infra/jsii-node, which starts the Node.js jsii
 would have started (``JSII_NODE`` as it was, else ``node``) with :data:`FLAGS`. Set
 ``CLOUD_OPS_JSII_NODE_FLAGS`` to choose other flags (empty: none).
+
+The launcher also preloads infra/jsii-code-cache.js: V8's compiled code of aws-cdk-lib's and cdk-nag's
+modules, kept between runs in the user's cache and found by each module's content (jsii loads them from
+a new temporary directory each run, where Node.js's own compile cache, found by path, cannot help).
+``CLOUD_OPS_JSII_CODE_CACHE`` names another directory for it, or ``off``.
 """
 
 from __future__ import annotations

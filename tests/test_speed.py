@@ -7,16 +7,22 @@
   validation report names the same plugin (tests/test_deploy_path.py runs that form).
 - the jsii runtime (its wrapper and the kernel it starts) runs with the Node.js flags of
   infra/jsii_node.py, in ``cdk synth`` (app.py) and in this suite, on the Node.js it would have run.
+- the code cache that runtime preloads (infra/jsii-code-cache.js) changes nothing a module sees, is
+  used on the next run, and is left alone where it cannot be trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +32,8 @@ from infra import jsii_node
 from infra.config.project import REPOSITORY
 from scripts.forms import app_command
 from tests.synth import ROOT
+
+CODE_CACHE = jsii_node.LAUNCHER.with_name("jsii-code-cache.js")
 
 # Runs in a fresh interpreter: the engine starts, then every send to the jsii runtime from the main
 # thread is recorded while prepare() runs for each environment. jsii's process module is imported (and
@@ -97,6 +105,8 @@ def test_the_suites_jsii_runtime_runs_with_the_apps_node_flags() -> None:
     assert [p for p in processes if p[-1].endswith("program.js")], processes
     # jsii_node.FLAGS unless CLOUD_OPS_JSII_NODE_FLAGS says otherwise.
     flags = os.environ["CLOUD_OPS_JSII_NODE_FLAGS"].split()
+    if os.environ.get("CLOUD_OPS_JSII_CODE_CACHE") != "off":
+        flags += ["--require", str(CODE_CACHE)]
     for command in processes:
         assert command[1 : 1 + len(flags)] == flags, command
         assert "--max-old-space-size=4069" in command, command
@@ -115,12 +125,17 @@ def test_the_launcher_starts_the_node_jsii_would_have_started_with_the_flags(tmp
     jsii_node.configure(again)  # a process started by a configured one
     assert again == environ
     command = [environ["JSII_NODE"], "--max-old-space-size=4069", "runtime.js"]
+    given = ["--max-old-space-size=4069", "runtime.js"]
+    preload = ["--require", str(CODE_CACHE)]
     ran = subprocess.run(command, env=environ, capture_output=True, text=True, check=True)
-    assert ran.stdout.split() == [*jsii_node.FLAGS.split(), "--max-old-space-size=4069", "runtime.js"]
-    # Other flags, or none, by CLOUD_OPS_JSII_NODE_FLAGS.
+    assert ran.stdout.split() == [*jsii_node.FLAGS.split(), *preload, *given]
+    # Other flags, or none, by CLOUD_OPS_JSII_NODE_FLAGS; no code cache by CLOUD_OPS_JSII_CODE_CACHE=off.
     no_flags = {**environ, "CLOUD_OPS_JSII_NODE_FLAGS": ""}
     ran = subprocess.run(command, env=no_flags, capture_output=True, text=True, check=True)
-    assert ran.stdout.split() == ["--max-old-space-size=4069", "runtime.js"]
+    assert ran.stdout.split() == [*preload, *given]
+    no_cache = {**environ, "CLOUD_OPS_JSII_CODE_CACHE": "off"}
+    ran = subprocess.run(command, env=no_cache, capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == [*jsii_node.FLAGS.split(), *given]
 
 
 def test_a_launcher_that_cannot_run_leaves_jsii_as_it_was(tmp_path: Path) -> None:
@@ -177,3 +192,128 @@ def test_a_wrong_argument_type_fails_with_or_without_jsiis_python_side_checks() 
     app_here = App()
     with pytest.raises(TypeError, match="description"):
         Stack(app_here, "S", description=5)  # type: ignore[arg-type]
+
+
+# A package of the kinds of module the jsii runtime loads, and the two it must leave to Node.js: run.js
+# prints what each module saw (this, require, module, __filename, __dirname, a stack trace's position).
+_PACKAGE = {
+    "a.js": (
+        "exports.self = this === exports;\n"
+        "exports.names = [typeof require, typeof module, __filename, __dirname];\n"
+        "exports.b = require('./b').value;\n"
+        "exports.resolved = require.resolve('./b');\n"
+        "exports.main = require.main === module;\n"
+        "exports.where = () => new Error('here').stack.split('\\n')[1];\n"
+    ),
+    "b.js": "module.exports = { value: 42 };\n",
+    "esm.js": "export const x = 1;\n",
+    "broken.js": "exports.x = ;\n",
+    "run.js": (
+        "const a = require('./a');\n"
+        "const outcome = (name) => { try { require(name); return 'loaded'; } catch (e) {\n"
+        "  return String(e.message).split('\\n').filter((l) => !l.startsWith('    at ')).join(' | '); } };\n"
+        "console.log(JSON.stringify({ ...a, where: a.where(), main: require.main === module,\n"
+        "  esm: outcome('./esm'), broken: outcome('./broken') }));\n"
+    ),
+}
+
+
+def _nodes() -> list[str]:
+    """The Node.js the suite's jsii runtime runs, and the one the project pins for users (Node.js 22)."""
+    from scripts.forms import PINNED_NODE
+
+    found = [shutil.which(os.environ.get("CLOUD_OPS_JSII_NODE") or "node")]
+    found.append(str(PINNED_NODE) if PINNED_NODE.exists() else None)
+    return list(dict.fromkeys(node for node in found if node))
+
+
+def _package(tmp_path: Path) -> Path:
+    package = tmp_path / "package"
+    package.mkdir()
+    for name, source in _PACKAGE.items():
+        (package / name).write_text(source, encoding="utf-8")
+    return package
+
+
+def _load(node: str, package: Path, cache: Path | str | None) -> str:
+    """run.js's output and Node.js's warnings, with the code cache in ``cache`` (None: without it)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CLOUD_OPS_JSII_CODE_CACHE")}
+    command = [node, "run.js"]
+    if cache is not None:
+        environ["CLOUD_OPS_JSII_CODE_CACHE"] = str(cache)
+        command = [node, "--require", str(CODE_CACHE), "run.js"]
+    ran = subprocess.run(command, cwd=package, env=environ, capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr
+    # Node.js's own warnings (an ES module loaded by require on some versions) belong to the output too.
+    return ran.stdout + re.sub(r"\(node:\d+\)", "(node)", ran.stderr)
+
+
+def _entries(cache: Path) -> dict[str, tuple[int, int]]:
+    """Each entry of the cache (found by its module's SHA-256): its inode and modification time."""
+    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in cache.glob("*/*")}
+
+
+def _entry(cache: Path, source: str) -> Path:
+    (directory,) = cache.iterdir()
+    return directory / hashlib.sha256(source.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("node", _nodes())
+def test_the_code_cache_changes_nothing_a_module_sees_and_is_used_on_the_next_run(node: str, tmp_path: Path) -> None:
+    package, cache = _package(tmp_path), tmp_path / "cache"
+    without = _load(node, package, None)
+    assert json.loads(without.splitlines()[0])["b"] == 42
+    assert _load(node, package, cache) == without
+    entries = _entries(cache)
+    # Every CommonJS module has an entry, private to the user; the ES module and the broken one are Node's.
+    commonjs = ("a.js", "b.js", "run.js")
+    assert {_entry(cache, _PACKAGE[name]).name for name in commonjs} == set(entries)
+    (directory,) = cache.iterdir()
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in directory.iterdir())
+    # The next run reads them: V8 accepted each entry, so none was written again.
+    assert _load(node, package, cache) == without
+    assert _entries(cache) == entries
+    # An entry V8 refuses (another Node.js's, or damaged): the module compiles as usual, the entry is replaced.
+    damaged = _entry(cache, _PACKAGE["a.js"])
+    damaged.write_bytes(b"not a code cache")
+    assert _load(node, package, cache) == without
+    assert damaged.read_bytes() != b"not a code cache"
+
+
+@pytest.mark.parametrize("node", _nodes())
+def test_the_code_cache_is_not_used_where_others_may_write_or_when_turned_off(node: str, tmp_path: Path) -> None:
+    package, shared = _package(tmp_path), tmp_path / "shared"
+    without = _load(node, package, None)
+    (shared / _cache_directory_name(node)).mkdir(parents=True)
+    for directory in (shared, *shared.iterdir()):
+        directory.chmod(0o777)
+    assert _load(node, package, shared) == without
+    assert _entries(shared) == {}
+    assert _load(node, package, "off") == without
+    assert not (package / "off").exists()
+
+
+@pytest.mark.parametrize("node", _nodes())
+def test_a_run_that_writes_an_entry_removes_those_unused_for_30_days(node: str, tmp_path: Path) -> None:
+    package, cache = _package(tmp_path), tmp_path / "cache"
+    _load(node, package, cache)
+    day = 24 * 3600
+    now = time.time()
+    old = _entry(cache, "a module no longer used")
+    old.write_bytes(b"x")
+    os.utime(old, (now - 31 * day, now - 31 * day))
+    used = _entry(cache, _PACKAGE["b.js"])
+    os.utime(used, (now - 2 * day, now - 2 * day))
+    _entry(cache, _PACKAGE["a.js"]).unlink()  # this run writes it again
+    _load(node, package, cache)
+    assert not old.exists()
+    assert _entry(cache, _PACKAGE["a.js"]).exists()
+    # An entry used is kept fresh (touched at most once a day).
+    assert used.stat().st_mtime > now - day
+
+
+def _cache_directory_name(node: str) -> str:
+    """The code cache's directory for ``node`` (one per Node.js version and architecture)."""
+    script = "console.log(`${process.version}-${process.arch}`)"
+    return subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout.strip()
