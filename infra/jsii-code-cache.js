@@ -12,17 +12,23 @@
 // Only the compilation changes. Node's own loader still resolves, wraps and runs every module
 // (Module.prototype._compile, with its require, module and exports): it is handed a one-line body that
 // calls the function compiled here, from the same source, with the same parameters and file name
-// (vm.compileFunction, as Node compiles a module itself), so positions in stack traces are the same.
-// V8 checks every entry before it uses one (its version, its flags, the source's length) and compiles
-// as usual when it refuses it; the entry is then written again. Anything this does not handle
-// (ES modules, TypeScript, source maps turned on, a module that does not compile as CommonJS, a
-// Node.js without these APIs, a cache directory it cannot use safely) goes through Node's loader
-// untouched.
+// (vm.compileFunction, as Node compiles a module itself), so positions in stack traces are the same;
+// a stack trace taken while a module's top level runs shows two frames more (the one-line body's and
+// this file's _compile). V8 checks every entry before it uses one (its version, its flags, the
+// source's length) and compiles as usual when it refuses it; the entry is then written again.
+// Everything else goes through Node's loader untouched: ES modules, TypeScript, a source with a
+// dynamic import(), a module that does not compile as CommonJS, source maps or coverage turned on, a
+// patched module wrapper, V8 before 12 (Node.js 20: its entries keep the file name and the import()
+// settings of the run that wrote them, nodejs/node#35375), a cache directory it cannot trust.
 //
-// The cache: $CLOUD_OPS_JSII_CODE_CACHE, else $XDG_CACHE_HOME/cloud-ops/jsii-code-cache, else
-// ~/.cache/cloud-ops/jsii-code-cache; one directory per Node.js version and architecture, private to
-// the user (this process runs what it finds there). An entry not used for 30 days is removed by a run
-// that writes a new one (after an upgrade of aws-cdk-lib). CLOUD_OPS_JSII_CODE_CACHE=off: no cache.
+// V8 does not check that an entry was compiled from the source it is used for (only the length), so an
+// entry decides what runs: the cache is used only where no other user can write. It lives in
+// $CLOUD_OPS_JSII_CODE_CACHE, else $XDG_CACHE_HOME/cloud-ops/jsii-code-cache, else
+// ~/.cache/cloud-ops/jsii-code-cache, in one directory per Node.js version, architecture and set of
+// Node.js options (V8 refuses entries written under other flags), created private to the user; it and
+// every directory above it must belong to the user (or root) and be writable by no one else (unless
+// sticky, as /tmp). An entry not used for 30 days is removed by a run that writes a new one (after an
+// upgrade of aws-cdk-lib). CLOUD_OPS_JSII_CODE_CACHE=off: no cache.
 
 const crypto = require('crypto');
 const fs = require('fs');
@@ -32,33 +38,47 @@ const path = require('path');
 const vm = require('vm');
 
 const PARAMETERS = ['exports', 'require', 'module', '__filename', '__dirname'];
+const WRAPPER = '(function (exports, require, module, __filename, __dirname) { \n});';
+const DYNAMIC_IMPORT = /\bimport\s*\(/;
 const DAY = 24 * 60 * 60 * 1000;
 const UNUSED_FOR = 30 * DAY;
 const COMPILED = Symbol.for('cloud-ops.jsii-code-cache.compiled');
 const BODY = `return globalThis[Symbol.for(${JSON.stringify(COMPILED.description)})](module).call(this, exports, require, module, __filename, __dirname);`;
 
+// The Node.js options V8 compiles under (not this preload, nor jsii's --preserve-symlinks).
+function optionsKey() {
+  const options = [];
+  for (let i = 0; i < process.execArgv.length; i++) {
+    const option = process.execArgv[i];
+    if (option === '--require' || option === '-r') i++;
+    else if (!option.startsWith('--require=') && option !== '--preserve-symlinks') options.push(option);
+  }
+  return crypto.createHash('sha256').update(JSON.stringify(options)).digest('hex').slice(0, 12);
+}
+
 function cacheDirectory() {
   const setting = process.env.CLOUD_OPS_JSII_CODE_CACHE;
   const root = setting || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'cloud-ops', 'jsii-code-cache');
-  return path.join(root, `${process.version}-${process.arch}`);
+  return path.resolve(root, `${process.version}-${process.arch}-${optionsKey()}`);
 }
 
-// The directory, created private if need be; undefined when it cannot be used safely.
-function privateDirectory(directory) {
-  try {
-    fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
-    const stat = fs.statSync(directory);
-    const owned = typeof process.getuid !== 'function' || stat.uid === process.getuid();
-    return stat.isDirectory() && owned && (stat.mode & 0o022) === 0 ? directory : undefined;
-  } catch {
-    return undefined;
+// No one but the user (or root, for the directories above) can change what `directory` holds.
+function trusted(directory) {
+  const user = process.getuid();
+  const own = fs.lstatSync(directory);
+  if (!own.isDirectory() || own.uid !== user || (own.mode & 0o077) !== 0) return false;
+  for (let above = path.dirname(directory); ; above = path.dirname(above)) {
+    const stat = fs.statSync(above);
+    const writableByOthers = (stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0;
+    if ((stat.uid !== user && stat.uid !== 0) || writableByOthers) return false;
+    if (path.dirname(above) === above) return true;
   }
 }
 
 function write(file, data) {
-  const partial = `${file}.${process.pid}.partial`;
+  const partial = `${file}.${crypto.randomBytes(6).toString('hex')}.partial`;
   try {
-    fs.writeFileSync(partial, data, { mode: 0o600 });
+    fs.writeFileSync(partial, data, { mode: 0o600, flag: 'wx' });
     fs.renameSync(partial, file);
   } catch {
     try { fs.unlinkSync(partial); } catch { /* never written */ }
@@ -76,10 +96,17 @@ function removeUnused(directory) {
 }
 
 function install() {
-  const usable = typeof vm.compileFunction === 'function' && vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (process.env.CLOUD_OPS_JSII_CODE_CACHE === 'off' || !usable || process.sourceMapsEnabled) return;
-  const directory = privateDirectory(cacheDirectory());
-  if (directory === undefined) return;
+  const v8Major = Number(process.versions.v8.split('.')[0]);
+  const usable = v8Major >= 12 && typeof vm.compileFunction === 'function' && typeof process.getuid === 'function'
+    && vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  if (process.env.CLOUD_OPS_JSII_CODE_CACHE === 'off' || !usable) return;
+  const directory = cacheDirectory();
+  try {
+    fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
+    if (!trusted(directory)) return;
+  } catch {
+    return;
+  }
 
   const compiled = new WeakMap();
   Object.defineProperty(globalThis, COMPILED, {
@@ -93,10 +120,11 @@ function install() {
   const compile = Module.prototype._compile;
 
   Module.prototype._compile = function (content, filename, format) {
-    // format: 'commonjs' or undefined (Node.js 22.12 and later, 20), false (22.0 to 22.11: loadAsModule).
-    if (![undefined, 'commonjs', false].includes(format) || typeof content !== 'string') {
-      return compile.apply(this, arguments);
-    }
+    // format: undefined or 'commonjs' for CommonJS (a boolean, false for CommonJS, in some earlier releases).
+    const commonjs = format === undefined || format === 'commonjs' || format === false;
+    const asNodeWould = !commonjs || typeof content !== 'string' || process.sourceMapsEnabled
+      || process.env.NODE_V8_COVERAGE || Module.wrap('') !== WRAPPER || DYNAMIC_IMPORT.test(content);
+    if (asNodeWould) return compile.apply(this, arguments);
     const file = path.join(directory, crypto.createHash('sha256').update(content).digest('hex'));
     let cachedData;
     try {

@@ -194,8 +194,9 @@ def test_a_wrong_argument_type_fails_with_or_without_jsiis_python_side_checks() 
         Stack(app_here, "S", description=5)  # type: ignore[arg-type]
 
 
-# A package of the kinds of module the jsii runtime loads, and the two it must leave to Node.js: run.js
-# prints what each module saw (this, require, module, __filename, __dirname, a stack trace's position).
+# A package of the kinds of module the jsii runtime loads, and those the code cache leaves to Node.js:
+# run.js prints what each module saw (this, require, module, __filename, __dirname, a stack trace's
+# position) and what became of the others.
 _PACKAGE = {
     "a.js": (
         "exports.self = this === exports;\n"
@@ -208,23 +209,37 @@ _PACKAGE = {
     "b.js": "module.exports = { value: 42 };\n",
     "esm.js": "export const x = 1;\n",
     "broken.js": "exports.x = ;\n",
+    "dynamic.js": "exports.later = () => import('./b.js');\n",
     "run.js": (
         "const a = require('./a');\n"
         "const outcome = (name) => { try { require(name); return 'loaded'; } catch (e) {\n"
         "  return String(e.message).split('\\n').filter((l) => !l.startsWith('    at ')).join(' | '); } };\n"
         "console.log(JSON.stringify({ ...a, where: a.where(), main: require.main === module,\n"
         "  esm: outcome('./esm'), broken: outcome('./broken') }));\n"
+        "require('./dynamic').later().then((b) => console.log(b.default.value));\n"
     ),
 }
+# The modules the cache compiles; esm.js and broken.js do not compile as CommonJS, dynamic.js has an import().
+_CACHED = ("a.js", "b.js", "run.js")
 
 
-def _nodes() -> list[str]:
-    """The Node.js the suite's jsii runtime runs, and the one the project pins for users (Node.js 22)."""
+def _v8_major(node: str) -> int:
+    script = "console.log(process.versions.v8.split('.')[0])"
+    return int(subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout)
+
+
+def _nodes() -> list[tuple[str, int]]:
+    """The Node.js the suite's jsii runtime runs and the one the project pins for users, with V8's version."""
     from scripts.forms import PINNED_NODE
 
     found = [shutil.which(os.environ.get("CLOUD_OPS_JSII_NODE") or "node")]
     found.append(str(PINNED_NODE) if PINNED_NODE.exists() else None)
-    return list(dict.fromkeys(node for node in found if node))
+    return [(node, _v8_major(node)) for node in dict.fromkeys(node for node in found if node)]
+
+
+# The code cache needs V8 12 (Node.js 22) or later; on an older one it stays out of the way.
+_CACHING = [node for node, v8 in _nodes() if v8 >= 12]
+_NOT_CACHING = [node for node, v8 in _nodes() if v8 < 12]
 
 
 def _package(tmp_path: Path) -> Path:
@@ -235,14 +250,14 @@ def _package(tmp_path: Path) -> Path:
     return package
 
 
-def _load(node: str, package: Path, cache: Path | str | None) -> str:
+def _load(node: str, package: Path, cache: Path | str | None, *options: str, **environ: str) -> str:
     """run.js's output and Node.js's warnings, with the code cache in ``cache`` (None: without it)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CLOUD_OPS_JSII_CODE_CACHE")}
-    command = [node, "run.js"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUD_OPS_JSII_CODE_CACHE")} | environ
+    command = [node, *options, "run.js"]
     if cache is not None:
-        environ["CLOUD_OPS_JSII_CODE_CACHE"] = str(cache)
-        command = [node, "--require", str(CODE_CACHE), "run.js"]
-    ran = subprocess.run(command, cwd=package, env=environ, capture_output=True, text=True, check=False)
+        env["CLOUD_OPS_JSII_CODE_CACHE"] = str(cache)
+        command = [node, *options, "--require", str(CODE_CACHE), "run.js"]
+    ran = subprocess.run(command, cwd=package, env=env, capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stderr
     # Node.js's own warnings (an ES module loaded by require on some versions) belong to the output too.
     return ran.stdout + re.sub(r"\(node:\d+\)", "(node)", ran.stderr)
@@ -258,43 +273,55 @@ def _entry(cache: Path, source: str) -> Path:
     return directory / hashlib.sha256(source.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("node", _nodes())
+@pytest.mark.parametrize("node", _CACHING)
 def test_the_code_cache_changes_nothing_a_module_sees_and_is_used_on_the_next_run(node: str, tmp_path: Path) -> None:
     package, cache = _package(tmp_path), tmp_path / "cache"
     without = _load(node, package, None)
     assert json.loads(without.splitlines()[0])["b"] == 42
     assert _load(node, package, cache) == without
     entries = _entries(cache)
-    # Every CommonJS module has an entry, private to the user; the ES module and the broken one are Node's.
-    commonjs = ("a.js", "b.js", "run.js")
-    assert {_entry(cache, _PACKAGE[name]).name for name in commonjs} == set(entries)
+    # Every CommonJS module it may compile has an entry, private to the user; the others are Node's.
+    assert {_entry(cache, _PACKAGE[name]).name for name in _CACHED} == set(entries)
     (directory,) = cache.iterdir()
     assert directory.stat().st_mode & 0o777 == 0o700
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in directory.iterdir())
     # The next run reads them: V8 accepted each entry, so none was written again.
     assert _load(node, package, cache) == without
     assert _entries(cache) == entries
-    # An entry V8 refuses (another Node.js's, or damaged): the module compiles as usual, the entry is replaced.
+    # An entry V8 refuses (damaged): the module compiles as usual and the entry is replaced.
     damaged = _entry(cache, _PACKAGE["a.js"])
     damaged.write_bytes(b"not a code cache")
     assert _load(node, package, cache) == without
     assert damaged.read_bytes() != b"not a code cache"
+    # Other V8 flags (which make V8 refuse an entry): a directory of their own, beside the first.
+    flag = "--single-threaded-gc"
+    assert _load(node, package, cache, flag) == _load(node, package, None, flag)
+    assert len(list(cache.iterdir())) == 2
 
 
-@pytest.mark.parametrize("node", _nodes())
+@pytest.mark.parametrize("node", _CACHING)
 def test_the_code_cache_is_not_used_where_others_may_write_or_when_turned_off(node: str, tmp_path: Path) -> None:
-    package, shared = _package(tmp_path), tmp_path / "shared"
+    package = _package(tmp_path)
     without = _load(node, package, None)
-    (shared / _cache_directory_name(node)).mkdir(parents=True)
-    for directory in (shared, *shared.iterdir()):
-        directory.chmod(0o777)
-    assert _load(node, package, shared) == without
-    assert _entries(shared) == {}
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # whatever the umask
+    assert _load(node, package, shared / "cache") == without
+    assert _entries(shared / "cache") == {}
+    assert _load(node, package, tmp_path / "covered", NODE_V8_COVERAGE=str(tmp_path / "coverage")) == without
+    assert _entries(tmp_path / "covered") == {}
     assert _load(node, package, "off") == without
     assert not (package / "off").exists()
 
 
-@pytest.mark.parametrize("node", _nodes())
+@pytest.mark.parametrize("node", _NOT_CACHING)
+def test_node_20_loads_every_module_itself(node: str, tmp_path: Path) -> None:
+    package, cache = _package(tmp_path), tmp_path / "cache"
+    assert _load(node, package, cache) == _load(node, package, None)
+    assert _entries(cache) == {}
+
+
+@pytest.mark.parametrize("node", _CACHING)
 def test_a_run_that_writes_an_entry_removes_those_unused_for_30_days(node: str, tmp_path: Path) -> None:
     package, cache = _package(tmp_path), tmp_path / "cache"
     _load(node, package, cache)
@@ -311,9 +338,3 @@ def test_a_run_that_writes_an_entry_removes_those_unused_for_30_days(node: str, 
     assert _entry(cache, _PACKAGE["a.js"]).exists()
     # An entry used is kept fresh (touched at most once a day).
     assert used.stat().st_mtime > now - day
-
-
-def _cache_directory_name(node: str) -> str:
-    """The code cache's directory for ``node`` (one per Node.js version and architecture)."""
-    script = "console.log(`${process.version}-${process.arch}`)"
-    return subprocess.run([node, "-e", script], capture_output=True, text=True, check=True).stdout.strip()
