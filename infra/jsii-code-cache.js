@@ -62,6 +62,20 @@ function cacheDirectory() {
   return path.resolve(root, `${process.version}-${process.arch}-${optionsKey()}`);
 }
 
+// `directory` and those above it that are missing, private to the user. One mkdir per level, where
+// fs.mkdirSync's `recursive` retries without end under a directory that refuses new entries (/proc).
+function makeDirectory(directory) {
+  const missing = [];
+  for (let at = directory; !fs.existsSync(at); at = path.dirname(at)) missing.unshift(at);
+  for (const at of missing) {
+    try {
+      fs.mkdirSync(at, { mode: 0o700 });
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error; // another run made it meanwhile: fine
+    }
+  }
+}
+
 // No one but the user (or root, for the directories above) can change what `directory` holds.
 function trusted(directory) {
   const user = process.getuid();
@@ -100,12 +114,13 @@ function install() {
   const usable = v8Major >= 12 && typeof vm.compileFunction === 'function' && typeof process.getuid === 'function'
     && vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
   if (process.env.CLOUD_OPS_JSII_CODE_CACHE === 'off' || !usable) return;
-  const directory = cacheDirectory();
+  let directory;
   try {
-    fs.mkdirSync(directory, { recursive: true, mode: 0o700 });
+    directory = cacheDirectory();
+    makeDirectory(directory);
     if (!trusted(directory)) return;
   } catch {
-    return;
+    return; // no home directory, a read-only one, ...: no cache
   }
 
   const compiled = new WeakMap();

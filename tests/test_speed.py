@@ -257,7 +257,7 @@ def _load(node: str, package: Path, cache: Path | str | None, *options: str, **e
     if cache is not None:
         env["CLOUD_OPS_JSII_CODE_CACHE"] = str(cache)
         command = [node, *options, "--require", str(CODE_CACHE), "run.js"]
-    ran = subprocess.run(command, cwd=package, env=env, capture_output=True, text=True, check=False)
+    ran = subprocess.run(command, cwd=package, env=env, capture_output=True, text=True, check=False, timeout=60)
     assert ran.returncode == 0, ran.stderr
     # Node.js's own warnings (an ES module loaded by require on some versions) belong to the output too.
     return ran.stdout + re.sub(r"\(node:\d+\)", "(node)", ran.stderr)
@@ -312,6 +312,12 @@ def test_the_code_cache_is_not_used_where_others_may_write_or_when_turned_off(no
     assert _entries(tmp_path / "covered") == {}
     assert _load(node, package, "off") == without
     assert not (package / "off").exists()
+    # A directory that cannot be made: under a file, or where every new entry is refused (Linux's /proc,
+    # where a recursive mkdir retries for ever).
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    assert _load(node, package, tmp_path / "a-file" / "cache") == without
+    if Path("/proc/self").is_dir():
+        assert _load(node, package, "/proc/no-such-directory/cache") == without
 
 
 @pytest.mark.parametrize("node", _NOT_CACHING)
