@@ -113,7 +113,8 @@ function install() {
   const v8Major = Number(process.versions.v8.split('.')[0]);
   const usable = v8Major >= 12 && typeof vm.compileFunction === 'function' && typeof process.getuid === 'function'
     && vm.constants && vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (process.env.CLOUD_OPS_JSII_CODE_CACHE === 'off' || !usable) return;
+  const installed = Object.prototype.hasOwnProperty.call(globalThis, COMPILED); // preloaded twice
+  if (process.env.CLOUD_OPS_JSII_CODE_CACHE === 'off' || !usable || installed) return;
   let directory;
   try {
     directory = cacheDirectory();
