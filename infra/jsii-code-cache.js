@@ -76,9 +76,11 @@ function makeDirectory(directory) {
   }
 }
 
-// No one but the user (or root, for the directories above) can change what `directory` holds.
+// No one but the user (or root, for the directories above) can change what `directory` holds: checked
+// along its real path, where a symbolic link above it leads.
 function trusted(directory) {
   const user = process.getuid();
+  directory = fs.realpathSync(directory);
   const own = fs.lstatSync(directory);
   if (!own.isDirectory() || own.uid !== user || (own.mode & 0o077) !== 0) return false;
   for (let above = path.dirname(directory); ; above = path.dirname(above)) {

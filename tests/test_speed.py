@@ -308,6 +308,10 @@ def test_the_code_cache_is_not_used_where_others_may_write_or_when_turned_off(no
     shared.chmod(0o777)  # whatever the umask
     assert _load(node, package, shared / "cache") == without
     assert _entries(shared / "cache") == {}
+    # The same through a symbolic link from a directory of the user's: what counts is where it leads.
+    (tmp_path / "link").symlink_to(shared / "cache")
+    assert _load(node, package, tmp_path / "link") == without
+    assert _entries(shared / "cache") == {}
     assert _load(node, package, tmp_path / "covered", NODE_V8_COVERAGE=str(tmp_path / "coverage")) == without
     assert _entries(tmp_path / "covered") == {}
     assert _load(node, package, "off") == without
