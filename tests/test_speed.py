@@ -238,8 +238,9 @@ def _nodes() -> list[tuple[str, int]]:
 
 
 # The code cache needs V8 12 (Node.js 22) or later; on an older one it stays out of the way.
-_CACHING = [node for node, v8 in _nodes() if v8 >= 12]
-_NOT_CACHING = [node for node, v8 in _nodes() if v8 < 12]
+_NODES = _nodes()
+_CACHING = [node for node, v8 in _NODES if v8 >= 12]
+_NOT_CACHING = [node for node, v8 in _NODES if v8 < 12]
 
 
 def _package(tmp_path: Path) -> Path:
@@ -265,7 +266,7 @@ def _load(node: str, package: Path, cache: Path | str | None, *options: str, **e
 
 def _entries(cache: Path) -> dict[str, tuple[int, int]]:
     """Each entry of the cache (found by its module's SHA-256): its inode and modification time."""
-    return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in cache.glob("*/*")}
+    return {f.name: (stat.st_ino, stat.st_mtime_ns) for f in cache.glob("*/*") for stat in [f.stat()]}
 
 
 def _entry(cache: Path, source: str) -> Path:
