@@ -96,8 +96,8 @@ def prepare(context: Callable[[str], Any]) -> Prepared:
 def main(app: App | None = None) -> int:
     """``app``: an App with its context already set (tests); by default the CLI's, from the environment."""
     context: Callable[[str], Any] = app.node.try_get_context if app is not None else cli_context().get
-    # A synth from the CLI: the jsii runtime loads aws-cdk-lib and starts CDK's validation engine now, on
-    # a background thread, beside prepare() (pure Python); ready when the construction starts.
+    # A synth from the CLI: CDK's validation engine starts in a process of its own and the jsii runtime
+    # loads aws-cdk-lib (a background thread), beside prepare() (pure Python).
     engine = validation_engine.start() if app is None else None
     from infra.config import SettingsError
 
@@ -114,7 +114,8 @@ def main(app: App | None = None) -> int:
     from infra.compliance.report import synth_with_report
     from infra.platform import build_platform
 
-    app = app or App()
+    # The validation plugin is registered explicitly (infra/validation_engine.py): CDK adds none of its own.
+    app = app or App(builtin_cloud_formation_validation=validation is None)
     project, settings = prepared.project, prepared.settings
     try:
         platform = build_platform(app, settings, addon_values=prepared.addon_values)

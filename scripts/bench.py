@@ -298,9 +298,9 @@ def profile_report(first: str, production: str, two: Path) -> None:
         say("  " + f"{phase:<44}" + "".join(f"{medians[label][phase]:12.2f}" for label, _, _ in columns))
     totals = {label: sum(medians[label][p] for p in PHASES) for label, _, _ in columns}
     say("  " + f"{'sum of the phases (one after the other)':<44}" + "".join(f"{totals[lbl]:12.2f}" for lbl in totals))
-    say("  In `cdk synth` the runtime's load and the engine's start run beside the imports and the settings")
-    say("  (infra/validation_engine.py), and the teardown is not waited for; the CLI adds its own start and the")
-    say("  reading of the assembly.")
+    say("  In `cdk synth` the runtime's load runs beside the imports and the settings, the engine's start (its own")
+    say("  process) beside those and the construction (infra/validation_engine.py), and the teardown is not")
+    say("  waited for; the CLI adds its own start and the reading of the assembly.")
     say()
 
 

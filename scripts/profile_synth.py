@@ -7,20 +7,23 @@ context, an output directory, reports beside the templates), with a timer around
 - starting the jsii runtime and loading aws-cdk-lib and cdk-nag into it;
 - importing the app's modules (aws-cdk-lib's Python bindings of the services the stacks use);
 - reading and checking the settings and the Helm values (``app.prepare``, without its imports);
-- starting CDK's validation engine (``CloudFormationValidatePlugin``);
+- starting CDK's validation engine (``CloudFormationValidatePlugin``, in its own process as app.py
+  starts it: infra/validation_engine.py);
 - building the constructs (``build_platform``);
 - CDK's template validation, cdk-nag's four packs, our own rules, writing the assembly: inside
   ``app.synth()``, read from CDK's own performance counters (``CDK_PERF_COUNTERS_FILE``, which CDK
   writes when a synth is slower than ``@aws-cdk/core.slowSynthThreshold``, here 0): the validation
-  span less the engine's template checks and our rules (a Python callback, timed here) is the packs'
-  share, with CDK's validation report; the synthesis phase less the validation span is the writing;
+  span less the engine's template checks (the plugin's call, timed here) and our rules (a Python
+  callback, timed here) is the packs' share, with CDK's validation report; the synthesis phase less the
+  validation span is the writing;
 - the reports (compliance, cost, architecture);
 - the jsii runtime's teardown, which app.py does not wait for.
 
 ``make bench`` runs it with the interpreter options of cdk.json's app command (``python -O``), as
-``cdk synth`` runs app.py. In a real ``cdk synth`` the engine's start runs on a background thread
-beside the imports and the settings (infra/validation_engine.py), so the wall time is less than the
-sum; ``make bench`` prints both. The phases are measured, not estimated: nothing here is skipped or stubbed.
+``cdk synth`` runs app.py. In a real ``cdk synth`` the runtime's load runs on a background thread
+beside the imports and the settings, and the engine's start in its own process beside those and the
+construction (infra/validation_engine.py), so the wall time is less than the sum; ``make bench`` prints
+both. The phases are measured, not estimated: nothing here is skipped or stubbed.
 """
 
 from __future__ import annotations
@@ -86,14 +89,17 @@ def profile(environment: str, outdir: Path, settings_dir: Path | None = None) ->
         import cdk_nag  # noqa: F401
     with timed(IMPORTS):
         import app
+        from infra import validation_proxy
         from infra.compliance import packs, platform_rules, report
         from infra.platform import build_platform
     with timed(SETTINGS):
         prepared = app.prepare(context.get)
     with timed(ENGINE):
-        validation = aws_cdk.CloudFormationValidatePlugin()
+        validation = _validation_plugin()
+    if isinstance(validation, validation_proxy.ValidationProxy):
+        timed(TEMPLATE_VALIDATION, validation_proxy.ValidationProxy, "validate")
     with timed(CONSTRUCTS):
-        cdk_app = aws_cdk.App()
+        cdk_app = aws_cdk.App(builtin_cloud_formation_validation=False)
         platform = build_platform(cdk_app, prepared.settings, addon_values=prepared.addon_values)
     timed(OWN_RULES, platform_rules, "evaluate")
     timed(REPORTS, report, "write_report")
@@ -102,18 +108,38 @@ def profile(environment: str, outdir: Path, settings_dir: Path | None = None) ->
     code = report.synth_with_report(cdk_app, platform, names, outdir / "reports" / environment)
     if code != 0:
         raise SystemExit(f"profile: synth of {environment} failed ({code})")
-    perf = json.loads(counters.read_text(encoding="utf-8"))["counters"]
-    milliseconds = 1000.0
-    validation_span = perf["validateTemplates"] / milliseconds
-    phases[TEMPLATE_VALIDATION] = perf["CloudFormationValidate.validate"] / milliseconds
-    phases[PACKS] = validation_span - phases[TEMPLATE_VALIDATION] - phases.get(OWN_RULES, 0.0)
-    phases[WRITING] = perf["phase:Synthesis"] / milliseconds - validation_span
+    _synthesis_phases(phases, json.loads(counters.read_text(encoding="utf-8"))["counters"])
     import jsii._runtime
 
     with timed(TEARDOWN):
         # The runtime's own stop, as a normal interpreter exit runs it (app.py does not wait for it).
         jsii._runtime.kernel.provider._process.stop()  # type: ignore[attr-defined]
     return {phase: round(phases.get(phase, 0.0), 3) for phase in (*PHASES, TEARDOWN)}
+
+
+def _synthesis_phases(phases: dict[str, float], perf: dict[str, float]) -> None:
+    """The phases inside ``app.synth()``, from CDK's performance counters (milliseconds)."""
+    milliseconds = 1000.0
+    validation_span = perf["validateTemplates"] / milliseconds
+    if TEMPLATE_VALIDATION not in phases:  # CDK's own plugin in the runtime: CDK's counter of it
+        phases[TEMPLATE_VALIDATION] = perf["CloudFormationValidate.validate"] / milliseconds
+    phases[PACKS] = validation_span - phases[TEMPLATE_VALIDATION] - phases.get(OWN_RULES, 0.0)
+    phases[WRITING] = perf["phase:Synthesis"] / milliseconds - validation_span
+
+
+def _validation_plugin() -> Any:
+    """CDK's validation plugin with its engine started, as app.py has it: in a process of its own where
+    jsii's package cache has aws-cdk-lib, else CDK's own plugin in the runtime."""
+    import aws_cdk
+
+    from infra import validation_engine, validation_proxy
+
+    found = validation_engine.package_directory()
+    if found is None:
+        return aws_cdk.CloudFormationValidatePlugin()
+    engine = validation_engine.EngineProcess(*found)
+    engine.ready()
+    return validation_proxy.ValidationProxy(engine)
 
 
 class _Timer:

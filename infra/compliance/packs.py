@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, CloudFormationValidatePlugin, Validations
+from aws_cdk import App, IPolicyValidationPlugin, Validations
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NagPack, NIST80053R5Checks, PCIDSS321Checks
 
 from infra.compliance.platform_rules import PLUGIN_NAME, PlatformRules
@@ -20,13 +20,11 @@ def rule_packs(app: App) -> list[NagPack]:
     return [AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app), PCIDSS321Checks(app)]
 
 
-def register_rule_packs(
-    app: App, *, production: bool, validation: CloudFormationValidatePlugin | None = None
-) -> list[str]:
+def register_rule_packs(app: App, *, production: bool, validation: IPolicyValidationPlugin | None = None) -> list[str]:
     """Registers cdk-nag's packs and our own rules; returns the pack names in report order.
 
     Any unacknowledged finding of any pack, warnings included, fails synth. ``validation``: CDK's
-    template validation, already started (infra/validation_engine.py); registered last, where CDK
+    template validation, already starting (infra/validation_engine.py); registered last, where CDK
     puts its own instance when none is given.
     """
     packs = rule_packs(app)
