@@ -12,7 +12,16 @@
 // one out: {"report"}, the plugin's report as it returned it, or {"error"}. The process stays until
 // its input closes (or it is killed: it holds nothing that needs a clean exit).
 const fs = require("fs");
+const os = require("os");
 const path = require("path");
+
+// Below the app's priority: the engine takes the core that Python and the jsii runtime leave idle (they
+// take turns while the app is built) rather than slowing their imports and the runtime's load.
+try {
+  if (os.getPriority() < 10) os.setPriority(10);
+} catch {
+  // A platform that refuses it: the engine runs at the app's priority.
+}
 
 function send(message) {
   process.stdout.write(JSON.stringify(message) + "\n");

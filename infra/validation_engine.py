@@ -8,9 +8,10 @@ its heap also stays in that runtime for the rest of the synth, for the garbage c
 
 :func:`start` runs the engine beside the app instead: infra/validation-engine.js loads aws-cdk-lib's
 own plugin, from the very copy the jsii runtime loads (jsii's package cache, found by
-:func:`package_directory`), in a Node.js process started like the runtime's (infra/jsii_node.py), on
-the other core, while this process imports the stacks' modules, reads the settings and builds the
-constructs. :meth:`WarmingEngine.plugin` then gives the app a plugin that hands CDK's own validation
+:func:`package_directory`), in a Node.js process started like the runtime's (infra/jsii_node.py) at a
+lower priority, while this process imports the stacks' modules, reads the settings and builds the
+constructs: Python and the runtime take turns as the app is built, which leaves a core idle for the
+engine, and the lower priority keeps it from slowing them where they both run (the imports, the load). :meth:`WarmingEngine.plugin` then gives the app a plugin that hands CDK's own validation
 context to that process and returns its report (infra/validation_proxy.py): the same plugin name,
 version, rules, findings and report as CDK's own instance in the runtime. The app is created with
 ``builtin_cloud_formation_validation=False`` so that CDK does not add its instance as well.
@@ -122,6 +123,10 @@ class EngineProcess:
             encoding="utf-8",
         )
         self._hello: dict[str, Any] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def _read(self) -> dict[str, Any]:
         stream: IO[str] | None = self._process.stdout

@@ -2,6 +2,7 @@
 
 - the engine's process runs the aws-cdk-lib the jsii runtime loaded (the very copy in jsii's package
   cache), so a jsii upgrade that moves that copy fails here instead of slowing every synth unnoticed;
+- it runs below the app's priority (it is to take the idle core, not slow the app);
 - its report, as the app hands it to CDK, is the report of CDK's own plugin in the runtime, for every
   environment the user has and for a template with findings of every shape (on a resource, on the stack);
 - a process that fails leaves the check to CDK's own plugin in the runtime, with a note;
@@ -159,6 +160,8 @@ def test_the_engines_report_is_cdks_own(in_runtime: CloudFormationValidatePlugin
     stacks.append({"stackConstructPath": "Broken", "templatePath": str(broken), "region": "eu-west-1"})
     engine = _engine()
     hello = engine.ready()
+    # Below the app's priority, so that it takes only the core the app leaves idle.
+    assert os.getpriority(os.PRIO_PROCESS, engine.pid) >= max(10, os.getpriority(os.PRIO_PROCESS, 0))
     assert (hello["name"], hello["version"], hello["ruleIds"]) == (
         in_runtime.name,
         in_runtime.version,
