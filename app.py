@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # Only these at the top: the settings' modules (pydantic among them) are imported by prepare(), while
-# the jsii runtime loads aws-cdk-lib and starts CDK's validation engine (infra/validation_engine.py).
+# the jsii runtime loads aws-cdk-lib and CDK's validation engine starts (infra/validation_engine.py).
 from infra import jsii_node, validation_engine
 
 if TYPE_CHECKING:
@@ -99,6 +99,15 @@ def main(app: App | None = None) -> int:
     # A synth from the CLI: CDK's validation engine starts in a process of its own and the jsii runtime
     # loads aws-cdk-lib (a background thread), beside prepare() (pure Python).
     engine = validation_engine.start() if app is None else None
+    try:
+        return _synthesize(app, context, engine)
+    finally:
+        if engine is not None:
+            engine.close()  # (used and ended already, unless the synth stopped before its validation)
+
+
+def _synthesize(app: App | None, context: Callable[[str], Any], engine: validation_engine.WarmingEngine | None) -> int:
+    """main() once the engine is starting: settings, platform, rule packs, synth and reports."""
     from infra.config import SettingsError
 
     try:
@@ -142,8 +151,8 @@ def run_from_cli() -> None:
     main(), then an exit that does not wait for the jsii runtime's own teardown.
 
     When main() returns, the cloud assembly and the reports are written and closed; what is left is
-    the jsii runtime's exit (its Node.js processes free a heap of several hundred MB that holds the
-    validation engine), about a second that ``cdk synth`` would otherwise wait for. The runtime ends on
+    the jsii runtime's exit (its Node.js processes free a heap of several hundred MB), up to a second
+    that ``cdk synth`` would otherwise wait for. The runtime ends on
     its own once its input closes with this process, and removes its own working directory; the copy
     of the runtime that the jsii package writes for Python goes into a scratch directory of this run
     (``tempfile.tempdir``), removed here. An exception leaves through the normal exit instead.

@@ -24,7 +24,7 @@ from aws_cdk import (
 
 
 class Engine(Protocol):
-    """The engine's process (infra/validation_engine.py's ``EngineProcess``); RuntimeError when it fails."""
+    """The engine's process (infra/validation_engine.py's ``EngineProcess``): RuntimeError when it fails."""
 
     def ready(self) -> dict[str, Any]: ...
 
@@ -59,28 +59,42 @@ def report_from(report: dict[str, Any]) -> PolicyValidationPluginReport:
     )
 
 
+# What a failing process or an answer that is not a report can raise (EngineError is a RuntimeError).
+FAILURES = (RuntimeError, ValueError, KeyError, TypeError, OSError)
+
+
 @jsii.implements(IPolicyValidationPlugin)
 class ValidationProxy:
-    """CDK's CloudFormation validation, its engine in another process."""
+    """CDK's CloudFormation validation, its engine in another process, for one validation. If that
+    process fails, or for a second validation, CDK's own plugin runs in the runtime."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine: Engine | None = engine
+        self._described_as: dict[str, Any] | None = None
         self._in_runtime: CloudFormationValidatePlugin | None = None
 
-    def _fall_back(self, error: RuntimeError) -> None:
-        print(f"note: CDK's template validation runs in the jsii runtime; its process failed: {error}", file=sys.stderr)
+    def _runtime_plugin(self, failure: Exception | None = None) -> CloudFormationValidatePlugin:
+        if failure is not None:
+            print(
+                f"note: CDK's template validation runs in the jsii runtime; its process failed: {failure}",
+                file=sys.stderr,
+            )
         self._engine = None
-        self._in_runtime = CloudFormationValidatePlugin()
+        if self._in_runtime is None:
+            self._in_runtime = CloudFormationValidatePlugin()
+        return self._in_runtime
 
     def _described(self) -> dict[str, Any]:
-        if self._engine is not None:
+        """The plugin's name, version and rules: as the process reported them, else the runtime's plugin's."""
+        if self._described_as is None and self._engine is not None:
             try:
-                return self._engine.ready()
-            except RuntimeError as error:
-                self._fall_back(error)
-        assert self._in_runtime is not None
-        plugin = self._in_runtime
-        return {"name": plugin.name, "version": plugin.version, "ruleIds": plugin.rule_ids}
+                self._described_as = self._engine.ready()
+            except FAILURES as failure:
+                self._runtime_plugin(failure)
+        if self._described_as is None:
+            plugin = self._runtime_plugin()
+            self._described_as = {"name": plugin.name, "version": plugin.version, "ruleIds": plugin.rule_ids}
+        return self._described_as
 
     @property
     def name(self) -> str:
@@ -97,7 +111,8 @@ class ValidationProxy:
         return None if rule_ids is None else [str(rule) for rule in rule_ids]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        if self._engine is not None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
             stacks = [
                 {
                     key: value
@@ -112,8 +127,7 @@ class ValidationProxy:
                 for stack in context.stack_templates
             ]
             try:
-                return report_from(self._engine.validate(stacks))
-            except RuntimeError as error:
-                self._fall_back(error)
-        assert self._in_runtime is not None
-        return self._in_runtime.validate(context)
+                return report_from(engine.validate(stacks))
+            except FAILURES as failure:
+                return self._runtime_plugin(failure).validate(context)
+        return self._runtime_plugin().validate(context)

@@ -1,8 +1,10 @@
 """What the synth's speed rests on stays true (the figures themselves are `make bench`'s, not a test's).
 
-- app.py starts CDK's validation engine on a background thread and meanwhile runs ``prepare()``; the
-  jsii runtime is not thread safe, so ``prepare()`` must make no jsii call, for every environment the
-  user has (a module-level jsii call added to any module it imports would break this).
+- app.py loads the jsii assemblies on a background thread (and starts CDK's validation engine, in a
+  process of its own: tests/test_validation_engine.py) and meanwhile runs ``prepare()``; the jsii
+  runtime is not thread safe, so ``prepare()`` must make no jsii call, for every environment the user
+  has (a module-level jsii call added to any module it imports would break this), and only that thread
+  may call the runtime meanwhile.
 - the engine registered by app.py is CDK's own check, not an extra or a lesser one: the CLI form's
   validation report names the same plugin (tests/test_deploy_path.py runs that form).
 - the jsii runtime (its wrapper and the kernel it starts) runs with the Node.js flags of
@@ -48,9 +50,10 @@ _WINDOW = textwrap.dedent(
     from jsii._kernel.providers import process
     from infra import validation_engine
     engine = validation_engine.start()
-    calls = []
+    calls, senders = [], set()
     original = process._NodeProcess.send
     def send(self, request, response_type):
+        senders.add(threading.current_thread().name)
         if threading.current_thread() is threading.main_thread():
             calls.append(type(request).__name__)
         return original(self, request, response_type)
@@ -60,7 +63,8 @@ _WINDOW = textwrap.dedent(
         app.prepare({{"env": environment}}.get)
     prepared_calls = list(calls)
     engine.plugin()
-    print(json.dumps({{"calls": prepared_calls, "engine": engine is not None}}))
+    engine.close()
+    print(json.dumps({{"calls": prepared_calls, "engine": engine is not None, "senders": sorted(senders)}}))
     """
 )
 
@@ -77,6 +81,8 @@ def test_prepare_makes_no_jsii_call_while_the_engine_starts() -> None:
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome["engine"]
     assert outcome["calls"] == [], f"prepare() called the jsii runtime: {outcome['calls']}"
+    # The one thread that loads the assemblies (and, without the engine's process, starts CDK's plugin).
+    assert outcome["senders"] == ["cloud-ops-jsii-load"]
 
 
 def test_no_engine_is_started_when_the_cli_turns_validation_off() -> None:

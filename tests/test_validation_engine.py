@@ -6,7 +6,9 @@
 - its report, as the app hands it to CDK, is the report of CDK's own plugin in the runtime, for every
   environment the user has and for a template with findings of every shape (on a resource, on the stack);
 - a process that fails leaves the check to CDK's own plugin in the runtime, with a note;
-- where there is no copy (jsii's cache turned off, no home), nothing is started.
+- where there is no complete copy (jsii's cache turned off, an entry not marked complete) or jsii would
+  not trust its cache's directory, nothing is started; only the engine's own lines are answers, and a
+  silent engine times out.
 The CLI forms (tests/test_deploy_path.py) synthesize through it: their compliance reports, which hold
 this plugin's acknowledged findings, are the committed ones.
 """
@@ -160,14 +162,16 @@ def test_the_engines_report_is_cdks_own(in_runtime: CloudFormationValidatePlugin
     stacks.append({"stackConstructPath": "Broken", "templatePath": str(broken), "region": "eu-west-1"})
     engine = _engine()
     hello = engine.ready()
-    # Below the app's priority, so that it takes only the core the app leaves idle.
-    assert os.getpriority(os.PRIO_PROCESS, engine.pid) >= max(10, os.getpriority(os.PRIO_PROCESS, 0))
+    _assert_below_the_apps_priority(engine.pid)
     assert (hello["name"], hello["version"], hello["ruleIds"]) == (
         in_runtime.name,
         in_runtime.version,
         in_runtime.rule_ids,
     )
-    theirs = report_from(engine.validate(stacks))
+    answer = engine.validate(stacks)
+    # No field is null (which the struct could not tell from absent, and validation-report.json could).
+    assert "null" not in json.dumps(answer)
+    theirs = report_from(answer)
     ours = in_runtime.validate(_Context(stacks))
     assert _as_data(theirs) == _as_data(ours)
     # Findings of every shape were compared: on resources and on a stack, in the example and the platform.
@@ -175,6 +179,17 @@ def test_the_engines_report_is_cdks_own(in_runtime: CloudFormationValidatePlugin
     assert any(logical_id is None and path == "Broken" for logical_id, path, *_ in resources)
     assert any(logical_id is not None and template == str(broken) for logical_id, _, template, _ in resources)
     assert any(template != str(broken) for *_, template, _ in resources)
+
+
+def _assert_below_the_apps_priority(pid: int) -> None:
+    """Every thread of the process (Linux gives each its own priority) runs at nice 10 or lower."""
+    tasks = Path(f"/proc/{pid}/task")
+    if not tasks.is_dir():
+        pytest.skip("reads each thread's priority from Linux's /proc")
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    for task in tasks.iterdir():
+        fields = (task / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        assert int(fields[16]) >= max(validation_engine.NICENESS, ours), task.name  # (19th field: nice)
 
 
 def test_a_failed_engine_leaves_the_check_to_cdks_own_plugin(
@@ -203,6 +218,48 @@ def test_no_process_is_started_without_a_copy_to_run(tmp_path: Path) -> None:
     tarball = validation_engine.bundled_tarball()
     assert tarball is not None
     assert package_directory(tarball, {"HOME": str(tmp_path)}) is None
-    assert package_directory(tarball, {}) is None
     assert package_directory(tarball, {**os.environ, "JSII_RUNTIME_PACKAGE_CACHE": "disabled"}) is None
     assert package_directory(tarball, {"JSII_RUNTIME_PACKAGE_CACHE_ROOT": str(tmp_path)}) is None
+
+
+def test_only_the_engines_own_lines_are_answers_and_a_silent_engine_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chatty = tmp_path / "chatty.js"
+    chatty.write_text(
+        'console.log("a module printing something");\n'
+        f'console.log({json.dumps(validation_engine.PREFIX)} + JSON.stringify({{name: "n", ruleIds: []}}));\n'
+        "setInterval(() => {}, 1000);\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(validation_engine, "SCRIPT", chatty)
+    engine = EngineProcess(tmp_path, "0.0.0")
+    assert engine.ready() == {"name": "n", "ruleIds": []}
+    monkeypatch.setattr(validation_engine, "VALIDATE_SECONDS", 1.0)
+    with pytest.raises(validation_engine.EngineError, match="no answer in 1 s"):
+        engine.validate([])
+    assert engine._process.poll() is not None  # stopped
+    silent = tmp_path / "silent.js"
+    silent.write_text("setInterval(() => {}, 1000);\n", encoding="utf-8")
+    monkeypatch.setattr(validation_engine, "SCRIPT", silent)
+    monkeypatch.setattr(validation_engine, "READY_SECONDS", 1.0)
+    with pytest.raises(validation_engine.EngineError, match="no answer"):
+        EngineProcess(tmp_path, "0.0.0").ready()
+
+
+def test_the_cache_root_is_jsiis_own_choice(tmp_path: Path) -> None:
+    home = str(tmp_path)
+    root = validation_engine._cache_root
+    assert root({"HOME": home}, "linux") == tmp_path / ".cache/aws/jsii/package-cache"
+    assert root({"HOME": home}, "darwin") == tmp_path / "Library/Caches/com.amazonaws.jsii/package-cache"
+    assert root({"LOCALAPPDATA": home}, "win32") == tmp_path / "AWS/jsii/package-cache"
+    assert root({"JSII_RUNTIME_PACKAGE_CACHE_ROOT": home, "HOME": "/elsewhere"}, "linux") == tmp_path
+    assert root({"JSII_RUNTIME_PACKAGE_CACHE": "disabled", "HOME": home}, "linux") is None
+    # A default root jsii would refuse (others may write it) is not used either.
+    if hasattr(os, "getuid"):
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        private.chmod(0o700)
+        assert validation_engine._private(private)
+        private.chmod(0o770)
+        assert not validation_engine._private(private)
