@@ -1,8 +1,9 @@
 """The Node.js flags of the app's jsii runtime: V8's garbage collector and WebAssembly compiler on
 the runtime's own thread.
 
-Every aws-cdk-lib call from Python runs in a Node.js process (jsii's runtime), and so does CDK's
-template validation, a WebAssembly engine that every synth starts (infra/validation_engine.py). On
+Every aws-cdk-lib call from Python runs in a Node.js process (jsii's runtime), and CDK's template
+validation, a WebAssembly engine that every synth starts, in one started the same way
+(infra/validation_engine.py). On
 this project's two-core CI machine, V8's background threads (concurrent garbage collection, parallel
 WebAssembly compilation) compete with that thread and with Python for the cores: with
 ``--single-threaded-gc --wasm-num-compilation-tasks=0`` the engine starts in about half the time and

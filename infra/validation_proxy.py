@@ -111,6 +111,8 @@ class ValidationProxy:
         return None if rule_ids is None else [str(rule) for rule in rule_ids]
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
+        # CDK reads the name and the version after the report: the process's, kept before it ends.
+        self._described()
         engine, self._engine = self._engine, None
         if engine is not None:
             stacks = [

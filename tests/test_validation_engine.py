@@ -181,6 +181,19 @@ def test_the_engines_report_is_cdks_own(in_runtime: CloudFormationValidatePlugin
     assert any(template != str(broken) for *_, template, _ in resources)
 
 
+def test_the_proxy_starts_no_engine_in_the_runtime_when_its_process_answers(tmp_path: Path) -> None:
+    """CDK asks for the plugin's name and version after its report: the process's, not a second engine's."""
+    broken = tmp_path / "broken.template.json"
+    broken.write_text(json.dumps(BROKEN), encoding="utf-8")
+    proxy = ValidationProxy(_engine())
+    report = proxy.validate(_Context([{"stackConstructPath": "Broken", "templatePath": str(broken)}]))
+    assert report.violations
+    assert proxy.name == "CloudFormation Validate"
+    assert proxy.version
+    assert proxy.rule_ids
+    assert proxy._in_runtime is None
+
+
 def _assert_below_the_apps_priority(pid: int) -> None:
     """Every thread of the process (Linux gives each its own priority) runs at nice 10 or lower."""
     tasks = Path(f"/proc/{pid}/task")
