@@ -31,7 +31,7 @@ from aws_cdk import (
 )
 from constructs import IConstruct
 
-from infra import validation_engine
+from infra import validation_engine, validation_proxy
 from infra.validation_engine import EngineProcess, package_directory
 from infra.validation_proxy import ValidationProxy, report_from
 from tests.conftest import CONFIGURED
@@ -181,16 +181,27 @@ def test_the_engines_report_is_cdks_own(in_runtime: CloudFormationValidatePlugin
     assert any(template != str(broken) for *_, template, _ in resources)
 
 
-def test_the_proxy_starts_no_engine_in_the_runtime_when_its_process_answers(tmp_path: Path) -> None:
+def _stub(directory: Path, name: str, body: str) -> Path:
+    """A stand-in for infra/validation-engine.js: ``answer(message)`` writes one of its lines."""
+    script = directory / name
+    prefix = json.dumps(validation_engine.PREFIX)
+    script.write_text(f"const answer = (m) => console.log({prefix} + JSON.stringify(m));\n{body}\n", encoding="utf-8")
+    return script
+
+
+def test_the_proxy_starts_no_engine_in_the_runtime_when_its_process_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """CDK asks for the plugin's name and version after its report: the process's, not a second engine's."""
-    broken = tmp_path / "broken.template.json"
-    broken.write_text(json.dumps(BROKEN), encoding="utf-8")
-    proxy = ValidationProxy(_engine())
-    report = proxy.validate(_Context([{"stackConstructPath": "Broken", "templatePath": str(broken)}]))
-    assert report.violations
-    assert proxy.name == "CloudFormation Validate"
-    assert proxy.version
-    assert proxy.rule_ids
+    hello = {"name": "CloudFormation Validate", "version": "9.9.9", "ruleIds": ["E1"]}
+    body = (
+        f"answer({json.dumps(hello)});\n"
+        'process.stdin.once("data", () => answer({report: {success: true, violations: []}}));'
+    )
+    monkeypatch.setattr(validation_engine, "SCRIPT", _stub(tmp_path, "answers.js", body))
+    proxy = ValidationProxy(EngineProcess(tmp_path, "9.9.9"))
+    assert proxy.validate(_Context([])).success
+    assert (proxy.name, proxy.version, proxy.rule_ids) == ("CloudFormation Validate", "9.9.9", ["E1"])
     assert proxy._in_runtime is None
 
 
@@ -206,25 +217,29 @@ def _assert_below_the_apps_priority(pid: int) -> None:
 
 
 def test_a_failed_engine_leaves_the_check_to_cdks_own_plugin(
-    in_runtime: CloudFormationValidatePlugin, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    in_runtime: CloudFormationValidatePlugin,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     found = package_directory()
     assert found is not None
     broken = tmp_path / "broken.template.json"
     broken.write_text(json.dumps(BROKEN), encoding="utf-8")
     stacks = [{"stackConstructPath": "Broken", "templatePath": str(broken)}]
+    # CDK's plugin as the proxy creates it in the runtime: the one this module already started.
+    monkeypatch.setattr(validation_proxy, "CloudFormationValidatePlugin", lambda: in_runtime)
     # The copy is not the version the app runs: the process says so and ends.
     proxy = ValidationProxy(EngineProcess(found[0], "0.0.0"))
     assert (proxy.name, proxy.version, proxy.rule_ids) == (in_runtime.name, in_runtime.version, in_runtime.rule_ids)
     assert _as_data(proxy.validate(_Context(stacks))) == _as_data(in_runtime.validate(_Context(stacks)))
     assert "not aws-cdk-lib@0.0.0" in capfd.readouterr().err
-    # A process that dies once started: the same.
-    engine = EngineProcess(*found)
-    engine.ready()
-    engine.stop()
-    proxy = ValidationProxy(engine)
+    # A process that ends once started, before its answer: the same.
+    hello = {"name": in_runtime.name, "version": in_runtime.version, "ruleIds": in_runtime.rule_ids}
+    monkeypatch.setattr(validation_engine, "SCRIPT", _stub(tmp_path, "ends.js", f"answer({json.dumps(hello)});"))
+    proxy = ValidationProxy(EngineProcess(tmp_path, "0.0.0"))
     assert _as_data(proxy.validate(_Context(stacks))) == _as_data(in_runtime.validate(_Context(stacks)))
-    assert "its process failed" in capfd.readouterr().err
+    assert "its process failed: it exited (0)" in capfd.readouterr().err
 
 
 def test_no_process_is_started_without_a_copy_to_run(tmp_path: Path) -> None:
@@ -248,14 +263,14 @@ def test_only_the_engines_own_lines_are_answers_and_a_silent_engine_times_out(
     monkeypatch.setattr(validation_engine, "SCRIPT", chatty)
     engine = EngineProcess(tmp_path, "0.0.0")
     assert engine.ready() == {"name": "n", "ruleIds": []}
-    monkeypatch.setattr(validation_engine, "VALIDATE_SECONDS", 1.0)
-    with pytest.raises(validation_engine.EngineError, match="no answer in 1 s"):
+    monkeypatch.setattr(validation_engine, "VALIDATE_SECONDS", 0.5)
+    with pytest.raises(validation_engine.EngineError, match="no answer in"):
         engine.validate([])
     assert engine._process.poll() is not None  # stopped
     silent = tmp_path / "silent.js"
     silent.write_text("setInterval(() => {}, 1000);\n", encoding="utf-8")
     monkeypatch.setattr(validation_engine, "SCRIPT", silent)
-    monkeypatch.setattr(validation_engine, "READY_SECONDS", 1.0)
+    monkeypatch.setattr(validation_engine, "READY_SECONDS", 0.5)
     with pytest.raises(validation_engine.EngineError, match="no answer"):
         EngineProcess(tmp_path, "0.0.0").ready()
 
