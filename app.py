@@ -131,10 +131,7 @@ def _synthesize(app: App | None, context: Callable[[str], Any], engine: validati
     except SettingsError as error:
         print(f"error: {prepared.located(error)}", file=sys.stderr)
         return 2
-    # The committed reports/<env>/ describe the settings file as it is; a synth for another region
-    # (--context region=...) reports beside its templates instead.
-    default_reports = Path(app.outdir) / "reports" if context("region") else project.reports
-    reports_dir = Path(context("reports_dir") or default_reports)
+    reports_dir = reports_directory(context, Path(app.outdir), project.reports)
     packs = register_rule_packs(app, production=settings.production, validation=validation)
     code = synth_with_report(app, platform, packs, reports_dir / settings.environment)
     # (make reports, which rewrites every environment's, says nothing: the others are next.)
@@ -144,6 +141,15 @@ def _synthesize(app: App | None, context: Callable[[str], Any], engine: validati
         for note in stale_report_notes(settings, reports_dir, project.relative):
             print(note, file=sys.stderr)
     return code
+
+
+def reports_directory(context: Callable[[str], Any], outdir: Path, committed: Path) -> Path:
+    """Where a synth writes its reports: ``--context reports_dir=``; else the committed reports/, which
+    describe the settings files as they are; a synth for another region (``--context region=``) or of
+    another settings directory (``--context settings_dir=``) beside its templates instead."""
+    if context("reports_dir"):
+        return Path(context("reports_dir"))
+    return outdir / "reports" if context("region") or context("settings_dir") else committed
 
 
 def run_from_cli() -> None:

@@ -311,3 +311,17 @@ def test_the_written_cost_report_states_every_assumption_once(configured: Synthe
     for estimate_ in cost.get("regions", [cost]):
         assert {a["name"]: a["value"] for a in estimate_["assumptions"]} == prices["assumptions"]
         assert all(a["description"] and a["note"] for a in estimate_["assumptions"])
+
+
+def test_a_synth_of_other_settings_or_another_region_leaves_the_committed_reports_alone(tmp_path: Path) -> None:
+    """The committed reports describe the settings files as they are: a synth for another region or
+    of another settings directory (make bench's, an experiment's) reports beside its templates."""
+    import app
+
+    committed, outdir = tmp_path / "reports", tmp_path / "cdk.out"
+    nothing: dict[str, str] = {}
+    assert app.reports_directory(nothing.get, outdir, committed) == committed
+    assert app.reports_directory({"region": "us-west-2"}.get, outdir, committed) == outdir / "reports"
+    assert app.reports_directory({"settings_dir": str(tmp_path)}.get, outdir, committed) == outdir / "reports"
+    chosen = {"reports_dir": str(tmp_path / "mine"), "settings_dir": str(tmp_path)}
+    assert app.reports_directory(chosen.get, outdir, committed) == tmp_path / "mine"
