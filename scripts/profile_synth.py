@@ -89,13 +89,16 @@ def profile(environment: str, outdir: Path, settings_dir: Path | None = None) ->
         import cdk_nag  # noqa: F401
     with timed(IMPORTS):
         import app
-        from infra import validation_proxy
+        from infra import validation_engine, validation_proxy
         from infra.compliance import packs, platform_rules, report
         from infra.platform import build_platform
     with timed(SETTINGS):
         prepared = app.prepare(context.get)
     with timed(ENGINE):
-        validation = _validation_plugin()
+        # As app.py starts it (infra/validation_engine.py); its name is the process's first answer, once
+        # its engine has started (CDK's own plugin in the runtime is started by then).
+        validation = validation_engine.WarmingEngine().plugin()
+        _ = validation.name
     if isinstance(validation, validation_proxy.ValidationProxy):
         timed(TEMPLATE_VALIDATION, validation_proxy.ValidationProxy, "validate")
     with timed(CONSTRUCTS):
@@ -125,21 +128,6 @@ def _synthesis_phases(phases: dict[str, float], perf: dict[str, float]) -> None:
         phases[TEMPLATE_VALIDATION] = perf["CloudFormationValidate.validate"] / milliseconds
     phases[PACKS] = validation_span - phases[TEMPLATE_VALIDATION] - phases.get(OWN_RULES, 0.0)
     phases[WRITING] = perf["phase:Synthesis"] / milliseconds - validation_span
-
-
-def _validation_plugin() -> Any:
-    """CDK's validation plugin with its engine started, as app.py has it: in a process of its own where
-    jsii's package cache has aws-cdk-lib, else CDK's own plugin in the runtime."""
-    import aws_cdk
-
-    from infra import validation_engine, validation_proxy
-
-    found = validation_engine.package_directory()
-    if found is None:
-        return aws_cdk.CloudFormationValidatePlugin()
-    engine = validation_engine.EngineProcess(*found)
-    engine.ready()
-    return validation_proxy.ValidationProxy(engine)
 
 
 class _Timer:
