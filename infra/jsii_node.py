@@ -20,6 +20,10 @@ The launcher also preloads infra/jsii-code-cache.js: V8's compiled code of aws-c
 modules, kept between runs in the user's cache and found by each module's content (jsii loads them from
 a new temporary directory each run, where Node.js's own compile cache, found by path, cannot help).
 ``CLOUD_OPS_JSII_CODE_CACHE`` names another directory for it, or ``off``.
+
+And it runs jsii's runtime as one process (infra/jsii-direct.js): jsii's kernel answers Python on jsii's
+own pipes, where jsii puts a relay process between them that copies every message (two more process
+wake-ups for each of a synth's thousands of calls). ``CLOUD_OPS_JSII_DIRECT=off``: as jsii runs it.
 """
 
 from __future__ import annotations

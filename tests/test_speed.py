@@ -7,14 +7,17 @@
   may call the runtime meanwhile.
 - the engine registered by app.py is CDK's own check, not an extra or a lesser one: the CLI form's
   validation report names the same plugin (tests/test_deploy_path.py runs that form).
-- the jsii runtime (its wrapper and the kernel it starts) runs with the Node.js flags of
-  infra/jsii_node.py, in ``cdk synth`` (app.py) and in this suite, on the Node.js it would have run.
+- the jsii runtime runs with the Node.js flags of infra/jsii_node.py, in ``cdk synth`` (app.py) and in
+  this suite, on the Node.js it would have run; as one process (infra/jsii-direct.js): jsii's kernel on
+  jsii's pipes, its console wrapped as jsii's relay wraps it, the relay's own check of the Node.js
+  version first, and jsii's two processes wherever the kernel's channel cannot be moved.
 - the code cache that runtime preloads (infra/jsii-code-cache.js) changes nothing a module sees, is
   used on the next run, and is left alone where it cannot be trusted.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -36,6 +39,7 @@ from scripts.forms import app_command
 from tests.synth import ROOT
 
 CODE_CACHE = jsii_node.LAUNCHER.with_name("jsii-code-cache.js")
+DIRECT = jsii_node.LAUNCHER.with_name("jsii-direct.js")
 
 # Runs in a fresh interpreter: the engine starts, then every send to the jsii runtime from the main
 # thread is recorded while prepare() runs for each environment. jsii's process module is imported (and
@@ -101,21 +105,22 @@ def _node_processes(pid: int) -> list[list[str]]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the runtime's command line from /proc")
-def test_the_suites_jsii_runtime_runs_with_the_apps_node_flags() -> None:
+def test_the_suites_jsii_runtime_is_one_process_with_the_apps_node_flags() -> None:
     import aws_cdk  # noqa: F401  (the runtime runs from the first import on)
     import jsii._runtime
 
-    wrapper = jsii._runtime.kernel.provider._process._process  # type: ignore[attr-defined]
-    processes = _node_processes(wrapper.pid)
-    # The wrapper, and the kernel it starts with its own flags (process.execArgv).
-    assert [p for p in processes if p[-1].endswith("program.js")], processes
-    # jsii_node.FLAGS unless CLOUD_OPS_JSII_NODE_FLAGS says otherwise.
+    runtime = jsii._runtime.kernel.provider._process._process  # type: ignore[attr-defined]
+    processes = _node_processes(runtime.pid)
+    # The kernel itself (infra/jsii-direct.js), no relay between it and this process.
+    assert len(processes) == 1, processes
+    (command,) = processes
+    assert command[-2:-1] == [str(DIRECT)], command
+    assert command[-1].endswith("/bin/jsii-runtime.js"), command
+    # jsii_node.FLAGS unless CLOUD_OPS_JSII_NODE_FLAGS says otherwise; the flags jsii's relay gives its kernel.
     flags = os.environ["CLOUD_OPS_JSII_NODE_FLAGS"].split()
     if os.environ.get("CLOUD_OPS_JSII_CODE_CACHE") != "off":
         flags += ["--require", str(CODE_CACHE)]
-    for command in processes:
-        assert command[1 : 1 + len(flags)] == flags, command
-        assert "--max-old-space-size=4069" in command, command
+    assert command[1:-2] == [*flags, "--max-old-space-size=4069", "--preserve-symlinks"], command
 
 
 def test_the_launcher_starts_the_node_jsii_would_have_started_with_the_flags(tmp_path: Path) -> None:
@@ -150,6 +155,135 @@ def test_a_launcher_that_cannot_run_leaves_jsii_as_it_was(tmp_path: Path) -> Non
     environ = {"JSII_NODE": "/opt/node/bin/node"}
     jsii_node.configure(environ, launcher=copy)
     assert environ == {"JSII_NODE": "/opt/node/bin/node"}
+
+
+# A stand-in for jsii's runtime: its relay (bin/jsii-runtime.js) says it checked the Node.js version
+# and starts its kernel as jsii's does (``{start}``); the kernel (lib/program.js) writes to its console
+# and answers one request on its channel with what it saw.
+_RELAY = """
+console.error('the relay checked the Node.js version');
+const path = require('path');
+const kernel = path.resolve(__dirname, '..', 'lib', 'program.js');
+{start}
+"""
+_STARTS = {
+    "as jsii does": (
+        "require('child_process').spawn(process.execPath, [...process.execArgv, '--preserve-symlinks', kernel],"
+        " { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });"
+    ),
+    "with a flag of its own": (
+        "require('child_process').spawn(process.execPath, [...process.execArgv, '--no-warnings', kernel],"
+        " { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });"
+    ),
+    "not at all": "",
+}
+_KERNEL = """
+const fs = require('fs');
+const channel = { readFD:3,writeFD:3 };
+console.log('the kernel writes to its stdout');
+process.stderr.write('and to its stderr\\n');
+const buffer = Buffer.alloc(4096);
+const request = buffer.subarray(0, fs.readSync(channel.readFD, buffer)).toString();
+fs.writeSync(channel.writeFD, JSON.stringify({
+  request, main: require.main === module, argv: process.argv.slice(1), file: __filename, flags: process.execArgv,
+}) + '\\n');
+"""
+
+
+def _runtime(tmp_path: Path, start: str = _STARTS["as jsii does"], kernel: str | None = _KERNEL) -> Path:
+    """The stand-in runtime's relay, and its kernel beside it (none: ``kernel`` None)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "bin" / "jsii-runtime.js").write_text(_RELAY.format(start=start), encoding="utf-8")
+    if kernel is not None:
+        (tmp_path / "lib" / "program.js").write_text(kernel, encoding="utf-8")
+    return tmp_path / "bin" / "jsii-runtime.js"
+
+
+def _launcher_environ(node: Path | None = None, **environ: str) -> dict[str, str]:
+    """The suite's environment as configure() leaves it for a first runtime on ``node`` (else the
+    suite's), without the code cache, with ``environ``."""
+    names = ("JSII_NODE", "CLOUD_OPS_JSII_NODE", "JSII_DEBUG", "CLOUD_OPS_JSII_DIRECT")
+    configured = {k: v for k, v in os.environ.items() if not k.startswith(names)}
+    configured |= {"JSII_NODE": str(node)} if node else {"JSII_NODE": os.environ.get("CLOUD_OPS_JSII_NODE", "node")}
+    jsii_node.configure(configured)
+    return configured | {"CLOUD_OPS_JSII_CODE_CACHE": "off"} | environ
+
+
+def _console(stderr: str) -> list[tuple[str, str]]:
+    """What the kernel wrote to its console, as jsii's Python reads it from the runtime's stderr."""
+    return [
+        (key, base64.b64decode(value).decode())
+        for line in stderr.splitlines()
+        for key, value in json.loads(line).items()
+    ]
+
+
+def test_jsiis_kernel_answers_on_jsiis_pipes_in_the_launchers_own_process(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path)
+    environ = _launcher_environ()
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    answer = json.loads(ran.stdout)
+    kernel = str(tmp_path / "lib" / "program.js")
+    # As the relay's child would have run: the main module, with the relay's flags and --preserve-symlinks.
+    assert answer == {
+        "request": "hello\n",
+        "main": True,
+        "argv": [kernel],
+        "file": kernel,
+        "flags": [*jsii_node.FLAGS.split(), "--max-old-space-size=4069", "--preserve-symlinks"],
+    }
+    # The relay's check ran first; the kernel's console reached jsii's stderr as the relay wraps it.
+    assert _console(ran.stderr) == [
+        ("stderr", "the relay checked the Node.js version\n"),
+        ("stdout", "the kernel writes to its stdout\n"),
+        ("stderr", "and to its stderr\n"),
+    ]
+
+
+@pytest.mark.parametrize("start", ["with a flag of its own", "not at all"])
+def test_a_runtime_that_starts_its_kernel_otherwise_stops_with_one_message(start: str, tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, start=_STARTS[start])
+    environ = _launcher_environ()
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 1
+    assert ran.stdout == ""
+    (*_, (key, message)) = _console(ran.stderr)
+    assert key == "stderr"
+    assert "its kernel" in message
+    assert "CLOUD_OPS_JSII_DIRECT=off runs jsii's runtime as jsii does" in message
+
+
+@pytest.mark.parametrize(
+    ("case", "kernel", "environ"),
+    [
+        ("one channel", _KERNEL, {}),
+        ("turned off", _KERNEL, {"CLOUD_OPS_JSII_DIRECT": "off"}),
+        ("jsii's debug lines", _KERNEL, {"JSII_DEBUG": "1"}),
+        ("two channels", _KERNEL + "const other = { readFD:3,writeFD:3 };\n", {}),
+        ("no channel", "console.log(1);\n", {}),
+        ("no kernel", None, {}),
+    ],
+)
+def test_the_launcher_runs_the_kernel_itself_only_where_it_can_move_its_one_channel(
+    case: str, kernel: str | None, environ: dict[str, str], tmp_path: Path
+) -> None:
+    runtime = _runtime(tmp_path, kernel=kernel)
+    # A Node.js standing in for a real one: prints what it was given (in the launcher's process, on its stderr).
+    node = tmp_path / "node"
+    node.write_text('#!/bin/sh\necho "$@"\n', encoding="utf-8")
+    node.chmod(0o755)
+    env = _launcher_environ(node, **environ)
+    command = [env["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    ran = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
+    given = [*jsii_node.FLAGS.split(), "--max-old-space-size=4069"]
+    if case == "one channel":
+        assert ran.stdout.split() == [*given, "--preserve-symlinks", str(DIRECT), str(runtime)]
+    else:
+        assert ran.stdout.split() == [*given, str(runtime)]
 
 
 def test_cdk_synth_configures_the_runtime_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,112 @@
+'use strict';
+// jsii's runtime in one process: its kernel answers Python itself, without the relay process jsii
+// puts between them (see infra/jsii-node, which starts this, and docs/decisions/0005-scale-and-speed.md).
+//
+//   node <jsii's flags> --preserve-symlinks infra/jsii-direct.js <jsii's bin/jsii-runtime.js>
+//   with fd 3: Python's requests (jsii's stdin), fd 4: the answers (jsii's stdout), fds 1 and 2: jsii's stderr
+//
+// jsii's runtime is two Node.js processes. The first, bin/jsii-runtime.js (the relay), checks the
+// Node.js version, starts the kernel (lib/program.js) as a child with one socket for requests and
+// answers (its fd 3), and copies every message between Python's pipes and that socket; it also wraps
+// what the kernel writes to its stdout and stderr as {"stdout"|"stderr": <base64>} lines on its own
+// stderr, which jsii's Python decodes. Every call from Python to aws-cdk-lib, and every answer, passes
+// through the relay: two more process wake-ups each, thousands per synth. Here, in one process:
+//
+// - The relay's own bundle runs, with child_process.spawn standing in: its first step (jsii's check of
+//   the Node.js version and its warnings) runs as it would, and its second, starting the kernel, hands
+//   over the command it would have run. The kernel is that file, run with these flags (checked: the
+//   relay's flags, plus --preserve-symlinks, which infra/jsii-node passes).
+// - The kernel's source has its channel moved from fd 3 for both directions to fd 3 for requests and
+//   fd 4 for answers (the pipes infra/jsii-node put there): one change, made only where the source
+//   holds exactly one such channel (infra/jsii-node checks it before it starts this).
+// - process.stdout and process.stderr write the relay's JSON lines to fd 2, synchronously.
+//
+// Everything else is the kernel's own code, in the same Node.js with the same flags.
+
+const childProcess = require('child_process');
+const fs = require('fs');
+const Module = require('module');
+const path = require('path');
+const { Writable } = require('stream');
+
+const CHANNEL = 'readFD:3,writeFD:3';
+const MOVED = 'readFD:3,writeFD:4';
+const ERRORS = 2;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function writeAll(fd, buffer) {
+  for (let written = 0, wait = 1; written < buffer.length;) {
+    try {
+      written += fs.writeSync(fd, buffer, written);
+      wait = 1;
+    } catch (error) {
+      if (error.code !== 'EAGAIN') throw error;
+      Atomics.wait(pause, 0, 0, wait); // a pipe someone made non-blocking, full: as the kernel's own writes do
+      wait = Math.min(2 * wait, 10);
+    }
+  }
+}
+
+// What the kernel writes to `key` ("stdout" or "stderr"), as the relay forwards it.
+function relayed(key) {
+  return new Writable({
+    write(chunk, encoding, callback) {
+      writeAll(ERRORS, Buffer.from(`${JSON.stringify({ [key]: chunk.toString('base64') })}\n`));
+      callback();
+    },
+  });
+}
+
+function fail(message) {
+  const text = `cloud-ops (infra/jsii-direct.js): ${message}; CLOUD_OPS_JSII_DIRECT=off runs jsii's runtime as jsii does\n`;
+  writeAll(ERRORS, Buffer.from(`${JSON.stringify({ stderr: Buffer.from(text).toString('base64') })}\n`));
+  process.exit(1);
+}
+
+for (const key of ['stdout', 'stderr']) {
+  Object.defineProperty(process, key, { value: relayed(key), configurable: true, enumerable: true, writable: true });
+}
+
+class Started {
+  constructor(command, args, options) {
+    Object.assign(this, { command, args, options });
+  }
+}
+
+const runtime = path.resolve(process.argv[2]);
+const spawn = childProcess.spawn;
+let started;
+childProcess.spawn = (command, args, options) => {
+  throw new Started(command, args, options);
+};
+try {
+  require(runtime);
+} catch (error) {
+  if (!(error instanceof Started)) throw error;
+  started = error;
+} finally {
+  childProcess.spawn = spawn;
+}
+if (started === undefined) fail(`${runtime} did not start its kernel`);
+
+const { command, args, options } = started;
+const program = args[args.length - 1];
+const expected = [...process.execArgv, '--preserve-symlinks', program];
+const stdio = JSON.stringify(options && options.stdio);
+if (command !== process.execPath || JSON.stringify(args) !== JSON.stringify(expected) || stdio !== '["ignore","pipe","pipe","pipe"]') {
+  fail(`jsii's runtime starts its kernel otherwise than this expects: ${JSON.stringify([command, args, options])}`);
+}
+const source = fs.readFileSync(program, 'utf8');
+const parts = source.split(CHANNEL);
+if (parts.length !== 2) fail(`${program} holds ${parts.length - 1} channels ${CHANNEL}, not one`);
+
+// Run as Node.js runs a main module (its require.main, its paths), as the relay's child ran it.
+const kernel = new Module(program, null);
+kernel.id = '.';
+kernel.filename = program;
+kernel.paths = Module._nodeModulePaths(path.dirname(program));
+Module._cache[program] = kernel;
+process.mainModule = kernel;
+process.argv.splice(1, process.argv.length - 1, program);
+kernel._compile(parts.join(MOVED), program);
+kernel.loaded = true;
