@@ -19,9 +19,13 @@
 // - The kernel's source has its channel moved from fd 3 for both directions to fd 3 for requests and
 //   fd 4 for answers (the pipes infra/jsii-node put there): one change, made only where the source
 //   holds exactly one such channel (infra/jsii-node checks it before it starts this).
-// - process.stdout and process.stderr write the relay's JSON lines to fd 2, synchronously.
+// - process.stdout and process.stderr write the relay's JSON lines to fd 2, synchronously, and an error
+//   nothing caught is printed through them before the process ends with code 1, as Node.js would.
 //
-// Everything else is the kernel's own code, in the same Node.js with the same flags.
+// Everything else is the kernel's own code, in the same Node.js with the same flags. What still reaches
+// jsii unwrapped (its Python then prints each line as a bytes repr): the output of a child process
+// given this process's stdout or stderr, and what Node.js or V8 write straight to fd 1 or 2 (a fatal
+// error such as the heap's limit, --trace-* flags).
 
 const childProcess = require('child_process');
 const fs = require('fs');
@@ -47,14 +51,18 @@ function writeAll(fd, buffer) {
   }
 }
 
-// What the kernel writes to `key` ("stdout" or "stderr"), as the relay forwards it.
-function relayed(key) {
-  return new Writable({
+// What the kernel writes to `key` ("stdout" or "stderr"), as the relay forwards it. Its `fd` (1 or 2,
+// both jsii's stderr here) is what a child process given this stream as its stdio writes to: the
+// child's output reaches jsii unwrapped (aws-cdk-lib hands process.stderr to docker when it bundles).
+function relayed(key, fd) {
+  const stream = new Writable({
     write(chunk, encoding, callback) {
       writeAll(ERRORS, Buffer.from(`${JSON.stringify({ [key]: chunk.toString('base64') })}\n`));
       callback();
     },
   });
+  stream.fd = fd;
+  return stream;
 }
 
 function fail(message) {
@@ -63,9 +71,15 @@ function fail(message) {
   process.exit(1);
 }
 
-for (const key of ['stdout', 'stderr']) {
-  Object.defineProperty(process, key, { value: relayed(key), configurable: true, enumerable: true, writable: true });
+for (const [key, fd] of [['stdout', 1], ['stderr', 2]]) {
+  Object.defineProperty(process, key, { value: relayed(key, fd), configurable: true, enumerable: true, writable: true });
 }
+// An error nothing caught ends the process as Node.js would (exit code 1), its trace wrapped as the relay
+// wrapped Node.js's own print of it (which goes straight to fd 2).
+process.on('uncaughtException', (error, origin) => {
+  process.stderr.write(`${origin === 'unhandledRejection' ? 'Unhandled rejection' : 'Uncaught exception'}: ${error && error.stack ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
 
 class Started {
   constructor(command, args, options) {
@@ -73,7 +87,7 @@ class Started {
   }
 }
 
-const runtime = path.resolve(process.argv[2]);
+const runtime = fs.realpathSync(process.argv[2]); // as Node.js resolves a main module, where the relay ran
 const spawn = childProcess.spawn;
 let started;
 childProcess.spawn = (command, args, options) => {

@@ -111,16 +111,24 @@ def test_the_suites_jsii_runtime_is_one_process_with_the_apps_node_flags() -> No
 
     runtime = jsii._runtime.kernel.provider._process._process  # type: ignore[attr-defined]
     processes = _node_processes(runtime.pid)
-    # The kernel itself (infra/jsii-direct.js), no relay between it and this process.
-    assert len(processes) == 1, processes
-    (command,) = processes
-    assert command[-2:-1] == [str(DIRECT)], command
-    assert command[-1].endswith("/bin/jsii-runtime.js"), command
     # jsii_node.FLAGS unless CLOUD_OPS_JSII_NODE_FLAGS says otherwise; the flags jsii's relay gives its kernel.
     flags = os.environ["CLOUD_OPS_JSII_NODE_FLAGS"].split()
     if os.environ.get("CLOUD_OPS_JSII_CODE_CACHE") != "off":
         flags += ["--require", str(CODE_CACHE)]
-    assert command[1:-2] == [*flags, "--max-old-space-size=4069", "--preserve-symlinks"], command
+    kernel_flags = [*flags, "--max-old-space-size=4069", "--preserve-symlinks"]
+    if os.environ.get("CLOUD_OPS_JSII_DIRECT") == "off" or os.environ.get("JSII_DEBUG"):
+        # As jsii runs it: its relay, and the kernel the relay starts.
+        relay, kernel = processes
+        assert relay[1:-1] == kernel_flags[:-1], relay
+        assert kernel[1:-1] == kernel_flags, kernel
+        assert kernel[-1].endswith("/lib/program.js"), kernel
+        return
+    # The kernel itself (infra/jsii-direct.js), no relay between it and this process.
+    assert len(processes) == 1, processes
+    (command,) = processes
+    assert command[-2] == str(DIRECT), command
+    assert command[-1].endswith("/bin/jsii-runtime.js"), command
+    assert command[1:-2] == kernel_flags, command
 
 
 def test_the_launcher_starts_the_node_jsii_would_have_started_with_the_flags(tmp_path: Path) -> None:
@@ -158,8 +166,9 @@ def test_a_launcher_that_cannot_run_leaves_jsii_as_it_was(tmp_path: Path) -> Non
 
 
 # A stand-in for jsii's runtime: its relay (bin/jsii-runtime.js) says it checked the Node.js version
-# and starts its kernel as jsii's does (``{start}``); the kernel (lib/program.js) writes to its console
-# and answers one request on its channel with what it saw.
+# and starts its kernel as jsii's does (``{start}``); the kernel (lib/program.js) writes to its console,
+# starts a child process on its stderr (as aws-cdk-lib starts docker) and answers one request on its
+# channel with what it saw.
 _RELAY = """
 console.error('the relay checked the Node.js version');
 const path = require('path');
@@ -182,10 +191,13 @@ const fs = require('fs');
 const channel = { readFD:3,writeFD:3 };
 console.log('the kernel writes to its stdout');
 process.stderr.write('and to its stderr\\n');
+const child = require('child_process').spawnSync(process.execPath, ['-e', 'console.error("a child")'],
+  { stdio: ['ignore', process.stderr, 'inherit'] });
 const buffer = Buffer.alloc(4096);
 const request = buffer.subarray(0, fs.readSync(channel.readFD, buffer)).toString();
 fs.writeSync(channel.writeFD, JSON.stringify({
   request, main: require.main === module, argv: process.argv.slice(1), file: __filename, flags: process.execArgv,
+  child: child.status,
 }) + '\\n');
 """
 
@@ -211,12 +223,15 @@ def _launcher_environ(node: Path | None = None, **environ: str) -> dict[str, str
 
 
 def _console(stderr: str) -> list[tuple[str, str]]:
-    """What the kernel wrote to its console, as jsii's Python reads it from the runtime's stderr."""
-    return [
-        (key, base64.b64decode(value).decode())
-        for line in stderr.splitlines()
-        for key, value in json.loads(line).items()
-    ]
+    """What the kernel wrote to its console, as jsii's Python reads it from the runtime's stderr: the
+    relay's lines decoded, by key, and any other line as it came ("raw")."""
+    lines: list[tuple[str, str]] = []
+    for line in stderr.splitlines():
+        try:
+            lines += [(key, base64.b64decode(value).decode()) for key, value in json.loads(line).items()]
+        except ValueError:
+            lines.append(("raw", line))
+    return lines
 
 
 def test_jsiis_kernel_answers_on_jsiis_pipes_in_the_launchers_own_process(tmp_path: Path) -> None:
@@ -234,13 +249,28 @@ def test_jsiis_kernel_answers_on_jsiis_pipes_in_the_launchers_own_process(tmp_pa
         "argv": [kernel],
         "file": kernel,
         "flags": [*jsii_node.FLAGS.split(), "--max-old-space-size=4069", "--preserve-symlinks"],
+        "child": 0,
     }
-    # The relay's check ran first; the kernel's console reached jsii's stderr as the relay wraps it.
+    # The relay's check ran first; the kernel's console reached jsii's stderr as the relay wraps it, the
+    # child's output as the child wrote it.
     assert _console(ran.stderr) == [
         ("stderr", "the relay checked the Node.js version\n"),
         ("stdout", "the kernel writes to its stdout\n"),
         ("stderr", "and to its stderr\n"),
+        ("raw", "a child"),
     ]
+
+
+def test_an_error_the_kernel_does_not_catch_ends_it_with_its_trace_wrapped(tmp_path: Path) -> None:
+    kernel = "const channel = { readFD:3,writeFD:3 };\nthrow new Error('the kernel failed');\n"
+    runtime = _runtime(tmp_path, kernel=kernel)
+    environ = _launcher_environ()
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    ran = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 1
+    (*_, (key, message)) = _console(ran.stderr)
+    assert key == "stderr"
+    assert message.startswith("Uncaught exception: Error: the kernel failed\n    at "), message
 
 
 @pytest.mark.parametrize("start", ["with a flag of its own", "not at all"])
