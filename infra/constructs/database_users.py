@@ -19,7 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.constructs.deploy_time_function import function_role_and_logs
 
@@ -39,6 +39,15 @@ class Writer:
     secret_arn: str
     key_resources: Sequence[str]
     key_conditions: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every user's resource shares: the function's ARN, the stack's region, the writer instance."""
+
+    service_token: str
+    region: str
+    writer_instance: IConstruct
 
 
 class DatabaseUsers(Construct):
@@ -73,9 +82,15 @@ class DatabaseUsers(Construct):
         )
         self.function = self._function(code, log_group=log_group, vpc=vpc, subnets=subnets)
         self.users: dict[str, CustomResource] = {}
+        # What every user's resource shares, read from the CDK engine once (each read is a call into it).
+        shared = _Shared(
+            service_token=self.function.function_arn,
+            region=Stack.of(self).region,
+            writer_instance=cluster.node.find_child("writer"),
+        )
         for user in users:
             self.users[user] = self._user(
-                user, cluster=cluster, writer=writer, database_name=database_name, retain=retain
+                user, shared=shared, writer=writer, database_name=database_name, retain=retain
             )
 
     def _policy(self, writer: Writer) -> iam.ManagedPolicy:
@@ -129,14 +144,12 @@ class DatabaseUsers(Construct):
             security_groups=[self.security_group],
         )
 
-    def _user(
-        self, user: str, *, cluster: rds.DatabaseCluster, writer: Writer, database_name: str, retain: bool
-    ) -> CustomResource:
+    def _user(self, user: str, *, shared: _Shared, writer: Writer, database_name: str, retain: bool) -> CustomResource:
         """One service's PostgreSQL role and schema."""
         resource = CustomResource(
             self,
             f"User-{user}",
-            service_token=self.function.function_arn,
+            service_token=shared.service_token,
             resource_type=RESOURCE_TYPE,
             properties={
                 "User": user,
@@ -145,11 +158,11 @@ class DatabaseUsers(Construct):
                 "SecretArn": writer.secret_arn,
                 # The writer of a global database in another region (after a switchover): the
                 # function calls that region's Data API (over HTTPS, like any AWS API).
-                **({"Region": writer.region} if writer.region != Stack.of(self).region else {}),
+                **({"Region": writer.region} if writer.region != shared.region else {}),
             },
             # Never dropped: a role whose service left a production catalogue keeps its data.
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
         # The writer must be up (the cluster itself by its ARN above; the role by the function's).
-        resource.node.add_dependency(cluster.node.find_child("writer"))
+        resource.node.add_dependency(shared.writer_instance)
         return resource

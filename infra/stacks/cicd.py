@@ -168,6 +168,13 @@ class CicdStack(PlatformStack):
         self, environment_name: str, repository_groups: list[list[str]], *, other_clusters: Mapping[str, str] | None
     ) -> None:
         """The deploy role's push and pull of this environment's repositories (and their replicas)."""
+        # ARNs from the names (fixed by convention): no reference to the registry stacks, so this stack
+        # does not wait for them. `arn:<partition>:ecr:<region>:<account>:repository/` once per region
+        # (this stack's: None), the names appended here: each format_arn is a call into the CDK engine.
+        arn_prefixes = {
+            region: self.format_arn(service="ecr", region=region, resource="repository", resource_name="")
+            for region in [None, *(other_clusters or {})]
+        }
         # One policy per registry shard: a managed policy holds at most 6,144 characters, so a
         # single list of every repository ARN would not fit a large catalogue.
         for index, repositories in enumerate(repository_groups):
@@ -180,12 +187,7 @@ class CicdStack(PlatformStack):
                     iam.PolicyStatement(
                         sid="PushAndPullThisEnvironmentsImages",
                         actions=ECR_PUSH_PULL,
-                        # ARNs from the names (fixed by convention): no reference to the registry
-                        # stacks, so this stack does not wait for them.
-                        resources=[
-                            self.format_arn(service="ecr", resource="repository", resource_name=name)
-                            for name in repositories
-                        ],
+                        resources=[arn_prefixes[None] + name for name in repositories],
                     ),
                     *(
                         [
@@ -195,11 +197,7 @@ class CicdStack(PlatformStack):
                                 # finds the replica and tags it deployed-* (ECR_REPLICA_ACTIONS).
                                 actions=ECR_REPLICA_ACTIONS,
                                 resources=[
-                                    self.format_arn(
-                                        service="ecr", region=region, resource="repository", resource_name=name
-                                    )
-                                    for region in other_clusters
-                                    for name in repositories
+                                    arn_prefixes[region] + name for region in other_clusters for name in repositories
                                 ],
                             )
                         ]

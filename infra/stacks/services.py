@@ -9,6 +9,7 @@ outputs, 1 MB) and adding or removing a service never moves another one between 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -266,26 +267,41 @@ class PlatformConfig:
         self.database = database
         self.cache = cache
 
+    # The endpoints every service shares, read from the CDK engine once (each read is a call into it).
+    @functools.cached_property
+    def _database_endpoint(self) -> tuple[str, str]:
+        """The database's host and name."""
+        assert self.database is not None
+        cluster = cast(rds.CfnDBCluster, self.database.cluster.node.default_child)
+        return self.database.cluster.cluster_endpoint.hostname, str(cluster.database_name)
+
+    @functools.cached_property
+    def _cache_endpoint(self) -> tuple[str, str, str, str]:
+        """The cache's host, name (the host of the IAM token: the serverless cache's name or the
+        replication group's id), kind and whether cluster mode is on."""
+        valkey = self.cache.valkey
+        cluster_mode = str(getattr(valkey.cache, "cluster_mode", None) == "enabled").lower()
+        return valkey.endpoint_address, valkey.replication_group_id or valkey.cache_name, valkey.kind, cluster_mode
+
     def data(self, service: ServiceSettings) -> dict[str, str]:
         data = {"AWS_REGION": self.region}
         if "database" in service.uses and self.database is not None:
-            cluster = cast(rds.CfnDBCluster, self.database.cluster.node.default_child)
+            host, name = self._database_endpoint
             data |= {
-                "DATABASE_HOST": self.database.cluster.cluster_endpoint.hostname,
+                "DATABASE_HOST": host,
                 "DATABASE_PORT": str(POSTGRES_PORT),
-                "DATABASE_NAME": str(cluster.database_name),
+                "DATABASE_NAME": name,
                 # The role the database stack's users function creates (ADR 0009): the service's name.
                 "DATABASE_USER": service.name,
             }
         if "cache" in service.uses:
-            valkey = self.cache.valkey
+            host, name, kind, cluster_mode = self._cache_endpoint
             data |= {
-                "CACHE_HOST": valkey.endpoint_address,
+                "CACHE_HOST": host,
                 "CACHE_PORT": str(VALKEY_PORT),
-                # The host of the IAM token: the serverless cache's name or the replication group's id.
-                "CACHE_NAME": valkey.replication_group_id or valkey.cache_name,
-                "CACHE_USER": valkey.user_id(service.name),
-                "CACHE_KIND": valkey.kind,
-                "CACHE_CLUSTER_MODE": str(getattr(valkey.cache, "cluster_mode", None) == "enabled").lower(),
+                "CACHE_NAME": name,
+                "CACHE_USER": self.cache.valkey.user_id(service.name),
+                "CACHE_KIND": kind,
+                "CACHE_CLUSTER_MODE": cluster_mode,
             }
         return data
