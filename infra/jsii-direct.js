@@ -15,7 +15,8 @@
 // - The relay's own bundle runs, with child_process.spawn standing in: its first step (jsii's check of
 //   the Node.js version and its warnings) runs as it would, and its second, starting the kernel, hands
 //   over the command it would have run. The kernel is that file, run with these flags (checked: the
-//   relay's flags, plus --preserve-symlinks, which infra/jsii-node passes).
+//   relay's flags, plus --preserve-symlinks, which infra/jsii-node passes). A relay that starts its
+//   kernel otherwise (another jsii) runs as jsii runs it, in a child on the same pipes, with a note.
 // - The kernel's source has its channel moved from fd 3 for both directions to fd 3 for requests and
 //   fd 4 for answers (the pipes infra/jsii-node put there): one change, made only where the source
 //   holds exactly one such channel (infra/jsii-node checks it before it starts this).
@@ -30,6 +31,7 @@
 const childProcess = require('child_process');
 const fs = require('fs');
 const Module = require('module');
+const os = require('os');
 const path = require('path');
 const { Writable } = require('stream');
 
@@ -103,24 +105,40 @@ try {
 }
 if (started === undefined) fail(`${runtime} did not start its kernel`);
 
-const { command, args, options } = started;
-const program = args[args.length - 1];
-const expected = [...process.execArgv, '--preserve-symlinks', program];
-const stdio = JSON.stringify(options && options.stdio);
-if (command !== process.execPath || JSON.stringify(args) !== JSON.stringify(expected) || stdio !== '["ignore","pipe","pipe","pipe"]') {
-  fail(`jsii's runtime starts its kernel otherwise than this expects: ${JSON.stringify([command, args, options])}`);
+// jsii's runtime as jsii runs it (its relay, which starts its kernel), on the pipes this process was
+// given, where the kernel cannot run here: this process waits for the relay and ends as it ends.
+function asJsiiRunsIt(reason) {
+  const note = `cloud-ops (infra/jsii-direct.js): ${reason}; jsii's runtime runs as jsii runs it\n`;
+  writeAll(ERRORS, Buffer.from(`${JSON.stringify({ stderr: Buffer.from(note).toString('base64') })}\n`));
+  // The relay's own flags: this process's, but the --preserve-symlinks infra/jsii-node added.
+  const flags = process.execArgv.slice(0, process.execArgv.lastIndexOf('--preserve-symlinks'));
+  const relay = spawn(process.execPath, [...flags, runtime], { stdio: [3, 4, 2] });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']) process.on(signal, () => relay.kill(signal));
+  relay.once('error', (error) => fail(`jsii's runtime did not start: ${error.message}`));
+  relay.once('exit', (code, signal) => process.exit(code ?? 128 + (os.constants.signals[signal] ?? 0)));
 }
-const source = fs.readFileSync(program, 'utf8');
-const parts = source.split(CHANNEL);
-if (parts.length !== 2) fail(`${program} holds ${parts.length - 1} channels ${CHANNEL}, not one`);
 
-// Run as Node.js runs a main module (its require.main, its paths), as the relay's child ran it.
-const kernel = new Module(program, null);
-kernel.id = '.';
-kernel.filename = program;
-kernel.paths = Module._nodeModulePaths(path.dirname(program));
-Module._cache[program] = kernel;
-process.mainModule = kernel;
-process.argv.splice(1, process.argv.length - 1, program);
-kernel._compile(parts.join(MOVED), program);
-kernel.loaded = true;
+function runKernel() {
+  const { command, args, options } = started;
+  const program = args[args.length - 1];
+  const expected = [...process.execArgv, '--preserve-symlinks', program];
+  const stdio = JSON.stringify(options && options.stdio);
+  if (command !== process.execPath || JSON.stringify(args) !== JSON.stringify(expected) || stdio !== '["ignore","pipe","pipe","pipe"]') {
+    return asJsiiRunsIt(`jsii's runtime starts its kernel otherwise than expected: ${JSON.stringify([command, args, options])}`);
+  }
+  const parts = fs.readFileSync(program, 'utf8').split(CHANNEL);
+  if (parts.length !== 2) return asJsiiRunsIt(`${program} holds ${parts.length - 1} channels ${CHANNEL}, not one`);
+
+  // Run as Node.js runs a main module (its require.main, its paths), as the relay's child ran it.
+  const kernel = new Module(program, null);
+  kernel.id = '.';
+  kernel.filename = program;
+  kernel.paths = Module._nodeModulePaths(path.dirname(program));
+  Module._cache[program] = kernel;
+  process.mainModule = kernel;
+  process.argv.splice(1, process.argv.length - 1, program);
+  kernel._compile(parts.join(MOVED), program);
+  kernel.loaded = true;
+}
+
+runKernel();

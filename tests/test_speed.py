@@ -180,9 +180,12 @@ _STARTS = {
         "require('child_process').spawn(process.execPath, [...process.execArgv, '--preserve-symlinks', kernel],"
         " { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });"
     ),
+    # (and, when it runs as a relay, relays: requests to the kernel's channel, answers back)
     "with a flag of its own": (
-        "require('child_process').spawn(process.execPath, [...process.execArgv, '--no-warnings', kernel],"
-        " { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });"
+        "const child = require('child_process').spawn(process.execPath,"
+        " [...process.execArgv, '--no-warnings', kernel], { stdio: ['ignore', 'ignore', 'inherit', 'pipe'] });\n"
+        "process.stdin.pipe(child.stdio[3]);\nchild.stdio[3].pipe(process.stdout);\n"
+        "child.on('exit', (code) => process.exit(code));"
     ),
     "not at all": "",
 }
@@ -273,9 +276,24 @@ def test_an_error_the_kernel_does_not_catch_ends_it_with_its_trace_wrapped(tmp_p
     assert message.startswith("Uncaught exception: Error: the kernel failed\n    at "), message
 
 
-@pytest.mark.parametrize("start", ["with a flag of its own", "not at all"])
-def test_a_runtime_that_starts_its_kernel_otherwise_stops_with_one_message(start: str, tmp_path: Path) -> None:
-    runtime = _runtime(tmp_path, start=_STARTS[start])
+def test_a_runtime_that_starts_its_kernel_otherwise_runs_as_jsii_runs_it_with_a_note(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, start=_STARTS["with a flag of its own"])
+    environ = _launcher_environ()
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    # The relay (with jsii's flags, not the --preserve-symlinks the launcher adds) started the kernel.
+    answer = json.loads(ran.stdout)
+    assert answer["request"] == "hello\n"
+    assert answer["flags"] == [*jsii_node.FLAGS.split(), "--max-old-space-size=4069", "--no-warnings"]
+    notes = [text for key, text in _console(ran.stderr) if key == "stderr" and "infra/jsii-direct.js" in text]
+    assert len(notes) == 1, ran.stderr
+    assert "starts its kernel otherwise than expected" in notes[0]
+    assert "jsii's runtime runs as jsii runs it" in notes[0]
+
+
+def test_a_runtime_that_starts_no_kernel_stops_with_one_message(tmp_path: Path) -> None:
+    runtime = _runtime(tmp_path, start=_STARTS["not at all"])
     environ = _launcher_environ()
     command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
     ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
@@ -283,7 +301,7 @@ def test_a_runtime_that_starts_its_kernel_otherwise_stops_with_one_message(start
     assert ran.stdout == ""
     (*_, (key, message)) = _console(ran.stderr)
     assert key == "stderr"
-    assert "its kernel" in message
+    assert "did not start its kernel" in message
     assert "CLOUD_OPS_JSII_DIRECT=off runs jsii's runtime as jsii does" in message
 
 
