@@ -37,6 +37,7 @@ from tests.subjects import (
     stop_background_work,
     synth,
     upgrade_subjects,
+    variant_subjects,
     worker,
 )
 from tests.synth import Synthesized
@@ -46,9 +47,11 @@ CONFIGURED = repository_subjects() + procedure_subjects()
 PLATFORMS = repository_subjects() + procedure_subjects() + example_subjects() + compute_subjects() + form_subjects()
 # Each environment at the next Kubernetes minor (tests/test_upgrades.py), not a platform of its own.
 UPGRADES = upgrade_subjects()
-_BY_LABEL = {s.label: s for s in PLATFORMS + UPGRADES}
+# Variants of the examples a few tests read (tests/subjects.py).
+VARIANTS = variant_subjects()
+_BY_LABEL = {s.label: s for s in PLATFORMS + UPGRADES + VARIANTS}
 # The second process and the CLI start synthesizing now, while the session collects and runs the rest.
-start_worker(PLATFORMS + UPGRADES)
+start_worker(PLATFORMS + UPGRADES + VARIANTS)
 start_cli()
 
 

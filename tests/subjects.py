@@ -430,6 +430,25 @@ def example_subjects() -> list[Subject]:
     ] + [Subject(SWITCHED, switched_project(), "live", background=True)]
 
 
+# Variants of the examples that a few tests read (not platforms every test runs on): the promotion
+# order in two accounts (sandbox, then live), and the production example in an account that already
+# has the GitHub OIDC provider.
+TWO_ACCOUNTS: dict[str, dict[str, Any]] = {"sandbox": {"account": "111111111111"}, "live": {"account": "222222222222"}}
+PROVIDER_EXISTS: dict[str, dict[str, Any]] = {
+    environment: {"account_stack": {"github_oidc_provider": "existing"}} for environment in ("sandbox", "live")
+}
+
+
+def variant_subjects() -> list[Subject]:
+    accounts = edited_copy(EXAMPLES, WORK / "examples-two-accounts", TWO_ACCOUNTS)
+    provider = edited_copy(EXAMPLES, WORK / "examples-provider-exists", PROVIDER_EXISTS)
+    return [
+        Subject("examples-sandbox-two-accounts", accounts, "sandbox", background=True),
+        Subject("examples-live-two-accounts", accounts, "live", background=True),
+        Subject("examples-live-provider-exists", provider, "live", background=True),
+    ]
+
+
 # The other choices of eks.autoscaling and eks.workload_identity, on the examples: Karpenter (Spot and
 # on-demand, AL2023) with Pod Identity; Karpenter (on-demand, a pinned Bottlerocket) with IRSA for the rest;
 # the cluster autoscaler with Pod Identity.

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from infra.config.project import cdk_json_context
 from infra.config.settings import SettingsError, environments_sharing_account
 from tests.conftest import CONFIGURED
+from tests.conftest import subject as subject_of
 from tests.projects import (
     EXAMPLES,
     ROOT,
@@ -249,29 +249,14 @@ def test_deploy_role_arn_is_an_output(env: Synthesized) -> None:
     assert outputs["DeployRoleArn"]["Value"]["Fn::GetAtt"][0].startswith("DeployRole")
 
 
-@pytest.fixture(scope="module")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The production example (it has an ingress certificate) in an account that has the GitHub provider."""
-    from aws_cdk import App
-
-    from infra.platform import addon_values, build_platform
-
-    settings = settings_of(EXAMPLES, "live")
-    assert settings.ingress_certificate is not None
-    settings = settings.model_copy(
-        update={"account_stack": settings.account_stack.model_copy(update={"github_oidc_provider": "existing"})}
-    )
-    app = App(outdir=str(tmp_path_factory.mktemp("variant")), context=cdk_json_context())
-    return app, build_platform(app, settings, addon_values=addon_values("live", EXAMPLES.helm_values))
-
-
-def test_an_account_that_has_the_provider_gets_no_account_stack(variant: Any) -> None:
-    from aws_cdk.assertions import Template
-
-    app, platform = variant
-    assert platform.account is None
-    assert [s.stack_name for s in app.node.children if hasattr(s, "stack_name")].count("acme-account") == 0
-    template = Template.from_stack(platform.cicd).to_json()
+@pytest.mark.needs_synth("examples-live-provider-exists")
+def test_an_account_that_has_the_provider_gets_no_account_stack() -> None:
+    env = synth(subject_of("examples-live-provider-exists"))
+    assert env.settings.account_stack.github_oidc_provider == "existing"
+    assert env.settings.account_stack_name not in env.manifest()["artifacts"]
+    assert not (env.outdir / f"{env.settings.account_stack_name}.template.json").exists()
+    # The deploy role trusts the account's own provider, by its ARN.
+    template = env.template("cicd")
     role = next(r for k, r in template["Resources"].items() if k.startswith("DeployRole"))
     principal = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Federated"]
     assert (
@@ -280,11 +265,11 @@ def test_an_account_that_has_the_provider_gets_no_account_stack(variant: Any) ->
     )
 
 
-def test_the_platform_can_create_and_dns_validate_the_ingress_certificate(variant: Any) -> None:
-    from aws_cdk.assertions import Template
-
-    _, platform = variant
-    template = Template.from_stack(platform.cicd).to_json()
+@pytest.mark.needs_synth("examples-live-provider-exists")
+def test_the_platform_can_create_and_dns_validate_the_ingress_certificate() -> None:
+    env = synth(subject_of("examples-live-provider-exists"))  # the production example: it has a certificate
+    assert env.settings.ingress_certificate is not None
+    template = env.template("cicd")
     (cert,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CertificateManager::Certificate"]
     assert cert["Properties"]["DomainName"] == "*.acme.example"
     assert cert["Properties"]["ValidationMethod"] == "DNS"
@@ -484,40 +469,30 @@ def _two_accounts(tmp_path: Path) -> Any:
     return Project(directory)
 
 
-def test_an_environment_in_another_account_may_read_the_images_of_the_one_before(tmp_path: Path) -> None:
-    from aws_cdk import App
-
-    from infra.platform import addon_values, build_platform
+@pytest.mark.needs_synth("examples-sandbox-two-accounts", "examples-live-two-accounts")
+def test_an_environment_in_another_account_may_read_the_images_of_the_one_before() -> None:
     from infra.stacks.registry import ECR_PROMOTION_READ
 
-    project = _two_accounts(tmp_path)
-    built = {}
-    for name in ("sandbox", "live"):
-        app = App(outdir=str(tmp_path / name), context=cdk_json_context())
-        built[name] = build_platform(app, project.settings(name), addon_values=addon_values(name, EXAMPLES.helm_values))
-        app.synth()
+    # The examples' promotion order (sandbox, then live) in two accounts.
+    sandbox, live = synth(subject_of("examples-sandbox-two-accounts")), synth(subject_of("examples-live-two-accounts"))
+    assert (sandbox.settings.account, live.settings.account) == ("111111111111", "222222222222")
     # The environment promoted from admits the next one's account, read only, on each repository.
-    for registry in built["sandbox"].registries:
-        template = json.loads(
-            (tmp_path / "sandbox" / f"{registry.stack_name}.template.json").read_text(encoding="utf-8")
-        )
+    registries = sandbox.shards("registry")
+    assert registries
+    for template in registries.values():
         for repository in resources(template, "AWS::ECR::Repository").values():
             (statement,) = repository["Properties"]["RepositoryPolicyText"]["Statement"]
             assert statement["Effect"] == "Allow"
             assert statement["Action"] == ECR_PROMOTION_READ
             assert re.fullmatch(r"arn:[^:]+:iam::222222222222:root", text(statement["Principal"]["AWS"]))
     # The last environment admits no one: nothing is promoted from it.
-    for registry in built["live"].registries:
-        template = json.loads((tmp_path / "live" / f"{registry.stack_name}.template.json").read_text(encoding="utf-8"))
+    for template in live.shards("registry").values():
         assert all(
             "RepositoryPolicyText" not in r["Properties"] for r in resources(template, "AWS::ECR::Repository").values()
         )
-    cicd = json.loads(
-        (tmp_path / "live" / f"{built['live'].cicd.stack_name}.template.json").read_text(encoding="utf-8")
-    )
     reads = [
         s
-        for p in resources(cicd, "AWS::IAM::ManagedPolicy").values()
+        for p in resources(live.template("cicd"), "AWS::IAM::ManagedPolicy").values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if s["Sid"] == "ReadThePreviousEnvironmentsImages"
     ]
