@@ -26,7 +26,7 @@ from infra.compliance.packs import register_rule_packs
 from infra.compliance.report import FAILED_REPORTS, synth_with_report
 from infra.config.project import cdk_json_context
 from scripts.forms import ACCOUNT, KEPT_WARNINGS, PINNED_NODE, cfn_lint_problems, describe
-from tests.conftest import CONFIGURED, subject
+from tests.conftest import CONFIGURED, VARIANTS, subject
 from tests.projects import ROOT, settings_of
 from tests.subjects import Background, Subject, cli_subjects, form_subjects, synth, synthesized
 from tests.synth import Synthesized
@@ -143,6 +143,17 @@ def test_every_synthesized_platform_has_no_cfn_lint_errors(env: Synthesized) -> 
     lints = synthesized(subject(env.label)).lints
     assert set(lints) == set(env.settings.all_regions) | {env.settings.account_stack_region}
     for region, lint in lints.items():
+        assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
+
+
+@pytest.mark.background
+@pytest.mark.parametrize("label", [s.label for s in VARIANTS])
+def test_the_examples_variants_have_no_cfn_lint_errors(label: str) -> None:
+    """The same over the variants of the examples a few tests read (tests/subjects.py)."""
+    done = synthesized(subject(label))
+    settings = done.synthesized.settings
+    assert set(done.lints) == set(settings.all_regions) | {settings.account_stack_region}
+    for region, lint in done.lints.items():
         assert [describe(p) for p in cfn_lint_problems(lint.stdout())] == [], region
 
 
