@@ -67,14 +67,18 @@ function relayed(key, fd) {
   return stream;
 }
 
-function fail(message) {
-  const text = `cloud-ops (infra/jsii-direct.js): ${message}; CLOUD_OPS_JSII_DIRECT=off runs jsii's runtime as jsii does\n`;
-  writeAll(ERRORS, Buffer.from(`${JSON.stringify({ stderr: Buffer.from(text).toString('base64') })}\n`));
-  process.exit(1);
-}
-
 for (const [key, fd] of [['stdout', 1], ['stderr', 2]]) {
   Object.defineProperty(process, key, { value: relayed(key, fd), configurable: true, enumerable: true, writable: true });
+}
+
+// A line of this file's own on the runtime's stderr, wrapped as the kernel's (process.stderr writes at once).
+function note(text) {
+  process.stderr.write(`cloud-ops (infra/jsii-direct.js): ${text}\n`);
+}
+
+function fail(message) {
+  note(`${message}; CLOUD_OPS_JSII_DIRECT=off runs jsii's runtime as jsii does`);
+  process.exit(1);
 }
 // An error nothing caught ends the process as Node.js would (exit code 1), its trace wrapped as the relay
 // wrapped Node.js's own print of it (which goes straight to fd 2).
@@ -108,8 +112,7 @@ if (started === undefined) fail(`${runtime} did not start its kernel`);
 // jsii's runtime as jsii runs it (its relay, which starts its kernel), on the pipes this process was
 // given, where the kernel cannot run here: this process waits for the relay and ends as it ends.
 function asJsiiRunsIt(reason) {
-  const note = `cloud-ops (infra/jsii-direct.js): ${reason}; jsii's runtime runs as jsii runs it\n`;
-  writeAll(ERRORS, Buffer.from(`${JSON.stringify({ stderr: Buffer.from(note).toString('base64') })}\n`));
+  note(`${reason}; jsii's runtime runs as jsii runs it`);
   // The relay's own flags: this process's, but the --preserve-symlinks infra/jsii-node added.
   const flags = process.execArgv.slice(0, process.execArgv.lastIndexOf('--preserve-symlinks'));
   const relay = spawn(process.execPath, [...flags, runtime], { stdio: [3, 4, 2] });

@@ -86,9 +86,10 @@ def run(command: list[str], cwd: Path = ROOT, env: dict[str, str] = ENV) -> floa
 
 @dataclass(frozen=True)
 class Paired:
-    """A command timed against the floor, alternating the two, after one warm-up run of each."""
+    """A command timed against a base (the floor, or the 3-service synth), alternating the two, after one
+    warm-up run of each."""
 
-    floor: float  # median seconds
+    base: float  # median seconds
     seconds: float  # median seconds
     ratio: float  # median of the pairs' ratios (each pair ran back to back, under the same load)
 
@@ -250,7 +251,7 @@ def speed(work: Path) -> None:
     for label, command, goal in cases:
         result = paired(command, floor)
         say(
-            f"  {label:<22} {result.seconds:6.2f} s   floor {result.floor:5.2f} s   {result.ratio:4.2f}x floor   "
+            f"  {label:<22} {result.seconds:6.2f} s   floor {result.base:5.2f} s   {result.ratio:4.2f}x floor   "
             f"goal <= {goal:.1f}x  {mark(result.ratio <= goal)}"
         )
     # The goals are against the bare app. For reference, the first case again against the same bare app
@@ -263,7 +264,7 @@ def speed(work: Path) -> None:
     result = paired(command, floor_app(work / "floor-as-the-app", python_flags), floor_env=flagged)
     say(
         f"  for reference, {label} against the floor run as app.py runs (jsii Node.js flags, python "
-        f"{' '.join(python_flags) or 'without options'}): {result.seconds:.2f} s, floor {result.floor:.2f} s, "
+        f"{' '.join(python_flags) or 'without options'}): {result.seconds:.2f} s, floor {result.base:.2f} s, "
         f"{result.ratio:.2f}x"
     )
     say()
@@ -271,7 +272,7 @@ def speed(work: Path) -> None:
     say("## Test speed (warm `make test`: ruff, mypy, pytest; paired with the floor the same way)")
     test = paired(["make", "test"], floor, pairs=TEST_PAIRS)
     say(
-        f"  make test              {test.seconds:6.2f} s   floor {test.floor:5.2f} s   {test.ratio:4.2f}x floor   "
+        f"  make test              {test.seconds:6.2f} s   floor {test.base:5.2f} s   {test.ratio:4.2f}x floor   "
         f"goal <= {TEST_GOAL:.1f}x  {mark(test.ratio <= TEST_GOAL)}"
     )
     say()
@@ -344,7 +345,7 @@ def growth_report(growth: dict[int, list[str]]) -> None:
             continue
         result = alternated((growth[3], ROOT, ENV), (growth[n], ROOT, ENV))
         ratios[n] = result.ratio
-        say(f"  {n:4d} services   {result.seconds:6.2f} s   3 services {result.floor:6.2f} s   {result.ratio:4.2f}x")
+        say(f"  {n:4d} services   {result.seconds:6.2f} s   3 services {result.base:6.2f} s   {result.ratio:4.2f}x")
     say(f"  150 vs 3 services: {ratios[150]:4.2f}x   target <= 1.50x  {mark(ratios[150] <= 1.5)}")
     say()
 

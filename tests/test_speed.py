@@ -225,6 +225,13 @@ def _launcher_environ(node: Path | None = None, **environ: str) -> dict[str, str
     return configured | {"CLOUD_OPS_JSII_CODE_CACHE": "off"} | environ
 
 
+def _start(runtime: Path, request: str | None = "hello\n") -> subprocess.CompletedProcess[str]:
+    """The launcher, as jsii starts it, on the stand-in runtime, given one request."""
+    environ = _launcher_environ()
+    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
+    return subprocess.run(command, input=request, env=environ, capture_output=True, text=True, timeout=60, check=False)
+
+
 def _console(stderr: str) -> list[tuple[str, str]]:
     """What the kernel wrote to its console, as jsii's Python reads it from the runtime's stderr: the
     relay's lines decoded, by key, and any other line as it came ("raw")."""
@@ -239,9 +246,7 @@ def _console(stderr: str) -> list[tuple[str, str]]:
 
 def test_jsiis_kernel_answers_on_jsiis_pipes_in_the_launchers_own_process(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path)
-    environ = _launcher_environ()
-    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
-    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    ran = _start(runtime)
     assert ran.returncode == 0, ran.stderr
     answer = json.loads(ran.stdout)
     kernel = str(tmp_path / "lib" / "program.js")
@@ -267,9 +272,7 @@ def test_jsiis_kernel_answers_on_jsiis_pipes_in_the_launchers_own_process(tmp_pa
 def test_an_error_the_kernel_does_not_catch_ends_it_with_its_trace_wrapped(tmp_path: Path) -> None:
     kernel = "const channel = { readFD:3,writeFD:3 };\nthrow new Error('the kernel failed');\n"
     runtime = _runtime(tmp_path, kernel=kernel)
-    environ = _launcher_environ()
-    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
-    ran = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=False)
+    ran = _start(runtime, request=None)
     assert ran.returncode == 1
     (*_, (key, message)) = _console(ran.stderr)
     assert key == "stderr"
@@ -278,9 +281,7 @@ def test_an_error_the_kernel_does_not_catch_ends_it_with_its_trace_wrapped(tmp_p
 
 def test_a_runtime_that_starts_its_kernel_otherwise_runs_as_jsii_runs_it_with_a_note(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, start=_STARTS["with a flag of its own"])
-    environ = _launcher_environ()
-    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
-    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    ran = _start(runtime)
     assert ran.returncode == 0, ran.stderr
     # The relay (with jsii's flags, not the --preserve-symlinks the launcher adds) started the kernel.
     answer = json.loads(ran.stdout)
@@ -294,9 +295,7 @@ def test_a_runtime_that_starts_its_kernel_otherwise_runs_as_jsii_runs_it_with_a_
 
 def test_a_runtime_that_starts_no_kernel_stops_with_one_message(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, start=_STARTS["not at all"])
-    environ = _launcher_environ()
-    command = [environ["JSII_NODE"], "--max-old-space-size=4069", str(runtime)]
-    ran = subprocess.run(command, input="hello\n", env=environ, capture_output=True, text=True, timeout=60, check=False)
+    ran = _start(runtime)
     assert ran.returncode == 1
     assert ran.stdout == ""
     (*_, (key, message)) = _console(ran.stderr)

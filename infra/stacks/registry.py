@@ -50,7 +50,7 @@ class RegistryStack(PlatformStack):
         # Shared by every repository of the stack (built once: each is a call into the CDK engine).
         lifecycle_rules = _lifecycle_rules(registry)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
-        self._encryption = ecr.RepositoryEncryption.KMS
+        encryption = ecr.RepositoryEncryption.KMS
         registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
         for service in services:
             name = repository_name(name_prefix, service.name)
@@ -58,6 +58,7 @@ class RegistryStack(PlatformStack):
                 service.name,
                 name,
                 lifecycle_rules=lifecycle_rules,
+                encryption=encryption,
                 removal=removal,
                 retain_data=retain_data,
                 pulled_by_account=pulled_by_account,
@@ -75,6 +76,7 @@ class RegistryStack(PlatformStack):
         name: str,
         *,
         lifecycle_rules: list[ecr.LifecycleRule],
+        encryption: ecr.RepositoryEncryption,
         removal: RemovalPolicy,
         retain_data: bool,
         pulled_by_account: str | None,
@@ -87,7 +89,7 @@ class RegistryStack(PlatformStack):
             # A tag names one image forever: a deploy of tag X is reproducible and auditable.
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
             image_scan_on_push=True,
-            encryption=self._encryption,
+            encryption=encryption,
             encryption_key=self.key,
             lifecycle_rules=lifecycle_rules,
             removal_policy=removal,
