@@ -243,6 +243,48 @@ def test_build_image_builds_only_the_services_own_directory_after_validating_eve
     assert 'services/$SERVICE/Dockerfile" ]]' in checks
 
 
+def test_the_build_pushes_one_image_manifest_the_scan_on_push_can_scan() -> None:
+    """BuildKit attaches a provenance attestation by default where Docker keeps images in containerd (GitHub's
+    runners since Docker 29): the push is then an image index, which ECR's scan on push does not scan, and
+    the scan gate (build and every deploy) would wait for a result that never comes."""
+    (build,) = [s for s in _load("build-image.yml")["jobs"]["build"]["steps"] if "docker build" in s.get("run", "")]
+    command = build["run"].split("docker build", 1)[1].split("docker push", 1)[0]
+    assert "--provenance=false" in command.split()
+    assert "--sbom=false" in command.split()
+    assert "--attest" not in command
+
+
+def test_a_release_whose_infrastructure_did_not_succeed_builds_and_deploys_nothing() -> None:
+    """A superseded infrastructure job is cancelled, not failed: only success (or no infrastructure change,
+    skipped) lets the commit's images be built and deployed."""
+    jobs = _load("release.yml")["jobs"]
+    for name in ("build", "deploy"):
+        condition = " ".join(jobs[name]["if"].split())
+        assert 'contains(fromJSON(\'["success", "skipped"]\'), needs.infrastructure.result)' in condition, name
+        assert "needs.infrastructure.result != 'failure'" not in condition, name
+
+
+def test_the_deploy_job_outlasts_every_wait_it_may_make() -> None:
+    """The job's timeout is above the sum of its steps' own limits, so that a slow step fails with its own
+    message, not as a cancelled job."""
+    import inspect
+
+    from delivery import registry
+
+    def minutes(function: Any) -> float:
+        parameters = inspect.signature(function).parameters
+        return float(parameters["attempts"].default * parameters["wait"].default) / 60
+
+    job = _load("deploy-service.yml")["jobs"]["deploy"]
+    run = "\n".join(s.get("run", "") for s in job["steps"])
+    helm = [int(m) for m in re.findall(r"helm upgrade[^\n]*(?:\n[^\n]*)*?--timeout (\d+)m", run)]
+    rollout = [int(m) for m in re.findall(r"rollout status [^\n]*--timeout=(\d+)m", run)]
+    ingress = [int(n) * int(s) / 60 for n, s in re.findall(r"seq 1 (\d+)\);[\s\S]*?sleep (\d+)", run)]
+    assert len(helm) == len(rollout) == len(ingress) == 1, (helm, rollout, ingress)
+    waits = minutes(registry.scan_gate) + minutes(registry.wait_for) + helm[0] + rollout[0] + ingress[0]
+    assert job["timeout-minutes"] > waits, (job["timeout-minutes"], waits)
+
+
 def test_both_workflows_validate_region_and_project_with_the_same_rules() -> None:
     def checks(name: str) -> list[str]:
         script = "\n".join(s.get("run", "") for s in _load(name)["jobs"]["validate"]["steps"])
