@@ -88,6 +88,19 @@ def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[st
     return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
 
 
+def kept(resource: dict[str, Any]) -> bool:
+    """Whether a resource outlives its stack's deletion and its own replacement, yet is deleted when the
+    operation that created it rolls back (``infra/constructs/removal.py``)."""
+    return bool(
+        resource.get("DeletionPolicy") == "RetainExceptOnCreate" and resource.get("UpdateReplacePolicy") == "Retain"
+    )
+
+
+def deleted(resource: dict[str, Any]) -> bool:
+    """Whether a resource goes with its stack (CloudFormation's default when no policy is set)."""
+    return bool(resource.get("DeletionPolicy", "Delete") == "Delete")
+
+
 def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     found = list(resources(template, resource_type).values())
     assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"

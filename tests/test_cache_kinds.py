@@ -21,7 +21,7 @@ from infra.reports.cost import estimate, load_prices
 from scripts.forms import cfn_lint_problems, describe
 from tests.projects import example_settings
 from tests.subjects import REPLICATION_GROUPS, replication_group, two_regions
-from tests.synth import DataTier, Synthesized, only, resources, text
+from tests.synth import DataTier, Synthesized, kept, only, resources, text
 
 # Synthesized by the second process: run after the tests that need nothing from it.
 pytestmark = pytest.mark.needs_synth(
@@ -140,16 +140,16 @@ def test_a_production_replication_group_is_multi_az_retained_and_passes_the_gate
     assert props["MultiAZEnabled"] is True
     assert props["SnapshotRetentionLimit"] >= 15
     assert props["PreferredMaintenanceWindow"] == "sat:22:00-sat:23:00"
-    kept = (
+    kept_kinds = (
         "AWS::ElastiCache::User",
         "AWS::ElastiCache::UserGroup",
         "AWS::Logs::LogGroup",
         "AWS::KMS::Key",
         "AWS::EC2::SecurityGroup",
     )
-    for kind in kept:
+    for kind in kept_kinds:
         for logical_id, resource in resources(template, kind).items():
-            assert resource["DeletionPolicy"] == "Retain", logical_id
+            assert kept(resource), logical_id
     # The group itself is kept as a final snapshot: a group the template stops holding (a switch of
     # cluster mode or kind, a deleted stack) is snapshotted and deleted, not left running and billing.
     (group,) = resources(template, "AWS::ElastiCache::ReplicationGroup").values()

@@ -13,7 +13,7 @@ from infra.config.settings import AURORA_POSTGRES_VERSIONS, SettingsError
 from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT
 from infra.stacks.database import POSTGRES_PORT
 from tests.projects import EXAMPLES, example_settings, settings_of
-from tests.synth import Synthesized, only, resources, service_log_group, text
+from tests.synth import Synthesized, deleted, kept, only, resources, service_log_group, text
 
 # Renaming the construct of a data store would replace it: these ids are part of the contract.
 AURORA_CLUSTER_ID = "ClusterEB0386A7"
@@ -173,11 +173,11 @@ def test_a_database_that_retains_data_cannot_be_lost_by_a_mistaken_destroy(env: 
     assert cluster["Properties"]["DeleteAutomatedBackups"] is False
     template = env.template("database")
     for key in resources(template, "AWS::KMS::Key").values():
-        assert key["DeletionPolicy"] == "Retain"
+        assert kept(key)
     # An AWS Backup plan selects the cluster; its vault and key outlive the stack.
     vault = only(template, "AWS::Backup::BackupVault")
-    assert vault["DeletionPolicy"] == "Retain"
-    assert _key_of(template, vault["Properties"]["EncryptionKeyArn"])["DeletionPolicy"] == "Retain"
+    assert kept(vault)
+    assert kept(_key_of(template, vault["Properties"]["EncryptionKeyArn"]))
     selection = only(template, "AWS::Backup::BackupSelection")["Properties"]["BackupSelection"]
     assert AURORA_CLUSTER_ID in json.dumps(selection["Resources"])
     rule = only(template, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"][0]
@@ -272,8 +272,7 @@ def test_cache_is_encrypted_limited_and_snapshotted_per_settings(env: Synthesize
         assert props["CacheNodeType"] == settings.node_type
     (group,) = props["SecurityGroupIds"]
     assert template["Resources"][group["Fn::GetAtt"][0]]["Type"] == "AWS::EC2::SecurityGroup"
-    expected = "Retain" if env.settings.retain_data else "Delete"
-    assert _cache(env)["DeletionPolicy"] == expected
+    assert (kept if env.settings.retain_data else deleted)(_cache(env))
     if env.settings.production:
         assert props["SnapshotRetentionLimit"] >= (7 if settings.kind == "serverless" else 15)
 

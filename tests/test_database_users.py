@@ -8,7 +8,7 @@ import pytest
 
 from infra.constructs import database_users_handler as handler
 from infra.constructs.database_users import HANDLER_FILE, INLINE_CODE_LIMIT, RESOURCE_TYPE
-from tests.synth import Synthesized, resources, text
+from tests.synth import Synthesized, deleted, kept, resources, text
 
 
 class FakeDataApi:
@@ -74,17 +74,45 @@ class DatabaseResumingException(Exception):
     pass
 
 
+# The Data API's errors that pass by themselves, named as boto3's modeled exceptions are (botocore's
+# rds-data service model): the writer resuming, failing over or scaling, the Data API itself briefly away.
+PASSING = {
+    "DatabaseResumingException": "The Aurora DB instance is resuming after being auto-paused.",
+    "DatabaseUnavailableException": "",
+    "ServiceUnavailableError": "",
+    "InternalServerErrorException": "",
+}
+
+
 class Client:
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: str = "DatabaseResumingException") -> None:
         self.failures = failures
+        resuming = error == "DatabaseResumingException"
+        self.error = DatabaseResumingException if resuming else type(error, (Exception,), {})
+        self.message = PASSING[error]
         self.calls: list[dict[str, Any]] = []
 
     def execute_statement(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(kwargs)
         if self.failures:
             self.failures -= 1
-            raise DatabaseResumingException("The Aurora DB instance is resuming after being auto-paused.")
+            raise self.error(self.message)
         return {"records": []}
+
+
+def test_the_errors_waited_out_are_the_data_apis_own() -> None:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("rds-data")
+    assert set(PASSING) <= {shape.name for shape in model.error_shapes}
+
+
+@pytest.mark.parametrize("error", sorted(PASSING))
+def test_an_error_that_passes_by_itself_is_waited_out(error: str) -> None:
+    client, naps = Client(failures=2, error=error), list[float]()
+    execute = handler.data_api(client, _event("Create")["ResourceProperties"], deadline=1e12, sleep=naps.append)
+    assert execute("SELECT 1", []) == {"records": []}
+    assert naps == [10, 10]
 
 
 def test_a_paused_writer_is_waited_for_then_the_statement_runs() -> None:
@@ -214,8 +242,7 @@ def test_one_user_per_service_that_uses_the_database(env: Synthesized) -> None:
 
 def test_a_user_outlives_its_removal_from_the_catalogue_where_data_is_retained(env: Synthesized) -> None:
     # Elsewhere they go with the stack; the handler itself drops nothing in either (test above).
-    expected = "Retain" if env.settings.retain_data else "Delete"
-    assert {u["DeletionPolicy"] for u in _users(env).values()} <= {expected}
+    assert all(map(kept if env.settings.retain_data else deleted, _users(env).values()))
 
 
 def test_the_function_may_only_run_statements_as_the_master_user_of_this_cluster(env: Synthesized) -> None:

@@ -280,3 +280,18 @@ def test_services_read_the_whole_oidc_issuer_output_of_the_eks_stack(env: Any) -
             continue
         assert '"OutputName": "OidcIssuer"' in text
         assert f'"StackName": "{env.settings.stack_prefix}-eks"' in text
+
+
+def test_what_outlives_its_stack_goes_when_the_operation_that_made_it_rolls_back(env: Synthesized) -> None:
+    """A failed first deploy (or a failed update that added a repository, a cache user, a key) leaves no
+    fixed name behind for the retry to trip over: everything kept is RetainExceptOnCreate, and kept on
+    replacement too. The one plain Retain is a global database's GlobalCluster (docs/operations.md)."""
+    for stack, template in env.templates().items():
+        for logical_id, resource in template["Resources"].items():
+            policy = resource.get("DeletionPolicy", "Delete")
+            if policy == "Retain":
+                assert resource["Type"] == "AWS::RDS::GlobalCluster", (stack, logical_id)
+            elif policy == "RetainExceptOnCreate":
+                assert resource["UpdateReplacePolicy"] == "Retain", (stack, logical_id)
+            else:
+                assert policy in ("Delete", "Snapshot"), (stack, logical_id, policy)

@@ -256,6 +256,8 @@ def test_load_balancer_controller_values_are_the_stacks_over_the_values_file(env
     assert values["vpcId"] == "<ref:output>"
     assert values["image"]["tag"] == "v" + ALB_CONTROLLER.version
     assert values["defaultTargetType"] == "ip"
+    # An upgrade keeps the webhooks' certificate: no window where they serve one their CA does not sign.
+    assert values["keepTLSSecret"] is True
     for key, value in _user_values(env, "aws-load-balancer-controller").items():
         expected = deep_merge(ALB_CONTROLLER.defaults.get(key, {}), value) if isinstance(value, dict) else value
         assert values[key] == expected, key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.synth import Synthesized, only, resources
+from tests.synth import Synthesized, kept, only, resources
 
 
 def _subnets(env: Synthesized, kind: str) -> list[dict]:  # type: ignore[type-arg]
@@ -96,8 +96,9 @@ def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized
     ("stack", "groups"),
     [
         ("network", []),
-        # The control plane's group, and the four Container Insights groups of the cluster under one key.
-        ("eks", ["/aws/eks/{prefix}/cluster", "/aws/containerinsights/{prefix}/*"]),
+        # The control plane's group, the four Container Insights groups of the cluster under one key, and
+        # the kubectl provider's functions' groups (generated names, under /aws/lambda/).
+        ("eks", ["/aws/eks/{prefix}/cluster", "/aws/containerinsights/{prefix}/*", "/aws/lambda/*"]),
         ("database", ["/aws/rds/cluster/{prefix}-db/postgresql"]),
     ],
 )
@@ -155,10 +156,12 @@ def test_flow_log_role_is_trusted_only_by_flow_logs_for_this_account(env: Synthe
 
 
 def test_flow_logs_and_their_key_are_retained_where_data_is(env: Synthesized) -> None:
-    policy = "Retain" if env.settings.retain_data else "Delete"
     for resource_type in ("AWS::Logs::LogGroup", "AWS::KMS::Key"):
         resource = only(env.template("network"), resource_type)
-        assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == policy
+        if env.settings.retain_data:
+            assert kept(resource)
+        else:
+            assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == "Delete"
 
 
 def test_default_security_group_is_stripped(env: Synthesized) -> None:

@@ -17,7 +17,7 @@ from infra.stacks.observability import member_clusters
 from tests.identity import identity_of, irsa_condition
 from tests.projects import example_settings
 from tests.subjects import two_regions
-from tests.synth import Synthesized, only, resources, text
+from tests.synth import Synthesized, deleted, kept, only, resources, text
 
 
 def _alarms(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -117,7 +117,7 @@ def test_container_logs_go_to_encrypted_groups_created_first_with_retention(env:
     assert len(keys) == 1  # one key for the cluster's four groups
     for logical_id, group in groups.items():
         assert group["Properties"]["RetentionInDays"] == env.settings.observability.container_log_retention_days
-        assert group["DeletionPolicy"] == ("Retain" if env.settings.retain_data else "Delete")
+        assert (kept if env.settings.retain_data else deleted)(group)
         assert logical_id in addon["DependsOn"]  # created before the agent could create them unencrypted
     # Nodes, DNS and the load balancer controller (its webhook admits the add-on's Services) first.
     depends = " ".join(addon["DependsOn"])
@@ -452,6 +452,21 @@ def test_production_refuses_each_log_retention_below_a_year(tmp_path: Path, kind
             example_settings(tmp_path / setting, "live", edits)
     sandbox = example_settings(tmp_path / "sandbox", "sandbox", {"observability": {"function_log_retention_days": 1}})
     assert sandbox.observability.function_log_retention_days == 1  # not production: the user's choice
+
+
+def test_every_log_group_is_encrypted_with_a_key_of_its_own_stack(env: Synthesized) -> None:
+    """aws-cdk-lib's own (the kubectl provider's functions') included: none is left to CloudWatch's key."""
+    seen = 0
+    for name, template in env.templates().items():
+        for logical_id, resource in template.get("Resources", {}).items():
+            if resource["Type"] != "AWS::Logs::LogGroup":
+                continue
+            seen += 1
+            key = resource["Properties"].get("KmsKeyId")
+            assert isinstance(key, dict), (name, logical_id, key)
+            assert "Fn::GetAtt" in key, (name, logical_id, key)
+            assert template["Resources"][key["Fn::GetAtt"][0]]["Type"] == "AWS::KMS::Key", (name, logical_id)
+    assert seen
 
 
 def test_every_log_group_of_production_keeps_a_year(env: Synthesized) -> None:

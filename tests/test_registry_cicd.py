@@ -23,7 +23,7 @@ from tests.projects import (
     write_environment,
 )
 from tests.subjects import synth
-from tests.synth import Synthesized, only, resources, text
+from tests.synth import Synthesized, kept, only, resources, text
 
 
 def _repositories(env: Synthesized) -> dict[str, dict[str, Any]]:
@@ -100,7 +100,7 @@ def test_the_deploy_workflow_marks_what_it_deployed_with_the_tag_the_lifecycle_k
 def test_repositories_are_retained_where_data_is_and_emptied_and_deleted_elsewhere(env: Synthesized) -> None:
     for repository in _repositories(env).values():
         if env.settings.retain_data:
-            assert repository["DeletionPolicy"] == "Retain"
+            assert kept(repository)
             assert repository["Properties"].get("EmptyOnDelete", False) is False
         else:
             assert repository["DeletionPolicy"] == "Delete"
@@ -155,7 +155,7 @@ def test_the_github_oidc_provider_lives_once_per_account_in_the_account_stack(en
     assert provider["Properties"]["Url"] == "https://token.actions.githubusercontent.com"
     assert provider["Properties"]["ClientIdList"] == ["sts.amazonaws.com"]
     # Kept when the stack goes: every environment of the account trusts it.
-    assert provider["DeletionPolicy"] == "Retain"
+    assert kept(provider)
     assert not resources(account, "AWS::Lambda::Function")
 
 

@@ -133,8 +133,9 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
     )
 
     # The kubectl provider: CDK's own Lambda functions (handler and provider framework) that apply
-    # manifests and Helm charts during deployment. Their code, runtime, roles and log groups are
-    # created inside aws-cdk-lib and are not configurable through KubectlProviderOptions.
+    # manifests and Helm charts during deployment. Their code, runtime and roles are created inside
+    # aws-cdk-lib and are not configurable through KubectlProviderOptions (their log groups are encrypted
+    # by the stack: EksStack._kubectl_provider_logs).
     cdk_owned = (
         "Created by aws-cdk-lib's EKS kubectl provider, which exposes no option to change it; it runs only "
         "during deployments (CloudFormation custom resource), not as a workload."
@@ -147,10 +148,8 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         ledger.acknowledge(role, _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"), cdk_owned)
         inline = _child(stack, f"{path}/ServiceRole/DefaultPolicy/Resource")
         function = _child(stack, f"{path}/Resource")
-        log_group = _child(stack, f"{path}/LogGroup/Resource")
         for pack in _COMPLIANCE_PACKS:
             ledger.acknowledge(inline, f"{pack}-IAMNoInlinePolicy", cdk_owned)
-            ledger.acknowledge(log_group, f"{pack}-CloudWatchLogGroupEncrypted", cdk_owned)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             ledger.acknowledge(
                 function,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -22,6 +22,7 @@ from aws_cdk import aws_rds as rds
 from constructs import Construct, IConstruct
 
 from infra.constructs.deploy_time_function import function_role_and_logs
+from infra.constructs.removal import kept_if
 
 HANDLER_FILE = Path(__file__).resolve().parent / "database_users_handler.py"
 # CloudFormation's inline code (ZipFile) limit, in characters.
@@ -161,7 +162,7 @@ class DatabaseUsers(Construct):
                 **({"Region": writer.region} if writer.region != shared.region else {}),
             },
             # Never dropped: a role whose service left a production catalogue keeps its data.
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            removal_policy=kept_if(retain),
         )
         # The writer must be up (the cluster itself by its ARN above; the role by the function's).
         resource.node.add_dependency(shared.writer_instance)

@@ -1,7 +1,5 @@
-"""A service's PostgreSQL role (IAM auth) and its schema, via the RDS Data API (ADR 0009).
-
-Inline Lambda code (ZipFile: 4096 characters at most). Idempotent; Delete never drops anything.
-"""
+"""A service's PostgreSQL role (IAM auth) and schema via the RDS Data API (ADR 0009). Inline code
+(4096 characters at most); idempotent; Delete drops nothing."""
 
 import json
 import re
@@ -16,14 +14,14 @@ NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
 def plan(user: str) -> list[tuple[str, bool]]:
-    """The statements for one user, in order: (sql, only-if-the-role-is-missing)."""
+    """One user's statements in order: (sql, only-if-the-role-is-missing)."""
     if not NAME.fullmatch(user):
         raise ValueError(f"invalid user name {user!r}")
     q = f'"{user}"'
     return [
         (f"CREATE ROLE {q} LOGIN", True),
         (f"GRANT rds_iam TO {q}", False),
-        # The admin may then SET ROLE to it, which CREATE SCHEMA ... AUTHORIZATION needs (PostgreSQL 16+).
+        # CREATE SCHEMA ... AUTHORIZATION needs the admin to be able to SET ROLE to it (PostgreSQL 16+).
         (f"GRANT {q} TO CURRENT_USER", False),
         (f"CREATE SCHEMA IF NOT EXISTS {q} AUTHORIZATION {q}", False),
         (f"ALTER ROLE {q} SET search_path = {q}", False),
@@ -40,10 +38,10 @@ def apply(execute: Execute, user: str) -> None:
 
 
 def passing(error: Exception) -> bool:
-    """A paused writer resuming, or a master password rotation under way (the secret and the
-    database disagree until it ends)."""
-    text = str(error).lower()
-    return type(error).__name__ == "DatabaseResumingException" or "resum" in text or "authentication fail" in text
+    """Passes by itself: a writer resuming or briefly away (failover, scaling), the Data API busy, a
+    master password rotation (secret and database disagree until it ends)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return any(w in text for w in ("resum", "unavailable", "internalserver", "authentication fail"))
 
 
 def data_api(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
+from infra.constructs.removal import kept_if
 
 
 class EncryptionKey(Construct):
@@ -24,7 +26,7 @@ class EncryptionKey(Construct):
             alias=f"alias/{alias_prefix}/{purpose}",
             enable_key_rotation=True,
             pending_window=Duration.days(30 if retain else 7),
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            removal_policy=kept_if(retain),
         )
         # Grants only for AWS resources: the services that use these keys (EKS, RDS, ElastiCache, ECR,
         # Secrets Manager, AWS Backup, EBS) create their grants through the integration, where KMS sets

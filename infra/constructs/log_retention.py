@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Aws, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.config.settings import LOG_RETENTION_DAYS
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.removal import kept_if
 
 # The enum lists the same periods in the same ascending order, then INFINITE.
 _BY_DAYS = dict(
@@ -77,6 +78,6 @@ def encrypted_log_group(
         group_id,
         encryption_key=key,
         retention=retention(retention_days),
-        removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        removal_policy=kept_if(retain),
     )
     return key, group

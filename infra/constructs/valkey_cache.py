@@ -19,6 +19,7 @@ from constructs import Construct
 
 from infra.config.settings import CacheSettings
 from infra.constructs.log_retention import log_key, retention
+from infra.constructs.removal import KEPT
 
 VALKEY_PORT = 6379
 # ElastiCache Serverless serves reads from replicas, in the client's zone where it can, on a second
@@ -88,7 +89,7 @@ class Valkey(Construct):
         # delete could not remove a user group that a cache still uses.
         for resource in (self.cache, self.user_group, *self.all_users):
             resource.apply_removal_policy(removal_policy)
-        if settings.kind == "replication-group" and removal_policy == RemovalPolicy.RETAIN:
+        if settings.kind == "replication-group" and removal_policy == KEPT:
             # Kept data is a final snapshot, not a running group: a group this template no longer
             # holds (a cluster-mode switch, a kind switch, a deleted stack) is deleted after ElastiCache
             # snapshots it, so nothing is left billing, and its subnet group and parameter group go too.
@@ -233,7 +234,7 @@ class Valkey(Construct):
             "LogKey",
             purpose="valkey-logs",
             alias_prefix=alias_prefix,
-            retain=removal_policy == RemovalPolicy.RETAIN,
+            retain=removal_policy == KEPT,
             log_group_name=None,
         )
         self.log_groups: dict[str, logs.LogGroup] = {}

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, RemovalPolicy
+from aws_cdk import Aws, CfnOutput
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.constructs.removal import KEPT
 from infra.stacks.base import PlatformStack
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -53,7 +54,7 @@ class AccountStack(PlatformStack):
             self.github_provider = iam.OidcProviderNative(
                 self, "GithubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=["sts.amazonaws.com"]
             )
-            self.github_provider.apply_removal_policy(RemovalPolicy.RETAIN)
+            self.github_provider.apply_removal_policy(KEPT)
             CfnOutput(
                 self,
                 "GithubOidcProviderArn",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, CfnResource, RemovalPolicy
+from aws_cdk import CfnOutput, CfnResource
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from constructs import Construct
@@ -13,6 +13,7 @@ from infra.config.settings import CacheSettings
 from infra.config.subnets import DATA as DATA_SUBNETS
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.removal import kept_if
 from infra.constructs.valkey_cache import SERVERLESS_READ_PORT, VALKEY_PORT, Valkey
 from infra.stacks.base import PlatformStack
 
@@ -52,11 +53,11 @@ class CacheStack(PlatformStack):
             key=self.key,
             settings=cache,
             clients=clients,
-            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+            removal_policy=kept_if(retain_data),
             alias_prefix=name_prefix,
         )
         # The security group and its rule stay with a retained cache, which keeps using them.
-        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        removal = kept_if(retain_data)
         for child in self.security_group.node.find_all():
             if isinstance(child, CfnResource):
                 child.apply_removal_policy(removal)

@@ -22,6 +22,7 @@ from infra.config.subnets import PRIVATE as PRIVATE_SUBNETS
 from infra.constructs.data_store_access import security_group_admitting
 from infra.constructs.database_users import DatabaseUsers, Writer
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.removal import KEPT
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
 
@@ -386,6 +387,9 @@ class DatabaseStack(PlatformStack):
         # After the instances exist (the conversion needs an available cluster; the cluster itself
         # comes first by the reference above).
         global_cluster.node.add_dependency(*self._instances())
+        # Plain Retain, not KEPT: when a failed update that made it rolls back, deleting a global cluster
+        # that still has this cluster as its member could fail the rollback itself; kept, it is
+        # removed by hand (docs/operations.md) and nothing of the regional cluster is at risk.
         global_cluster.apply_removal_policy(RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY)
         if self.writer_region != self.region:
             # Demoted by a switchover or failover: this region's services write through it too. (Not
@@ -444,7 +448,7 @@ class DatabaseStack(PlatformStack):
             encryption_key=EncryptionKey(
                 self, "BackupKey", alias_prefix=name_prefix, purpose="aurora-backups", retain=True
             ).key,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=KEPT,
         )
         plan = backup.BackupPlan(self, "BackupPlan", backup_plan_name=f"{name_prefix}-database", backup_vault=vault)
         plan.add_rule(

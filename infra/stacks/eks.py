@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from aws_cdk import Aws, CfnOutput, CfnResource, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, CfnResource, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ObservabilitySettings, SettingsError, support_dates
@@ -23,6 +23,7 @@ from infra.constructs.encryption_key import EncryptionKey
 from infra.constructs.irsa import service_account_condition
 from infra.constructs.log_retention import log_key, retention
 from infra.constructs.pod_identity import POD_IDENTITY_AGENT_ADDON, POD_IDENTITY_PRINCIPAL, pod_identity_trust
+from infra.constructs.removal import kept_if
 from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG, ResourceTagsForTelemetry
 from infra.constructs.service_log_group import ServiceLogGroup
 from infra.stacks.base import PlatformStack
@@ -84,6 +85,13 @@ def _narrow(arn: str, region: str, account: str) -> str:
     if len(parts) == 6 and parts[3] == "*" and parts[4] == "*":
         parts[3], parts[4] = region, account
     return ":".join(parts)
+
+
+def _descendant(scope: IConstruct, path: str) -> IConstruct:
+    """The construct at ``path`` (ids joined by "/") under ``scope``."""
+    for construct_id in path.split("/"):
+        scope = scope.node.find_child(construct_id)
+    return scope
 
 
 def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVersion:
@@ -204,6 +212,9 @@ class EksStack(PlatformStack):
         )
         self.cluster = self._cluster(vpc=vpc, private_subnets=private_subnets, eks_settings=eks_settings)
         self.cluster.node.add_dependency(self.log_group)
+        self._kubectl_provider_logs(
+            alias_prefix=name_prefix, retain=retain_data, retention_days=function_log_retention_days
+        )
         admin = eks.AccessPolicy.from_access_policy_name(
             "AmazonEKSClusterAdminPolicy", access_scope_type=eks.AccessScopeType.CLUSTER
         )
@@ -251,6 +262,30 @@ class EksStack(PlatformStack):
             ),
             output_config_command=False,
         )
+
+    # The kubectl provider's two functions (aws-cdk-lib's handler and its provider framework), each
+    # with the log group aws-cdk-lib gives it: /aws/lambda/<generated name>, unencrypted, two years,
+    # always retained. KubectlProviderOptions has no option for them.
+    KUBECTL_PROVIDER_LOG_GROUPS = ("Handler/LogGroup/Resource", "Provider/framework-onEvent/LogGroup/Resource")
+
+    def _kubectl_provider_logs(self, *, alias_prefix: str, retain: bool, retention_days: int) -> None:
+        """The kubectl provider's log groups as every other function's of the platform: encrypted with a key
+        of their own, the settings' retention, and kept only where the environment keeps its data."""
+        provider = self.cluster.node.find_child("KubectlProvider")
+        # Their names are generated (the functions'): the key admits the account's Lambda log groups.
+        key = log_key(
+            self,
+            "KubectlProviderLogKey",
+            purpose="kubectl-provider-logs",
+            alias_prefix=alias_prefix,
+            retain=retain,
+            log_group_name="/aws/lambda/*",
+        )
+        for path in self.KUBECTL_PROVIDER_LOG_GROUPS:
+            group = cast(logs.CfnLogGroup, _descendant(provider, path))
+            group.kms_key_id = key.key_arn
+            group.retention_in_days = retention_days
+            group.apply_removal_policy(kept_if(retain))
 
     def _core_service_accounts(self) -> None:
         """Roles of the core add-ons that call AWS: the VPC CNI (always IRSA) and the EBS CSI driver."""
@@ -744,7 +779,7 @@ class EksStack(PlatformStack):
                 log_group_name=f"{prefix}/{kind}",
                 encryption_key=key,
                 retention=retention(settings.container_log_retention_days),
-                removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+                removal_policy=kept_if(retain),
             )
             for kind in CONTAINER_LOG_GROUPS
         ]

@@ -183,6 +183,10 @@ ALB_CONTROLLER = HelmAddon(
         "defaultTargetType": "ip",
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
         "podDisruptionBudget": {"maxUnavailable": 1},
+        # Each upgrade keeps the webhooks' certificate (read back from its secret) instead of generating a
+        # new CA: otherwise the webhook configurations carry the new CA while the running pods still serve
+        # the old certificate, and their webhooks (Services: failurePolicy Fail) refuse calls meanwhile.
+        "keepTLSSecret": True,
     },
 )
 

@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra.config.settings import RegistrySettings, ServiceSettings
 from infra.constructs.encryption_key import EncryptionKey
+from infra.constructs.removal import kept_if
 from infra.stacks.base import PlatformStack
 
 # What the next environment's deploy role reads when it promotes an image (infra/stacks/cicd.py).
@@ -49,7 +50,7 @@ class RegistryStack(PlatformStack):
         self.repositories: dict[str, ecr.Repository] = {}
         # Shared by every repository of the stack (built once: each is a call into the CDK engine).
         lifecycle_rules = _lifecycle_rules(registry)
-        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        removal = kept_if(retain_data)
         encryption = ecr.RepositoryEncryption.KMS
         registry_host = f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}"
         for service in services:
