@@ -218,6 +218,8 @@ def cicd_stack(
         repository_groups=[[repository_name(settings.name_prefix, s) for s in r.repositories] for r in registries],
         ingress_certificate=settings.ingress_certificate,
         infrastructure_regions=sorted({*settings.all_regions, settings.account_stack_region}),
+        # Every stack of the environment, in any of its regions, and the account stack.
+        diffed_stacks=[f"{settings.name_prefix}-*", settings.account_stack_name],
         promoted_from=settings.promotion.previous,
     )
 

@@ -398,42 +398,56 @@ def _bootstrap_roles(env: Synthesized, *names: str) -> list[str]:
     )
 
 
-@pytest.mark.parametrize(
-    ("prefix", "suffix", "bootstrap"),
-    [
-        # cdk deploy: jobs of the environment's GitHub environment (its reviewers); every bootstrap role.
-        (
-            "InfrastructureRole",
-            "environment",
-            ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role"),
-        ),
-        # cdk diff --method=template on pull requests: the lookup role only (read only, kms:Decrypt denied).
-        ("DiffRole", "pull_request", ("lookup-role",)),
-    ],
-)
-def test_the_infrastructure_roles_may_only_assume_the_cdk_bootstrap_roles_of_their_regions(
-    env: Synthesized, prefix: str, suffix: str, bootstrap: tuple[str, ...]
-) -> None:
+def _github_trust(env: Synthesized, prefix: str, suffix: str) -> tuple[str, list[dict[str, Any]]]:
+    """The role's id and its policy's statements, after checking it trusts only ``suffix``'s GitHub tokens and
+    has no other policy."""
     role_id, role = _role(env, prefix)
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    subject = _subject(env, f"environment:{env.settings.environment}" if suffix == "environment" else suffix)
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert text(trust["Principal"]["Federated"]) == _provider_arn(env)
     assert trust["Condition"] == {
         "StringEquals": {
             "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
-            "token.actions.githubusercontent.com:sub": subject,
+            "token.actions.githubusercontent.com:sub": _subject(env, suffix),
         }
     }
     assert not role.get("Policies")
     assert not role.get("ManagedPolicyArns")
-    (statement,) = _statements_of(env, role_id)
+    return role_id, _statements_of(env, role_id)
+
+
+def test_the_infrastructure_role_may_only_assume_the_cdk_bootstrap_roles_of_its_regions(env: Synthesized) -> None:
+    """cdk deploy: jobs of the environment's GitHub environment (its reviewers); every bootstrap role."""
+    role_id, (statement,) = _github_trust(env, "InfrastructureRole", f"environment:{env.settings.environment}")
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "sts:AssumeRole"
     listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    bootstrap = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
     assert sorted(text(r) for r in listed) == _bootstrap_roles(env, *bootstrap)
-    output = "InfrastructureRoleArn" if prefix == "InfrastructureRole" else "DiffRoleArn"
-    assert env.template("cicd")["Outputs"][output]["Value"]["Fn::GetAtt"][0] == role_id
+    assert env.template("cicd")["Outputs"]["InfrastructureRoleArn"]["Value"]["Fn::GetAtt"][0] == role_id
+
+
+def test_the_diff_role_reads_only_the_deployed_templates_of_the_environments_stacks(env: Synthesized) -> None:
+    """cdk diff --method=template on pull requests, whose code no reviewer approved yet: not the lookup role
+    (ReadOnlyAccess on the account), only what the CLI reads of this environment's stacks."""
+    from infra.stacks.cicd import CLOUDFORMATION_TEMPLATE_READ
+
+    role_id, (statement,) = _github_trust(env, "DiffRole", "pull_request")
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == CLOUDFORMATION_TEMPLATE_READ
+    assert all(action.split(":")[1].startswith(("Describe", "Get", "List")) for action in statement["Action"])
+    stacks = [f"{env.settings.name_prefix}-*", env.settings.account_stack_name]
+    assert sorted(text(r) for r in statement["Resource"]) == sorted(
+        f"arn:<AWS::Partition>:cloudformation:*:<AWS::AccountId>:stack/{name}/*" for name in stacks
+    )
+    # Every stack this synthesis made is one of them.
+    from fnmatch import fnmatch
+
+    from infra.assembly import stack_regions
+
+    for stack in stack_regions(env.outdir):
+        assert any(fnmatch(stack, name) for name in stacks), stack
+    assert env.template("cicd")["Outputs"]["DiffRoleArn"]["Value"]["Fn::GetAtt"][0] == role_id
 
 
 def test_the_deploy_role_reads_only_the_environment_before_it_in_the_promotion_order(env: Synthesized) -> None:

@@ -71,6 +71,16 @@ def acknowledge_platform(
         "possible resource is '*'; it grants no image access by itself. Push and pull are limited to this "
         "environment's repositories by ARN in the same policy.",
     )
+    for stack in cicd.diffed_stacks:
+        ledger.acknowledge(
+            _child(cicd, "DiffPolicy/Resource"),
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:*:<AWS::AccountId>:stack/{stack}/*]",
+            "Read-only (DescribeStacks, GetTemplate, ListStackResources: what cdk diff --method=template reads) on "
+            "this environment's stacks and the account stack: a stack's ARN ends in the id CloudFormation generates "
+            "when it creates the stack ('/*'); the environment's stacks share its prefix (<project>-<environment>-*) "
+            "and their count follows the catalogue (registry and services shards) and its regions, in any of which "
+            "they are this environment's.",
+        )
     promotion = cicd.promotion_policy
     if promotion is not None:
         source = promoted_from

@@ -44,7 +44,12 @@ ECR_REPLICA_ACTIONS = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:PutImage"
 
 # The CDK bootstrap roles (``cdk bootstrap``'s template, names fixed by qualifier, account and region).
 CDK_DEPLOY_ROLES = ("deploy-role", "file-publishing-role", "image-publishing-role", "lookup-role")
-CDK_READ_ROLES = ("lookup-role",)
+# What `cdk diff --method=template` calls on each stack (aws-cdk's loadCurrentTemplateWithNestedStacks).
+CLOUDFORMATION_TEMPLATE_READ = [
+    "cloudformation:DescribeStacks",
+    "cloudformation:GetTemplate",
+    "cloudformation:ListStackResources",
+]
 
 
 def github_subject(github: GithubSettings, environment: str | None) -> str:
@@ -87,6 +92,7 @@ class CicdStack(PlatformStack):
         namespaces: list[str],
         repository_groups: list[list[str]],
         infrastructure_regions: list[str],
+        diffed_stacks: list[str],
         ingress_certificate: IngressCertificateSettings | None = None,
         other_clusters: Mapping[str, str] | None = None,
         promoted_from: Neighbour | None = None,
@@ -94,6 +100,7 @@ class CicdStack(PlatformStack):
     ) -> None:
         """``other_clusters``: region -> cluster name, for each other region of the environment.
         ``infrastructure_regions``: where this environment's stacks are (its regions, its account stack's).
+        ``diffed_stacks``: the names (``*`` a wildcard) of the stacks a pull request's cdk diff reads.
         ``promoted_from``: the environment before this one in the promotion order, whose images it copies."""
         super().__init__(scope, construct_id, zones=zones, **kwargs)
         self.deploy_role = self._deploy_role(
@@ -105,7 +112,7 @@ class CicdStack(PlatformStack):
         self._images_policies(environment_name, repository_groups, other_clusters=other_clusters)
         self.promotion_policy = self._promotion_policy(environment_name, promoted_from)
         self.access_entry = deploy_access(self, cluster, self.deploy_role.role_arn, namespaces)
-        self._infrastructure_roles(github, environment_name, infrastructure_regions)
+        self._infrastructure_roles(github, environment_name, infrastructure_regions, diffed_stacks)
         if ingress_certificate is not None:
             self._ingress_certificate(ingress_certificate, environment_name)
         CfnOutput(
@@ -229,27 +236,56 @@ class CicdStack(PlatformStack):
         )
 
     def _infrastructure_roles(
-        self, github: GithubSettings, environment_name: str, infrastructure_regions: list[str]
+        self,
+        github: GithubSettings,
+        environment_name: str,
+        infrastructure_regions: list[str],
+        diffed_stacks: list[str],
     ) -> None:
         """The roles of ``cdk deploy`` and of the pull requests' ``cdk diff``, and their outputs."""
-        self.infrastructure_role = self._bootstrap_role(
+        self.infrastructure_role = self._github_role(
             "Infrastructure",
             description=f"GitHub Actions runs cdk deploy for {environment_name}: the CDK bootstrap roles only",
             subject=github_subject(github, environment_name),
             policy_description=f"Assume the CDK bootstrap roles of {environment_name}'s regions (cdk deploy)",
-            sid="AssumeTheCdkBootstrapRoles",
-            roles=bootstrap_role_arns(self, CDK_DEPLOY_ROLES, infrastructure_regions),
+            statements=[
+                iam.PolicyStatement(
+                    sid="AssumeTheCdkBootstrapRoles",
+                    actions=["sts:AssumeRole"],
+                    resources=bootstrap_role_arns(self, CDK_DEPLOY_ROLES, infrastructure_regions),
+                )
+            ],
             max_session_duration=Duration.hours(2),
         )
-        self.diff_role = self._bootstrap_role(
+        # Pull requests run code no reviewer has approved yet: not the CDK lookup role (ReadOnlyAccess on the
+        # whole account), only the deployed templates of this environment's stacks, which is all
+        # `cdk diff --method=template` reads (DescribeStacks, GetTemplate; ListStackResources for nested
+        # stacks). The CLI tries the lookup role, is refused, and goes on with these credentials.
+        # In any region: the stacks of <project>-<env> are this environment's wherever they are (in its
+        # regions, or where REGION= deployed it), and the policy reads the same whichever region synthesized it.
+        self.diffed_stacks = diffed_stacks
+        self.diff_role = self._github_role(
             "Diff",
-            description=f"GitHub Actions pull requests run cdk diff against {environment_name}: read only",
+            description=f"GitHub Actions pull requests run cdk diff against {environment_name}: its templates only",
             subject=github_subject(github, None),
-            policy_description=(
-                f"Assume the CDK lookup roles of {environment_name}'s regions (cdk diff reads templates)"
-            ),
-            sid="AssumeTheCdkLookupRoles",
-            roles=bootstrap_role_arns(self, CDK_READ_ROLES, infrastructure_regions),
+            policy_description=f"Read the deployed templates of {environment_name}'s stacks (cdk diff)",
+            statements=[
+                iam.PolicyStatement(
+                    sid="ReadTheDeployedTemplates",
+                    actions=CLOUDFORMATION_TEMPLATE_READ,
+                    resources=[
+                        self.format_arn(
+                            service="cloudformation",
+                            region="*",
+                            resource="stack",
+                            resource_name=f"{name}/*",
+                            partition=Aws.PARTITION,
+                            account=Aws.ACCOUNT_ID,
+                        )
+                        for name in self.diffed_stacks
+                    ],
+                )
+            ],
         )
         CfnOutput(
             self,
@@ -286,19 +322,18 @@ class CicdStack(PlatformStack):
             description=f"Set as INGRESS_CERTIFICATE_ARN in the GitHub environment '{environment_name}' (HTTPS)",
         )
 
-    def _bootstrap_role(
+    def _github_role(
         self,
         name: str,
         *,
         description: str,
         subject: str,
         policy_description: str,
-        sid: str,
-        roles: list[str],
+        statements: list[iam.PolicyStatement],
         max_session_duration: Duration | None = None,
     ) -> iam.Role:
         """``<name>Role``, trusted by GitHub tokens with ``subject``, whose ``<name>Policy`` allows
-        sts:AssumeRole on exactly ``roles`` (CDK bootstrap roles) and nothing else."""
+        ``statements`` and nothing else."""
         role = iam.Role(
             self,
             f"{name}Role",
@@ -311,7 +346,7 @@ class CicdStack(PlatformStack):
             f"{name}Policy",
             description=policy_description,
             roles=[role],
-            statements=[iam.PolicyStatement(sid=sid, actions=["sts:AssumeRole"], resources=roles)],
+            statements=statements,
         )
         return role
 
