@@ -82,6 +82,15 @@ def test_flow_log_captures_all_traffic_to_the_encrypted_log_group(env: Synthesiz
     assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
     assert template["Resources"][key_id]["Properties"]["EnableKeyRotation"] is True
     assert log_group["RetentionInDays"] == env.settings.network.flow_log_retention_days
+    # Delivery starts after the role's policies are attached (resources of their own).
+    role_id = flow_log["DeliverLogsPermissionArn"]["Fn::GetAtt"][0]
+    policies = [
+        policy_id
+        for policy_id, policy in resources(template, "AWS::IAM::ManagedPolicy").items()
+        if {"Ref": role_id} in policy["Properties"].get("Roles", [])
+    ]
+    assert policies
+    assert set(policies) <= set(only(template, "AWS::EC2::FlowLog")["DependsOn"])
 
 
 def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized) -> None:

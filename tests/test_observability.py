@@ -497,8 +497,33 @@ def test_a_silent_agent_is_an_alarm_not_a_green_board(env: Synthesized) -> None:
         1,
     )
     assert silent["TreatMissingData"] == "breaching"
-    # Every other alarm: no data is no problem (no load balancer yet, no throttling, a quiet NAT).
-    assert {a["TreatMissingData"] for n, a in alarms.items() if n != "container-insights-silent"} == {"notBreaching"}
+    # Every other alarm but the database's own heartbeat: no data is no problem (no load balancer yet, no
+    # throttling, a quiet NAT).
+    heartbeats = {"container-insights-silent", "database-silent"}
+    assert {a["TreatMissingData"] for n, a in alarms.items() if n not in heartbeats} == {"notBreaching"}
+
+
+def test_a_database_that_never_pauses_alarms_when_it_goes_silent(env: Synthesized) -> None:
+    """Where the writer always runs (provisioned, or a Serverless v2 minimum above 0 ACUs), no metric for 15
+    minutes is an alarm; where it may pause, silence is what pausing looks like, and no such alarm exists."""
+    s = env.settings
+    alarms = _alarms(env)
+    capacity = s.database.capacity
+    if capacity is not None and capacity.min_acu == 0:
+        assert "database-silent" not in alarms
+        return
+    silent = alarms["database-silent"]
+    assert (silent["Namespace"], silent["MetricName"], silent["Statistic"]) == (
+        "AWS/RDS",
+        "CPUUtilization",
+        "SampleCount",
+    )
+    assert _dimensions(silent) == {"DBClusterIdentifier": f"{s.stack_prefix}-db"}
+    assert (silent["ComparisonOperator"], silent["Threshold"], silent["TreatMissingData"]) == (
+        "LessThanThreshold",
+        1,
+        "breaching",
+    )
 
 
 def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> None:
@@ -528,6 +553,8 @@ def test_every_alarm_of_the_environment_and_its_threshold(env: Synthesized) -> N
         expected["nodes-at-maximum-with-pods-pending"] = 1
     if s.database.capacity is not None:
         expected["database-capacity"] = t.database_capacity_percent
+    if s.database.capacity is None or s.database.capacity.min_acu > 0:
+        expected["database-silent"] = 1
     if s.database.readers:
         expected["database-replica-lag"] = t.database_replica_lag_seconds * 1000
     if s.other_regions and s.database.other_regions == "global" and s.writer_region != s.region:

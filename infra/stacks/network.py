@@ -113,7 +113,7 @@ class NetworkStack(PlatformStack):
                 },
             ),
         )
-        iam.ManagedPolicy(
+        delivery = iam.ManagedPolicy(
             self,
             "FlowLogDelivery",
             description="Write this VPC's flow logs to their log group",
@@ -135,6 +135,9 @@ class NetworkStack(PlatformStack):
             ),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
+        # The role may write before the flow log starts delivering: CloudFormation attaches the policy
+        # in a resource of its own, which nothing else orders before the flow log.
+        self.flow_log.node.add_dependency(delivery)
 
     def _interface_endpoints(self, network: NetworkSettings) -> None:
         """The interface endpoints in settings, in the private subnets, behind one security group."""

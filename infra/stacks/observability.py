@@ -430,6 +430,20 @@ class ObservabilityStack(PlatformStack):
             description=f"Aurora {db} stores more than {t.database_storage_gib} GiB: storage grows (and is billed) "
             "beyond what was planned. Find the growing tables, or raise observability.alarms.database_storage_gib.",
         )
+        if w.database.capacity is None or w.database.capacity.min_acu > 0:
+            # A writer that never pauses always reports: no data for 15 minutes is a cluster stopped, deleted
+            # or failing, which every alarm above (missing data: not breaching) would leave green. Not where
+            # Serverless v2 may pause (a minimum of 0 ACUs): a paused writer reports nothing by design.
+            self._alarm(
+                "database-silent",
+                metric=rds("CPUUtilization", "SampleCount"),
+                threshold=1,
+                comparison="LessThanThreshold",
+                missing="breaching",
+                description=f"Aurora {db} has reported no metrics for 15 minutes: the cluster is stopped, deleted, "
+                "or its writer is down (see the cluster's events in the RDS console); the database alarms cannot "
+                "fire meanwhile.",
+            )
         self._database_capacity_and_lag(w, db)
         self._graph("Aurora: CPU %", [cpu], cpu_alarm)
         self._graph("Aurora: freeable memory, storage", [memory, storage, deadlocks])

@@ -78,7 +78,16 @@ class NodeGroupSettings(_Model):
         int, Field(ge=0, le=450, description="Fewest nodes, 0 to 450. Production: at least one per zone.")
     ]
     desired_size: Annotated[
-        int, Field(ge=0, le=450, description="Nodes to start with, 0 to 450, between min_size and max_size.")
+        int,
+        Field(
+            ge=0,
+            le=450,
+            description=(
+                "Nodes to start with, 0 to 450, between min_size and max_size. The autoscaler owns the count "
+                "afterwards: a change here resets the group to it on the next deploy (EKS resizes, terminating "
+                "nodes if lower), so change min_size or max_size instead."
+            ),
+        ),
     ]
     max_size: Annotated[int, Field(ge=1, le=450, description="Most nodes, 1 to 450; at least desired_size.")]
     disk_size_gib: Annotated[
