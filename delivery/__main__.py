@@ -130,6 +130,14 @@ def cmd_image(args: argparse.Namespace, project: Project) -> None:
     _emit({"digest": digest, "tag": tag or "", "repository": here.uri, "primary_repository": home.uri})
 
 
+def cmd_pushed(args: argparse.Namespace, project: Project) -> None:
+    """``digest=`` the service's image ``tag`` already in the environment's registry (empty: not pushed)."""
+    environment = project.environment(args.environment)
+    session = _session()
+    home = _repository(session, _account(session), environment.primary, environment.repository(args.service))
+    _emit({"digest": registry.pushed(home, args.tag) or ""})
+
+
 def cmd_image_uri(args: argparse.Namespace, project: Project) -> None:
     environment = project.environment(args.environment)
     session = _session()
@@ -211,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
     command("plan", "before", "after")
     command("targets", "environment", region={"default": ""})
     command("image", "service", "environment", "region", tag={"default": ""}, promote_from={"default": ""})
+    command("pushed", "service", "environment", "tag")
     command("image-uri", "service", "environment", "region")
     command("mark-deployed", "service", "environment", "region", "digest")
     command("kubeconfig", "cluster", "region")
@@ -236,6 +245,7 @@ HANDLERS = {
     "plan": cmd_plan,
     "targets": cmd_targets,
     "image": cmd_image,
+    "pushed": cmd_pushed,
     "image-uri": cmd_image_uri,
     "mark-deployed": cmd_mark_deployed,
     "kubeconfig": cmd_kubeconfig,

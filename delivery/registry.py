@@ -133,6 +133,13 @@ def digest_of(repository: Repository, tag: str) -> str:
     return str(image["imageDigest"])
 
 
+def pushed(repository: Repository, tag: str) -> str | None:
+    """The digest ``tag`` names, if it was pushed: a build run again for its commit (its scan gate failed or
+    timed out) reuses it, since tags are immutable and a rebuild's digest would differ anyway."""
+    image = repository.describe(imageTag=tag)
+    return None if image is None else str(image["imageDigest"])
+
+
 def running(repository: Repository) -> dict[str, Any] | None:
     """The image with the newest deployed-<run>-<attempt> mark: what the environment runs now (its last
     successful deploy, promotion or rollback); None before its first."""

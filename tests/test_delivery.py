@@ -152,6 +152,13 @@ def test_the_scan_gate_waits_for_the_scan_and_refuses_critical_findings(two_regi
         registry.scan_gate(target, digest, attempts=3, sleep=waited.append)
 
 
+def test_a_build_run_again_finds_the_image_its_commit_pushed(two_registries: Any) -> None:
+    _, target, fakes = two_registries
+    digest = fakes["eu-west-1"].push(PROD, target.name, [b"x"], ["a" * 40])
+    assert registry.pushed(target, "a" * 40) == digest
+    assert registry.pushed(target, "b" * 40) is None
+
+
 def test_another_region_waits_for_the_replica(two_registries: Any) -> None:
     source, _, fakes = two_registries
     digest = fakes["us-east-1"].push(DEV, source.name, [b"x"], ["f" * 40])

@@ -254,6 +254,20 @@ def test_the_build_pushes_one_image_manifest_the_scan_on_push_can_scan() -> None
     assert "--attest" not in command
 
 
+def test_a_build_run_again_for_its_commit_gates_the_image_pushed_before() -> None:
+    """Tags are immutable: a second run for the same commit (its scan gate failed or timed out) would fail to
+    push, and would have built another digest; it skips the build and gates the image the first run pushed."""
+    steps = _load("build-image.yml")["jobs"]["build"]["steps"]
+    names = [s.get("id") or s["name"] for s in steps]
+    (build,) = [s for s in steps if "docker build" in s.get("run", "")]
+    pushed = steps[names.index("pushed")]
+    assert "python -m delivery pushed" in pushed["run"]
+    assert '--tag "$GITHUB_SHA"' in pushed["run"]
+    assert names.index("pushed") < steps.index(build) < names.index("scan")
+    assert build["if"] == "steps.pushed.outputs.digest == ''"
+    assert '--tag "$GITHUB_SHA"' in steps[names.index("scan")]["run"]
+
+
 def test_a_release_whose_infrastructure_did_not_succeed_builds_and_deploys_nothing() -> None:
     """A superseded infrastructure job is cancelled, not failed: only success (or no infrastructure change,
     skipped) lets the commit's images be built and deployed."""
