@@ -241,6 +241,12 @@ def test_pods_read_the_platforms_config_are_probed_where_services_answer_and_pau
     probes = {**load_yaml((CHART / "values.yaml").read_text("utf-8"))["probes"], **values.get("probes", {})}
     assert container["readinessProbe"]["httpGet"]["path"] == probes["readiness"]["path"]
     assert container["livenessProbe"]["httpGet"]["path"] == probes["liveness"]["path"]
+    # Liveness waits for the start-up work (migrations) to end: the startup probe holds it off that long.
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == probes["startup"]["path"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] >= 2, probe  # not Kubernetes' 1 s
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < pause <= pod["terminationGracePeriodSeconds"] - 20
 
@@ -346,6 +352,28 @@ def test_a_certificate_turns_on_https_with_a_redirect(helm: Helm) -> None:
     assert annotations["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
     # TLS 1.2 and 1.3 only (ELB predefined policy).
     assert annotations["alb.ingress.kubernetes.io/ssl-policy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def test_a_disruption_budget_lets_unready_pods_go_and_never_holds_every_pod(helm: Helm) -> None:
+    """Unready pods may always be evicted (a data store down makes every pod unready, which would hold every
+    node drain); a minAvailable of all the replicas, which allows no eviction ever, does not render."""
+    (budget,) = [d for d in helm.template(EXAMPLES, LIVE, "orders") if d["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    never = [
+        # Production: autoscaled from two replicas, a budget of two.
+        (
+            LIVE,
+            ("--set", "podDisruptionBudget.minAvailable=2", "--set", "autoscaling.minReplicas=2"),
+            "autoscaling.minReplicas",
+        ),
+        # Not production: one replica, a budget of one.
+        (SANDBOX, ("--set", "podDisruptionBudget.enabled=true", "--set", "replicas=1"), "replicas"),
+    ]
+    for environment, extra, setting in never:
+        result = helm.run("template", "orders", *helm.release_args(EXAMPLES, environment, "orders", extra=extra))
+        assert result.returncode != 0, extra
+        assert "would never allow an eviction" in result.stderr, result.stderr
+        assert f"set it below {setting}" in result.stderr
 
 
 def test_production_refuses_an_internet_facing_ingress_without_a_certificate(helm: Helm) -> None:

@@ -631,6 +631,21 @@ def test_the_worker_runs_queued_jobs_and_retries_failed_ones(pg: Postgres) -> No
 
 
 @_needs("api")
+def test_the_load_balancer_closes_idle_connections_before_the_service_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind an ALB (idle timeout 60 s): were the service to close an idle keep-alive connection first, the
+    load balancer could send a request down it as it closes, and answer 502 (ALB user guide, connection
+    idle timeout). The service's keep-alive outlasts the load balancer's."""
+    import uvicorn
+
+    from servicekit import http
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    http.run(lambda config, env: ([], http.Lifecycle()), Env({"SERVICE_NAME": "api", "ENVIRONMENT": "dev"}))
+    (kwargs,) = calls
+    assert kwargs["timeout_keep_alive"] > http.LOAD_BALANCER_IDLE_SECONDS == 60
+
+
 def test_sigterm_stops_the_api_gracefully_with_json_logs(api: Running) -> None:
     """The module's api, last: after the tests above, its stop."""
     assert request("GET", api.url("/api/items"))[0] == 200

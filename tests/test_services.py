@@ -77,6 +77,8 @@ def test_a_namespace_and_service_account_per_service(env: Synthesized) -> None:
             assert annotations == ({"eks.amazonaws.com/role-arn": "<ref>"} if irsa else None)
         elif document["kind"] == "Namespace":
             assert document["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+            # The load balancer controller's readiness gate: a rollout waits for the new pod's target.
+            assert document["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
 
 
 def test_each_namespace_gets_the_platform_config_of_exactly_the_data_stores_its_service_uses(

@@ -199,6 +199,10 @@ class ServicesStack(PlatformStack):
                             "app.kubernetes.io/part-of": name_prefix,
                             # Pod Security admission: the chart's pods meet the restricted profile.
                             "pod-security.kubernetes.io/enforce": "restricted",
+                            # A pod behind an ingress is Ready once its load balancer target is healthy
+                            # (the load balancer controller's readiness gate): a rollout replaces no pod
+                            # before its successor serves through the load balancer.
+                            "elbv2.k8s.aws/pod-readiness-gate-inject": "enabled",
                         },
                     },
                 },

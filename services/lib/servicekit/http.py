@@ -36,6 +36,8 @@ log = logging.getLogger("servicekit.http")
 # Requests in flight may take this long after SIGTERM; with the chart's 5-second preStop pause, inside
 # its terminationGracePeriodSeconds of 30.
 SHUTDOWN_SECONDS = 20
+# The Application Load Balancer's connection idle timeout, which the chart's ingress leaves at its default.
+LOAD_BALANCER_IDLE_SECONDS = 60
 
 
 @dataclass
@@ -129,6 +131,9 @@ def run(setup: Setup, env: Env | None = None) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        # Longer than the load balancer's idle timeout (ALB: 60 s): an idle connection is closed by the
+        # load balancer, never by the service under a request the load balancer just sent (a 502).
+        timeout_keep_alive=LOAD_BALANCER_IDLE_SECONDS + 5,
         lifespan="on",
         proxy_headers=True,
         server_header=False,
