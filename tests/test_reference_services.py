@@ -376,6 +376,52 @@ def test_a_bad_migration_is_rolled_back_and_not_recorded(pg: Postgres, tmp_path:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (0,)
 
 
+class _Rows:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+class _ReadOnlyCopy:
+    """A connection in a region of a global database that is not the writer's: in recovery, its writes
+    forwarded (DDL excepted); ``schema_migrations`` arrives by replication, one state per look."""
+
+    def __init__(self, arrivals: list[list[str] | None]) -> None:
+        self.arrivals = arrivals
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: Any = None) -> _Rows:
+        self.statements.append(sql)
+        if sql == "SELECT current_schema()":
+            return _Rows([("api",)])
+        if sql == "SELECT pg_is_in_recovery()":
+            return _Rows([(True,)])
+        if sql == "SELECT name FROM schema_migrations":
+            arrived = self.arrivals.pop(0) if len(self.arrivals) > 1 else self.arrivals[0]
+            if arrived is None:
+                raise psycopg.errors.UndefinedTable('relation "schema_migrations" does not exist')
+            return _Rows([(name,) for name in arrived])
+        raise AssertionError(f"a read-only copy was sent {sql!r}")
+
+
+def test_a_read_only_copy_applies_no_migration_and_waits_for_the_writers(tmp_path: Path) -> None:
+    """Outside the writer's region DDL is not forwarded: the service applies nothing there, and starts once
+    the writer's region has applied every migration and they have replicated."""
+    for name in ("001_things.sql", "002_more.sql"):
+        (tmp_path / name).write_text("CREATE TABLE t (id int);")
+    copy, naps = _ReadOnlyCopy([None, ["001_things.sql"], ["001_things.sql", "002_more.sql"]]), list[float]()
+    assert migrate(copy, tmp_path, sleep=naps.append) == []  # type: ignore[arg-type]
+    assert naps == [5, 5]
+    stuck = _ReadOnlyCopy([["001_things.sql"]])
+    with pytest.raises(RuntimeError, match=r"waiting for the writer's region to apply 002_more\.sql"):
+        migrate(stuck, tmp_path, wait_seconds=15, sleep=lambda _: None)  # type: ignore[arg-type]
+
+
 def test_two_workers_never_claim_the_same_job(pg: Postgres) -> None:
     platform_user(pg, "queue")
     database = Database(_local_database(pg, "queue"))

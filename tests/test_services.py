@@ -104,7 +104,12 @@ def test_each_namespace_gets_the_platform_config_of_exactly_the_data_stores_its_
         if "database" in service.uses and database is not None:
             (cluster,) = resources(database, "AWS::RDS::DBCluster").values()
             host = _output_value(env, data["DATABASE_HOST"])
-            assert host == {"Fn::GetAtt": [_logical_id(database, cluster), "Endpoint.Address"]}
+            # The writer's cluster endpoint in its region; elsewhere (a global database's secondary, whose
+            # cluster endpoint is inactive) the reader endpoint, which forwards writes.
+            endpoint = (
+                "Endpoint.Address" if env.settings.writer_region == env.settings.region else "ReadEndpoint.Address"
+            )
+            assert host == {"Fn::GetAtt": [_logical_id(database, cluster), endpoint]}
             assert data["DATABASE_PORT"] == str(cluster["Properties"]["Port"])
             assert data["DATABASE_NAME"] == env.settings.database.database_name
             assert data["DATABASE_USER"] == service.name

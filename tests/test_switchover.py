@@ -36,6 +36,9 @@ UPDATED = {
     "Custom::DatabaseUser": {"ClusterArn", "SecretArn", "Region"},  # made on the writer, wherever it is
     "AWS::IAM::ManagedPolicy": {"PolicyDocument"},  # the users function may reach that writer
     "AWS::CloudWatch::Dashboard": {"DashboardBody"},  # the lag graph follows the alarm
+    # The services' ConfigMap: the writer's region writes through its cluster endpoint, the others through
+    # their reader endpoint.
+    "Custom::AWSCDK-EKS-KubernetesResource": {"Manifest"},
 }
 
 
@@ -162,3 +165,28 @@ def test_a_single_region_has_no_writer_to_move(tmp_path: Path) -> None:
         SettingsError, match=r"'database.writer_region' = 'us-east-1' applies to a global database only"
     ):
         example_settings(tmp_path, "live", {"database": {"writer_region": "us-east-1"}})
+
+
+def test_services_write_through_the_writers_cluster_endpoint_or_their_regions_reader_endpoint(
+    home: Synthesized, away: Synthesized
+) -> None:
+    """A global database has one active cluster endpoint, the writer's; a secondary's is inactive, and its
+    services reach the database through its reader endpoint, which forwards their writes (write forwarding).
+    Moving the writer moves which region's services use which."""
+    from tests.test_services import _manifests, _output_value
+
+    for synthesized in (home, away):
+        for region in synthesized.settings.all_regions:
+            view = synthesized.settings.in_region(region)
+            hosts = {
+                json_text
+                for name, template in synthesized.templates().items()
+                if name.startswith(f"{view.stack_prefix}-services-")
+                for document in _manifests(template)
+                if document["kind"] == "ConfigMap" and (json_text := document["data"].get("DATABASE_HOST"))
+            }
+            assert hosts, region
+            expected = "Endpoint.Address" if region == synthesized.settings.writer_region else "ReadEndpoint.Address"
+            for host in hosts:
+                attribute = _output_value(synthesized, host)["Fn::GetAtt"][1]
+                assert attribute == expected, (synthesized.label, region, host)

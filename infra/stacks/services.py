@@ -274,10 +274,16 @@ class PlatformConfig:
     # The endpoints every service shares, read from the CDK engine once (each read is a call into it).
     @functools.cached_property
     def _database_endpoint(self) -> tuple[str, str]:
-        """The database's host and name."""
-        assert self.database is not None
-        cluster = cast(rds.CfnDBCluster, self.database.cluster.node.default_child)
-        return self.database.cluster.cluster_endpoint.hostname, str(cluster.database_name)
+        """The database's host and name. In the writer's region, its cluster (writer) endpoint; in another
+        region of a global database, the reader endpoint, which forwards writes to the writer's region:
+        a secondary's cluster endpoint is inactive (Aurora user guide, "Connecting to an Aurora global
+        database": one cluster endpoint, the primary's, for writes; a reader endpoint per cluster)."""
+        database = self.database
+        assert database is not None
+        cluster = cast(rds.CfnDBCluster, database.cluster.node.default_child)
+        writer_here = database.writer_region == database.region
+        endpoint = database.cluster.cluster_endpoint if writer_here else database.cluster.cluster_read_endpoint
+        return endpoint.hostname, str(cluster.database_name)
 
     @functools.cached_property
     def _cache_endpoint(self) -> tuple[str, str, str, str]:

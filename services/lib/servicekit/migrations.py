@@ -2,6 +2,9 @@
 
 Every replica runs this at start; a PostgreSQL advisory lock makes the others wait while one applies
 what is new, and each file is applied in its own transaction and recorded in ``schema_migrations``.
+Connected to a read-only copy (a region of a global database that is not the writer's, whose writes
+are forwarded, DDL excepted), it applies nothing: it waits until the writer's region has applied every
+file and the copy has them.
 Files are ``NNN_name.sql`` in the service's ``migrations/`` directory, applied in name order, never
 edited once deployed (a change is a new file). Unqualified names land in the user's schema: the
 platform made it the role's ``search_path`` (docs/decisions/0009-database-users.md).
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +34,23 @@ def pending_files(directory: Path) -> list[Path]:
     return files
 
 
-def migrate(conn: psycopg.Connection[Any], directory: Path) -> list[str]:
+def migrate(
+    conn: psycopg.Connection[Any],
+    directory: Path,
+    *,
+    wait_seconds: float = 120.0,
+    sleep: Callable[[float], object] = time.sleep,
+) -> list[str]:
     """Applies the files of ``directory`` not yet recorded; returns the names applied. ``conn`` is in
     autocommit mode (the lock is held across the transactions)."""
     files = pending_files(directory)
     schema = conn.execute("SELECT current_schema()").fetchone()
     if schema is None or schema[0] is None:
         raise RuntimeError("the user has no schema on its search_path: was it created by the platform?")
+    recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    if recovering is not None and recovering[0]:
+        _wait_for_the_writer(conn, [p.name for p in files], wait_seconds, sleep)
+        return []
     lock_key = f"migrations:{schema[0]}"
     conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_key,))
     try:
@@ -56,3 +71,22 @@ def migrate(conn: psycopg.Connection[Any], directory: Path) -> list[str]:
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
+
+
+def _wait_for_the_writer(
+    conn: psycopg.Connection[Any], names: list[str], wait_seconds: float, sleep: Callable[[float], object]
+) -> None:
+    """Until ``schema_migrations`` here lists every one of ``names`` (the writer's region applied them and
+    they replicated), checking every 5 seconds for ``wait_seconds``."""
+    missing = set(names)
+    for _ in range(max(1, int(wait_seconds // 5))):
+        try:
+            missing = set(names) - {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        except psycopg.errors.UndefinedTable:
+            missing = set(names)
+        if not missing:
+            return
+        sleep(5)
+    raise RuntimeError(
+        f"a read-only copy of the database: waiting for the writer's region to apply {', '.join(sorted(missing))}"
+    )
