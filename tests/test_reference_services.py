@@ -603,6 +603,9 @@ def test_the_api_reads_and_writes_items_through_its_cache_to_its_database(
     assert request("GET", api.url("/api/items/absent"))[0] == 404
     assert request("PUT", api.url("/api/items/bad%20key"), {"value": 1})[0] == 400
     assert request("PUT", api.url("/api/items/k"), {"no": "value"})[0] == 400
+    # A body over the limit (64 KiB) is refused; the item is not written.
+    assert request("PUT", api.url("/api/items/big"), {"value": "x" * (64 * 1024)})[0] == 413
+    assert request("GET", api.url("/api/items/big"))[0] == 404
     listed = json.loads(request("GET", api.url("/api/items"))[2])["items"]
     assert "greeting" in [i["key"] for i in listed]
 
@@ -657,6 +660,7 @@ def test_the_worker_runs_queued_jobs_and_retries_failed_ones(pg: Postgres) -> No
     }
     with running("worker", env) as worker:
         assert request("GET", worker.url("/readyz"))[0] == 200
+        assert request("GET", worker.url("/healthz"))[0] == 200  # its loop turns
         with pg.connect() as conn:
             conn.execute("SET search_path = worker")
             done, failing, unknown = (jobs.enqueue(conn, kind, {}) for kind in ("echo", "fail", "no-such-kind"))
@@ -674,6 +678,32 @@ def test_the_worker_runs_queued_jobs_and_retries_failed_ones(pg: Postgres) -> No
     messages = [e["message"] for e in worker.logs()]
     assert "job done" in messages
     assert all(e["service"] == "worker" for e in worker.logs())
+
+
+@_needs("worker")
+def test_a_worker_whose_job_loop_stops_turning_fails_liveness_and_is_restarted(pg: Postgres) -> None:
+    """A job hung on a dead connection (after a failover, say) keeps the loop's thread alive but still: past
+    WORKER_STUCK_SECONDS without a turn, /healthz fails and the kubelet restarts the container."""
+    platform_user(pg, "stuck")
+    env = {
+        "AWS_REGION": "us-east-1",
+        "DATABASE_HOST": "127.0.0.1",
+        "DATABASE_PORT": str(pg.port),
+        "DATABASE_NAME": "app",
+        "DATABASE_USER": "stuck",
+        "DATABASE_AUTH": "password",
+        "DATABASE_SSLMODE": "disable",
+        "WORKER_POLL_SECONDS": "5",
+        "WORKER_STUCK_SECONDS": "1",
+    }
+    with running("worker", env) as worker:
+        assert request("GET", worker.url("/healthz"))[0] == 200  # it has just turned
+        time.sleep(1.5)  # a turn every 5 s: past the 1 s allowed
+        status, _, body = request("GET", worker.url("/healthz"))
+        assert status == 503
+        assert "the job loop has not turned for" in body.decode()
+        assert request("GET", worker.url("/readyz"))[0] == 200  # readiness is another question
+        assert worker.stop()
 
 
 @_needs("api")

@@ -370,7 +370,12 @@ def _aurora(templates: Mapping[str, Template], p: _Prices, out: CostEstimate) ->
             low, high = float(scaling.get("MinCapacity", 0.5)), float(scaling.get("MaxCapacity", 1))
             n = len(serverless)
             acu = p["aurora_acu_hour"]
-            paused = " (min 0 ACU: the writer pauses when idle, compute $0)" if low == 0 else ""
+            paused = (
+                " (min 0 ACU: the writer pauses when no client holds a connection, compute $0; a service "
+                "that keeps one open, as the reference services do, keeps it at 0.5 ACU or more)"
+                if low == 0
+                else ""
+            )
             out.lines.append(
                 Line(
                     f"Aurora Serverless v2 x{n} instances ({low}-{high} ACU){paused}",

@@ -111,9 +111,12 @@ def setup(service: ServiceConfig, env: Env) -> tuple[list[BaseRoute], Lifecycle]
         key = request.path_params["key"]
         if not KEY.match(key):
             return JSONResponse({"error": "key: 1-100 of A-Z a-z 0-9 _ . -"}, status_code=400)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        # Read no further than the limit: a large body is refused, never buffered whole.
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"error": "body too large"}, status_code=413)
         try:
             value = json.loads(body)["value"]
         except (ValueError, KeyError, TypeError):

@@ -47,11 +47,23 @@ class Lifecycle:
     start: list[Callable[[], None]] = field(default_factory=list)
     stop: list[Callable[[], None]] = field(default_factory=list)
     checks: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # What /healthz checks besides the process serving: a failure has the kubelet restart the container
+    # (a stuck loop, say), so only what a restart can cure, never a data store that does not answer.
+    liveness: dict[str, Callable[[], None]] = field(default_factory=dict)
     stopping: bool = False
 
 
 def build_app(routes: Sequence[BaseRoute], lifecycle: Lifecycle) -> Starlette:
     async def healthz(request: Request) -> Response:
+        failed: dict[str, str] = {}
+        for name, check in lifecycle.liveness.items():
+            try:
+                check()
+            except Exception as error:
+                failed[name] = f"{type(error).__name__}: {error}"
+        if failed:
+            log.error("not alive", extra={"failed": ", ".join(sorted(failed))})
+            return JSONResponse({"status": "failing", "failed": failed}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:

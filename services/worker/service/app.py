@@ -55,15 +55,17 @@ class Loop:
     """Claims and runs one job at a time until stopped; between jobs it sleeps ``poll`` seconds when
     the queue is empty."""
 
-    def __init__(self, database: Database, *, poll: float, retention_days: int) -> None:
+    def __init__(self, database: Database, *, poll: float, retention_days: int, stuck_after: float = 600) -> None:
         self.database = database
         self.poll = poll
         self.retention_days = retention_days
+        self.stuck_after = stuck_after
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="job-loop", daemon=True)
         self.last_beat = time.monotonic()
 
     def start(self) -> None:
+        self.last_beat = time.monotonic()
         self.thread.start()
 
     def stop(self) -> None:
@@ -74,6 +76,14 @@ class Loop:
     def alive(self) -> None:
         if not self.thread.is_alive():
             raise RuntimeError("the job loop stopped")
+
+    def turning(self) -> None:
+        """Liveness: the loop began a turn (a job, or a look at an empty queue) within ``stuck_after``
+        seconds. A job hung on a dead connection (after a database failover, say) stops it turning; a
+        restart gives the job back to the queue (its claim was its transaction's)."""
+        still = time.monotonic() - self.last_beat
+        if still > self.stuck_after:
+            raise RuntimeError(f"the job loop has not turned for {still:.0f} s")
 
     def _run(self) -> None:
         while not self.stopped.is_set():
@@ -132,6 +142,7 @@ def setup(service: ServiceConfig, env: Env) -> tuple[list[BaseRoute], Lifecycle]
         database,
         poll=float(env.text("WORKER_POLL_SECONDS", "2")),
         retention_days=env.integer("WORKER_RETENTION_DAYS", 7),
+        stuck_after=float(env.integer("WORKER_STUCK_SECONDS", 600)),
     )
 
     def start() -> None:
@@ -145,6 +156,7 @@ def setup(service: ServiceConfig, env: Env) -> tuple[list[BaseRoute], Lifecycle]
         # Stop hooks run in reverse: the loop first (its job finishes), then the pool.
         stop=[database.close, loop.stop],
         checks={"database": database.ping, "job loop": loop.alive},
+        liveness={"job loop": loop.turning},
     )
     return [], lifecycle
 
