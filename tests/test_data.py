@@ -137,20 +137,29 @@ def test_aurora_parameter_group_forces_tls(env: Synthesized) -> None:
     assert group["Properties"]["Family"] == "aurora-postgresql" + env.settings.database.engine_version.split(".")[0]
 
 
-def test_aurora_logs_go_to_an_encrypted_log_group_with_retention(env: Synthesized) -> None:
+def test_aurora_logs_go_to_encrypted_log_groups_with_retention(env: Synthesized) -> None:
+    """The PostgreSQL log and the IAM authentication errors (the services sign in with IAM only), each into
+    a group the stack creates first, under a key of its own."""
+    from infra.stacks.database import LOG_EXPORTS
+
     template = env.template("database")
     props = _db(env)["Properties"]
-    assert props["EnableCloudwatchLogsExports"] == ["postgresql"]
-    calls = service_log_group(template, "PostgresLogGroup")
-    name = f"/aws/rds/cluster/{props['DBClusterIdentifier']}/postgresql"
-    assert calls.create["parameters"]["logGroupName"] == name
-    assert calls.retention["parameters"] == {
-        "logGroupName": name,
-        "retentionInDays": env.settings.database.log_retention_days,
-    }
-    key_id = calls.key["parameters"]["kmsKeyId"].removeprefix("<ref:").removesuffix(">")
-    assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
-    assert set(calls.ids) <= set(_db(env)["DependsOn"])
+    assert props["EnableCloudwatchLogsExports"] == ["postgresql", "iam-db-auth-error"]
+    assert [log_type for log_type, *_ in LOG_EXPORTS] == props["EnableCloudwatchLogsExports"]
+    keys = set()
+    for log_type, construct_id, *_ in LOG_EXPORTS:
+        calls = service_log_group(template, construct_id)
+        name = f"/aws/rds/cluster/{props['DBClusterIdentifier']}/{log_type}"
+        assert calls.create["parameters"]["logGroupName"] == name
+        assert calls.retention["parameters"] == {
+            "logGroupName": name,
+            "retentionInDays": env.settings.database.log_retention_days,
+        }
+        key_id = calls.key["parameters"]["kmsKeyId"].removeprefix("<ref:").removesuffix(">")
+        assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
+        keys.add(key_id)
+        assert set(calls.ids) <= set(_db(env)["DependsOn"])
+    assert len(keys) == len(LOG_EXPORTS)
 
 
 def test_monitoring_and_backups_follow_settings(env: Synthesized) -> None:

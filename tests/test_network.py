@@ -108,7 +108,7 @@ def test_flow_log_key_lets_only_regional_cloudwatch_logs_use_it(env: Synthesized
         # The control plane's group, the four Container Insights groups of the cluster under one key, and
         # the kubectl provider's functions' groups (generated names, under /aws/lambda/).
         ("eks", ["/aws/eks/{prefix}/cluster", "/aws/containerinsights/{prefix}/*", "/aws/lambda/*"]),
-        ("database", ["/aws/rds/cluster/{prefix}-db/postgresql"]),
+        ("database", ["/aws/rds/cluster/{prefix}-db/postgresql", "/aws/rds/cluster/{prefix}-db/iam-db-auth-error"]),
     ],
 )
 def test_log_keys_serve_cloudwatch_logs_only_for_this_accounts_log_groups(

@@ -44,6 +44,15 @@ def secret_replica_alias(name_prefix: str) -> str:
     return f"alias/{name_prefix}/{SECRET_REPLICA_PURPOSE}"
 
 
+# The logs the cluster exports to CloudWatch Logs (Aurora PostgreSQL: instance, postgresql, iam-db-auth-error;
+# RDS API reference, CreateDBCluster EnableCloudwatchLogsExports), each into a group the stack creates first:
+# (log type, construct id, key id, key purpose). The first keeps the ids it had as the only one.
+LOG_EXPORTS = (
+    ("postgresql", "PostgresLogGroup", "LogKey", "aurora-logs"),
+    ("iam-db-auth-error", "IamAuthErrorLogGroup", "IamAuthErrorLogKey", "aurora-iam-auth-error-logs"),
+)
+
+
 @dataclass(frozen=True)
 class GlobalMembership:
     """The cluster's place in an Aurora global database (an environment of several regions)."""
@@ -128,7 +137,7 @@ class DatabaseStack(PlatformStack):
             global_membership=global_membership,
             retain_data=retain_data,
         )
-        self.cluster.node.add_dependency(self.log_group)
+        self.cluster.node.add_dependency(*self.log_groups)
         self.global_cluster_id: str | None = None
         self.users: DatabaseUsers | None = None
         self.rotation_schedule: IConstruct | None = None
@@ -205,21 +214,26 @@ class DatabaseStack(PlatformStack):
                 self, "SecretKey", alias_prefix=name_prefix, purpose="aurora-master-secret", retain=retain_data
             ).key
         )
-        # RDS exports to /aws/rds/cluster/<id>/postgresql; created here first, encrypted and with a
-        # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda.
-        self.log_group = ServiceLogGroup(
-            self,
-            "PostgresLogGroup",
-            name=f"/aws/rds/cluster/{self.cluster_identifier}/postgresql",
-            key_id="LogKey",
-            purpose="aurora-logs",
-            alias_prefix=name_prefix,
-            retention_days=database.log_retention_days,
-            function_log_retention_days=function_log_retention_days,
-            retain=retain_data,
-            vpc=vpc,
-            subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
-        )
+        # RDS exports to /aws/rds/cluster/<id>/<log type>; created here first, encrypted and with a
+        # retention, instead of by RDS (unencrypted) or by CDK's log-retention Lambda. The PostgreSQL log, and
+        # the IAM database authentication errors: the services sign in with IAM only, so a refused token
+        # (an expired one, a missing rds-db:connect grant) is told there, with its reason.
+        self.log_groups = [
+            ServiceLogGroup(
+                self,
+                construct_id,
+                name=f"/aws/rds/cluster/{self.cluster_identifier}/{log_type}",
+                key_id=key_id,
+                purpose=purpose,
+                alias_prefix=name_prefix,
+                retention_days=database.log_retention_days,
+                function_log_retention_days=function_log_retention_days,
+                retain=retain_data,
+                vpc=vpc,
+                subnets=ec2.SubnetSelection(subnet_group_name=PRIVATE_SUBNETS),
+            )
+            for log_type, construct_id, key_id, purpose in LOG_EXPORTS
+        ]
 
     def _cluster(
         self,
@@ -276,7 +290,7 @@ class DatabaseStack(PlatformStack):
             storage_encrypted=True,
             storage_encryption_key=self.storage_key,
             parameter_group=parameters,
-            cloudwatch_logs_exports=["postgresql"],
+            cloudwatch_logs_exports=[log_type for log_type, *_ in LOG_EXPORTS],
             monitoring_interval=(
                 Duration.seconds(database.monitoring_interval_seconds) if database.monitoring_interval_seconds else None
             ),
