@@ -343,6 +343,27 @@ def test_non_production_values_are_small_with_debug_logging_and_production_ones_
     assert large["ConfigMap"]["data"]["LOG_LEVEL"] == "info"
 
 
+def test_the_load_balancer_drains_a_target_inside_the_pods_grace_and_idles_less_than_the_services(
+    helm: Helm,
+) -> None:
+    """A deregistered target drains no longer than the pod lives after its pause (ELB's default is 300 s);
+    the load balancer closes idle connections before the services do (servicekit's keep-alive); header
+    fields that are not valid HTTP are dropped (Security Hub ELB.4)."""
+    from servicekit.http import LOAD_BALANCER_IDLE_SECONDS
+
+    docs = {d["kind"]: d for d in helm.template(EXAMPLES, LIVE, "orders")}
+    annotations = docs["Ingress"]["metadata"]["annotations"]
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    target_group = dict(
+        a.split("=") for a in annotations["alb.ingress.kubernetes.io/target-group-attributes"].split(",")
+    )
+    assert int(target_group["deregistration_delay.timeout_seconds"]) <= pod["terminationGracePeriodSeconds"] - pause
+    balancer = dict(a.split("=") for a in annotations["alb.ingress.kubernetes.io/load-balancer-attributes"].split(","))
+    assert int(balancer["idle_timeout.timeout_seconds"]) == LOAD_BALANCER_IDLE_SECONDS
+    assert balancer["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
 def test_a_certificate_turns_on_https_with_a_redirect(helm: Helm) -> None:
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/0f0e0d0c-0b0a-0908-0706-050403020100"
     docs = helm.template(EXAMPLES, LIVE, "orders", extra=("--set", f"ingress.certificateArn={arn}"))

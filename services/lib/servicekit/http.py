@@ -5,7 +5,7 @@
 - ``/readyz`` (readiness): each of the service's checks (its data stores answer) passed; 503 with
   the failing ones otherwise, and from the moment shutdown starts.
 - SIGTERM (Kubernetes, after the chart's preStop pause): uvicorn stops accepting connections,
-  lets requests in flight finish (``SHUTDOWN_SECONDS``, inside the chart's 30-second grace period),
+  lets requests in flight finish (``SHUTDOWN_SECONDS``, inside the chart's 45-second grace period),
   then the ``stop`` hooks run (pools closed, worker loop joined) and the process exits 0.
 """
 
@@ -33,8 +33,8 @@ from servicekit.logs import configure
 
 log = logging.getLogger("servicekit.http")
 
-# Requests in flight may take this long after SIGTERM; with the chart's 5-second preStop pause, inside
-# its terminationGracePeriodSeconds of 30.
+# Requests in flight may take this long after SIGTERM; with the chart's 15-second preStop pause, inside
+# its terminationGracePeriodSeconds of 45.
 SHUTDOWN_SECONDS = 20
 # The Application Load Balancer's connection idle timeout, which the chart's ingress leaves at its default.
 LOAD_BALANCER_IDLE_SECONDS = 60
