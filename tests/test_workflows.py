@@ -613,3 +613,35 @@ def test_zizmor_finds_nothing() -> None:
     stdout, _ = _ZIZMOR.communicate(timeout=120)
     assert _ZIZMOR.returncode == 0, stdout
     assert "No findings to report" in stdout
+
+
+def test_dependabot_proposes_updates_for_every_pin_the_repository_holds() -> None:
+    """Every manifest of pinned versions (requirements, package.json, a service's Dockerfile, the workflows
+    and the local actions) is in a Dependabot entry of its ecosystem, with a cooldown (zizmor checks it too):
+    a service added to services/ is covered without an edit, by the entries' patterns."""
+    from fnmatch import fnmatch
+
+    config = load_yaml((ROOT / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    covered: dict[str, list[str]] = {}
+    for entry in config["updates"]:
+        assert entry["cooldown"]["default-days"] >= 1, entry["package-ecosystem"]
+        covered.setdefault(entry["package-ecosystem"], []).extend(entry.get("directories", [entry.get("directory")]))
+
+    def directory(path: Path) -> str:
+        parent = path.parent.relative_to(ROOT).as_posix()
+        return "/" if parent == "." else "/" + parent
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    files = [ROOT / f for f in tracked.split() if not f.startswith("tests/")]
+    needed = {
+        "pip": [p for p in files if re.fullmatch(r"requirements(-\w+)?\.txt", p.name)],
+        "npm": [p for p in files if p.name == "package.json"],
+        "docker": [p for p in files if p.name == "Dockerfile"],
+        "github-actions": [p for p in files if p.name == "action.yml"],
+    }
+    for ecosystem, paths in needed.items():
+        assert paths, ecosystem
+        for path in paths:
+            where = directory(path)
+            assert any(fnmatch(where, pattern.rstrip("/") or "/") for pattern in covered[ecosystem]), (ecosystem, where)
+    assert "/" in covered["github-actions"]  # .github/workflows
