@@ -299,6 +299,10 @@ def test_with_the_platforms_config_the_database_is_reached_with_a_token_over_ver
     assert kwargs["sslrootcert"] == RDS_CA_BUNDLE
     assert (kwargs["host"], kwargs["port"], kwargs["dbname"]) == (PLATFORM["DATABASE_HOST"], 5432, "app")
     assert (kwargs["user"], kwargs["password"]) == ("orders", "the-token")
+    # A server gone silent (a failover) is found within a minute, not 15.
+    assert kwargs["keepalives"] == 1
+    assert kwargs["keepalives_idle"] + kwargs["keepalives_interval"] * kwargs["keepalives_count"] <= 60
+    assert kwargs["tcp_user_timeout"] <= 60_000
     with pytest.raises(ConfigError, match="IAM authentication needs verify-full"):
         DatabaseConfig.from_env(Env({**PLATFORM, "DATABASE_SSLMODE": "require"}))
     with pytest.raises(ConfigError, match="DATABASE_HOST is not set"):

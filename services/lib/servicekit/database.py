@@ -34,6 +34,14 @@ def connection_kwargs(config: DatabaseConfig, token: Callable[[], str] | None) -
         "sslmode": config.sslmode,
         "connect_timeout": 5,
         "application_name": config.user,
+        # A connection whose server went away without a word (a failover, a writer replaced) is found dead
+        # within about a minute, not after the kernel's 15 minutes of retransmissions: TCP keepalives
+        # (libpq's keepalives_*), and unacknowledged data given up on after 30 s (tcp_user_timeout, ms).
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
     }
     if config.sslmode in ("verify-full", "verify-ca"):
         kwargs["sslrootcert"] = config.sslrootcert
