@@ -6,7 +6,6 @@ Rule ids are exact (``Pack-Rule`` or ``Pack-Rule[finding]``); the ledger refuses
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -14,6 +13,7 @@ from constructs import Construct
 
 from infra.compliance.ledger import Ledger
 from infra.constructs.service_log_group import AWS_CUSTOM_RESOURCE_FUNCTION, ServiceLogGroup
+from infra.constructs.tree import descendant
 from infra.stacks.eks import alb_controller_policy
 from infra.stacks.eks_karpenter import controller_policy
 
@@ -65,7 +65,7 @@ def acknowledge_platform(
             _database(database, ledger)
             _service_log_groups(database, ledger)
     ledger.acknowledge(
-        _child(cicd, "DeployPolicy/Resource"),
+        descendant(cicd, "DeployPolicy/Resource"),
         "AwsSolutions-IAM5[Resource::*]",
         "ecr:GetAuthorizationToken (the registry login) supports no resource-level permissions, so its only "
         "possible resource is '*'; it grants no image access by itself. Push and pull are limited to this "
@@ -73,7 +73,7 @@ def acknowledge_platform(
     )
     for stack in cicd.diffed_stacks:
         ledger.acknowledge(
-            _child(cicd, "DiffPolicy/Resource"),
+            descendant(cicd, "DiffPolicy/Resource"),
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:*:<AWS::AccountId>:stack/{stack}/*]",
             "Read-only (DescribeStacks, GetTemplate, ListStackResources: what cdk diff --method=template reads) on "
             "this environment's stacks and the account stack: a stack's ARN ends in the id CloudFormation generates "
@@ -87,7 +87,7 @@ def acknowledge_platform(
         assert source is not None
         account = source.account or "<AWS::AccountId>"
         ledger.acknowledge(
-            _child(promotion, "Resource"),
+            descendant(promotion, "Resource"),
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:{source.region}:{account}:repository/"
             f"{source.name_prefix}/*]",
             f"Read-only (BatchGetImage, DescribeImages, GetDownloadUrlForLayer) on the repositories of "
@@ -96,22 +96,6 @@ def acknowledge_platform(
             "with the catalogue, and beside this environment's own repositories it would not fit a managed "
             "policy's 6,144 characters (a policy per registry shard would pass the role's 10 managed policies).",
         )
-
-
-# Each construct's children found so far: a lookup is two round trips to the jsii runtime (the node,
-# then the child), and the paths acknowledged share most of their prefixes. Weak keys: an entry goes
-# with its construct.
-_FOUND: weakref.WeakKeyDictionary[IConstruct, dict[str, IConstruct]] = weakref.WeakKeyDictionary()
-
-
-def _child(scope: IConstruct, path: str) -> IConstruct:
-    node = scope
-    for part in path.split("/"):
-        found = _FOUND.setdefault(node, {})
-        if part not in found:
-            found[part] = node.node.find_child(part)
-        node = found[part]
-    return node
 
 
 def _aws_managed(policy: str) -> str:
@@ -123,17 +107,17 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
         "EKS requires this AWS managed policy for this role and AWS keeps it current with the service; "
         "a customer-managed copy would silently fall behind new EKS features."
     )
-    ledger.acknowledge(_child(stack, "Cluster/Role/Resource"), _aws_managed("AmazonEKSClusterPolicy"), eks_requires)
+    ledger.acknowledge(descendant(stack, "Cluster/Role/Resource"), _aws_managed("AmazonEKSClusterPolicy"), eks_requires)
     for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
-        ledger.acknowledge(_child(stack, "NodeRole/Resource"), _aws_managed(policy), eks_requires)
-    ledger.acknowledge(_child(stack, "VpcCniRole/Resource"), _aws_managed("AmazonEKS_CNI_Policy"), eks_requires)
+        ledger.acknowledge(descendant(stack, "NodeRole/Resource"), _aws_managed(policy), eks_requires)
+    ledger.acknowledge(descendant(stack, "VpcCniRole/Resource"), _aws_managed("AmazonEKS_CNI_Policy"), eks_requires)
     ledger.acknowledge(
-        _child(stack, "EbsCsiRole/Resource"), _aws_managed("service-role/AmazonEBSCSIDriverPolicy"), eks_requires
+        descendant(stack, "EbsCsiRole/Resource"), _aws_managed("service-role/AmazonEBSCSIDriverPolicy"), eks_requires
     )
     _eks_addon_policies(stack, ledger)
     if stack.karpenter is not None:
         _karpenter(stack, ledger, eks_requires)
-    agent = _child(stack, "CloudWatchAgentPolicy/Resource")
+    agent = descendant(stack, "CloudWatchAgentPolicy/Resource")
     ledger.acknowledge(
         agent,
         "AwsSolutions-IAM5[Resource::*]",
@@ -153,11 +137,11 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
     handler = "Cluster/KubectlProvider/Handler"
     on_event = "Cluster/KubectlProvider/Provider/framework-onEvent"
     for path in (handler, on_event):
-        role = _child(stack, f"{path}/ServiceRole/Resource")
+        role = descendant(stack, f"{path}/ServiceRole/Resource")
         ledger.acknowledge(role, _aws_managed("service-role/AWSLambdaBasicExecutionRole"), cdk_owned)
         ledger.acknowledge(role, _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"), cdk_owned)
-        inline = _child(stack, f"{path}/ServiceRole/DefaultPolicy/Resource")
-        function = _child(stack, f"{path}/Resource")
+        inline = descendant(stack, f"{path}/ServiceRole/DefaultPolicy/Resource")
+        function = descendant(stack, f"{path}/Resource")
         for pack in _COMPLIANCE_PACKS:
             ledger.acknowledge(inline, f"{pack}-IAMNoInlinePolicy", cdk_owned)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
@@ -171,7 +155,7 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
                 f"{pack}-LambdaDLQ",
                 cdk_owned + " It is invoked synchronously by CloudFormation, which reports failures itself.",
             )
-    handler_role = _child(stack, f"{handler}/ServiceRole/Resource")
+    handler_role = descendant(stack, f"{handler}/ServiceRole/Resource")
     ledger.acknowledge(handler_role, _aws_managed("AmazonEC2ContainerRegistryReadOnly"), cdk_owned)
     ecr_public = (
         'AwsSolutions-IAM4[Policy::{"Fn::If":["ClusterKubectlProviderHandlerHasEcrPublic69E09706",'
@@ -180,12 +164,12 @@ def _eks(stack: EksStack, ledger: Ledger) -> None:
     )
     ledger.acknowledge(handler_role, ecr_public, cdk_owned + " Helm pulls public charts from ECR Public.")
     ledger.acknowledge(
-        _child(stack, f"{handler}/Resource"),
+        descendant(stack, f"{handler}/Resource"),
         "AwsSolutions-L1",
         cdk_owned + " aws-cdk-lib pins the handler's Python runtime; it moves with aws-cdk-lib upgrades.",
     )
     ledger.acknowledge(
-        _child(stack, f"{on_event}/ServiceRole/DefaultPolicy/Resource"),
+        descendant(stack, f"{on_event}/ServiceRole/DefaultPolicy/Resource"),
         "AwsSolutions-IAM5[Resource::<ClusterKubectlProviderHandler2E05C68A.Arn>:*]",
         cdk_owned + " The wildcard is the handler function's own versions and aliases (lambda:InvokeFunction).",
     )
@@ -197,7 +181,7 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
     if function is None:
         return
     ledger.acknowledge(
-        _child(stack, "ServiceLogGroupProvider/Role/Resource"),
+        descendant(stack, "ServiceLogGroupProvider/Role/Resource"),
         _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"),
         "The function runs in the VPC's private subnets; AWS's managed policy is the documented set of network "
         "interface and log permissions a Lambda function in a VPC needs. Its own permissions are a separate "
@@ -205,7 +189,7 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
     )
     for group in [c for c in stack.node.children if isinstance(c, ServiceLogGroup)]:
         ledger.acknowledge(
-            _child(stack, "ServiceLogGroupProvider/Policy/Resource"),
+            descendant(stack, "ServiceLogGroupProvider/Policy/Resource"),
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
             f"{group.name}:*]",
             "One log group, not a wildcard over groups: IAM evaluates CreateLogGroup, AssociateKmsKey, "
@@ -213,7 +197,7 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
             "group's ARN with a trailing :* matches (CloudWatch Logs user guide, resource ARNs in IAM policies).",
         )
     _deploy_time_function(
-        _child(function, "Resource"),
+        descendant(function, "Resource"),
         ledger,
         "aws-cdk-lib's AwsCustomResource function: CloudFormation invokes it only when this stack is deployed "
         "or deleted, to create or adopt a service log group and set its key and retention.",
@@ -222,7 +206,7 @@ def _service_log_groups(stack: Stack, ledger: Ledger) -> None:
 
 def _resource_tags_for_telemetry(stack: Stack, ledger: Ledger) -> None:
     """The policy of the custom resource that turns on CloudWatch's resource tags for telemetry."""
-    policy = _child(stack, "ResourceTagsForTelemetry/Policy/Resource")
+    policy = descendant(stack, "ResourceTagsForTelemetry/Policy/Resource")
     ledger.acknowledge(
         policy,
         "AwsSolutions-IAM5[Resource::*]",
@@ -263,7 +247,7 @@ def _eks_addon_policies(stack: EksStack, ledger: Ledger) -> None:
 
 
 def _cluster_autoscaler(stack: EksStack, ledger: Ledger) -> None:
-    autoscaler = _child(stack, "ClusterAutoscalerPolicy/Resource")
+    autoscaler = descendant(stack, "ClusterAutoscalerPolicy/Resource")
     ledger.acknowledge(
         autoscaler,
         "AwsSolutions-IAM5[Resource::*]",
@@ -282,7 +266,7 @@ def _cluster_autoscaler(stack: EksStack, ledger: Ledger) -> None:
 
 def _karpenter(stack: EksStack, ledger: Ledger, eks_requires: str) -> None:
     for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
-        ledger.acknowledge(_child(stack, "Karpenter/NodeRole/Resource"), _aws_managed(policy), eks_requires)
+        ledger.acknowledge(descendant(stack, "Karpenter/NodeRole/Resource"), _aws_managed(policy), eks_requires)
     upstream = (
         "Karpenter's own controller policy (its v1.14.1 getting-started template), for this cluster and without "
         "the instance-profile actions it needs only when it manages profiles itself. Instances, volumes, "
@@ -306,7 +290,9 @@ def _karpenter(stack: EksStack, ledger: Ledger, eks_requires: str) -> None:
     )
     for resource in _wildcard_resources(document):
         ledger.acknowledge(
-            _child(stack, "Karpenter/ControllerPolicy/Resource"), f"AwsSolutions-IAM5[Resource::{resource}]", upstream
+            descendant(stack, "Karpenter/ControllerPolicy/Resource"),
+            f"AwsSolutions-IAM5[Resource::{resource}]",
+            upstream,
         )
 
 
@@ -335,14 +321,14 @@ def _alb_controller(stack: EksStack, ledger: Ledger) -> None:
     # are pseudo parameters in the template (never literals), so the ids hold for any account and region.
     policy = alb_controller_policy(region="<AWS::Region>", account="<AWS::AccountId>")
     for resource in _wildcard_resources(policy):
-        ledger.acknowledge(_child(stack, alb), f"AwsSolutions-IAM5[Resource::{resource}]", upstream)
+        ledger.acknowledge(descendant(stack, alb), f"AwsSolutions-IAM5[Resource::{resource}]", upstream)
     inline = (
         "aws_eks_v2.AlbController attaches the controller's policy to its service-account role with "
         "addToPrincipalPolicy, which CDK renders as the role's default inline policy; the role serves only "
         "kube-system/aws-load-balancer-controller."
     )
     for pack in _COMPLIANCE_PACKS:
-        ledger.acknowledge(_child(stack, alb), f"{pack}-IAMNoInlinePolicy", inline)
+        ledger.acknowledge(descendant(stack, alb), f"{pack}-IAMNoInlinePolicy", inline)
 
 
 def acknowledge_cache(stack: CacheStack, ledger: Ledger, *, retained: bool) -> None:
@@ -400,14 +386,14 @@ def _database(stack: DatabaseStack, ledger: Ledger) -> None:
 
 def _database_users(stack: DatabaseStack, ledger: Ledger) -> None:
     ledger.acknowledge(
-        _child(stack, "Users/Role/Resource"),
+        descendant(stack, "Users/Role/Resource"),
         _aws_managed("service-role/AWSLambdaVPCAccessExecutionRole"),
         "The function runs in the VPC's private subnets; AWS's managed policy is the documented set of network "
         "interface and log permissions a Lambda function in a VPC needs. Its own permissions are a separate "
         "managed policy: the Data API on this cluster, the master secret and its key through Secrets Manager.",
     )
     _deploy_time_function(
-        _child(stack, "Users/Function/Resource"),
+        descendant(stack, "Users/Function/Resource"),
         ledger,
         "The database users function: CloudFormation invokes it only when the database stack is deployed, to "
         "create a service's PostgreSQL role and schema (ADR 0009).",
@@ -424,12 +410,12 @@ def _writer_away(stack: DatabaseStack, ledger: Ledger) -> None:
         f"0011). It resumes when database.writer_region is set back to {home} after switching back (docs/regions.md, "
         "'Switchover and failover'); the password stays valid meanwhile."
     )
-    secret = _child(stack, "Cluster/Secret/Resource")
+    secret = descendant(stack, "Cluster/Secret/Resource")
     ledger.acknowledge(secret, "AwsSolutions-SMG4", paused)
     for pack in ("NIST.800.53.R5", "HIPAA.Security"):
         ledger.acknowledge(secret, f"{pack}-SecretsManagerRotationEnabled", paused)
     ledger.acknowledge(
-        _child(stack, "Users/Policy/Resource"),
+        descendant(stack, "Users/Policy/Resource"),
         f"AwsSolutions-IAM5[Resource::arn:aws:kms:{writer}:<AWS::AccountId>:key/*]",
         f"kms:Decrypt of the master secret's copy in {writer} only through Secrets Manager there "
         "(kms:ViaService) and only with the key whose alias is the one the environment's network stack in "
@@ -445,7 +431,7 @@ def _database_protection(stack: DatabaseStack, ledger: Ledger) -> None:
             "`cdk destroy` must remove the database with the rest. Production sets deletion protection, a "
             "snapshot on delete and termination protection; the settings refuse to turn them off there."
         )
-        cluster = _child(stack, "Cluster/Resource")
+        cluster = descendant(stack, "Cluster/Resource")
         ledger.acknowledge(cluster, "AwsSolutions-RDS10", destroyable)
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
             ledger.acknowledge(cluster, f"{pack}-RDSInstanceDeletionProtectionEnabled", destroyable)
@@ -459,7 +445,7 @@ def _database_protection(stack: DatabaseStack, ledger: Ledger) -> None:
         )
     if stack.backup_plan is not None:
         ledger.acknowledge(
-            _child(stack, "BackupPlan/Cluster/Role/Resource"),
+            descendant(stack, "BackupPlan/Cluster/Role/Resource"),
             _aws_managed("service-role/AWSBackupServiceRolePolicyForBackup"),
             "AWS Backup's own service-role policy for taking and copying snapshots of the selected resources; "
             "AWS keeps it in step with the services AWS Backup supports. Only the Aurora cluster is selected.",

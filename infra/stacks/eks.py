@@ -14,7 +14,7 @@ from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from infra.config.helm_values import layered_values
 from infra.config.settings import EksSettings, ObservabilitySettings, SettingsError, support_dates
@@ -26,6 +26,7 @@ from infra.constructs.pod_identity import POD_IDENTITY_AGENT_ADDON, POD_IDENTITY
 from infra.constructs.removal import kept_if
 from infra.constructs.resource_tags_for_telemetry import LOAD_BALANCER_TAG, ResourceTagsForTelemetry
 from infra.constructs.service_log_group import ServiceLogGroup
+from infra.constructs.tree import descendant
 from infra.stacks.base import PlatformStack
 from infra.stacks.eks_addons import (
     ALB_CONTROLLER,
@@ -85,13 +86,6 @@ def _narrow(arn: str, region: str, account: str) -> str:
     if len(parts) == 6 and parts[3] == "*" and parts[4] == "*":
         parts[3], parts[4] = region, account
     return ":".join(parts)
-
-
-def _descendant(scope: IConstruct, path: str) -> IConstruct:
-    """The construct at ``path`` (ids joined by "/") under ``scope``."""
-    for construct_id in path.split("/"):
-        scope = scope.node.find_child(construct_id)
-    return scope
 
 
 def kubectl_layer(scope: Construct, kubernetes_version: str) -> lambda_.ILayerVersion:
@@ -282,7 +276,7 @@ class EksStack(PlatformStack):
             log_group_name="/aws/lambda/*",
         )
         for path in self.KUBECTL_PROVIDER_LOG_GROUPS:
-            group = cast(logs.CfnLogGroup, _descendant(provider, path))
+            group = cast(logs.CfnLogGroup, descendant(provider, path))
             group.kms_key_id = key.key_arn
             group.retention_in_days = retention_days
             group.apply_removal_policy(kept_if(retain))
