@@ -126,18 +126,18 @@ def _media_type(manifest: str) -> str:
     return str(json.loads(manifest).get("mediaType", "application/vnd.oci.image.manifest.v1+json"))
 
 
-def digest_of(repository: Repository, tag: str) -> str:
-    image = repository.describe(imageTag=tag)
-    if image is None:
-        raise DeliveryError(f"{repository.uri}:{tag} does not exist; build it first (build-image)")
-    return str(image["imageDigest"])
-
-
 def pushed(repository: Repository, tag: str) -> str | None:
     """The digest ``tag`` names, if it was pushed: a build run again for its commit (its scan gate failed or
     timed out) reuses it, since tags are immutable and a rebuild's digest would differ anyway."""
     image = repository.describe(imageTag=tag)
     return None if image is None else str(image["imageDigest"])
+
+
+def digest_of(repository: Repository, tag: str) -> str:
+    digest = pushed(repository, tag)
+    if digest is None:
+        raise DeliveryError(f"{repository.uri}:{tag} does not exist; build it first (build-image)")
+    return digest
 
 
 def running(repository: Repository) -> dict[str, Any] | None:

@@ -343,9 +343,21 @@ def test_the_image_holds_the_rds_ca_bundle_where_the_services_read_it() -> None:
 # --- Against the real servers -------------------------------------------------------------------
 
 
+def _database_env(pg: Postgres, user: str) -> dict[str, str]:
+    """The platform's ConfigMap for ``user`` against the local PostgreSQL (a password, no TLS)."""
+    return {
+        "AWS_REGION": "us-east-1",
+        "DATABASE_HOST": "127.0.0.1",
+        "DATABASE_PORT": str(pg.port),
+        "DATABASE_NAME": "app",
+        "DATABASE_USER": user,
+        "DATABASE_AUTH": "password",
+        "DATABASE_SSLMODE": "disable",
+    }
+
+
 def _local_database(pg: Postgres, user: str) -> DatabaseConfig:
-    env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": str(pg.port), "DATABASE_NAME": "app", "DATABASE_USER": user}
-    return DatabaseConfig.from_env(Env({**env, "DATABASE_AUTH": "password", "DATABASE_SSLMODE": "disable"}))
+    return DatabaseConfig.from_env(Env(_database_env(pg, user)))
 
 
 def test_migrations_run_once_as_the_services_own_user_in_its_own_schema(pg: Postgres, tmp_path: Path) -> None:
@@ -560,13 +572,7 @@ def running(service: str, env: dict[str, str]) -> Iterator[Running]:
 def _api_env(pg: Postgres, vk: Valkey, service: str = "api") -> dict[str, str]:
     platform_user(pg, service)
     return {
-        "AWS_REGION": "us-east-1",
-        "DATABASE_HOST": "127.0.0.1",
-        "DATABASE_PORT": str(pg.port),
-        "DATABASE_NAME": "app",
-        "DATABASE_USER": service,
-        "DATABASE_AUTH": "password",
-        "DATABASE_SSLMODE": "disable",
+        **_database_env(pg, service),
         "CACHE_HOST": "127.0.0.1",
         "CACHE_PORT": str(vk.port),
         "CACHE_USER": cache_user(vk, service, "local-password"),
@@ -652,16 +658,7 @@ def test_web_calls_the_api_through_its_cluster_service_and_says_when_it_does_not
 @_needs("worker")
 def test_the_worker_runs_queued_jobs_and_retries_failed_ones(pg: Postgres) -> None:
     platform_user(pg, "worker")
-    env = {
-        "AWS_REGION": "us-east-1",
-        "DATABASE_HOST": "127.0.0.1",
-        "DATABASE_PORT": str(pg.port),
-        "DATABASE_NAME": "app",
-        "DATABASE_USER": "worker",
-        "DATABASE_AUTH": "password",
-        "DATABASE_SSLMODE": "disable",
-        "WORKER_POLL_SECONDS": "0.1",
-    }
+    env = {**_database_env(pg, "worker"), "WORKER_POLL_SECONDS": "0.1"}
     with running("worker", env) as worker:
         assert request("GET", worker.url("/readyz"))[0] == 200
         assert request("GET", worker.url("/healthz"))[0] == 200  # its loop turns
@@ -689,17 +686,7 @@ def test_a_worker_whose_job_loop_stops_turning_fails_liveness_and_is_restarted(p
     """A job hung on a dead connection (after a failover, say) keeps the loop's thread alive but still: past
     WORKER_STUCK_SECONDS without a turn, /healthz fails and the kubelet restarts the container."""
     platform_user(pg, "stuck")
-    env = {
-        "AWS_REGION": "us-east-1",
-        "DATABASE_HOST": "127.0.0.1",
-        "DATABASE_PORT": str(pg.port),
-        "DATABASE_NAME": "app",
-        "DATABASE_USER": "stuck",
-        "DATABASE_AUTH": "password",
-        "DATABASE_SSLMODE": "disable",
-        "WORKER_POLL_SECONDS": "5",
-        "WORKER_STUCK_SECONDS": "1",
-    }
+    env = {**_database_env(pg, "stuck"), "WORKER_POLL_SECONDS": "5", "WORKER_STUCK_SECONDS": "1"}
     with running("worker", env) as worker:
         assert request("GET", worker.url("/healthz"))[0] == 200  # it has just turned
         time.sleep(1.5)  # a turn every 5 s: past the 1 s allowed

@@ -36,7 +36,7 @@ log = logging.getLogger("servicekit.http")
 # Requests in flight may take this long after SIGTERM; with the chart's 15-second preStop pause, inside
 # its terminationGracePeriodSeconds of 45.
 SHUTDOWN_SECONDS = 20
-# The Application Load Balancer's connection idle timeout, which the chart's ingress leaves at its default.
+# The Application Load Balancer's connection idle timeout, which the chart's ingress pins (its default).
 LOAD_BALANCER_IDLE_SECONDS = 60
 
 
@@ -53,14 +53,20 @@ class Lifecycle:
     stopping: bool = False
 
 
+async def _failures(checks: dict[str, Callable[[], None]]) -> dict[str, str]:
+    """Each check that raised, by name, with what it raised."""
+    failed: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await run_in_threadpool(check)
+        except Exception as error:
+            failed[name] = f"{type(error).__name__}: {error}"
+    return failed
+
+
 def build_app(routes: Sequence[BaseRoute], lifecycle: Lifecycle) -> Starlette:
     async def healthz(request: Request) -> Response:
-        failed: dict[str, str] = {}
-        for name, check in lifecycle.liveness.items():
-            try:
-                check()
-            except Exception as error:
-                failed[name] = f"{type(error).__name__}: {error}"
+        failed = await _failures(lifecycle.liveness)
         if failed:
             log.error("not alive", extra={"failed": ", ".join(sorted(failed))})
             return JSONResponse({"status": "failing", "failed": failed}, status_code=503)
@@ -69,12 +75,7 @@ def build_app(routes: Sequence[BaseRoute], lifecycle: Lifecycle) -> Starlette:
     async def readyz(request: Request) -> Response:
         if lifecycle.stopping:
             return JSONResponse({"status": "stopping"}, status_code=503)
-        failed: dict[str, str] = {}
-        for name, check in lifecycle.checks.items():
-            try:
-                await run_in_threadpool(check)
-            except Exception as error:
-                failed[name] = f"{type(error).__name__}: {error}"
+        failed = await _failures(lifecycle.checks)
         if failed:
             log.warning("not ready", extra={"failed": ", ".join(sorted(failed))})
             return JSONResponse({"status": "unready", "failed": failed}, status_code=503)

@@ -58,7 +58,7 @@ def migrate(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        done = _recorded(conn)
         applied = []
         for path in files:
             if path.name in done:
@@ -73,6 +73,11 @@ def migrate(
         conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_key,))
 
 
+def _recorded(conn: psycopg.Connection[Any]) -> set[str]:
+    """The names ``schema_migrations`` lists (applied here, or by the writer's region and replicated)."""
+    return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+
+
 def _wait_for_the_writer(
     conn: psycopg.Connection[Any], names: list[str], wait_seconds: float, sleep: Callable[[float], object]
 ) -> None:
@@ -81,7 +86,7 @@ def _wait_for_the_writer(
     missing = set(names)
     for _ in range(max(1, int(wait_seconds // 5))):
         try:
-            missing = set(names) - {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+            missing = set(names) - _recorded(conn)
         except psycopg.errors.UndefinedTable:
             missing = set(names)
         if not missing:
